@@ -1,0 +1,591 @@
+//! Outbound HTTP: the host sends every request on the plugin's behalf.
+//!
+//! Build a [`Request`], [`send`](Request::send) it (or several at once with
+//! [`send_all`]) and read the [`Response`]. The host joins relative URLs to the
+//! connection's base URL, checks its policy, adds credentials and enforces its
+//! limits; a status outside 2xx is still a response
+//! ([`Response::error_for_status`] turns it into a [`StepError`]).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::StepError;
+use crate::__private::bindings::courier::plugin::{outbound, types as wit};
+
+pub use wit::{FormPart, Method, RetryPolicy, TimeoutPhase};
+/// Why the host sent no response: the cases of the WIT `send-error`, each with
+/// a message that never contains a secret. Read it through [`SendError::reason`].
+pub use wit::SendError as SendReason;
+
+/// An outbound request, built step by step and sent by the host.
+///
+/// Redirects are followed by default; no body, no timeout of its own (the
+/// host's default applies), no retries.
+#[derive(Debug, Clone)]
+pub struct Request {
+    inner: wit::Request,
+    /// Set when a body could not be built; `send` then fails with `invalid-request`.
+    body_error: Option<String>,
+}
+
+impl Request {
+    /// A request with `method` to `url`: absolute `http(s)://…`, or a path
+    /// relative to the base URL of the request's [`connection`](Self::connection).
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Self {
+            inner: wit::Request {
+                method,
+                url: url.into(),
+                query: Vec::new(),
+                headers: Vec::new(),
+                body: wit::Body::None,
+                connection: None,
+                timeout_ms: None,
+                follow_redirects: true,
+                retry: None,
+                idempotency_key: None,
+            },
+            body_error: None,
+        }
+    }
+
+    /// A `GET` request.
+    pub fn get(url: impl Into<String>) -> Self {
+        Self::new(Method::Get, url)
+    }
+
+    /// A `POST` request.
+    pub fn post(url: impl Into<String>) -> Self {
+        Self::new(Method::Post, url)
+    }
+
+    /// A `PUT` request.
+    pub fn put(url: impl Into<String>) -> Self {
+        Self::new(Method::Put, url)
+    }
+
+    /// A `PATCH` request.
+    pub fn patch(url: impl Into<String>) -> Self {
+        Self::new(Method::Patch, url)
+    }
+
+    /// A `DELETE` request.
+    pub fn delete(url: impl Into<String>) -> Self {
+        Self::new(Method::Delete, url)
+    }
+
+    /// A `HEAD` request.
+    pub fn head(url: impl Into<String>) -> Self {
+        Self::new(Method::Head, url)
+    }
+
+    /// An `OPTIONS` request.
+    pub fn options(url: impl Into<String>) -> Self {
+        Self::new(Method::Options, url)
+    }
+
+    /// Appends a query pair; the host percent-encodes it. Repeated names are kept.
+    pub fn query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner.query.push((name.into(), value.into()));
+        self
+    }
+
+    /// Appends a header. Names the host owns (`Authorization`, `Cookie`,
+    /// `Host`, …) make the request fail with `invalid-request`.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.inner.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// A JSON body (`application/json`). If `value` cannot be serialized,
+    /// sending fails with `invalid-request`.
+    pub fn json(self, value: &impl Serialize) -> Self {
+        let body = serde_json::to_string(value)
+            .map(wit::Body::Json)
+            .map_err(|error| format!("the JSON body cannot be serialized: {error}"));
+        self.body(body)
+    }
+
+    /// A body that is already JSON text (`application/json`); the host
+    /// rejects text that is not JSON.
+    pub fn json_text(self, json: impl Into<String>) -> Self {
+        self.body(Ok(wit::Body::Json(json.into())))
+    }
+
+    /// An `application/x-www-form-urlencoded` body; order and repeated names are kept.
+    pub fn form<K, V>(self, pairs: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let pairs = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        self.body(Ok(wit::Body::Form(pairs)))
+    }
+
+    /// A `text/plain; charset=utf-8` body.
+    pub fn text(self, text: impl Into<String>) -> Self {
+        self.body(Ok(wit::Body::Text(text.into())))
+    }
+
+    /// An `application/xml` body.
+    pub fn xml(self, xml: impl Into<String>) -> Self {
+        self.body(Ok(wit::Body::Xml(xml.into())))
+    }
+
+    /// Raw bytes sent under `content_type`.
+    pub fn bytes(self, content_type: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        let raw = wit::RawBody { content_type: content_type.into(), data: data.into() };
+        self.body(Ok(wit::Body::Bytes(raw)))
+    }
+
+    /// A `multipart/form-data` body.
+    pub fn multipart(self, parts: impl IntoIterator<Item = FormPart>) -> Self {
+        self.body(Ok(wit::Body::Multipart(parts.into_iter().collect())))
+    }
+
+    /// A GraphQL operation, sent as a JSON POST body. `variables` must be a
+    /// JSON object.
+    pub fn graphql(
+        self,
+        query: impl Into<String>,
+        variables: Option<Value>,
+        operation_name: Option<&str>,
+    ) -> Self {
+        let operation = wit::GraphqlRequest {
+            query: query.into(),
+            variables: variables.map(|variables| variables.to_string()),
+            operation_name: operation_name.map(str::to_owned),
+        };
+        self.body(Ok(wit::Body::Graphql(operation)))
+    }
+
+    /// The declared connection whose base URL and credentials apply; the step
+    /// must have bound it (see [`bound_connections`]).
+    pub fn connection(mut self, name: impl Into<String>) -> Self {
+        self.inner.connection = Some(name.into());
+        self
+    }
+
+    /// Total time allowed for the request; the host caps it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.inner.timeout_ms = Some(millis(timeout));
+        self
+    }
+
+    /// Whether to follow 3xx redirects (default `true`); each hop is checked
+    /// by the host's policy again.
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.inner.follow_redirects = follow;
+        self
+    }
+
+    /// Retries on failure as `policy` says.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.inner.retry = Some(policy);
+        self
+    }
+
+    /// Sent as `Idempotency-Key`; also makes a non-idempotent request retryable.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.inner.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sends the request and waits for the response.
+    pub fn send(self) -> Result<Response, SendError> {
+        let request = self.into_wit()?;
+        outbound::send(&request).map(Response).map_err(SendError)
+    }
+
+    fn body(mut self, body: Result<wit::Body, String>) -> Self {
+        match body {
+            Ok(body) => {
+                self.inner.body = body;
+                self.body_error = None;
+            }
+            Err(error) => self.body_error = Some(error),
+        }
+        self
+    }
+
+    fn into_wit(self) -> Result<wit::Request, SendError> {
+        match self.body_error {
+            Some(error) => Err(SendError(SendReason::InvalidRequest(error))),
+            None => Ok(self.inner),
+        }
+    }
+}
+
+/// Sends `requests` concurrently (within the step's limit) and returns one
+/// result per request, in order. One failure does not cancel the others.
+pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
+    let mut to_send = Vec::with_capacity(requests.len());
+    // `None` marks a request handed to the host; its result comes back in order.
+    let slots: Vec<Option<SendError>> = requests
+        .into_iter()
+        .map(|request| match request.into_wit() {
+            Ok(request) => {
+                to_send.push(request);
+                None
+            }
+            Err(error) => Some(error),
+        })
+        .collect();
+    let mut sent = if to_send.is_empty() { Vec::new() } else { outbound::send_all(&to_send) }
+        .into_iter();
+    slots
+        .into_iter()
+        .map(|slot| match slot {
+            Some(error) => Err(error),
+            None => match sent.next() {
+                Some(result) => result.map(Response).map_err(SendError),
+                None => Err(SendError(SendReason::Other(
+                    "the host returned fewer results than requests".to_owned(),
+                ))),
+            },
+        })
+        .collect()
+}
+
+/// Names of the plugin's connections that the running step has bound. A
+/// request on a connection that is not bound fails with `credential`.
+pub fn bound_connections() -> Vec<String> {
+    outbound::bound_connections()
+}
+
+fn millis(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// The response the host received, already scrubbed of every secret it added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response(wit::Response);
+
+impl Response {
+    /// A response as the host would hand it back; for a plugin's own tests.
+    pub fn new(
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        final_url: impl Into<String>,
+    ) -> Self {
+        Self(wit::Response { status, headers, body, final_url: final_url.into() })
+    }
+
+    /// The final status code.
+    pub fn status(&self) -> u16 {
+        self.0.status
+    }
+
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.0.status)
+    }
+
+    /// The headers, in the order received.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.0.headers
+    }
+
+    /// The first header named `name` (compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.0
+            .headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The body, decoded from any content encoding.
+    pub fn body(&self) -> &[u8] {
+        &self.0.body
+    }
+
+    /// Takes the body.
+    pub fn into_body(self) -> Vec<u8> {
+        self.0.body
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<String, StepError> {
+        String::from_utf8(self.0.body.clone())
+            .map_err(|error| StepError::failed(format!("the response body is not UTF-8: {error}")))
+    }
+
+    /// The body parsed as JSON into `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, StepError> {
+        serde_json::from_slice(&self.0.body).map_err(|error| {
+            StepError::failed(format!("the response body is not the expected JSON: {error}"))
+        })
+    }
+
+    /// The URL that answered, after redirects.
+    pub fn final_url(&self) -> &str {
+        &self.0.final_url
+    }
+
+    /// The response itself if its status is 2xx, else
+    /// [`StepError::Http`] without output.
+    pub fn error_for_status(self) -> Result<Self, StepError> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(StepError::http(self.0.status, format!("upstream answered {}", self.0.status)))
+        }
+    }
+}
+
+/// Why the host sent no response (the WIT `send-error`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendError(SendReason);
+
+impl SendError {
+    /// The case and its message.
+    pub fn reason(&self) -> &SendReason {
+        &self.0
+    }
+
+    /// Takes the case and its message.
+    pub fn into_reason(self) -> SendReason {
+        self.0
+    }
+}
+
+impl From<SendReason> for SendError {
+    fn from(reason: SendReason) -> Self {
+        Self(reason)
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (kind, message) = match &self.0 {
+            SendReason::Timeout(phase) => return write!(f, "timed out ({phase})"),
+            SendReason::Denied(message) => ("denied", message),
+            SendReason::Dns(message) => ("DNS", message),
+            SendReason::Connect(message) => ("connect", message),
+            SendReason::Tls(message) => ("TLS", message),
+            SendReason::TooLarge(message) => ("too large", message),
+            SendReason::Protocol(message) => ("protocol", message),
+            SendReason::InvalidRequest(message) => ("invalid request", message),
+            SendReason::Credential(message) => ("credential", message),
+            SendReason::Limit(message) => ("limit", message),
+            SendReason::CircuitOpen(message) => ("circuit open", message),
+            SendReason::Other(message) => ("other", message),
+        };
+        write!(f, "{kind}: {message}")
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl fmt::Display for TimeoutPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connect",
+            Self::TlsHandshake => "TLS handshake",
+            Self::FirstByte => "first byte",
+            Self::Total => "total",
+            Self::StepDeadline => "step deadline",
+        })
+    }
+}
+
+impl Method {
+    /// The method's name, upper case.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A method name that is none of [`Method`]'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownMethod(pub String);
+
+impl fmt::Display for UnknownMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown HTTP method `{}` (expected GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownMethod {}
+
+impl FromStr for Method {
+    type Err = UnknownMethod;
+
+    /// Parses a method name, ignoring case.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [
+            Self::Get,
+            Self::Head,
+            Self::Post,
+            Self::Put,
+            Self::Patch,
+            Self::Delete,
+            Self::Options,
+        ]
+        .into_iter()
+        .find(|method| method.as_str().eq_ignore_ascii_case(name))
+        .ok_or_else(|| UnknownMethod(name.to_owned()))
+    }
+}
+
+impl FormPart {
+    /// A text field.
+    pub fn text(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self { name: name.into(), filename: None, content_type: None, data: value.into().into() }
+    }
+
+    /// A file part (`application/octet-stream` unless [`content_type`](Self::content_type) says otherwise).
+    pub fn file(
+        name: impl Into<String>,
+        filename: impl Into<String>,
+        data: impl Into<Vec<u8>>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            filename: Some(filename.into()),
+            content_type: None,
+            data: data.into(),
+        }
+    }
+
+    /// Sets the part's content type.
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+}
+
+impl RetryPolicy {
+    /// Up to `max_attempts` attempts in all (the first included), with a
+    /// backoff from 200 ms up to 5 s, retrying statuses 429, 502, 503 and 504.
+    pub fn attempts(max_attempts: u32) -> Self {
+        Self {
+            max_attempts,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 5_000,
+            retry_on_status: vec![429, 502, 503, 504],
+        }
+    }
+
+    /// The first delay (doubled each time, with jitter) and the longest one.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff_ms = millis(initial);
+        self.max_backoff_ms = millis(max);
+        self
+    }
+
+    /// The response statuses that are retried.
+    pub fn on_status(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        self.retry_on_status = statuses.into_iter().collect();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Response::new(status, headers, body.as_bytes().to_vec(), "https://example.test/x")
+    }
+
+    #[test]
+    fn header_lookup_ignores_case_and_returns_the_first() {
+        let response = response(200, &[("Content-Type", "a"), ("content-type", "b")], "");
+        assert_eq!(response.header("CONTENT-TYPE"), Some("a"));
+        assert_eq!(response.header("x-missing"), None);
+    }
+
+    #[test]
+    fn body_as_text_and_json() {
+        let ok = response(200, &[], r#"{"id":"cus_1"}"#);
+        assert_eq!(ok.text().unwrap(), r#"{"id":"cus_1"}"#);
+        assert_eq!(ok.json::<Value>().unwrap()["id"], "cus_1");
+        assert!(matches!(ok.json::<Vec<u8>>(), Err(StepError::Failed(_))));
+        let binary = Response(wit::Response { body: vec![0xff], ..ok.0.clone() });
+        assert!(matches!(binary.text(), Err(StepError::Failed(_))));
+    }
+
+    #[test]
+    fn error_for_status_keeps_2xx_only() {
+        assert!(response(204, &[], "").error_for_status().is_ok());
+        assert_eq!(
+            response(404, &[], "").error_for_status().unwrap_err(),
+            StepError::Http { status: 404, message: "upstream answered 404".into(), output: None }
+        );
+    }
+
+    #[test]
+    fn builder_fills_the_wit_request() {
+        let request = Request::post("/v1/customers")
+            .query("a", "1")
+            .query("a", "2")
+            .header("X-Trace", "t")
+            .form([("email", "a@example.test")])
+            .connection("stripe")
+            .timeout(Duration::from_millis(1500))
+            .follow_redirects(false)
+            .idempotency_key("k")
+            .into_wit()
+            .unwrap();
+        assert_eq!(request.method, Method::Post);
+        assert_eq!(request.query, [("a".into(), "1".into()), ("a".into(), "2".into())]);
+        assert_eq!(request.body, wit::Body::Form(vec![("email".into(), "a@example.test".into())]));
+        assert_eq!(request.connection.as_deref(), Some("stripe"));
+        assert_eq!(request.timeout_ms, Some(1500));
+        assert!(!request.follow_redirects);
+        assert_eq!(request.idempotency_key.as_deref(), Some("k"));
+        assert!(Request::get("https://x.test").into_wit().unwrap().follow_redirects);
+    }
+
+    #[test]
+    fn unserializable_json_body_fails_as_invalid_request() {
+        let map = std::collections::BTreeMap::from([((1, 2), 3)]);
+        let error = Request::post("https://x.test").json(&map).into_wit().unwrap_err();
+        assert!(matches!(error.reason(), SendReason::InvalidRequest(m) if m.contains("JSON body")));
+        let fixed = Request::post("https://x.test").json(&map).text("ok").into_wit().unwrap();
+        assert_eq!(fixed.body, wit::Body::Text("ok".into()));
+    }
+
+    #[test]
+    fn methods_parse_ignoring_case() {
+        assert_eq!("patch".parse::<Method>().unwrap(), Method::Patch);
+        assert_eq!("OPTIONS".parse::<Method>().unwrap().to_string(), "OPTIONS");
+        assert_eq!("BREW".parse::<Method>().unwrap_err(), UnknownMethod("BREW".into()));
+    }
+
+    #[test]
+    fn send_error_display() {
+        assert_eq!(SendError(SendReason::Denied("x".into())).to_string(), "denied: x");
+        assert_eq!(
+            SendError(SendReason::Timeout(TimeoutPhase::StepDeadline)).to_string(),
+            "timed out (step deadline)"
+        );
+    }
+}

@@ -1,0 +1,148 @@
+//! Write Courier integration plugins in Rust.
+//!
+//! A plugin is a WebAssembly component of the `courier:plugin/plugin` world. It
+//! declares what it offers in a [`Plugin`] (its calls, the hosts it may reach and
+//! the connections it needs) and talks to the outside only through the host:
+//! [`Request`] describes a request, the host sends it, adds the credentials of
+//! the named connection and hands back a [`Response`]. A plugin never sees a
+//! secret.
+//!
+//! ```no_run
+//! use courier_sdk::prelude::*;
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Input { email: String }
+//!
+//! #[derive(Serialize, Deserialize, JsonSchema)]
+//! struct Output { id: String }
+//!
+//! fn create_customer(input: Input) -> Result<Output, StepError> {
+//!     let response = Request::post("/v1/customers")
+//!         .connection("stripe")
+//!         .form([("email", input.email)])
+//!         .send()?
+//!         .error_for_status()?;
+//!     response.json()
+//! }
+//!
+//! fn plugin() -> Plugin {
+//!     Plugin::new("stripe", env!("CARGO_PKG_VERSION"))
+//!         .description("Stripe payments")
+//!         .allow_host("https://api.stripe.com")
+//!         .connection(
+//!             Connection::new("stripe")
+//!                 .base_url("https://api.stripe.com")
+//!                 .auth(Auth::Bearer),
+//!         )
+//!         .call(Call::action("create_customer", create_customer).title("Create customer"))
+//! }
+//!
+//! courier_sdk::export!(plugin);
+//! ```
+//!
+//! A plugin crate is a `cdylib` that depends on `courier-sdk` and `serde` (the
+//! serde derives need the `serde` crate by name; the schemars derive works
+//! through the prelude). Build it with `courier build`.
+
+// The bindings' runtime path is spelled `courier_sdk::…` so that it also
+// resolves in plugin crates, where the export macro expands.
+extern crate self as courier_sdk;
+
+mod errors;
+pub mod http;
+pub mod log;
+mod plugin;
+
+pub use errors::StepError;
+pub use http::{Request, Response, SendError, bound_connections, send_all};
+pub use plugin::{
+    ApiKeyScheme, Auth, Call, CallKind, ClientAuth, Connection, Jwt, JwtAlgorithm, KeyLocation,
+    OAuth2, PlacementTarget, Plugin, SecretPlacement,
+};
+pub use schemars;
+pub use serde;
+pub use serde_json;
+pub use serde_json::{Value, json};
+
+/// Everything a plugin usually needs: `use courier_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::http::{FormPart, Method, RetryPolicy, SendReason, TimeoutPhase};
+    pub use crate::{
+        ApiKeyScheme, Auth, Call, CallKind, ClientAuth, Connection, Jwt, JwtAlgorithm,
+        KeyLocation, OAuth2, PlacementTarget, Plugin, Request, Response, SecretPlacement,
+        SendError, StepError, Value, bound_connections, json, schemars, send_all, serde_json,
+    };
+    pub use crate::{debug, error, info, trace, warn};
+    pub use schemars::JsonSchema;
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Declares the plugin's entry point: `courier_sdk::export!(plugin);` where
+/// `plugin` is a `fn() -> Plugin`.
+///
+/// The function runs once per `describe` and once per `invoke` (each step runs
+/// in a fresh instance), so it should only build the [`Plugin`] value. JSON
+/// Schemas are generated in `describe` only.
+#[macro_export]
+macro_rules! export {
+    ($plugin:path) => {
+        #[allow(unsafe_code)]
+        const _: () = {
+            struct CourierPlugin;
+
+            impl $crate::__private::Guest for CourierPlugin {
+                fn describe() -> $crate::__private::Manifest {
+                    $crate::__private::describe($plugin)
+                }
+
+                fn invoke(
+                    call: ::std::string::String,
+                    input: ::std::string::String,
+                ) -> ::core::result::Result<::std::string::String, $crate::__private::WitStepError>
+                {
+                    $crate::__private::invoke($plugin, &call, &input)
+                }
+            }
+
+            $crate::__private::bindings::__export_plugin!(
+                CourierPlugin with_types_in $crate::__private::bindings
+            );
+        };
+    };
+}
+
+/// Support for [`export!`]; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    /// Raw bindings of the `courier:plugin/plugin` world.
+    #[allow(unsafe_code, missing_docs, clippy::all)]
+    pub mod bindings {
+        wit_bindgen::generate!({
+            world: "plugin",
+            path: "../wit",
+            additional_derives: [PartialEq],
+            pub_export_macro: true,
+            export_macro_name: "__export_plugin",
+            runtime_path: "courier_sdk::__private::wit_bindgen::rt",
+        });
+    }
+
+    pub use bindings::courier::plugin::types::{Manifest, StepError as WitStepError};
+    pub use bindings::exports::courier::plugin::integration::Guest;
+
+    use crate::Plugin;
+
+    /// `integration.describe`: the manifest, with the calls' JSON Schemas.
+    pub fn describe(plugin: fn() -> Plugin) -> Manifest {
+        plugin().manifest()
+    }
+
+    /// `integration.invoke`: runs one call. A panic aborts the instance (the
+    /// host reports a trap); its message goes to the step's log first.
+    pub fn invoke(plugin: fn() -> Plugin, call: &str, input: &str) -> Result<String, WitStepError> {
+        std::panic::set_hook(Box::new(|info| crate::log::error(&info.to_string())));
+        plugin().invoke(call, input).map_err(WitStepError::from)
+    }
+}

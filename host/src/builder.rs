@@ -1,0 +1,496 @@
+//! `courier build`: compiles plugin crates written in Rust to
+//! `wasm32-unknown-unknown` and turns each `cdylib` into a component.
+//!
+//! Two toolchains can build guests. The usual one is a rustup toolchain with
+//! the `wasm32-unknown-unknown` target installed. Where that target cannot be
+//! downloaded, Debian's packages `rustc-web cargo-web rust-web-src lld-22`
+//! provide a second Rust whose cargo builds the standard library for wasm
+//! itself (`-Zbuild-std`) and links with LLVM's `wasm-ld`. The paths of that
+//! toolchain default to `/usr/bin/cargo` and `/usr/bin/rustc`; the environment
+//! variables `COURIER_GUEST_CARGO`, `COURIER_GUEST_RUSTC` and
+//! `COURIER_GUEST_LINKER` override them (the linker is otherwise `wasm-ld`, or
+//! the newest `wasm-ld-NN`, on `PATH`).
+//!
+//! Cargo's compiler output goes to the user's terminal; its JSON messages name
+//! the `.wasm` files built, which are encoded as components with
+//! `wit-component` (the world comes from the custom section the guest's
+//! bindings embed) and written to `<out>/<crate-name>.wasm`.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+use wit_component::ComponentEncoder;
+
+/// The target guests are built for: no WASI, so nothing to grant by accident.
+const TARGET: &str = "wasm32-unknown-unknown";
+
+/// Where the Debian toolchain is installed unless the environment says otherwise.
+const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
+
+/// How to install a toolchain that can build guests.
+const INSTALL_HINT: &str = "install one: `rustup target add wasm32-unknown-unknown`, or on \
+     Debian/Ubuntu `apt-get install rustc-web cargo-web rust-web-src lld-22`";
+
+/// What to build and where to put the components.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// A plugin crate or a guest workspace (the directory holding `Cargo.toml`).
+    /// A workspace builds all of its `cdylib` members.
+    pub path: PathBuf,
+    /// Where the components are written, as `<crate-name>.wasm`. Cargo's own
+    /// build directory is `wasm-build` beside it.
+    pub out_dir: PathBuf,
+}
+
+/// A component written by [`build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltPlugin {
+    /// The crate (package) name.
+    pub name: String,
+    /// The component's path: `<out_dir>/<name>.wasm`.
+    pub component: PathBuf,
+    /// The component's size in bytes.
+    pub size: u64,
+}
+
+/// A Rust toolchain that can build `wasm32-unknown-unknown` guests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Toolchain {
+    /// `cargo` on `PATH`, whose `rustc` (or `$RUSTC`) has the target installed.
+    Rustup,
+    /// Debian's `cargo-web`/`rustc-web`, building the standard library from
+    /// `rust-web-src` and linking with `wasm-ld`.
+    Debian {
+        /// Debian's cargo.
+        cargo: PathBuf,
+        /// Debian's rustc.
+        rustc: PathBuf,
+        /// The `wasm-ld` linker.
+        linker: PathBuf,
+    },
+}
+
+impl fmt::Display for Toolchain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rustup => write!(f, "cargo with the {TARGET} target"),
+            Self::Debian { cargo, rustc, linker } => write!(
+                f,
+                "{} with {} (-Zbuild-std), linked by {}",
+                cargo.display(),
+                rustc.display(),
+                linker.display()
+            ),
+        }
+    }
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Neither toolchain is usable.
+    #[error("no Rust toolchain can build {TARGET} guests ({missing}); {INSTALL_HINT}")]
+    NoToolchain {
+        /// What was missing, route by route.
+        missing: String,
+    },
+    /// The path holds no `Cargo.toml`.
+    #[error("{} holds no Cargo.toml: expected a plugin crate or a guest workspace", path.display())]
+    NotACrate {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A program could not be started.
+    #[error("cannot run {}: {source}", program.display())]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// `cargo build` failed; its diagnostics went to the terminal.
+    #[error("cargo build failed ({status}); see the compiler output above")]
+    Cargo {
+        /// Cargo's exit status.
+        status: ExitStatus,
+    },
+    /// Cargo built no `cdylib`.
+    #[error(
+        "{} built no plugin: a plugin crate needs `[lib] crate-type = [\"cdylib\"]`",
+        path.display()
+    )]
+    NoPlugins {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A module could not be encoded as a component.
+    #[error("{name}: cannot make a component of {}: {reason}", module.display())]
+    Component {
+        /// The crate name.
+        name: String,
+        /// The core module.
+        module: PathBuf,
+        /// What wit-component said.
+        reason: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Finds a toolchain that can build guests: a rustup toolchain with the
+/// target first, else Debian's (see the module documentation).
+pub fn detect_toolchain() -> Result<Toolchain, BuildError> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let rustup_missing = match sysroot(Path::new(&rustc)) {
+        Some(root) if has_target(&root) => return Ok(Toolchain::Rustup),
+        Some(root) => format!("{} has no {TARGET} target", root.display()),
+        None => format!("`{} --print sysroot` failed", rustc.to_string_lossy()),
+    };
+    debian_toolchain(|name| std::env::var_os(name))
+        .map_err(|debian| BuildError::NoToolchain { missing: format!("{rustup_missing}; {debian}") })
+}
+
+/// Builds the plugin crate or every `cdylib` member of the workspace at
+/// `opts.path` in release mode and writes one component per crate to
+/// `opts.out_dir`.
+pub fn build(opts: &BuildOptions) -> Result<Vec<BuiltPlugin>, BuildError> {
+    let manifest = opts.path.join("Cargo.toml");
+    if !manifest.is_file() {
+        return Err(BuildError::NotACrate { path: opts.path.clone() });
+    }
+    let out_dir = std::path::absolute(&opts.out_dir).map_err(io_error(&opts.out_dir))?;
+    let target_dir = out_dir.parent().unwrap_or(&out_dir).join("wasm-build");
+    let toolchain = detect_toolchain()?;
+
+    let mut cargo = toolchain.cargo_build();
+    cargo
+        .args(["--release", "--target", TARGET, "--message-format=json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let output = cargo
+        .output()
+        .map_err(|source| BuildError::Spawn { program: cargo.get_program().into(), source })?;
+    if !output.status.success() {
+        return Err(BuildError::Cargo { status: output.status });
+    }
+
+    let artifacts = cdylib_artifacts(&String::from_utf8_lossy(&output.stdout));
+    if artifacts.is_empty() {
+        return Err(BuildError::NoPlugins { path: opts.path.clone() });
+    }
+    fs::create_dir_all(&out_dir).map_err(io_error(&out_dir))?;
+    artifacts.into_iter().map(|artifact| componentize(artifact, &out_dir)).collect()
+}
+
+impl Toolchain {
+    /// `cargo build` with what this toolchain needs to target wasm.
+    fn cargo_build(&self) -> Command {
+        match self {
+            Self::Rustup => {
+                let mut command = Command::new("cargo");
+                command.arg("build");
+                command
+            }
+            Self::Debian { cargo, rustc, linker } => {
+                let mut command = Command::new(cargo);
+                command
+                    .arg("build")
+                    .arg("-Zbuild-std=std,panic_abort")
+                    // Unstable `-Z` flags on Debian's stable cargo.
+                    .env("RUSTC_BOOTSTRAP", "1")
+                    .env("RUSTC", rustc)
+                    .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER", linker)
+                    // Set by rustup's proxies when courier runs under them;
+                    // meaningless (or misleading) for Debian's cargo.
+                    .env_remove("RUSTUP_TOOLCHAIN")
+                    .env_remove("RUSTDOC");
+                command
+            }
+        }
+    }
+}
+
+/// `rustc --print sysroot`, if `rustc` runs.
+fn sysroot(rustc: &Path) -> Option<PathBuf> {
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())?;
+    let root = String::from_utf8(output.stdout).ok()?;
+    Some(PathBuf::from(root.trim_end()))
+}
+
+/// Whether the sysroot holds the standard library built for [`TARGET`].
+fn has_target(sysroot: &Path) -> bool {
+    sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir()
+}
+
+/// Whether the sysroot holds the standard library's source (for `-Zbuild-std`).
+fn has_library_source(sysroot: &Path) -> bool {
+    sysroot.join("lib/rustlib/src/rust/library/std").is_dir()
+}
+
+/// Debian's toolchain, with paths taken from the environment `var`; the error
+/// lists everything missing.
+fn debian_toolchain(var: impl Fn(&str) -> Option<OsString>) -> Result<Toolchain, String> {
+    let path_of = |name: &str, default: &str| var(name).map_or_else(|| default.into(), PathBuf::from);
+    let cargo = path_of("COURIER_GUEST_CARGO", DEBIAN_CARGO);
+    let rustc = path_of("COURIER_GUEST_RUSTC", DEBIAN_RUSTC);
+    let linker = match var("COURIER_GUEST_LINKER") {
+        Some(linker) => Some(PathBuf::from(linker)),
+        None => var("PATH").and_then(|path| find_linker(&path)),
+    };
+
+    let mut missing = Vec::new();
+    if !cargo.is_file() {
+        missing.push(format!("no {} (cargo-web)", cargo.display()));
+    }
+    match sysroot(&rustc) {
+        None => missing.push(format!("no working {} (rustc-web)", rustc.display())),
+        Some(root) if !has_library_source(&root) => {
+            missing.push(format!("no library source in {} (rust-web-src)", root.display()));
+        }
+        Some(_) => {}
+    }
+    match linker {
+        Some(linker) if missing.is_empty() => Ok(Toolchain::Debian { cargo, rustc, linker }),
+        Some(_) => Err(missing.join(", ")),
+        None => {
+            missing.push("no wasm-ld on PATH (lld-22)".to_owned());
+            Err(missing.join(", "))
+        }
+    }
+}
+
+/// `wasm-ld` on `path`, else the `wasm-ld-NN` with the highest `NN`.
+fn find_linker(path: &OsStr) -> Option<PathBuf> {
+    let dirs: Vec<PathBuf> = std::env::split_paths(path).collect();
+    if let Some(plain) = dirs.iter().map(|dir| dir.join("wasm-ld")).find(|ld| ld.is_file()) {
+        return Some(plain);
+    }
+    dirs.iter()
+        .filter_map(|dir| fs::read_dir(dir).ok())
+        .flatten()
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let version: u32 = entry.file_name().to_str()?.strip_prefix("wasm-ld-")?.parse().ok()?;
+            entry.path().is_file().then(|| (version, entry.path()))
+        })
+        // The newest version; on a tie, the first on `PATH`.
+        .min_by_key(|(version, _)| std::cmp::Reverse(*version))
+        .map(|(_, linker)| linker)
+}
+
+/// A core module cargo built for a `cdylib` crate.
+#[derive(Debug, PartialEq, Eq)]
+struct Artifact {
+    /// The crate's package name.
+    name: String,
+    /// The `.wasm` file.
+    module: PathBuf,
+}
+
+/// The `cdylib` modules named in cargo's JSON messages (lines that are not
+/// JSON, such as a proc macro's prints, are skipped).
+fn cdylib_artifacts(messages: &str) -> Vec<Artifact> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter(|message| {
+            let kinds = message["target"]["kind"].as_array();
+            kinds.is_some_and(|kinds| kinds.iter().any(|kind| kind == "cdylib"))
+        })
+        .filter_map(|message| {
+            let name = package_name(message["package_id"].as_str()?)?;
+            let files = message["filenames"].as_array()?;
+            let module = files.iter().filter_map(|file| file.as_str()).find(|f| f.ends_with(".wasm"))?;
+            Some(Artifact { name: name.to_owned(), module: PathBuf::from(module) })
+        })
+        .collect()
+}
+
+/// The package name in a cargo package ID: `path+file:///dir/name#1.0.0`,
+/// `path+file:///dir#name@1.0.0`, or the older `name 1.0.0 (source)`.
+fn package_name(id: &str) -> Option<&str> {
+    if let Some((name, _)) = id.split_once(' ') {
+        return Some(name);
+    }
+    let (url, fragment) = id.rsplit_once('#')?;
+    match fragment.split_once('@') {
+        Some((name, _)) => Some(name),
+        None => url.split('?').next()?.rsplit('/').next().filter(|name| !name.is_empty()),
+    }
+}
+
+/// Encodes the module as a component and writes `<out_dir>/<name>.wasm`
+/// atomically (a temporary file renamed into place).
+fn componentize(artifact: Artifact, out_dir: &Path) -> Result<BuiltPlugin, BuildError> {
+    let module = fs::read(&artifact.module).map_err(io_error(&artifact.module))?;
+    let component = ComponentEncoder::default()
+        .module(&module)
+        .and_then(|encoder| encoder.validate(true).encode())
+        .map_err(|error| BuildError::Component {
+            name: artifact.name.clone(),
+            module: artifact.module.clone(),
+            reason: format!("{error:#}"),
+        })?;
+    let path = out_dir.join(format!("{}.wasm", artifact.name));
+    let partial = out_dir.join(format!(".{}.wasm.partial", artifact.name));
+    fs::write(&partial, &component).map_err(io_error(&partial))?;
+    fs::rename(&partial, &path).map_err(io_error(&path))?;
+    Ok(BuiltPlugin { name: artifact.name, component: path, size: component.len() as u64 })
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io { path: path.to_owned(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh, empty directory for one test, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(name: &str) -> Self {
+            let dir = std::env::temp_dir()
+                .join(format!("courier-builder-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        fn file(&self, relative: &str) -> PathBuf {
+            let path = self.0.join(relative);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, "").unwrap();
+            path
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn package_names_from_every_id_format() {
+        assert_eq!(package_name("path+file:///work/plugins/http-request#0.1.0"), Some("http-request"));
+        assert_eq!(package_name("path+file:///work/plugins/probe#wasi-probe@0.1.0"), Some("wasi-probe"));
+        assert_eq!(
+            package_name("registry+https://github.com/rust-lang/crates.io-index#serde@1.0.228"),
+            Some("serde")
+        );
+        assert_eq!(
+            package_name("git+https://example.test/repo?branch=main#0.2.0"),
+            Some("repo")
+        );
+        assert_eq!(package_name("misbehave 0.1.0 (path+file:///work/misbehave)"), Some("misbehave"));
+        assert_eq!(package_name("no-fragment"), None);
+    }
+
+    #[test]
+    fn artifacts_are_the_cdylib_wasm_files() {
+        let messages = [
+            r#"{"reason":"compiler-artifact","package_id":"registry+https://github.com/rust-lang/crates.io-index#serde@1.0.228","target":{"kind":["lib"],"name":"serde"},"filenames":["/t/libserde.rlib"]}"#,
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///p/http-request#0.1.0","target":{"kind":["cdylib"],"name":"http_request"},"filenames":["/t/wasm32-unknown-unknown/release/http_request.wasm"],"fresh":true}"#,
+            "a proc macro printed this",
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///p/fixtures/misbehave#0.1.0","target":{"kind":["cdylib","rlib"],"name":"misbehave"},"filenames":["/t/libmisbehave.rlib","/t/misbehave.wasm"]}"#,
+            r#"{"reason":"build-finished","success":true}"#,
+        ]
+        .join("\n");
+        assert_eq!(
+            cdylib_artifacts(&messages),
+            [
+                Artifact {
+                    name: "http-request".into(),
+                    module: "/t/wasm32-unknown-unknown/release/http_request.wasm".into(),
+                },
+                Artifact { name: "misbehave".into(), module: "/t/misbehave.wasm".into() },
+            ]
+        );
+    }
+
+    #[test]
+    fn linker_prefers_plain_wasm_ld_then_the_newest_version() {
+        let scratch = Scratch::new("linker");
+        let path = |dirs: &[&str]| {
+            std::env::join_paths(dirs.iter().map(|dir| scratch.0.join(dir))).unwrap()
+        };
+        scratch.file("a/wasm-ld-19");
+        let newest = scratch.file("b/wasm-ld-22");
+        scratch.file("b/wasm-ld-x");
+        scratch.file("c/wasm-ld-22");
+        assert_eq!(find_linker(&path(&["a", "b", "c"])), Some(newest));
+        let plain = scratch.file("d/wasm-ld");
+        assert_eq!(find_linker(&path(&["a", "b", "d"])), Some(plain));
+        assert_eq!(find_linker(&path(&["missing"])), None);
+    }
+
+    #[test]
+    fn target_and_library_source_are_found_in_the_sysroot() {
+        let scratch = Scratch::new("sysroot");
+        assert!(!has_target(&scratch.0) && !has_library_source(&scratch.0));
+        scratch.file("lib/rustlib/wasm32-unknown-unknown/lib/libstd.rlib");
+        scratch.file("lib/rustlib/src/rust/library/std/Cargo.toml");
+        assert!(has_target(&scratch.0) && has_library_source(&scratch.0));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn debian_toolchain_from_overrides_and_what_is_missing() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let scratch = Scratch::new("debian");
+        let cargo = scratch.file("bin/cargo");
+        let linker = scratch.file("bin/wasm-ld-22");
+        // A stand-in rustc whose sysroot is the scratch directory.
+        let rustc = scratch.0.join("bin/rustc");
+        fs::write(&rustc, format!("#!/bin/sh\necho '{}'\n", scratch.0.display())).unwrap();
+        fs::set_permissions(&rustc, fs::Permissions::from_mode(0o755)).unwrap();
+        let env = |overrides: Vec<(&'static str, OsString)>| {
+            move |name: &str| overrides.iter().find(|(key, _)| *key == name).map(|(_, v)| v.clone())
+        };
+        let bin = scratch.0.join("bin").into_os_string();
+
+        let missing = debian_toolchain(env(vec![
+            ("COURIER_GUEST_CARGO", scratch.0.join("none").into()),
+            ("COURIER_GUEST_RUSTC", rustc.clone().into()),
+            ("PATH", scratch.0.join("empty").into()),
+        ]))
+        .unwrap_err();
+        assert!(missing.contains("(cargo-web)"), "{missing}");
+        assert!(missing.contains("(rust-web-src)"), "{missing}");
+        assert!(missing.contains("(lld-22)"), "{missing}");
+
+        scratch.file("lib/rustlib/src/rust/library/std/Cargo.toml");
+        let found = debian_toolchain(env(vec![
+            ("COURIER_GUEST_CARGO", cargo.clone().into()),
+            ("COURIER_GUEST_RUSTC", rustc.clone().into()),
+            ("PATH", bin),
+        ]));
+        assert_eq!(found, Ok(Toolchain::Debian { cargo, rustc, linker }));
+    }
+}

@@ -1,0 +1,167 @@
+//! The wasmtime engine: pooling allocator, epoch interruption and the on-disk
+//! cache of compiled components.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::limits::Limits;
+
+/// How often the epoch advances; a running plugin yields to the executor at
+/// each tick, which is what lets the step deadline interrupt a busy loop.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Plugin instances that may be alive at once (pool slots).
+const POOL_INSTANCES: u32 = 1000;
+
+/// Builds the engine for these limits.
+pub(crate) fn build_engine(limits: &Limits) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOL_INSTANCES)
+        .total_core_instances(POOL_INSTANCES * 4)
+        .total_memories(POOL_INSTANCES * 2)
+        .total_tables(POOL_INSTANCES * 4)
+        .total_stacks(POOL_INSTANCES)
+        .max_memory_size(limits.memory_bytes)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(4)
+        .max_tables_per_component(8);
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .wasm_component_model(true)
+        .memory_reservation(limits.memory_bytes as u64)
+        .memory_guard_size(64 << 10)
+        .memory_reservation_for_growth(0);
+    Engine::new(&config)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    pub(crate) fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("courier-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How a component was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompileSource {
+    /// Compiled now (and stored in the cache, if there is one).
+    Compiled,
+    /// Read from the compiled-component cache.
+    Cache,
+}
+
+/// Compiles components, keeping compiled artifacts on disk keyed by the
+/// component's SHA-256 and the engine's compatibility hash (which covers the
+/// wasmtime version and every setting that affects code generation).
+pub(crate) struct ComponentCache {
+    dir: Option<PathBuf>,
+}
+
+impl ComponentCache {
+    pub(crate) fn new(dir: Option<PathBuf>) -> Self {
+        Self { dir }
+    }
+
+    /// Returns the compiled component, from the cache when possible.
+    pub(crate) fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CompileSource, Duration)> {
+        let started = Instant::now();
+        let Some(dir) = &self.dir else {
+            return Ok((Component::new(engine, bytes)?, CompileSource::Compiled, started.elapsed()));
+        };
+        let path = dir.join(format!("{}.cwasm", cache_key(engine, bytes)));
+        if path.exists() {
+            match deserialize(engine, &path) {
+                Ok(c) => return Ok((c, CompileSource::Cache, started.elapsed())),
+                Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e}", path.display()),
+            }
+        }
+        let compiled = engine.precompile_component(bytes)?;
+        let component = match store_atomically(dir, &path, &compiled) {
+            Ok(()) => deserialize(engine, &path)?,
+            Err(e) => {
+                tracing::warn!("cannot write the compiled-component cache {}: {e}", path.display());
+                Component::new(engine, bytes)?
+            }
+        };
+        Ok((component, CompileSource::Compiled, started.elapsed()))
+    }
+}
+
+fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
+    struct Sha(Sha256);
+    impl Hasher for Sha {
+        fn finish(&self) -> u64 {
+            unreachable!("only used to feed bytes")
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut h = Sha(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.0.update(Sha256::digest(bytes));
+    hex::encode(h.0.finalize())
+}
+
+/// Loads an artifact this cache wrote.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: wasmtime requires that the file be a trusted artifact produced by
+    // `Engine::precompile_component` for a compatible engine. Only this cache
+    // writes into its directory (created with owner-only permissions, entries
+    // renamed into place whole), the file name carries the engine's
+    // compatibility hash, and wasmtime re-checks the artifact's header against
+    // the engine before use.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+fn store_atomically(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    create_private_dir(dir)?;
+    let tmp = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Creates a directory readable by its owner only.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}

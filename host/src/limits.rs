@@ -1,0 +1,53 @@
+//! The operator's limits on what one step may use. Every limit has a default
+//! and can be changed through [`crate::HostBuilder::limits`].
+
+use std::time::Duration;
+
+/// Per-step limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock deadline of a step, plugin and requests together (default 30 s).
+    pub step_deadline: Duration,
+    /// Linear memory a plugin instance may use (default 64 MiB); growing past
+    /// it traps the step.
+    pub memory_bytes: usize,
+    /// Time a request may take when the plugin sets none (default 30 s).
+    pub request_timeout: Duration,
+    /// Upper bound on a plugin-chosen request timeout (default 120 s).
+    pub max_request_timeout: Duration,
+    /// Time to open a TCP connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Response body size, after decoding (default 10 MiB).
+    pub max_response_bytes: usize,
+    /// Request body size (default 10 MiB).
+    pub max_request_body_bytes: usize,
+    /// Requests per step, each redirect hop counted (default 100).
+    pub max_requests_per_step: u32,
+    /// Requests of one `send-all` batch in flight at once (default 8).
+    pub max_concurrent_requests: usize,
+    /// Redirect hops followed per request (default 10).
+    pub max_redirects: u32,
+    /// Total log bytes kept per step, WASI stdout/stderr included (default 64 KiB).
+    pub max_log_bytes: usize,
+    /// Length of one log line; longer lines are cut (default 2 KiB).
+    pub max_log_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            step_deadline: Duration::from_secs(30),
+            memory_bytes: 64 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_request_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            max_response_bytes: 10 << 20,
+            max_request_body_bytes: 10 << 20,
+            max_requests_per_step: 100,
+            max_concurrent_requests: 8,
+            max_redirects: 10,
+            max_log_bytes: 64 << 10,
+            max_log_line: 2 << 10,
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The plugin manifest as the host keeps it: converted from the WIT record,
+//! validated once at load time, serialized for `courier inspect`.
+
+use serde::Serialize;
+
+use crate::bindings::types as wit;
+use crate::policy::{AllowedHost, parse_allowed_hosts};
+
+/// What a plugin declares about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// What it integrates with.
+    pub description: String,
+    /// Hosts it may call (`scheme://host[:port]` patterns).
+    pub allowed_hosts: Vec<String>,
+    /// Connections it uses.
+    pub connections: Vec<ConnectionSpec>,
+    /// Calls it offers.
+    pub calls: Vec<CallSpec>,
+}
+
+/// A connection the plugin declares.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionSpec {
+    /// Name requests use.
+    pub name: String,
+    /// What it connects to.
+    pub description: String,
+    /// Default base URL.
+    pub base_url: Option<String>,
+    /// Authentication scheme.
+    pub auth: AuthScheme,
+    /// Further origins that may receive its credentials.
+    pub auth_origins: Vec<String>,
+    /// Non-secret headers sent with every request.
+    pub shared_headers: Vec<(String, String)>,
+    /// Non-secret query pairs sent with every request.
+    pub shared_query: Vec<(String, String)>,
+    /// A call that checks the connection.
+    pub verify_call: Option<String>,
+}
+
+/// Where an API key goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyLocation {
+    /// A header.
+    Header,
+    /// A query parameter.
+    Query,
+}
+
+/// How a connection authenticates (mirrors the WIT `auth-scheme`; the
+/// settings of the OAuth 2, JWT and custom schemes are kept as declared).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "scheme", rename_all = "kebab-case")]
+pub enum AuthScheme {
+    /// No authentication.
+    None,
+    /// Chosen by the operator's connection file.
+    OperatorDefined,
+    /// Bearer token.
+    Bearer,
+    /// HTTP Basic.
+    Basic,
+    /// API key.
+    ApiKey {
+        /// Header or query.
+        location: KeyLocation,
+        /// Header or parameter name.
+        name: String,
+    },
+    /// Secrets placed by template.
+    Custom {
+        /// Number of placements declared.
+        placements: usize,
+    },
+    /// OAuth 2 client credentials.
+    Oauth2ClientCredentials {
+        /// Token endpoint.
+        token_url: Option<String>,
+    },
+    /// OAuth 2 refresh token.
+    Oauth2RefreshToken {
+        /// Token endpoint.
+        token_url: Option<String>,
+    },
+    /// OAuth 2 password grant.
+    Oauth2Password {
+        /// Token endpoint.
+        token_url: Option<String>,
+    },
+    /// Host-signed JWT.
+    Jwt {
+        /// Token endpoint, when the JWT is exchanged.
+        token_url: Option<String>,
+    },
+    /// TLS client certificate.
+    ClientCertificate,
+}
+
+impl AuthScheme {
+    /// The scheme's name as written in WIT and connection files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::OperatorDefined => "operator-defined",
+            Self::Bearer => "bearer",
+            Self::Basic => "basic",
+            Self::ApiKey { .. } => "api-key",
+            Self::Custom { .. } => "custom",
+            Self::Oauth2ClientCredentials { .. } => "oauth2-client-credentials",
+            Self::Oauth2RefreshToken { .. } => "oauth2-refresh-token",
+            Self::Oauth2Password { .. } => "oauth2-password",
+            Self::Jwt { .. } => "jwt",
+            Self::ClientCertificate => "client-certificate",
+        }
+    }
+}
+
+/// Whether a call reads or changes things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallKind {
+    /// Reads data.
+    Data,
+    /// Changes something.
+    Action,
+}
+
+/// A call the plugin offers.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallSpec {
+    /// Name `invoke` receives.
+    pub name: String,
+    /// Short title.
+    pub title: String,
+    /// What it does.
+    pub description: String,
+    /// Data or action.
+    pub kind: CallKind,
+    /// Whether repeating it has no further effect.
+    pub idempotent: bool,
+    /// JSON Schema of the input.
+    pub input_schema: serde_json::Value,
+    /// JSON Schema of the output.
+    pub output_schema: serde_json::Value,
+}
+
+/// The manifest a plugin returned is invalid.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid manifest: {0}")]
+pub struct ManifestError(String);
+
+impl Manifest {
+    /// Converts and validates the WIT manifest; also returns the parsed host patterns.
+    pub(crate) fn from_wit(m: wit::Manifest) -> Result<(Self, Vec<AllowedHost>), ManifestError> {
+        let fail = |s: String| ManifestError(s);
+        if m.name.is_empty() || !m.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(fail(format!("name `{}` must be lowercase letters, digits and `-`", m.name)));
+        }
+        let hosts = parse_allowed_hosts(&m.allowed_hosts).map_err(|e| fail(e.to_string()))?;
+        let connections: Vec<ConnectionSpec> = m.connections.into_iter().map(ConnectionSpec::from).collect();
+        let calls = m
+            .calls
+            .into_iter()
+            .map(CallSpec::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail)?;
+        if let Some(dup) = first_duplicate(connections.iter().map(|c| c.name.as_str())) {
+            return Err(fail(format!("connection `{dup}` is declared twice")));
+        }
+        if let Some(dup) = first_duplicate(calls.iter().map(|c| c.name.as_str())) {
+            return Err(fail(format!("call `{dup}` is declared twice")));
+        }
+        for c in &connections {
+            if let Some(u) = &c.base_url {
+                crate::credentials::parse_base_url(u).map_err(|e| fail(format!("connection `{}`: {e}", c.name)))?;
+            }
+        }
+        let manifest = Self {
+            name: m.name,
+            version: m.version,
+            description: m.description,
+            allowed_hosts: m.allowed_hosts,
+            connections,
+            calls,
+        };
+        Ok((manifest, hosts))
+    }
+
+    /// The declared call with this name.
+    pub fn call(&self, name: &str) -> Option<&CallSpec> {
+        self.calls.iter().find(|c| c.name == name)
+    }
+
+    /// The declared connection with this name.
+    pub fn connection(&self, name: &str) -> Option<&ConnectionSpec> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+}
+
+fn first_duplicate<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().find(|n| !seen.insert(*n))
+}
+
+impl From<wit::ConnectionSpec> for ConnectionSpec {
+    fn from(c: wit::ConnectionSpec) -> Self {
+        Self {
+            name: c.name,
+            description: c.description,
+            base_url: c.base_url,
+            auth: c.auth.into(),
+            auth_origins: c.auth_origins,
+            shared_headers: c.shared_headers,
+            shared_query: c.shared_query,
+            verify_call: c.verify_call,
+        }
+    }
+}
+
+impl From<wit::AuthScheme> for AuthScheme {
+    fn from(a: wit::AuthScheme) -> Self {
+        use wit::AuthScheme as W;
+        match a {
+            W::None => Self::None,
+            W::OperatorDefined => Self::OperatorDefined,
+            W::Bearer => Self::Bearer,
+            W::Basic => Self::Basic,
+            W::ApiKey(k) => Self::ApiKey {
+                location: match k.location {
+                    wit::KeyLocation::Header => KeyLocation::Header,
+                    wit::KeyLocation::Query => KeyLocation::Query,
+                },
+                name: k.name,
+            },
+            W::Custom(p) => Self::Custom { placements: p.len() },
+            W::Oauth2ClientCredentials(o) => Self::Oauth2ClientCredentials { token_url: o.token_url },
+            W::Oauth2RefreshToken(o) => Self::Oauth2RefreshToken { token_url: o.token_url },
+            W::Oauth2Password(o) => Self::Oauth2Password { token_url: o.token_url },
+            W::Jwt(j) => Self::Jwt { token_url: j.token_url },
+            W::ClientCertificate => Self::ClientCertificate,
+        }
+    }
+}
+
+impl TryFrom<wit::CallSpec> for CallSpec {
+    type Error = String;
+
+    fn try_from(c: wit::CallSpec) -> Result<Self, String> {
+        let schema = |text: &str, which: &str| {
+            serde_json::from_str::<serde_json::Value>(text)
+                .map_err(|e| format!("call `{}`: {which} schema is not JSON: {e}", c.name))
+        };
+        Ok(Self {
+            input_schema: schema(&c.input_schema, "input")?,
+            output_schema: schema(&c.output_schema, "output")?,
+            kind: match c.kind {
+                wit::CallKind::Data => CallKind::Data,
+                wit::CallKind::Action => CallKind::Action,
+            },
+            name: c.name,
+            title: c.title,
+            description: c.description,
+            idempotent: c.idempotent,
+        })
+    }
+}

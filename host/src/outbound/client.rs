@@ -1,0 +1,121 @@
+//! The HTTP client behind the sender: hyper + rustls, pooled per origin, with a
+//! resolver that vets every address before a socket is opened, so the client
+//! connects only to addresses the network policy allows (no second lookup).
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+
+use crate::policy::NetworkPolicy;
+
+/// Resolves host names to addresses. The host's default uses the system
+/// resolver; embedders and tests can supply their own.
+pub trait Resolve: Send + Sync + 'static {
+    /// All addresses of `host` (a name, never an IP literal).
+    fn resolve(&self, host: &str) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + '_>>;
+}
+
+/// The system resolver (`getaddrinfo` through tokio).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve(&self, host: &str) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + '_>> {
+        let host = host.to_owned();
+        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.map(|a| a.ip()).collect()) })
+    }
+}
+
+/// Why the vetting resolver gave no address; found again in the client's error chain.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ResolveError {
+    /// Every address was refused by the network policy.
+    #[error("{0}")]
+    Denied(String),
+    /// The lookup failed or found nothing.
+    #[error("{0}")]
+    Dns(String),
+}
+
+/// A resolver service for hyper's connector that drops refused addresses.
+#[derive(Clone)]
+pub(crate) struct VettingResolver {
+    resolver: Arc<dyn Resolve>,
+    network: Arc<NetworkPolicy>,
+}
+
+impl tower_service::Service<Name> for VettingResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = ResolveError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ResolveError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ResolveError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let host = name.as_str();
+            let ips = this
+                .resolver
+                .resolve(host)
+                .await
+                .map_err(|e| ResolveError::Dns(format!("cannot resolve `{host}`: {e}")))?;
+            if ips.is_empty() {
+                return Err(ResolveError::Dns(format!("`{host}` has no addresses")));
+            }
+            let mut refused = None;
+            let vetted: Vec<SocketAddr> = ips
+                .iter()
+                .filter(|ip| match this.network.check(**ip) {
+                    Ok(()) => true,
+                    Err(range) => {
+                        refused = Some(range);
+                        false
+                    }
+                })
+                .map(|ip| SocketAddr::new(*ip, 0))
+                .collect();
+            match refused {
+                Some(range) if vetted.is_empty() => {
+                    Err(ResolveError::Denied(format!("`{host}` resolves only to refused addresses ({range})")))
+                }
+                _ => Ok(vetted.into_iter()),
+            }
+        })
+    }
+}
+
+/// The pooled client type.
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<VettingResolver>>, Full<Bytes>>;
+
+/// Builds the pooled client: HTTP/1.1 and HTTP/2 (by ALPN), webpki roots.
+pub(crate) fn build_client(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolicy>, connect_timeout: Duration) -> HttpClient {
+    let mut http = HttpConnector::new_with_resolver(VettingResolver { resolver, network });
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(50))
+        .pool_max_idle_per_host(64)
+        .build(https)
+}

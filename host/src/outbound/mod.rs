@@ -1,0 +1,582 @@
+//! The single place requests leave the host.
+//!
+//! [`Sender::send`] takes a plugin's request and, for the first request and
+//! every redirect hop alike: validates it, resolves its connection, joins the
+//! URL, checks the egress policy, injects credentials only for the
+//! connection's origins, sends it through the vetted client, bounds time and
+//! size, and scrubs secrets from what comes back.
+
+mod body;
+mod client;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http_body_util::{BodyExt, Full};
+use serde::Serialize;
+use tokio::time::timeout_at;
+use url::Url;
+
+pub use client::{Resolve, SystemResolver};
+use client::{HttpClient, ResolveError, build_client};
+
+use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
+use crate::credentials::{BoundConnection, Credential, Scrubber};
+use crate::limits::Limits;
+use crate::manifest::{KeyLocation, Manifest};
+use crate::policy::{AllowedHost, NetworkPolicy};
+
+/// The operator's egress settings shared by every step.
+pub(crate) struct Sender {
+    client: HttpClient,
+    network: Arc<NetworkPolicy>,
+    operator_hosts: Vec<AllowedHost>,
+}
+
+/// What one step's requests are checked and authenticated against.
+pub(crate) struct StepOutbound<'a> {
+    pub(crate) manifest: &'a Manifest,
+    pub(crate) plugin_hosts: &'a [AllowedHost],
+    pub(crate) connections: &'a HashMap<String, BoundConnection>,
+    pub(crate) scrubber: &'a Scrubber,
+    pub(crate) limits: &'a Limits,
+    pub(crate) deadline: tokio::time::Instant,
+    pub(crate) requests_made: &'a AtomicU32,
+}
+
+/// One outbound request as the step result reports it (secrets scrubbed).
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRecord {
+    /// The method sent.
+    pub method: String,
+    /// The URL sent, with secrets redacted.
+    pub url: String,
+    /// The response status, if one came.
+    pub status: Option<u16>,
+    /// Time from sending to the whole body read, in milliseconds.
+    pub duration_ms: u64,
+    /// Why no response came, if so.
+    pub error: Option<String>,
+}
+
+/// Request headers the host owns; a plugin that sets one gets `invalid-request`.
+const HOST_OWNED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "authorization",
+    "cookie",
+    "accept-encoding",
+    "idempotency-key",
+];
+
+impl Sender {
+    pub(crate) fn new(
+        resolver: Arc<dyn Resolve>,
+        network: NetworkPolicy,
+        operator_hosts: Vec<AllowedHost>,
+        limits: &Limits,
+    ) -> Self {
+        let network = Arc::new(network);
+        Self { client: build_client(resolver, network.clone(), limits.connect_timeout), network, operator_hosts }
+    }
+
+    /// Sends one plugin request (following redirects if asked). Returns the
+    /// scrubbed response or a typed error, and a record per hop.
+    pub(crate) async fn send(&self, step: &StepOutbound<'_>, request: Request) -> (Result<Response, SendError>, Vec<RequestRecord>) {
+        let mut records = Vec::new();
+        let result = match Prepared::new(step, request) {
+            Ok(prepared) => self.send_prepared(step, prepared, &mut records).await,
+            Err(e) => Err(e),
+        };
+        let result = result.map(|r| scrub_response(step.scrubber, r)).map_err(|e| scrub_error(step.scrubber, e));
+        (result, records)
+    }
+
+    async fn send_prepared(
+        &self,
+        step: &StepOutbound<'_>,
+        mut p: Prepared<'_>,
+        records: &mut Vec<RequestRecord>,
+    ) -> Result<Response, SendError> {
+        let requested = p.timeout.min(step.limits.max_request_timeout);
+        let own_deadline = tokio::time::Instant::now() + requested;
+        let (deadline, phase) = if own_deadline <= step.deadline {
+            (own_deadline, TimeoutPhase::Total)
+        } else {
+            (step.deadline, TimeoutPhase::StepDeadline)
+        };
+        let mut visited = vec![p.url.clone()];
+        for _hop in 0..=step.limits.max_redirects {
+            self.check_url(step, &p.url)?;
+            let used = step.requests_made.fetch_add(1, Ordering::Relaxed) + 1;
+            if used > step.limits.max_requests_per_step {
+                return Err(SendError::Limit(format!(
+                    "the step's limit of {} requests is reached",
+                    step.limits.max_requests_per_step
+                )));
+            }
+            let (url, headers) = p.authenticated()?;
+            let started = Instant::now();
+            let outcome = match timeout_at(deadline, self.exchange(&p, url, headers, step.limits)).await {
+                Ok(r) => r,
+                Err(_) => Err(SendError::Timeout(phase)),
+            };
+            records.push(RequestRecord {
+                method: method_name(p.method).to_owned(),
+                url: step.scrubber.text(p.url.to_string()),
+                status: outcome.as_ref().ok().map(|r| r.status),
+                duration_ms: started.elapsed().as_millis() as u64,
+                error: outcome.as_ref().err().map(|e| step.scrubber.text(describe(e))),
+            });
+            let response = outcome?;
+            match redirect_target(&p, &response)? {
+                Some(next) if p.follow_redirects => {
+                    if visited.contains(&next) {
+                        return Err(SendError::Protocol(format!("redirect loop at {next}")));
+                    }
+                    visited.push(next.clone());
+                    p.redirect(response.status, next)?;
+                }
+                _ => return Ok(response),
+            }
+        }
+        Err(SendError::Protocol(format!("more than {} redirects", step.limits.max_redirects)))
+    }
+
+    /// Scheme, user info, allowed hosts (plugin and operator) and IP literals.
+    fn check_url(&self, step: &StepOutbound<'_>, url: &Url) -> Result<(), SendError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(SendError::Denied(format!("scheme `{}` is not allowed", url.scheme())));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(SendError::InvalidRequest("URLs must not carry user info".into()));
+        }
+        let origin = origin_text(url);
+        if !step.plugin_hosts.iter().any(|h| h.matches(url)) {
+            return Err(SendError::Denied(format!("{origin} is not among the plugin's allowed hosts")));
+        }
+        if !self.operator_hosts.iter().any(|h| h.matches(url)) {
+            return Err(SendError::Denied(format!("{origin} is not allowed by the operator's policy")));
+        }
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(ip.into()),
+            Some(url::Host::Ipv6(ip)) => Some(ip.into()),
+            _ => None,
+        };
+        if let Some(ip) = literal {
+            self.network
+                .check(ip)
+                .map_err(|range| SendError::Denied(format!("address {ip} is in a refused range: {range}")))?;
+        }
+        Ok(())
+    }
+
+    /// One HTTP exchange: send, read the head, read the body within the cap.
+    async fn exchange(&self, p: &Prepared<'_>, url: Url, headers: HeaderMap, limits: &Limits) -> Result<Response, SendError> {
+        let mut builder = http::Request::builder().method(method_name(p.method)).uri(url.as_str());
+        *builder.headers_mut().expect("builder is valid") = headers;
+        let request = builder
+            .body(Full::new(p.body.clone()))
+            .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
+        let response = self.client.request(request).await.map_err(classify_client_error)?;
+        let (parts, mut body) = response.into_parts();
+        if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING)
+            && !enc.as_bytes().eq_ignore_ascii_case(b"identity")
+        {
+            return Err(SendError::Protocol(format!(
+                "the response is {}-encoded although the host asked for identity; content decoding is not implemented yet",
+                String::from_utf8_lossy(enc.as_bytes())
+            )));
+        }
+        let mut data = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| SendError::Protocol(format!("reading the response body: {e}")))?;
+            if let Some(chunk) = frame.data_ref() {
+                if data.len() + chunk.len() > limits.max_response_bytes {
+                    return Err(SendError::TooLarge(format!(
+                        "the response body exceeds {} bytes",
+                        limits.max_response_bytes
+                    )));
+                }
+                data.extend_from_slice(chunk);
+            }
+        }
+        Ok(Response {
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+            body: data,
+            final_url: url_without_secrets(&url, p.connection).to_string(),
+        })
+    }
+}
+
+/// A validated request: URL joined, headers checked, body encoded.
+struct Prepared<'a> {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Bytes,
+    connection: Option<&'a BoundConnection>,
+    follow_redirects: bool,
+    timeout: std::time::Duration,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(step: &StepOutbound<'a>, r: Request) -> Result<Self, SendError> {
+        let connection = match &r.connection {
+            None => None,
+            Some(name) => {
+                if step.manifest.connection(name).is_none() {
+                    return Err(SendError::Credential(format!("the plugin declares no connection `{name}`")));
+                }
+                Some(step.connections.get(name).ok_or_else(|| {
+                    SendError::Credential(format!("connection `{name}` is not bound to this step"))
+                })?)
+            }
+        };
+        reject_control_chars("URL", &r.url)?;
+        let mut url = join_url(connection, &r.url)?;
+        let reserved_query = connection.and_then(|c| c.reserved_name()).filter(|(loc, _)| *loc == KeyLocation::Query);
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in connection.iter().flat_map(|c| c.shared_query.iter()).chain(r.query.iter()) {
+                reject_control_chars("query", k)?;
+                reject_control_chars("query", v)?;
+                pairs.append_pair(k, v);
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        if let Some((_, name)) = reserved_query
+            && url.query_pairs().any(|(k, _)| k == name)
+        {
+            return Err(SendError::InvalidRequest(format!(
+                "query parameter `{name}` carries the connection's credential and is set by the host"
+            )));
+        }
+        let reserved_header = connection.and_then(|c| c.reserved_name()).filter(|(loc, _)| *loc == KeyLocation::Header);
+        let mut headers = HeaderMap::new();
+        for (k, v) in connection.iter().flat_map(|c| c.shared_headers.iter()).chain(r.headers.iter()) {
+            let (name, value) = header_pair(k, v)?;
+            if HOST_OWNED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("proxy-") {
+                return Err(SendError::InvalidRequest(format!("header `{name}` is set by the host")));
+            }
+            if reserved_header.is_some_and(|(_, n)| n.eq_ignore_ascii_case(name.as_str())) {
+                return Err(SendError::InvalidRequest(format!(
+                    "header `{name}` carries the connection's credential and is set by the host"
+                )));
+            }
+            headers.append(name, value);
+        }
+        let (body, content_type) = body::encode(r.body, &headers)?;
+        if body.len() > step.limits.max_request_body_bytes {
+            return Err(SendError::Limit(format!(
+                "the request body exceeds {} bytes",
+                step.limits.max_request_body_bytes
+            )));
+        }
+        if let Some(ct) = content_type {
+            headers.insert(header::CONTENT_TYPE, ct);
+        }
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        if let Some(key) = &r.idempotency_key {
+            let (name, value) = header_pair("idempotency-key", key)?;
+            headers.insert(name, value);
+        }
+        if r.retry.is_some() {
+            return Err(SendError::InvalidRequest("retry policies are not implemented yet".into()));
+        }
+        let timeout = r
+            .timeout_ms
+            .map(|ms| std::time::Duration::from_millis(ms.into()))
+            .unwrap_or(step.limits.request_timeout);
+        Ok(Self {
+            method: r.method,
+            url,
+            headers,
+            body,
+            connection,
+            follow_redirects: r.follow_redirects,
+            timeout,
+        })
+    }
+
+    /// The URL and headers of the next hop, with credentials added only when
+    /// the hop's origin belongs to the connection.
+    fn authenticated(&self) -> Result<(Url, HeaderMap), SendError> {
+        let mut url = self.url.clone();
+        let mut headers = self.headers.clone();
+        let Some(conn) = self.connection.filter(|c| c.may_authenticate(&self.url)) else {
+            return Ok((url, headers));
+        };
+        let secret_header = |value: String| {
+            let mut v = HeaderValue::try_from(value)
+                .map_err(|_| SendError::Credential(format!("connection `{}`: the secret is not a valid header value", conn.name)))?;
+            v.set_sensitive(true);
+            Ok::<_, SendError>(v)
+        };
+        match &conn.credential {
+            Credential::None => {}
+            Credential::Bearer(token) => {
+                headers.insert(header::AUTHORIZATION, secret_header(format!("Bearer {}", token.expose()))?);
+            }
+            Credential::Basic { username, password } => {
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", username.expose(), password.expose()));
+                headers.insert(header::AUTHORIZATION, secret_header(format!("Basic {encoded}"))?);
+            }
+            Credential::ApiKey { location: KeyLocation::Header, name, key } => {
+                let name = HeaderName::try_from(name.as_str()).expect("checked when the connection was bound");
+                headers.insert(name, secret_header(key.expose().to_owned())?);
+            }
+            Credential::ApiKey { location: KeyLocation::Query, name, key } => {
+                url.query_pairs_mut().append_pair(name, key.expose());
+            }
+        }
+        Ok((url, headers))
+    }
+
+    /// Moves to a redirect target: 301/302/303 turn into a body-less GET
+    /// (HEAD stays HEAD), 307/308 keep method and body; HTTPS to HTTP is refused.
+    fn redirect(&mut self, status: u16, next: Url) -> Result<(), SendError> {
+        if self.url.scheme() == "https" && next.scheme() == "http" {
+            return Err(SendError::Denied(format!("redirect from https to http ({}) is refused", origin_text(&next))));
+        }
+        if matches!(status, 301..=303) && self.method != Method::Head {
+            self.method = Method::Get;
+            self.body = Bytes::new();
+            self.headers.remove(header::CONTENT_TYPE);
+        }
+        self.url = next;
+        Ok(())
+    }
+}
+
+/// The redirect target of a 3xx response with a `Location`, if any.
+fn redirect_target(p: &Prepared<'_>, response: &Response) -> Result<Option<Url>, SendError> {
+    if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
+        return Ok(None);
+    }
+    let Some((_, location)) = response.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("location")) else {
+        return Ok(None);
+    };
+    p.url
+        .join(location)
+        .map(Some)
+        .map_err(|e| SendError::Protocol(format!("invalid redirect location `{location}`: {e}")))
+}
+
+/// Joins a request URL to the connection's base URL. Absolute URLs pass as
+/// they are; relative ones keep the base path and never double a `/`.
+fn join_url(connection: Option<&BoundConnection>, target: &str) -> Result<Url, SendError> {
+    match Url::parse(target) {
+        Ok(url) => Ok(url),
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            let conn = connection.ok_or_else(|| {
+                SendError::InvalidRequest(format!("relative URL `{target}` needs a connection with a base URL"))
+            })?;
+            let base = conn.base_url.as_ref().ok_or_else(|| {
+                SendError::InvalidRequest(format!("connection `{}` has no base URL for `{target}`", conn.name))
+            })?;
+            let (path, query) = match target.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (target, None),
+            };
+            let mut url = base.clone();
+            let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
+            url.set_path(&joined);
+            url.set_query(query);
+            Ok(url)
+        }
+        Err(e) => Err(SendError::InvalidRequest(format!("invalid URL `{target}`: {e}"))),
+    }
+}
+
+/// The URL the plugin may see: a query credential the host added is removed.
+fn url_without_secrets(url: &Url, connection: Option<&BoundConnection>) -> Url {
+    let Some((KeyLocation::Query, name)) = connection.and_then(|c| c.reserved_name()) else {
+        return url.clone();
+    };
+    let kept: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != name).map(|(k, v)| (k.into(), v.into())).collect();
+    let mut clean = url.clone();
+    clean.set_query(None);
+    if !kept.is_empty() {
+        clean.query_pairs_mut().extend_pairs(kept);
+    }
+    clean
+}
+
+fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), SendError> {
+    reject_control_chars("header", name)?;
+    reject_control_chars("header", value)?;
+    let n = HeaderName::try_from(name).map_err(|_| SendError::InvalidRequest(format!("invalid header name `{name}`")))?;
+    let v = HeaderValue::try_from(value).map_err(|_| SendError::InvalidRequest(format!("invalid value for header `{name}`")))?;
+    Ok((n, v))
+}
+
+fn reject_control_chars(what: &str, s: &str) -> Result<(), SendError> {
+    if s.contains(['\r', '\n', '\0']) {
+        return Err(SendError::InvalidRequest(format!("CR, LF or NUL in a {what}")));
+    }
+    Ok(())
+}
+
+fn origin_text(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+pub(crate) fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+        Method::Options => "OPTIONS",
+    }
+}
+
+/// Maps a client failure to a typed error by what caused it.
+fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if let Some(r) = err.downcast_ref::<ResolveError>() {
+            return match r {
+                ResolveError::Denied(m) => SendError::Denied(m.clone()),
+                ResolveError::Dns(m) => SendError::Dns(m.clone()),
+            };
+        }
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return SendError::Tls(tls.to_string());
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                return SendError::Tls(tls.to_string());
+            }
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return SendError::Timeout(TimeoutPhase::Connect);
+            }
+            if e.is_connect() {
+                return SendError::Connect(io.to_string());
+            }
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            return SendError::Protocol(h.to_string());
+        }
+        source = err.source();
+    }
+    if e.is_connect() { SendError::Connect(e.to_string()) } else { SendError::Other(e.to_string()) }
+}
+
+/// A one-line description of an error, for records and step results.
+pub(crate) fn describe(e: &SendError) -> String {
+    match e {
+        SendError::Denied(m) => format!("denied: {m}"),
+        SendError::Timeout(p) => format!("timeout: {}", timeout_phase_name(*p)),
+        SendError::Dns(m) => format!("dns: {m}"),
+        SendError::Connect(m) => format!("connect: {m}"),
+        SendError::Tls(m) => format!("tls: {m}"),
+        SendError::TooLarge(m) => format!("too-large: {m}"),
+        SendError::Protocol(m) => format!("protocol: {m}"),
+        SendError::InvalidRequest(m) => format!("invalid-request: {m}"),
+        SendError::Credential(m) => format!("credential: {m}"),
+        SendError::Limit(m) => format!("limit: {m}"),
+        SendError::CircuitOpen(m) => format!("circuit-open: {m}"),
+        SendError::Other(m) => format!("other: {m}"),
+    }
+}
+
+fn timeout_phase_name(p: TimeoutPhase) -> &'static str {
+    match p {
+        TimeoutPhase::Connect => "connect",
+        TimeoutPhase::TlsHandshake => "tls-handshake",
+        TimeoutPhase::FirstByte => "first-byte",
+        TimeoutPhase::Total => "total",
+        TimeoutPhase::StepDeadline => "step-deadline",
+    }
+}
+
+fn scrub_response(s: &Scrubber, r: Response) -> Response {
+    if s.is_empty() {
+        return r;
+    }
+    Response {
+        status: r.status,
+        headers: r.headers.into_iter().map(|(k, v)| (k, s.text(v))).collect(),
+        body: s.bytes(r.body),
+        final_url: s.text(r.final_url),
+    }
+}
+
+fn scrub_error(s: &Scrubber, e: SendError) -> SendError {
+    match e {
+        SendError::Denied(m) => SendError::Denied(s.text(m)),
+        SendError::Dns(m) => SendError::Dns(s.text(m)),
+        SendError::Connect(m) => SendError::Connect(s.text(m)),
+        SendError::Tls(m) => SendError::Tls(s.text(m)),
+        SendError::TooLarge(m) => SendError::TooLarge(s.text(m)),
+        SendError::Protocol(m) => SendError::Protocol(s.text(m)),
+        SendError::InvalidRequest(m) => SendError::InvalidRequest(s.text(m)),
+        SendError::Credential(m) => SendError::Credential(s.text(m)),
+        SendError::Limit(m) => SendError::Limit(s.text(m)),
+        SendError::CircuitOpen(m) => SendError::CircuitOpen(s.text(m)),
+        SendError::Other(m) => SendError::Other(s.text(m)),
+        SendError::Timeout(p) => SendError::Timeout(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(base: &str) -> BoundConnection {
+        BoundConnection {
+            name: "c".into(),
+            base_url: Some(Url::parse(base).unwrap()),
+            origins: vec![],
+            credential: Credential::None,
+            shared_headers: vec![],
+            shared_query: vec![],
+        }
+    }
+
+    #[test]
+    fn relative_urls_keep_the_base_path() {
+        let c = conn("https://api.test/v1/");
+        for (rel, want) in [
+            ("customers", "https://api.test/v1/customers"),
+            ("/customers", "https://api.test/v1/customers"),
+            ("customers/42?expand=a", "https://api.test/v1/customers/42?expand=a"),
+        ] {
+            assert_eq!(join_url(Some(&c), rel).unwrap().as_str(), want);
+        }
+        let c = conn("https://api.test/v1");
+        assert_eq!(join_url(Some(&c), "/x").unwrap().as_str(), "https://api.test/v1/x");
+        assert_eq!(join_url(None, "https://o.test/a").unwrap().as_str(), "https://o.test/a");
+        assert!(matches!(join_url(None, "/x"), Err(SendError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn control_characters_are_rejected() {
+        assert!(header_pair("x-a", "v\r\nInjected: 1").is_err());
+        assert!(header_pair("x-a\n", "v").is_err());
+        assert!(header_pair("x-a", "ok").is_ok());
+    }
+}

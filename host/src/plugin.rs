@@ -1,0 +1,91 @@
+//! Loading plugins: compile (or read from the cache), link, read and validate
+//! the manifest once, and keep an `InstancePre` for fresh instances per step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::Store;
+use wasmtime::component::Linker;
+
+use crate::bindings::PluginPre;
+use crate::engine::CompileSource;
+use crate::manifest::Manifest;
+use crate::policy::AllowedHost;
+use crate::step::StepState;
+use crate::{HostError, HostInner};
+
+/// A loaded plugin, ready to run steps.
+pub(crate) struct Plugin {
+    pub(crate) manifest: Arc<Manifest>,
+    pub(crate) hosts: Arc<[AllowedHost]>,
+    pub(crate) pre: PluginPre<StepState>,
+    /// Input validators by call name, compiled once from the declared schemas.
+    validators: HashMap<String, jsonschema::Validator>,
+}
+
+/// What loading a plugin did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadReport {
+    /// The plugin's name from its manifest.
+    pub name: String,
+    /// Whether the compiled code came from the cache.
+    pub source: CompileSource,
+    /// Time spent compiling or reading the cache.
+    pub compile_ms: f64,
+}
+
+/// Links the host's imports (outbound, log, and a WASI that grants nothing).
+pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StepState>> {
+    let mut linker = Linker::new(engine);
+    crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    Ok(linker)
+}
+
+impl Plugin {
+    /// Compiles (or reads from cache) and instantiates once to read the manifest.
+    pub(crate) async fn load(host: &HostInner, bytes: &[u8]) -> Result<(Self, LoadReport), HostError> {
+        let load_err = |e: wasmtime::Error| HostError::Load(format!("{e:#}"));
+        let (component, source, took) = host.cache.load(&host.engine, bytes).map_err(load_err)?;
+        let instance_pre = host.linker.instantiate_pre(&component).map_err(|e| {
+            HostError::Load(format!("{e:#} (plugins may import only courier:plugin interfaces and WASI)"))
+        })?;
+        let pre = PluginPre::new(instance_pre).map_err(load_err)?;
+        let mut store = Store::new(&host.engine, StepState::for_describe(&host.limits));
+        store.limiter(|s| s.limiter());
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let describe = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.courier_plugin_integration().call_describe(&mut store).await
+        };
+        let wit_manifest = tokio::time::timeout(Duration::from_secs(10), describe)
+            .await
+            .map_err(|_| HostError::Load("describe() did not return within 10 s".into()))?
+            .map_err(load_err)?;
+        let (manifest, hosts) = Manifest::from_wit(wit_manifest)?;
+        let mut validators = HashMap::new();
+        for call in &manifest.calls {
+            let validator = jsonschema::validator_for(&call.input_schema)
+                .map_err(|e| HostError::Load(format!("call `{}`: invalid input schema: {e}", call.name)))?;
+            validators.insert(call.name.clone(), validator);
+        }
+        let report = LoadReport { name: manifest.name.clone(), source, compile_ms: took.as_secs_f64() * 1e3 };
+        Ok((Self { manifest: Arc::new(manifest), hosts: hosts.into(), pre, validators }, report))
+    }
+
+    /// Checks a call's input against its declared schema; `Err` lists what is wrong.
+    pub(crate) fn validate_input(&self, call: &str, input: &serde_json::Value) -> Result<(), String> {
+        let Some(validator) = self.validators.get(call) else { return Ok(()) };
+        let problems: Vec<String> = validator
+            .iter_errors(input)
+            .take(5)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+            })
+            .collect();
+        if problems.is_empty() { Ok(()) } else { Err(format!("input does not match the call's schema: {}", problems.join("; "))) }
+    }
+}

@@ -1,0 +1,455 @@
+//! Running one step: a fresh store and instance, the host side of the
+//! plugin's imports, the deadline, and the classification of what happened.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store};
+use wasmtime_wasi::{WasiCtxView, WasiView};
+
+use crate::bindings::courier::plugin::{log, outbound, types};
+use crate::bindings::types::{Request, Response, SendError, StepError, TimeoutPhase};
+use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
+use crate::limits::Limits;
+use crate::outbound::{RequestRecord, Sender, StepOutbound, describe};
+use crate::plugin::Plugin;
+use crate::wasi::NoGrantWasi;
+
+/// A step to run: which plugin, which call, what input, which connections.
+#[derive(Debug)]
+pub struct StepRequest {
+    /// The plugin's name (from its manifest).
+    pub plugin: String,
+    /// The call to invoke.
+    pub call: String,
+    /// The call's input.
+    pub input: serde_json::Value,
+    /// Connections bound to this step, each naming a declared connection.
+    pub connections: Vec<ConnectionConfig>,
+}
+
+/// How a step ended, in the classes platforms route on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The call returned output.
+    Success,
+    /// The upstream answered with a non-2xx status.
+    HttpError,
+    /// The step or one of its requests ran out of time.
+    Timeout,
+    /// A limit or pool was exhausted.
+    MaxConnection,
+    /// Policy refused a request.
+    Denied,
+    /// Anything else: invalid input, plugin failure, trap.
+    Error,
+}
+
+/// Why a step did not succeed.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepFailure {
+    /// A stable kind: a `send-error` case (`denied`, `timeout`, …), `http`,
+    /// `invalid-input`, `invalid-step`, `plugin`, `trap`, `memory`, `deadline`.
+    pub kind: String,
+    /// A description that never contains a secret.
+    pub message: String,
+}
+
+/// One log line of a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    /// `trace`, `debug`, `info`, `warn`, `error`, or `stdout`/`stderr` for WASI output.
+    pub level: &'static str,
+    /// The line, control characters escaped, cut at the line limit.
+    pub message: String,
+}
+
+/// What a step produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    /// The class of the ending.
+    pub outcome: Outcome,
+    /// The call's output (also for `http-error` when the plugin returns it).
+    pub output: Option<serde_json::Value>,
+    /// Why it failed, unless `success`.
+    pub error: Option<StepFailure>,
+    /// The upstream status, for `http-error`.
+    pub status: Option<u16>,
+    /// Wall-clock time of the step.
+    pub duration_ms: u64,
+    /// Every outbound request, secrets redacted.
+    pub requests: Vec<RequestRecord>,
+    /// The plugin's log lines.
+    pub logs: Vec<LogLine>,
+    /// Log lines dropped over the step's log budget.
+    pub logs_dropped: u32,
+}
+
+impl StepResult {
+    /// A step that failed before the plugin ran.
+    pub(crate) fn rejected(kind: &str, message: String, started: Instant) -> Self {
+        Self::failed(Outcome::Error, kind, message, started)
+    }
+
+    fn failed(outcome: Outcome, kind: &str, message: String, started: Instant) -> Self {
+        Self {
+            outcome,
+            output: None,
+            error: Some(StepFailure { kind: kind.to_owned(), message }),
+            status: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+            requests: vec![],
+            logs: vec![],
+            logs_dropped: 0,
+        }
+    }
+}
+
+/// Memory and instance limits of one store; records whether memory ran out.
+pub(crate) struct StepLimiter {
+    memory_bytes: usize,
+    memory_exceeded: bool,
+}
+
+impl ResourceLimiter for StepLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.memory_exceeded = true;
+            wasmtime::bail!("memory limit of {} bytes exceeded", self.memory_bytes);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+/// Per-step outbound context: what the plugin's requests are checked against.
+struct OutboundCtx {
+    sender: Arc<Sender>,
+    plugin: Arc<Plugin>,
+    connections: HashMap<String, BoundConnection>,
+    scrubber: Scrubber,
+    deadline: tokio::time::Instant,
+    requests_made: AtomicU32,
+}
+
+/// The store data of one step.
+pub(crate) struct StepState {
+    wasi: NoGrantWasi,
+    table: ResourceTable,
+    limiter: StepLimiter,
+    limits: Arc<Limits>,
+    outbound: Option<OutboundCtx>,
+    records: Vec<RequestRecord>,
+    logs: LogBuffer,
+}
+
+impl StepState {
+    /// State for the load-time `describe` call: no requests allowed.
+    pub(crate) fn for_describe(limits: &Arc<Limits>) -> Self {
+        Self {
+            wasi: NoGrantWasi::new(limits.max_log_bytes),
+            table: ResourceTable::new(),
+            limiter: StepLimiter { memory_bytes: limits.memory_bytes, memory_exceeded: false },
+            limits: limits.clone(),
+            outbound: None,
+            records: vec![],
+            logs: LogBuffer::new(limits),
+        }
+    }
+
+    pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limiter
+    }
+
+    fn step_outbound(&self) -> Result<(&Sender, StepOutbound<'_>), SendError> {
+        let ctx = self
+            .outbound
+            .as_ref()
+            .ok_or_else(|| SendError::Other("requests are not allowed while the plugin describes itself".into()))?;
+        Ok((
+            &ctx.sender,
+            StepOutbound {
+                manifest: &ctx.plugin.manifest,
+                plugin_hosts: &ctx.plugin.hosts,
+                connections: &ctx.connections,
+                scrubber: &ctx.scrubber,
+                limits: &self.limits,
+                deadline: ctx.deadline,
+                requests_made: &ctx.requests_made,
+            },
+        ))
+    }
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi.ctx, table: &mut self.table }
+    }
+}
+
+impl types::Host for StepState {}
+
+impl outbound::Host for StepState {
+    async fn send(&mut self, request: Request) -> Result<Response, SendError> {
+        let (result, records) = match self.step_outbound() {
+            Ok((sender, step)) => sender.send(&step, request).await,
+            Err(e) => (Err(e), vec![]),
+        };
+        self.records.extend(records);
+        result
+    }
+
+    async fn send_all(&mut self, requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
+        let (results, records): (Vec<_>, Vec<_>) = match self.step_outbound() {
+            Ok((sender, step)) => {
+                let step = &step;
+                futures_util::stream::iter(requests)
+                    .map(|r| sender.send(step, r))
+                    .buffered(self.limits.max_concurrent_requests.max(1))
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .unzip()
+            }
+            Err(e) => requests.iter().map(|_| (Err(e.clone()), vec![])).unzip(),
+        };
+        self.records.extend(records.into_iter().flatten());
+        results
+    }
+
+    async fn bound_connections(&mut self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.outbound.iter().flat_map(|o| o.connections.keys().cloned()).collect();
+        names.sort();
+        names
+    }
+}
+
+impl log::Host for StepState {
+    async fn log(&mut self, level: log::Level, message: String) {
+        let level = match level {
+            log::Level::Trace => "trace",
+            log::Level::Debug => "debug",
+            log::Level::Info => "info",
+            log::Level::Warn => "warn",
+            log::Level::Error => "error",
+        };
+        self.logs.push(level, &message);
+    }
+}
+
+/// The step's log lines within the budget.
+struct LogBuffer {
+    lines: Vec<LogLine>,
+    bytes: usize,
+    dropped: u32,
+    max_bytes: usize,
+    max_line: usize,
+}
+
+impl LogBuffer {
+    fn new(limits: &Limits) -> Self {
+        Self { lines: vec![], bytes: 0, dropped: 0, max_bytes: limits.max_log_bytes, max_line: limits.max_log_line }
+    }
+
+    fn push(&mut self, level: &'static str, message: &str) {
+        let mut escaped: String = message.escape_debug().collect();
+        if escaped.len() > self.max_line {
+            let mut cut = self.max_line;
+            while !escaped.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            escaped.truncate(cut);
+            escaped.push('…');
+        }
+        if self.bytes + escaped.len() > self.max_bytes {
+            self.dropped = self.dropped.saturating_add(1);
+            return;
+        }
+        self.bytes += escaped.len();
+        self.lines.push(LogLine { level, message: escaped });
+    }
+
+    /// Adds captured WASI output, a line per line.
+    fn push_output(&mut self, level: &'static str, output: &[u8]) {
+        for line in String::from_utf8_lossy(output).lines() {
+            self.push(level, line);
+        }
+    }
+}
+
+/// Runs one step of a loaded plugin.
+pub(crate) async fn run(
+    plugin: Arc<Plugin>,
+    engine: &wasmtime::Engine,
+    sender: Arc<Sender>,
+    limits: Arc<Limits>,
+    req: StepRequest,
+) -> StepResult {
+    let started = Instant::now();
+    if plugin.manifest.call(&req.call).is_none() {
+        let known: Vec<&str> = plugin.manifest.calls.iter().map(|c| c.name.as_str()).collect();
+        return StepResult::rejected(
+            "invalid-step",
+            format!("plugin `{}` has no call `{}` (calls: {})", plugin.manifest.name, req.call, known.join(", ")),
+            started,
+        );
+    }
+    if let Err(problems) = plugin.validate_input(&req.call, &req.input) {
+        return StepResult::rejected("invalid-input", problems, started);
+    }
+    let mut connections = HashMap::new();
+    for config in req.connections {
+        let name = config.connection.clone();
+        let Some(spec) = plugin.manifest.connection(&name) else {
+            return StepResult::rejected(
+                "invalid-step",
+                format!("plugin `{}` declares no connection `{name}`", plugin.manifest.name),
+                started,
+            );
+        };
+        match BoundConnection::bind(spec, config) {
+            Ok(bound) => {
+                if connections.insert(name.clone(), bound).is_some() {
+                    return StepResult::rejected("invalid-step", format!("connection `{name}` is bound twice"), started);
+                }
+            }
+            Err(e) => return StepResult::rejected("invalid-step", e.to_string(), started),
+        }
+    }
+    let scrubber = Scrubber::new(connections.values());
+    let deadline = tokio::time::Instant::now() + limits.step_deadline;
+    let mut state = StepState::for_describe(&limits);
+    state.outbound = Some(OutboundCtx {
+        sender,
+        plugin: plugin.clone(),
+        connections,
+        scrubber,
+        deadline,
+        requests_made: AtomicU32::new(0),
+    });
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| s.limiter());
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    let input = req.input.to_string();
+    let invoke = async {
+        let instance = plugin.pre.instantiate_async(&mut store).await?;
+        instance.courier_plugin_integration().call_invoke(&mut store, &req.call, &input).await
+    };
+    let result = tokio::time::timeout_at(deadline, invoke).await;
+    let state = store.into_data();
+    finish(state, result, &limits, started)
+}
+
+/// Turns what the call returned into a step result.
+fn finish(
+    mut state: StepState,
+    result: Result<wasmtime::Result<Result<String, StepError>>, tokio::time::error::Elapsed>,
+    limits: &Limits,
+    started: Instant,
+) -> StepResult {
+    let scrub = |s: String| match &state.outbound {
+        Some(o) => o.scrubber.text(s),
+        None => s,
+    };
+    let (outcome, output, error, status) = match result {
+        Err(_) => (
+            Outcome::Timeout,
+            None,
+            Some(failure("deadline", format!("the step did not finish within {:?}", limits.step_deadline))),
+            None,
+        ),
+        Ok(Err(trap)) if state.limiter.memory_exceeded => (
+            Outcome::Error,
+            None,
+            Some(failure("memory", format!("the plugin exceeded its memory limit of {} bytes ({trap})", limits.memory_bytes))),
+            None,
+        ),
+        Ok(Err(trap)) => {
+            let (kind, outcome) = match trap.downcast_ref::<wasmtime::Trap>() {
+                Some(_) => ("trap", Outcome::Error),
+                None if is_pool_exhausted(&trap) => ("limit", Outcome::MaxConnection),
+                None => ("plugin", Outcome::Error),
+            };
+            (outcome, None, Some(failure(kind, format!("{trap:#}"))), None)
+        }
+        Ok(Ok(Ok(text))) => match serde_json::from_str(&text) {
+            Ok(value) => (Outcome::Success, Some(value), None, None),
+            Err(e) => (Outcome::Error, None, Some(failure("plugin", format!("the plugin returned invalid JSON: {e}"))), None),
+        },
+        Ok(Ok(Err(step_error))) => classify(step_error),
+    };
+    state.logs.push_output("stdout", &state.wasi.stdout.contents());
+    state.logs.push_output("stderr", &state.wasi.stderr.contents());
+    let error = error.map(|f| StepFailure { kind: f.kind, message: scrub(f.message) });
+    StepResult {
+        outcome,
+        output,
+        error,
+        status,
+        duration_ms: started.elapsed().as_millis() as u64,
+        requests: state.records,
+        logs: state.logs.lines,
+        logs_dropped: state.logs.dropped,
+    }
+}
+
+fn failure(kind: &str, message: String) -> StepFailure {
+    StepFailure { kind: kind.to_owned(), message }
+}
+
+type Classified = (Outcome, Option<serde_json::Value>, Option<StepFailure>, Option<u16>);
+
+/// Maps the plugin's step error to an outcome.
+fn classify(e: StepError) -> Classified {
+    match e {
+        StepError::InvalidInput(m) => (Outcome::Error, None, Some(failure("invalid-input", m)), None),
+        StepError::Failed(m) => (Outcome::Error, None, Some(failure("plugin", m)), None),
+        StepError::Http(h) => {
+            let output = h.output.as_deref().and_then(|o| serde_json::from_str(o).ok());
+            (Outcome::HttpError, output, Some(failure("http", h.message)), Some(h.status))
+        }
+        StepError::Send(s) => {
+            let outcome = match &s {
+                SendError::Timeout(_) => Outcome::Timeout,
+                SendError::Denied(_) => Outcome::Denied,
+                SendError::Limit(_) | SendError::CircuitOpen(_) => Outcome::MaxConnection,
+                _ => Outcome::Error,
+            };
+            let text = describe(&s);
+            let (kind, message) = text.split_once(": ").unwrap_or((&text, ""));
+            let message = match &s {
+                SendError::Timeout(TimeoutPhase::StepDeadline) => "the step deadline ran out during a request".into(),
+                _ => message.to_owned(),
+            };
+            (outcome, None, Some(failure(kind, message)), None)
+        }
+    }
+}
+
+fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("maximum concurrent") || text.contains("pooling allocator")
+}

@@ -1,0 +1,422 @@
+//! The generic "External API Request" step: one HTTP request, described by the
+//! step's input, sent by the host through the operator's `default` connection
+//! when the step binds it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use courier_sdk::prelude::*;
+use courier_sdk::schemars::{Schema, SchemaGenerator, json_schema};
+use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// The connection the operator configures for this step.
+const CONNECTION: &str = "default";
+
+fn plugin() -> Plugin {
+    Plugin::new("http-request", env!("CARGO_PKG_VERSION"))
+        .description("External API Request: sends one HTTP request and returns the response")
+        .allow_host("https://*:*")
+        .allow_host("http://*:*")
+        .connection(
+            Connection::new(CONNECTION)
+                .description("The API to call: the operator sets its base URL and authentication")
+                .auth(Auth::OperatorDefined),
+        )
+        .call(
+            Call::action("request", request)
+                .title("External API Request")
+                .description(
+                    "Sends an HTTP request and returns its status, headers and body. A status \
+                     outside 2xx fails the step with outcome http-error, still carrying the \
+                     response as output.",
+                ),
+        )
+}
+
+courier_sdk::export!(plugin);
+
+/// The step's input.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    /// An absolute `http(s)://` URL, or a path relative to the default
+    /// connection's base URL.
+    url: String,
+    /// The HTTP method, in any case.
+    #[serde(default = "default_method")]
+    method: String,
+    /// Query parameters appended to the URL: an object whose values are scalars
+    /// or lists of scalars, or a list of `[name, value]` pairs (order and
+    /// repeated names kept).
+    #[serde(default)]
+    params: Pairs<ParamValue>,
+    /// Request headers: an object of strings or a list of `[name, value]` pairs.
+    #[serde(default)]
+    headers: Pairs<String>,
+    /// The request body, encoded as `body_type` says.
+    #[serde(default)]
+    body: Option<Value>,
+    /// How to encode `body` (default `json`).
+    #[serde(default)]
+    body_type: BodyType,
+    /// Time allowed for the whole request, in seconds.
+    #[serde(default = "default_timeout")]
+    timeout: f64,
+    /// Whether to follow redirects.
+    #[serde(default = "default_follow_location")]
+    follow_location: bool,
+}
+
+fn default_method() -> String {
+    "GET".to_owned()
+}
+
+fn default_timeout() -> f64 {
+    30.0
+}
+
+fn default_follow_location() -> bool {
+    true
+}
+
+/// How the body is encoded.
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum BodyType {
+    /// Any JSON value, sent as `application/json`.
+    #[default]
+    Json,
+    /// An object whose values are scalars or lists of scalars, or a list of
+    /// `[name, value]` pairs, sent as `application/x-www-form-urlencoded`.
+    Form,
+    /// A string, sent as `text/plain; charset=utf-8`.
+    Text,
+    /// A string sent as its UTF-8 bytes, under the input's `Content-Type`
+    /// header (default `application/octet-stream`).
+    Raw,
+}
+
+/// A query or form value: one scalar or several (a repeated name).
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum ParamValue {
+    /// One value.
+    One(Scalar),
+    /// Several values under the same name.
+    Many(Vec<Scalar>),
+}
+
+/// A string, number or boolean, sent as text.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum Scalar {
+    /// Sent as it is.
+    Text(String),
+    /// Sent as JSON writes it.
+    Number(serde_json::Number),
+    /// `true` or `false`.
+    Bool(bool),
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => f.write_str(text),
+            Self::Number(number) => number.fmt(f),
+            Self::Bool(flag) => flag.fmt(f),
+        }
+    }
+}
+
+/// Name/value pairs, written as a JSON object (kept in its order) or as a list
+/// of `[name, value]` pairs (order and repeated names kept).
+struct Pairs<V>(Vec<(String, V)>);
+
+impl<V> Default for Pairs<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Pairs<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor<V>(PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for PairsVisitor<V> {
+            type Value = Pairs<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object or a list of [name, value] pairs")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(pair) = map.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(Pairs(pairs))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(pair) = seq.next_element()? {
+                    pairs.push(pair);
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+
+        deserializer.deserialize_any(PairsVisitor(PhantomData))
+    }
+}
+
+impl<V: JsonSchema> JsonSchema for Pairs<V> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Pairs_of_{}", V::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                { "type": "object", "additionalProperties": generator.subschema_for::<V>() },
+                { "type": "array", "items": generator.subschema_for::<(String, V)>() },
+            ]
+        })
+    }
+}
+
+/// The response, as the step's output.
+#[derive(Serialize, JsonSchema)]
+struct Output {
+    /// The final status code.
+    status: u16,
+    /// Response headers by lowercase name; repeated headers joined with `, `.
+    headers: BTreeMap<String, String>,
+    /// The body: parsed JSON when the content type is JSON and it parses, else
+    /// the text when it is UTF-8, else base64.
+    body: Value,
+    /// Whether `body` is base64.
+    body_base64: bool,
+    /// The URL that answered, after redirects.
+    url: String,
+}
+
+/// Sends the request the input describes.
+fn request(input: Input) -> Result<Output, StepError> {
+    let mut request = build(input)?;
+    if bound_connections().iter().any(|name| name == CONNECTION) {
+        request = request.connection(CONNECTION);
+    }
+    let output = output(request.send()?);
+    if (200..300).contains(&output.status) {
+        return Ok(output);
+    }
+    Err(StepError::Http {
+        status: output.status,
+        message: format!("upstream answered {}", output.status),
+        output: Some(serde_json::to_value(&output)?),
+    })
+}
+
+/// The request the input describes, without a connection.
+fn build(input: Input) -> Result<Request, StepError> {
+    let method: Method =
+        input.method.parse().map_err(|e| StepError::invalid_input(format!("method: {e}")))?;
+    let timeout = Duration::try_from_secs_f64(input.timeout)
+        .ok()
+        .filter(|timeout| !timeout.is_zero())
+        .ok_or_else(|| StepError::invalid_input("timeout: expected a positive number of seconds"))?;
+
+    let mut request =
+        Request::new(method, input.url).timeout(timeout).follow_redirects(input.follow_location);
+    for (name, value) in flatten(input.params) {
+        request = request.query(name, value);
+    }
+    let mut headers = input.headers.0;
+    if let Some(body) = input.body {
+        request = match input.body_type {
+            BodyType::Json => request.json_text(body.to_string()),
+            BodyType::Form => request.form(flatten(from_body::<Pairs<ParamValue>>(body, "form")?)),
+            BodyType::Text => request.text(from_body::<String>(body, "text")?),
+            BodyType::Raw => {
+                let content_type = take_header(&mut headers, "content-type")
+                    .unwrap_or_else(|| "application/octet-stream".to_owned());
+                request.bytes(content_type, from_body::<String>(body, "raw")?)
+            }
+        };
+    }
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    Ok(request)
+}
+
+/// One `(name, value)` pair per scalar, in order.
+fn flatten(pairs: Pairs<ParamValue>) -> impl Iterator<Item = (String, String)> {
+    pairs.0.into_iter().flat_map(|(name, value)| {
+        let values = match value {
+            ParamValue::One(scalar) => vec![scalar],
+            ParamValue::Many(scalars) => scalars,
+        };
+        values.into_iter().map(move |scalar| (name.clone(), scalar.to_string()))
+    })
+}
+
+/// The body as `body_type` requires it.
+fn from_body<T: DeserializeOwned>(body: Value, body_type: &str) -> Result<T, StepError> {
+    serde_json::from_value(body).map_err(|e| {
+        StepError::invalid_input(format!("body does not suit body_type {body_type}: {e}"))
+    })
+}
+
+/// Removes every header named `name` and returns the last value.
+fn take_header(headers: &mut Vec<(String, String)>, name: &str) -> Option<String> {
+    let mut found = None;
+    headers.retain(|(header, value)| {
+        let matches = header.eq_ignore_ascii_case(name);
+        if matches {
+            found = Some(value.clone());
+        }
+        !matches
+    });
+    found
+}
+
+fn output(response: Response) -> Output {
+    let mut headers = BTreeMap::<String, String>::new();
+    for (name, value) in response.headers() {
+        headers
+            .entry(name.to_ascii_lowercase())
+            .and_modify(|joined| {
+                joined.push_str(", ");
+                joined.push_str(value);
+            })
+            .or_insert_with(|| value.clone());
+    }
+    let is_json = response.header("content-type").is_some_and(is_json_media_type);
+    let status = response.status();
+    let url = response.final_url().to_owned();
+    let (body, body_base64) = body_value(response.into_body(), is_json);
+    Output { status, headers, body, body_base64, url }
+}
+
+/// `application/json` or any `+json` type, parameters ignored.
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
+}
+
+/// The body as JSON (when `is_json` and it parses), else text, else base64.
+fn body_value(body: Vec<u8>, is_json: bool) -> (Value, bool) {
+    if is_json {
+        if let Ok(json) = serde_json::from_slice(&body) {
+            return (json, false);
+        }
+    }
+    match String::from_utf8(body) {
+        Ok(text) => (Value::String(text), false),
+        Err(error) => (Value::String(BASE64.encode(error.into_bytes())), true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: Value) -> Input {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn input_defaults() {
+        let input = input(json!({"url": "https://api.test/x"}));
+        assert_eq!(input.method, "GET");
+        assert!(input.params.0.is_empty() && input.headers.0.is_empty() && input.body.is_none());
+        assert!(matches!(input.body_type, BodyType::Json));
+        assert_eq!(input.timeout, 30.0);
+        assert!(input.follow_location);
+    }
+
+    #[test]
+    fn params_as_object_or_pairs_keep_order_and_repeats() {
+        let object = input(json!({"url": "u", "params": {"z": 1, "a": ["x", true], "m": 2.5}}));
+        assert_eq!(
+            flatten(object.params).collect::<Vec<_>>(),
+            [("z", "1"), ("a", "x"), ("a", "true"), ("m", "2.5")].map(|(k, v)| (k.into(), v.into()))
+        );
+        let pairs = input(json!({"url": "u", "params": [["a", "1"], ["b", 2], ["a", "3"]]}));
+        assert_eq!(
+            flatten(pairs.params).collect::<Vec<_>>(),
+            [("a", "1"), ("b", "2"), ("a", "3")].map(|(k, v)| (k.into(), v.into()))
+        );
+        let headers = input(json!({"url": "u", "headers": [["X-A", "1"], ["X-A", "2"]]}));
+        assert_eq!(headers.headers.0.len(), 2);
+    }
+
+    #[test]
+    fn bad_input_is_rejected() {
+        for bad in [
+            json!({"url": "u", "params": {"a": {"nested": 1}}}),
+            json!({"url": "u", "params": [["a"]]}),
+            json!({"url": "u", "headers": {"a": 1}}),
+            json!({"url": "u", "body_type": "yaml"}),
+            json!({"url": "u", "unknown": 1}),
+        ] {
+            assert!(serde_json::from_value::<Input>(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn method_timeout_and_body_errors_are_invalid_input() {
+        for (bad, expected) in [
+            (json!({"url": "u", "method": "BREW"}), "method: unknown HTTP method `BREW`"),
+            (json!({"url": "u", "timeout": 0}), "timeout"),
+            (json!({"url": "u", "timeout": -1.5}), "timeout"),
+            (json!({"url": "u", "body": 1, "body_type": "text"}), "body_type text"),
+            (json!({"url": "u", "body": "a=1", "body_type": "form"}), "body_type form"),
+        ] {
+            let error = build(input(bad)).err().unwrap();
+            assert!(matches!(&error, StepError::InvalidInput(m) if m.contains(expected)), "{error}");
+        }
+    }
+
+    #[test]
+    fn raw_content_type_comes_from_the_headers() {
+        let mut headers = vec![("Content-Type".into(), "image/png".into()), ("X-A".into(), "1".into())];
+        assert_eq!(take_header(&mut headers, "content-type").as_deref(), Some("image/png"));
+        assert_eq!(headers, [("X-A".to_owned(), "1".to_owned())]);
+        assert_eq!(take_header(&mut headers, "content-type"), None);
+    }
+
+    #[test]
+    fn output_lowercases_and_joins_headers() {
+        let headers = [("Set-Cookie", "a=1"), ("Content-Type", "application/json"), ("set-cookie", "b=2")];
+        let headers = headers.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec();
+        let response = Response::new(200, headers, br#"{"ok":true}"#.to_vec(), "https://api.test/x");
+        assert_eq!(
+            serde_json::to_value(output(response)).unwrap(),
+            json!({
+                "status": 200,
+                "headers": {"content-type": "application/json", "set-cookie": "a=1, b=2"},
+                "body": {"ok": true},
+                "body_base64": false,
+                "url": "https://api.test/x",
+            })
+        );
+    }
+
+    #[test]
+    fn body_is_json_text_or_base64() {
+        assert!(is_json_media_type("application/json; charset=utf-8"));
+        assert!(is_json_media_type("Application/Problem+JSON"));
+        assert!(!is_json_media_type("text/json-ish"));
+        assert_eq!(body_value(br#"{"a":1}"#.to_vec(), true), (json!({"a": 1}), false));
+        assert_eq!(body_value(br#"{"a":1}"#.to_vec(), false), (json!(r#"{"a":1}"#), false));
+        assert_eq!(body_value(b"not json".to_vec(), true), (json!("not json"), false));
+        assert_eq!(body_value(vec![0xff, 0x00], false), (json!("/wA="), true));
+    }
+}

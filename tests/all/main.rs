@@ -1,0 +1,18 @@
+//! End-to-end tests: the real host, real compiled plugins (`target/plugins`),
+//! real HTTP servers on 127.0.0.1. One binary, a module per area.
+
+mod cache;
+mod cli;
+mod http_request;
+mod policy;
+mod sandbox;
+mod secrets;
+
+use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
+
+/// Runs `call` of `plugin` with `input` and these connection files (TOML text).
+async fn step(host: &Host, plugin: &str, call: &str, input: serde_json::Value, connections: &[&str]) -> StepResult {
+    let connections: Vec<ConnectionConfig> =
+        connections.iter().map(|t| toml::from_str(t).expect("connection TOML parses")).collect();
+    host.run_step(StepRequest { plugin: plugin.into(), call: call.into(), input, connections }).await
+}

@@ -1,0 +1,73 @@
+//! A misbehaving plugin costs one step, never the host.
+
+use std::time::{Duration, Instant};
+
+use courier_host::{Limits, Outcome};
+use courier_tests::{host_builder, host_with};
+use serde_json::json;
+
+use crate::step;
+
+fn limits(deadline_ms: u64) -> Limits {
+    Limits { step_deadline: Duration::from_millis(deadline_ms), memory_bytes: 16 << 20, ..Limits::default() }
+}
+
+#[tokio::test]
+async fn an_endless_loop_ends_at_the_deadline() {
+    let host = host_with(host_builder().limits(limits(500)), &["misbehave"]).await;
+    let started = Instant::now();
+    let r = step(&host, "misbehave", "spin", json!({}), &[]).await;
+    let took = started.elapsed();
+    assert_eq!(r.outcome, Outcome::Timeout, "{r:?}");
+    assert!(took >= Duration::from_millis(500), "ended before the deadline: {took:?}");
+    assert!(took < Duration::from_secs(3), "ended long after the deadline: {took:?}");
+    let ok = step(&host, "misbehave", "ok", json!({}), &[]).await;
+    assert_eq!(ok.outcome, Outcome::Success, "the next step must succeed: {ok:?}");
+}
+
+#[tokio::test]
+async fn a_memory_hog_hits_the_limit() {
+    let host = host_with(host_builder().limits(limits(10_000)), &["misbehave"]).await;
+    let r = step(&host, "misbehave", "hog", json!({}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+    let err = r.error.unwrap();
+    assert_eq!(err.kind, "memory", "{err:?}");
+    assert!(err.message.contains("memory limit"), "{err:?}");
+    let ok = step(&host, "misbehave", "ok", json!({}), &[]).await;
+    assert_eq!(ok.outcome, Outcome::Success, "{ok:?}");
+}
+
+#[tokio::test]
+async fn traps_and_panics_are_errors() {
+    let host = host_with(host_builder(), &["misbehave"]).await;
+    for call in ["trap", "panic"] {
+        let r = step(&host, "misbehave", call, json!({}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Error, "{call}: {r:?}");
+        assert_eq!(r.error.as_ref().unwrap().kind, "trap", "{call}: {r:?}");
+        let ok = step(&host, "misbehave", "ok", json!({}), &[]).await;
+        assert_eq!(ok.outcome, Outcome::Success, "after {call}: {ok:?}");
+    }
+}
+
+#[tokio::test]
+async fn logs_are_capped_and_escaped() {
+    let lim = Limits { max_log_bytes: 1000, max_log_line: 100, ..Limits::default() };
+    let host = host_with(host_builder().limits(lim), &["misbehave"]).await;
+    let r = step(&host, "misbehave", "log", json!({"lines": 50, "size": 300}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let kept: usize = r.logs.iter().map(|l| l.message.len()).sum();
+    assert!(kept <= 1000, "kept {kept} bytes");
+    assert!(r.logs.iter().all(|l| l.message.len() <= 100 + '…'.len_utf8()));
+    assert!(r.logs_dropped > 0);
+    assert_eq!(r.logs.len() as u32 + r.logs_dropped, 50);
+}
+
+#[tokio::test]
+async fn unknown_calls_and_plugins_are_rejected() {
+    let host = host_with(host_builder(), &["misbehave"]).await;
+    let r = step(&host, "misbehave", "nope", json!({}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Error);
+    assert!(r.error.unwrap().message.contains("has no call `nope`"));
+    let r = step(&host, "ghost", "ok", json!({}), &[]).await;
+    assert!(r.error.unwrap().message.contains("no plugin `ghost`"));
+}

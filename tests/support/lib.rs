@@ -1,0 +1,229 @@
+//! Shared pieces of the end-to-end tests and benchmarks: real HTTP servers on
+//! 127.0.0.1 and the compiled plugins under `target/plugins`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use courier_host::{Host, HostBuilder};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+/// A request as the test server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Method.
+    pub method: String,
+    /// Path and query, as sent.
+    pub uri: String,
+    /// Headers, names lowercase.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Query pairs, decoded, in order.
+    pub fn query(&self) -> Vec<(String, String)> {
+        let q = self.uri.split_once('?').map(|(_, q)| q).unwrap_or("");
+        form_pairs(q.as_bytes())
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs.
+pub fn form_pairs(data: &[u8]) -> Vec<(String, String)> {
+    url_decode_pairs(std::str::from_utf8(data).expect("form data is UTF-8"))
+}
+
+fn url_decode_pairs(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let s = s.replace('+', " ");
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
+            out.push(u8::from_str_radix(hex, 16).expect("valid percent escape"));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("decoded text is UTF-8")
+}
+
+/// A response the test server gives.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON reply.
+    pub fn json(status: u16, value: serde_json::Value) -> Self {
+        Self { status, headers: vec![("content-type".into(), "application/json".into())], body: value.to_string().into_bytes() }
+    }
+}
+
+type Handler = dyn Fn(&Received) -> Reply + Send + Sync;
+
+/// A real HTTP/1.1 server on 127.0.0.1 that records what it receives.
+pub struct TestServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    received: Arc<Mutex<Vec<Received>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts a server answering with `handler`.
+    pub async fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let (conns, recv) = (connections.clone(), received.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                conns.fetch_add(1, Ordering::SeqCst);
+                let (handler, recv) = (handler.clone(), recv.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (handler, recv) = (handler.clone(), recv.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                            let got = Received {
+                                method: parts.method.to_string(),
+                                uri: parts.uri.to_string(),
+                                headers: parts
+                                    .headers
+                                    .iter()
+                                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                                    .collect(),
+                                body,
+                            };
+                            let reply = handler(&got);
+                            recv.lock().unwrap().push(got);
+                            let mut resp = hyper::Response::builder().status(reply.status);
+                            for (k, v) in &reply.headers {
+                                resp = resp.header(k, v);
+                            }
+                            Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(reply.body))).unwrap())
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, connections, received, task }
+    }
+
+    /// A server that echoes every request back as JSON, and echoes the
+    /// `Authorization` header in a response header too.
+    pub async fn echo() -> Self {
+        Self::start(|r| {
+            let mut reply = Reply::json(200, echo_json(r));
+            if let Some(auth) = r.header("authorization") {
+                reply.headers.push(("x-echo-authorization".into(), auth.into()));
+            }
+            reply
+        })
+        .await
+    }
+
+    /// `http://127.0.0.1:PORT` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Requests received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The echo server's JSON view of a request.
+pub fn echo_json(r: &Received) -> serde_json::Value {
+    serde_json::json!({
+        "method": r.method,
+        "uri": r.uri,
+        "headers": r.headers.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
+        "body": String::from_utf8_lossy(&r.body),
+    })
+}
+
+/// The repository's `target/` directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// A compiled plugin under `target/plugins`.
+pub fn plugin(name: &str) -> PathBuf {
+    let path = target_dir().join("plugins").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: build the plugins first (./dev build-plugins)", path.display());
+    path
+}
+
+/// A host as the tests configure it: compiled-component cache under target/,
+/// loopback allowed explicitly by the operator (never by default).
+pub fn host_builder() -> HostBuilder {
+    Host::builder()
+        .cache_dir(target_dir().join("courier-test-cache"))
+        .allow_host("http://*:*".parse().unwrap())
+        .allow_host("https://*:*".parse().unwrap())
+        .allow_network("127.0.0.1/32".parse().unwrap())
+}
+
+/// A built host with these plugins loaded.
+pub async fn host_with(builder: HostBuilder, plugins: &[&str]) -> Host {
+    let host = builder.build().expect("host builds");
+    for p in plugins {
+        host.load_plugin_file(&plugin(p)).await.expect("plugin loads");
+    }
+    host
+}
