@@ -43,7 +43,11 @@ impl StepError {
 
     /// The upstream answered `status` (outside 2xx); no output.
     pub fn http(status: u16, message: impl Into<String>) -> Self {
-        Self::Http { status, message: message.into(), output: None }
+        Self::Http {
+            status,
+            message: message.into(),
+            output: None,
+        }
     }
 
     /// A request failed.
@@ -61,7 +65,9 @@ impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidInput(message) => write!(f, "invalid input: {message}"),
-            Self::Http { status, message, .. } => write!(f, "HTTP {status}: {message}"),
+            Self::Http {
+                status, message, ..
+            } => write!(f, "HTTP {status}: {message}"),
             Self::Send(error) => write!(f, "request failed: {error}"),
             Self::Failed(message) => f.write_str(message),
         }
@@ -93,7 +99,11 @@ impl From<StepError> for wit::StepError {
     fn from(error: StepError) -> Self {
         match error {
             StepError::InvalidInput(message) => Self::InvalidInput(message),
-            StepError::Http { status, message, output } => Self::Http(wit::HttpFailure {
+            StepError::Http {
+                status,
+                message,
+                output,
+            } => Self::Http(wit::HttpFailure {
                 status,
                 message,
                 output: output.map(|value| value.to_string()),
@@ -112,7 +122,9 @@ mod tests {
     #[test]
     fn question_mark_converts_send_and_json_errors() {
         fn send() -> Result<(), StepError> {
-            Err(SendError::from(SendReason::Denied("host not allowed".into())))?
+            Err(SendError::from(SendReason::Denied(
+                "host not allowed".into(),
+            )))?
         }
         fn parse() -> Result<Value, StepError> {
             Ok(serde_json::from_str("{")?)
@@ -126,8 +138,14 @@ mod tests {
 
     #[test]
     fn display_names_the_kind() {
-        assert_eq!(StepError::invalid_input("no email").to_string(), "invalid input: no email");
-        assert_eq!(StepError::http(404, "not found").to_string(), "HTTP 404: not found");
+        assert_eq!(
+            StepError::invalid_input("no email").to_string(),
+            "invalid input: no email"
+        );
+        assert_eq!(
+            StepError::http(404, "not found").to_string(),
+            "HTTP 404: not found"
+        );
         assert_eq!(
             StepError::send(SendReason::Timeout(crate::http::TimeoutPhase::Connect).into())
                 .to_string(),

@@ -14,13 +14,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::StepError;
 use crate::__private::bindings::courier::plugin::{outbound, types as wit};
+use crate::StepError;
 
-pub use wit::{FormPart, Method, RetryPolicy, TimeoutPhase};
 /// Why the host sent no response: the cases of the WIT `send-error`, each with
 /// a message that never contains a secret. Read it through [`SendError::reason`].
 pub use wit::SendError as SendReason;
+pub use wit::{FormPart, Method, RetryPolicy, TimeoutPhase};
 
 /// An outbound request, built step by step and sent by the host.
 ///
@@ -123,7 +123,10 @@ impl Request {
         K: Into<String>,
         V: Into<String>,
     {
-        let pairs = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let pairs = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         self.body(Ok(wit::Body::Form(pairs)))
     }
 
@@ -139,7 +142,10 @@ impl Request {
 
     /// Raw bytes sent under `content_type`.
     pub fn bytes(self, content_type: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
-        let raw = wit::RawBody { content_type: content_type.into(), data: data.into() };
+        let raw = wit::RawBody {
+            content_type: content_type.into(),
+            data: data.into(),
+        };
         self.body(Ok(wit::Body::Bytes(raw)))
     }
 
@@ -236,8 +242,12 @@ pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
             Err(error) => Some(error),
         })
         .collect();
-    let mut sent = if to_send.is_empty() { Vec::new() } else { outbound::send_all(&to_send) }
-        .into_iter();
+    let mut sent = if to_send.is_empty() {
+        Vec::new()
+    } else {
+        outbound::send_all(&to_send)
+    }
+    .into_iter();
     slots
         .into_iter()
         .map(|slot| match slot {
@@ -274,7 +284,12 @@ impl Response {
         body: Vec<u8>,
         final_url: impl Into<String>,
     ) -> Self {
-        Self(wit::Response { status, headers, body, final_url: final_url.into() })
+        Self(wit::Response {
+            status,
+            headers,
+            body,
+            final_url: final_url.into(),
+        })
     }
 
     /// The final status code.
@@ -320,7 +335,9 @@ impl Response {
     /// The body parsed as JSON into `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, StepError> {
         serde_json::from_slice(&self.0.body).map_err(|error| {
-            StepError::failed(format!("the response body is not the expected JSON: {error}"))
+            StepError::failed(format!(
+                "the response body is not the expected JSON: {error}"
+            ))
         })
     }
 
@@ -335,7 +352,10 @@ impl Response {
         if self.is_success() {
             Ok(self)
         } else {
-            Err(StepError::http(self.0.status, format!("upstream answered {}", self.0.status)))
+            Err(StepError::http(
+                self.0.status,
+                format!("upstream answered {}", self.0.status),
+            ))
         }
     }
 }
@@ -456,7 +476,12 @@ impl FromStr for Method {
 impl FormPart {
     /// A text field.
     pub fn text(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { name: name.into(), filename: None, content_type: None, data: value.into().into() }
+        Self {
+            name: name.into(),
+            filename: None,
+            content_type: None,
+            data: value.into().into(),
+        }
     }
 
     /// A file part (`application/octet-stream` unless [`content_type`](Self::content_type) says otherwise).
@@ -511,8 +536,16 @@ mod tests {
     use super::*;
 
     fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
-        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Response::new(status, headers, body.as_bytes().to_vec(), "https://example.test/x")
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Response::new(
+            status,
+            headers,
+            body.as_bytes().to_vec(),
+            "https://example.test/x",
+        )
     }
 
     #[test]
@@ -528,7 +561,10 @@ mod tests {
         assert_eq!(ok.text().unwrap(), r#"{"id":"cus_1"}"#);
         assert_eq!(ok.json::<Value>().unwrap()["id"], "cus_1");
         assert!(matches!(ok.json::<Vec<u8>>(), Err(StepError::Failed(_))));
-        let binary = Response(wit::Response { body: vec![0xff], ..ok.0.clone() });
+        let binary = Response(wit::Response {
+            body: vec![0xff],
+            ..ok.0.clone()
+        });
         assert!(matches!(binary.text(), Err(StepError::Failed(_))));
     }
 
@@ -537,7 +573,11 @@ mod tests {
         assert!(response(204, &[], "").error_for_status().is_ok());
         assert_eq!(
             response(404, &[], "").error_for_status().unwrap_err(),
-            StepError::Http { status: 404, message: "upstream answered 404".into(), output: None }
+            StepError::Http {
+                status: 404,
+                message: "upstream answered 404".into(),
+                output: None
+            }
         );
     }
 
@@ -555,21 +595,39 @@ mod tests {
             .into_wit()
             .unwrap();
         assert_eq!(request.method, Method::Post);
-        assert_eq!(request.query, [("a".into(), "1".into()), ("a".into(), "2".into())]);
-        assert_eq!(request.body, wit::Body::Form(vec![("email".into(), "a@example.test".into())]));
+        assert_eq!(
+            request.query,
+            [("a".into(), "1".into()), ("a".into(), "2".into())]
+        );
+        assert_eq!(
+            request.body,
+            wit::Body::Form(vec![("email".into(), "a@example.test".into())])
+        );
         assert_eq!(request.connection.as_deref(), Some("stripe"));
         assert_eq!(request.timeout_ms, Some(1500));
         assert!(!request.follow_redirects);
         assert_eq!(request.idempotency_key.as_deref(), Some("k"));
-        assert!(Request::get("https://x.test").into_wit().unwrap().follow_redirects);
+        assert!(
+            Request::get("https://x.test")
+                .into_wit()
+                .unwrap()
+                .follow_redirects
+        );
     }
 
     #[test]
     fn unserializable_json_body_fails_as_invalid_request() {
         let map = std::collections::BTreeMap::from([((1, 2), 3)]);
-        let error = Request::post("https://x.test").json(&map).into_wit().unwrap_err();
+        let error = Request::post("https://x.test")
+            .json(&map)
+            .into_wit()
+            .unwrap_err();
         assert!(matches!(error.reason(), SendReason::InvalidRequest(m) if m.contains("JSON body")));
-        let fixed = Request::post("https://x.test").json(&map).text("ok").into_wit().unwrap();
+        let fixed = Request::post("https://x.test")
+            .json(&map)
+            .text("ok")
+            .into_wit()
+            .unwrap();
         assert_eq!(fixed.body, wit::Body::Text("ok".into()));
     }
 
@@ -577,12 +635,18 @@ mod tests {
     fn methods_parse_ignoring_case() {
         assert_eq!("patch".parse::<Method>().unwrap(), Method::Patch);
         assert_eq!("OPTIONS".parse::<Method>().unwrap().to_string(), "OPTIONS");
-        assert_eq!("BREW".parse::<Method>().unwrap_err(), UnknownMethod("BREW".into()));
+        assert_eq!(
+            "BREW".parse::<Method>().unwrap_err(),
+            UnknownMethod("BREW".into())
+        );
     }
 
     #[test]
     fn send_error_display() {
-        assert_eq!(SendError(SendReason::Denied("x".into())).to_string(), "denied: x");
+        assert_eq!(
+            SendError(SendReason::Denied("x".into())).to_string(),
+            "denied: x"
+        );
         assert_eq!(
             SendError(SendReason::Timeout(TimeoutPhase::StepDeadline)).to_string(),
             "timed out (step deadline)"

@@ -68,9 +68,9 @@ pub use serde_json::{Value, json};
 pub mod prelude {
     pub use crate::http::{FormPart, Method, RetryPolicy, SendReason, TimeoutPhase};
     pub use crate::{
-        ApiKeyScheme, Auth, Call, CallKind, ClientAuth, Connection, Jwt, JwtAlgorithm,
-        KeyLocation, OAuth2, PlacementTarget, Plugin, Request, Response, SecretPlacement,
-        SendError, StepError, Value, bound_connections, json, schemars, send_all, serde_json,
+        ApiKeyScheme, Auth, Call, CallKind, ClientAuth, Connection, Jwt, JwtAlgorithm, KeyLocation,
+        OAuth2, PlacementTarget, Plugin, Request, Response, SecretPlacement, SendError, StepError,
+        Value, bound_connections, json, schemars, send_all, serde_json,
     };
     pub use crate::{debug, error, info, trace, warn};
     pub use schemars::JsonSchema;

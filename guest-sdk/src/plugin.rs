@@ -8,13 +8,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::StepError;
 use crate::__private::bindings::courier::plugin::types as wit;
+use crate::StepError;
 
-pub use wit::{
-    ApiKeyScheme, CallKind, ClientAuth, JwtAlgorithm, KeyLocation, PlacementTarget,
-    SecretPlacement,
-};
 /// How requests on a connection are authenticated (the WIT `auth-scheme`).
 /// The plugin names the scheme; the operator supplies the secrets.
 pub use wit::AuthScheme as Auth;
@@ -23,6 +19,9 @@ pub use wit::JwtScheme as Jwt;
 /// OAuth 2 settings for the API (the WIT `oauth2-scheme`); build them with
 /// [`OAuth2::new`]. The operator may override each of them.
 pub use wit::Oauth2Scheme as OAuth2;
+pub use wit::{
+    ApiKeyScheme, CallKind, ClientAuth, JwtAlgorithm, KeyLocation, PlacementTarget, SecretPlacement,
+};
 
 /// A plugin's declaration, returned by the function given to
 /// [`export!`](crate::export).
@@ -160,12 +159,18 @@ impl Connection {
 impl Auth {
     /// An API key (secret `key`) in the header `name`.
     pub fn api_key_header(name: impl Into<String>) -> Self {
-        Self::ApiKey(ApiKeyScheme { location: KeyLocation::Header, name: name.into() })
+        Self::ApiKey(ApiKeyScheme {
+            location: KeyLocation::Header,
+            name: name.into(),
+        })
     }
 
     /// An API key (secret `key`) in the query parameter `name`.
     pub fn api_key_query(name: impl Into<String>) -> Self {
-        Self::ApiKey(ApiKeyScheme { location: KeyLocation::Query, name: name.into() })
+        Self::ApiKey(ApiKeyScheme {
+            location: KeyLocation::Query,
+            name: name.into(),
+        })
     }
 }
 
@@ -178,7 +183,12 @@ impl SecretPlacement {
         template: impl Into<String>,
         secret: impl Into<String>,
     ) -> Self {
-        Self { target, name: name.into(), template: template.into(), secret: secret.into() }
+        Self {
+            target,
+            name: name.into(),
+            template: template.into(),
+            secret: secret.into(),
+        }
     }
 }
 
@@ -186,7 +196,12 @@ impl OAuth2 {
     /// No token URL, scopes or audience (the operator provides what is
     /// needed); client authentication with HTTP Basic.
     pub fn new() -> Self {
-        Self { token_url: None, scopes: Vec::new(), audience: None, client_auth: ClientAuth::Basic }
+        Self {
+            token_url: None,
+            scopes: Vec::new(),
+            audience: None,
+            client_auth: ClientAuth::Basic,
+        }
     }
 
     /// The token endpoint.
@@ -374,7 +389,9 @@ mod tests {
         if input.email.is_empty() {
             return Err(StepError::invalid_input("empty email"));
         }
-        Ok(Output { id: format!("cus_{}", input.email) })
+        Ok(Output {
+            id: format!("cus_{}", input.email),
+        })
     }
 
     fn plugin() -> Plugin {
@@ -387,13 +404,22 @@ mod tests {
                     .auth(Auth::api_key_header("X-Key"))
                     .verify_call("me"),
             )
-            .call(Call::action("create", create).title("Create").description("Creates"))
-            .call(Call::data("me", |_: Value| Ok(serde_json::json!({"me": true}))))
+            .call(
+                Call::action("create", create)
+                    .title("Create")
+                    .description("Creates"),
+            )
+            .call(Call::data("me", |_: Value| {
+                Ok(serde_json::json!({"me": true}))
+            }))
     }
 
     #[test]
     fn invoke_runs_the_named_call() {
-        assert_eq!(plugin().invoke("create", r#"{"email":"a"}"#).unwrap(), r#"{"id":"cus_a"}"#);
+        assert_eq!(
+            plugin().invoke("create", r#"{"email":"a"}"#).unwrap(),
+            r#"{"id":"cus_a"}"#
+        );
         assert_eq!(plugin().invoke("me", "null").unwrap(), r#"{"me":true}"#);
         assert_eq!(
             plugin().invoke("create", r#"{"email":""}"#).unwrap_err(),
@@ -420,11 +446,19 @@ mod tests {
         assert_eq!(connection.verify_call.as_deref(), Some("me"));
         assert_eq!(
             connection.auth,
-            Auth::ApiKey(ApiKeyScheme { location: KeyLocation::Header, name: "X-Key".into() })
+            Auth::ApiKey(ApiKeyScheme {
+                location: KeyLocation::Header,
+                name: "X-Key".into()
+            })
         );
-        let [create, me] = &manifest.calls[..] else { panic!("two calls expected") };
+        let [create, me] = &manifest.calls[..] else {
+            panic!("two calls expected")
+        };
         assert_eq!((create.kind, create.idempotent), (CallKind::Action, false));
-        assert_eq!((me.kind, me.idempotent, me.title.as_str()), (CallKind::Data, true, "me"));
+        assert_eq!(
+            (me.kind, me.idempotent, me.title.as_str()),
+            (CallKind::Data, true, "me")
+        );
         let input: Value = serde_json::from_str(&create.input_schema).unwrap();
         assert_eq!(input["type"], "object");
         assert_eq!(input["required"], serde_json::json!(["email"]));

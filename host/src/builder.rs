@@ -9,7 +9,8 @@
 //! toolchain default to `/usr/bin/cargo` and `/usr/bin/rustc`; the environment
 //! variables `COURIER_GUEST_CARGO`, `COURIER_GUEST_RUSTC` and
 //! `COURIER_GUEST_LINKER` override them (the linker is otherwise `wasm-ld`, or
-//! the newest `wasm-ld-NN`, on `PATH`).
+//! the newest `wasm-ld-NN`, on `PATH`). `COURIER_GUEST_TOOLCHAIN=rustup` or
+//! `=debian` takes one route only; unset, the rustup route is preferred.
 //!
 //! Cargo's compiler output goes to the user's terminal; its JSON messages name
 //! the `.wasm` files built, which are encoded as components with
@@ -27,6 +28,9 @@ use wit_component::ComponentEncoder;
 
 /// The target guests are built for: no WASI, so nothing to grant by accident.
 const TARGET: &str = "wasm32-unknown-unknown";
+
+/// The environment variable that picks a route: `rustup` or `debian`.
+const TOOLCHAIN_VAR: &str = "COURIER_GUEST_TOOLCHAIN";
 
 /// Where the Debian toolchain is installed unless the environment says otherwise.
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
@@ -79,7 +83,11 @@ impl fmt::Display for Toolchain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Rustup => write!(f, "cargo with the {TARGET} target"),
-            Self::Debian { cargo, rustc, linker } => write!(
+            Self::Debian {
+                cargo,
+                rustc,
+                linker,
+            } => write!(
                 f,
                 "{} with {} (-Zbuild-std), linked by {}",
                 cargo.display(),
@@ -98,6 +106,12 @@ pub enum BuildError {
     NoToolchain {
         /// What was missing, route by route.
         missing: String,
+    },
+    /// `COURIER_GUEST_TOOLCHAIN` names no route.
+    #[error("COURIER_GUEST_TOOLCHAIN={value:?}: expected `rustup` or `debian` (or unset)")]
+    UnknownToolchain {
+        /// The value found.
+        value: OsString,
     },
     /// The path holds no `Cargo.toml`.
     #[error("{} holds no Cargo.toml: expected a plugin crate or a guest workspace", path.display())]
@@ -148,17 +162,25 @@ pub enum BuildError {
     },
 }
 
-/// Finds a toolchain that can build guests: a rustup toolchain with the
-/// target first, else Debian's (see the module documentation).
+/// Finds a toolchain that can build guests: the route named by
+/// `COURIER_GUEST_TOOLCHAIN`, else a rustup toolchain with the target, else
+/// Debian's (see the module documentation).
 pub fn detect_toolchain() -> Result<Toolchain, BuildError> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let rustup_missing = match sysroot(Path::new(&rustc)) {
-        Some(root) if has_target(&root) => return Ok(Toolchain::Rustup),
-        Some(root) => format!("{} has no {TARGET} target", root.display()),
-        None => format!("`{} --print sysroot` failed", rustc.to_string_lossy()),
+    detect(|name| std::env::var_os(name))
+}
+
+/// [`detect_toolchain`] with the environment `var`.
+fn detect(var: impl Fn(&str) -> Option<OsString> + Copy) -> Result<Toolchain, BuildError> {
+    let choice = var(TOOLCHAIN_VAR).unwrap_or_default();
+    let found = match choice.to_str() {
+        Some("") => rustup_toolchain(var).or_else(|rustup| {
+            debian_toolchain(var).map_err(|debian| format!("{rustup}; {debian}"))
+        }),
+        Some("rustup") => rustup_toolchain(var),
+        Some("debian") => debian_toolchain(var),
+        _ => return Err(BuildError::UnknownToolchain { value: choice }),
     };
-    debian_toolchain(|name| std::env::var_os(name))
-        .map_err(|debian| BuildError::NoToolchain { missing: format!("{rustup_missing}; {debian}") })
+    found.map_err(|missing| BuildError::NoToolchain { missing })
 }
 
 /// Builds the plugin crate or every `cdylib` member of the workspace at
@@ -167,7 +189,9 @@ pub fn detect_toolchain() -> Result<Toolchain, BuildError> {
 pub fn build(opts: &BuildOptions) -> Result<Vec<BuiltPlugin>, BuildError> {
     let manifest = opts.path.join("Cargo.toml");
     if !manifest.is_file() {
-        return Err(BuildError::NotACrate { path: opts.path.clone() });
+        return Err(BuildError::NotACrate {
+            path: opts.path.clone(),
+        });
     }
     let out_dir = std::path::absolute(&opts.out_dir).map_err(io_error(&opts.out_dir))?;
     let target_dir = out_dir.parent().unwrap_or(&out_dir).join("wasm-build");
@@ -175,7 +199,12 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<BuiltPlugin>, BuildError> {
 
     let mut cargo = toolchain.cargo_build();
     cargo
-        .args(["--release", "--target", TARGET, "--message-format=json-render-diagnostics"])
+        .args([
+            "--release",
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -183,19 +212,27 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<BuiltPlugin>, BuildError> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let output = cargo
-        .output()
-        .map_err(|source| BuildError::Spawn { program: cargo.get_program().into(), source })?;
+    let output = cargo.output().map_err(|source| BuildError::Spawn {
+        program: cargo.get_program().into(),
+        source,
+    })?;
     if !output.status.success() {
-        return Err(BuildError::Cargo { status: output.status });
+        return Err(BuildError::Cargo {
+            status: output.status,
+        });
     }
 
     let artifacts = cdylib_artifacts(&String::from_utf8_lossy(&output.stdout));
     if artifacts.is_empty() {
-        return Err(BuildError::NoPlugins { path: opts.path.clone() });
+        return Err(BuildError::NoPlugins {
+            path: opts.path.clone(),
+        });
     }
     fs::create_dir_all(&out_dir).map_err(io_error(&out_dir))?;
-    artifacts.into_iter().map(|artifact| componentize(artifact, &out_dir)).collect()
+    artifacts
+        .into_iter()
+        .map(|artifact| componentize(artifact, &out_dir))
+        .collect()
 }
 
 impl Toolchain {
@@ -207,7 +244,11 @@ impl Toolchain {
                 command.arg("build");
                 command
             }
-            Self::Debian { cargo, rustc, linker } => {
+            Self::Debian {
+                cargo,
+                rustc,
+                linker,
+            } => {
                 let mut command = Command::new(cargo);
                 command
                     .arg("build")
@@ -241,7 +282,11 @@ fn sysroot(rustc: &Path) -> Option<PathBuf> {
 
 /// Whether the sysroot holds the standard library built for [`TARGET`].
 fn has_target(sysroot: &Path) -> bool {
-    sysroot.join("lib/rustlib").join(TARGET).join("lib").is_dir()
+    sysroot
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
 }
 
 /// Whether the sysroot holds the standard library's source (for `-Zbuild-std`).
@@ -249,10 +294,22 @@ fn has_library_source(sysroot: &Path) -> bool {
     sysroot.join("lib/rustlib/src/rust/library/std").is_dir()
 }
 
+/// The toolchain of `cargo` on `PATH` if its rustc (`$RUSTC`, else `rustc`)
+/// has the target; the error says what is missing.
+fn rustup_toolchain(var: impl Fn(&str) -> Option<OsString>) -> Result<Toolchain, String> {
+    let rustc = var("RUSTC").map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+    match sysroot(&rustc) {
+        Some(root) if has_target(&root) => Ok(Toolchain::Rustup),
+        Some(root) => Err(format!("{} has no {TARGET} target", root.display())),
+        None => Err(format!("`{} --print sysroot` failed", rustc.display())),
+    }
+}
+
 /// Debian's toolchain, with paths taken from the environment `var`; the error
 /// lists everything missing.
 fn debian_toolchain(var: impl Fn(&str) -> Option<OsString>) -> Result<Toolchain, String> {
-    let path_of = |name: &str, default: &str| var(name).map_or_else(|| default.into(), PathBuf::from);
+    let path_of =
+        |name: &str, default: &str| var(name).map_or_else(|| default.into(), PathBuf::from);
     let cargo = path_of("COURIER_GUEST_CARGO", DEBIAN_CARGO);
     let rustc = path_of("COURIER_GUEST_RUSTC", DEBIAN_RUSTC);
     let linker = match var("COURIER_GUEST_LINKER") {
@@ -267,12 +324,19 @@ fn debian_toolchain(var: impl Fn(&str) -> Option<OsString>) -> Result<Toolchain,
     match sysroot(&rustc) {
         None => missing.push(format!("no working {} (rustc-web)", rustc.display())),
         Some(root) if !has_library_source(&root) => {
-            missing.push(format!("no library source in {} (rust-web-src)", root.display()));
+            missing.push(format!(
+                "no library source in {} (rust-web-src)",
+                root.display()
+            ));
         }
         Some(_) => {}
     }
     match linker {
-        Some(linker) if missing.is_empty() => Ok(Toolchain::Debian { cargo, rustc, linker }),
+        Some(linker) if missing.is_empty() => Ok(Toolchain::Debian {
+            cargo,
+            rustc,
+            linker,
+        }),
         Some(_) => Err(missing.join(", ")),
         None => {
             missing.push("no wasm-ld on PATH (lld-22)".to_owned());
@@ -284,7 +348,11 @@ fn debian_toolchain(var: impl Fn(&str) -> Option<OsString>) -> Result<Toolchain,
 /// `wasm-ld` on `path`, else the `wasm-ld-NN` with the highest `NN`.
 fn find_linker(path: &OsStr) -> Option<PathBuf> {
     let dirs: Vec<PathBuf> = std::env::split_paths(path).collect();
-    if let Some(plain) = dirs.iter().map(|dir| dir.join("wasm-ld")).find(|ld| ld.is_file()) {
+    if let Some(plain) = dirs
+        .iter()
+        .map(|dir| dir.join("wasm-ld"))
+        .find(|ld| ld.is_file())
+    {
         return Some(plain);
     }
     dirs.iter()
@@ -292,7 +360,12 @@ fn find_linker(path: &OsStr) -> Option<PathBuf> {
         .flatten()
         .filter_map(|entry| {
             let entry = entry.ok()?;
-            let version: u32 = entry.file_name().to_str()?.strip_prefix("wasm-ld-")?.parse().ok()?;
+            let version: u32 = entry
+                .file_name()
+                .to_str()?
+                .strip_prefix("wasm-ld-")?
+                .parse()
+                .ok()?;
             entry.path().is_file().then(|| (version, entry.path()))
         })
         // The newest version; on a tie, the first on `PATH`.
@@ -323,8 +396,14 @@ fn cdylib_artifacts(messages: &str) -> Vec<Artifact> {
         .filter_map(|message| {
             let name = package_name(message["package_id"].as_str()?)?;
             let files = message["filenames"].as_array()?;
-            let module = files.iter().filter_map(|file| file.as_str()).find(|f| f.ends_with(".wasm"))?;
-            Some(Artifact { name: name.to_owned(), module: PathBuf::from(module) })
+            let module = files
+                .iter()
+                .filter_map(|file| file.as_str())
+                .find(|f| f.ends_with(".wasm"))?;
+            Some(Artifact {
+                name: name.to_owned(),
+                module: PathBuf::from(module),
+            })
         })
         .collect()
 }
@@ -338,7 +417,12 @@ fn package_name(id: &str) -> Option<&str> {
     let (url, fragment) = id.rsplit_once('#')?;
     match fragment.split_once('@') {
         Some((name, _)) => Some(name),
-        None => url.split('?').next()?.rsplit('/').next().filter(|name| !name.is_empty()),
+        None => url
+            .split('?')
+            .next()?
+            .rsplit('/')
+            .next()
+            .filter(|name| !name.is_empty()),
     }
 }
 
@@ -358,11 +442,18 @@ fn componentize(artifact: Artifact, out_dir: &Path) -> Result<BuiltPlugin, Build
     let partial = out_dir.join(format!(".{}.wasm.partial", artifact.name));
     fs::write(&partial, &component).map_err(io_error(&partial))?;
     fs::rename(&partial, &path).map_err(io_error(&path))?;
-    Ok(BuiltPlugin { name: artifact.name, component: path, size: component.len() as u64 })
+    Ok(BuiltPlugin {
+        name: artifact.name,
+        component: path,
+        size: component.len() as u64,
+    })
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
-    move |source| BuildError::Io { path: path.to_owned(), source }
+    move |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -374,8 +465,8 @@ mod tests {
 
     impl Scratch {
         fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("courier-builder-{}-{name}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("courier-builder-{}-{name}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).unwrap();
             Self(dir)
@@ -397,8 +488,14 @@ mod tests {
 
     #[test]
     fn package_names_from_every_id_format() {
-        assert_eq!(package_name("path+file:///work/plugins/http-request#0.1.0"), Some("http-request"));
-        assert_eq!(package_name("path+file:///work/plugins/probe#wasi-probe@0.1.0"), Some("wasi-probe"));
+        assert_eq!(
+            package_name("path+file:///work/plugins/http-request#0.1.0"),
+            Some("http-request")
+        );
+        assert_eq!(
+            package_name("path+file:///work/plugins/probe#wasi-probe@0.1.0"),
+            Some("wasi-probe")
+        );
         assert_eq!(
             package_name("registry+https://github.com/rust-lang/crates.io-index#serde@1.0.228"),
             Some("serde")
@@ -407,7 +504,10 @@ mod tests {
             package_name("git+https://example.test/repo?branch=main#0.2.0"),
             Some("repo")
         );
-        assert_eq!(package_name("misbehave 0.1.0 (path+file:///work/misbehave)"), Some("misbehave"));
+        assert_eq!(
+            package_name("misbehave 0.1.0 (path+file:///work/misbehave)"),
+            Some("misbehave")
+        );
         assert_eq!(package_name("no-fragment"), None);
     }
 
@@ -428,7 +528,10 @@ mod tests {
                     name: "http-request".into(),
                     module: "/t/wasm32-unknown-unknown/release/http_request.wasm".into(),
                 },
-                Artifact { name: "misbehave".into(), module: "/t/misbehave.wasm".into() },
+                Artifact {
+                    name: "misbehave".into(),
+                    module: "/t/misbehave.wasm".into()
+                },
             ]
         );
     }
@@ -458,39 +561,74 @@ mod tests {
         assert!(has_target(&scratch.0) && has_library_source(&scratch.0));
     }
 
+    /// Writes a stand-in rustc at `path` whose sysroot is `sysroot`.
     #[cfg(unix)]
-    #[test]
-    fn debian_toolchain_from_overrides_and_what_is_missing() {
+    fn fake_rustc(path: &Path, sysroot: &Path) {
         use std::os::unix::fs::PermissionsExt;
 
-        let scratch = Scratch::new("debian");
-        let cargo = scratch.file("bin/cargo");
-        let linker = scratch.file("bin/wasm-ld-22");
-        // A stand-in rustc whose sysroot is the scratch directory.
-        let rustc = scratch.0.join("bin/rustc");
-        fs::write(&rustc, format!("#!/bin/sh\necho '{}'\n", scratch.0.display())).unwrap();
-        fs::set_permissions(&rustc, fs::Permissions::from_mode(0o755)).unwrap();
-        let env = |overrides: Vec<(&'static str, OsString)>| {
-            move |name: &str| overrides.iter().find(|(key, _)| *key == name).map(|(_, v)| v.clone())
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, format!("#!/bin/sh\necho '{}'\n", sysroot.display())).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn routes_follow_the_environment_and_name_what_is_missing() {
+        let scratch = Scratch::new("routes");
+        let rustup_rustc = scratch.0.join("bin/rustup-rustc");
+        fake_rustc(&rustup_rustc, &scratch.0.join("rustup"));
+        let debian_rustc = scratch.0.join("bin/rustc");
+        fake_rustc(&debian_rustc, &scratch.0.join("debian"));
+        let debian_cargo = scratch.0.join("bin/cargo");
+        let mut vars: Vec<(&str, PathBuf)> = vec![
+            ("RUSTC", rustup_rustc),
+            ("COURIER_GUEST_RUSTC", debian_rustc.clone()),
+            ("COURIER_GUEST_CARGO", debian_cargo.clone()),
+            ("PATH", scratch.0.join("bin")),
+        ];
+        let detect_with = |vars: &[(&str, PathBuf)], choice: &str| {
+            let var = |name: &str| match name {
+                TOOLCHAIN_VAR => Some(OsString::from(choice)),
+                _ => vars
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, v)| v.clone().into()),
+            };
+            detect(var)
         };
-        let bin = scratch.0.join("bin").into_os_string();
 
-        let missing = debian_toolchain(env(vec![
-            ("COURIER_GUEST_CARGO", scratch.0.join("none").into()),
-            ("COURIER_GUEST_RUSTC", rustc.clone().into()),
-            ("PATH", scratch.0.join("empty").into()),
-        ]))
-        .unwrap_err();
-        assert!(missing.contains("(cargo-web)"), "{missing}");
-        assert!(missing.contains("(rust-web-src)"), "{missing}");
-        assert!(missing.contains("(lld-22)"), "{missing}");
+        let Err(BuildError::NoToolchain { missing }) = detect_with(&vars, "") else {
+            panic!("nothing is installed yet")
+        };
+        for what in [
+            "has no wasm32-unknown-unknown target",
+            "(cargo-web)",
+            "(rust-web-src)",
+            "(lld-22)",
+        ] {
+            assert!(missing.contains(what), "{what} in {missing}");
+        }
 
-        scratch.file("lib/rustlib/src/rust/library/std/Cargo.toml");
-        let found = debian_toolchain(env(vec![
-            ("COURIER_GUEST_CARGO", cargo.clone().into()),
-            ("COURIER_GUEST_RUSTC", rustc.clone().into()),
-            ("PATH", bin),
-        ]));
-        assert_eq!(found, Ok(Toolchain::Debian { cargo, rustc, linker }));
+        scratch.file("rustup/lib/rustlib/wasm32-unknown-unknown/lib/libstd.rlib");
+        scratch.file("debian/lib/rustlib/src/rust/library/std/Cargo.toml");
+        scratch.file("bin/cargo");
+        let linker = scratch.file("bin/wasm-ld-22");
+        assert_eq!(detect_with(&vars, "").unwrap(), Toolchain::Rustup);
+        assert_eq!(detect_with(&vars, "rustup").unwrap(), Toolchain::Rustup);
+        let debian = Toolchain::Debian {
+            cargo: debian_cargo,
+            rustc: debian_rustc,
+            linker,
+        };
+        assert_eq!(detect_with(&vars, "debian").unwrap(), debian);
+        vars.push(("COURIER_GUEST_LINKER", "/opt/llvm/wasm-ld".into()));
+        let Toolchain::Debian { linker, .. } = detect_with(&vars, "debian").unwrap() else {
+            panic!("the Debian route was asked for")
+        };
+        assert_eq!(linker, Path::new("/opt/llvm/wasm-ld"));
+        assert!(matches!(
+            detect_with(&vars, "nix"),
+            Err(BuildError::UnknownToolchain { .. })
+        ));
     }
 }

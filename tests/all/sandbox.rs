@@ -44,6 +44,13 @@ async fn traps_and_panics_are_errors() {
         let r = step(&host, "misbehave", call, json!({}), &[]).await;
         assert_eq!(r.outcome, Outcome::Error, "{call}: {r:?}");
         assert_eq!(r.error.as_ref().unwrap().kind, "trap", "{call}: {r:?}");
+        if call == "panic" {
+            assert!(
+                r.logs.iter().any(|l| l.level == "error" && l.message.contains("misbehave: panic on request")),
+                "the panic message reaches the step log: {:?}",
+                r.logs
+            );
+        }
         let ok = step(&host, "misbehave", "ok", json!({}), &[]).await;
         assert_eq!(ok.outcome, Outcome::Success, "after {call}: {ok:?}");
     }
@@ -70,4 +77,18 @@ async fn unknown_calls_and_plugins_are_rejected() {
     assert!(r.error.unwrap().message.contains("has no call `nope`"));
     let r = step(&host, "ghost", "ok", json!({}), &[]).await;
     assert!(r.error.unwrap().message.contains("no plugin `ghost`"));
+}
+
+#[tokio::test]
+async fn wasi_grants_nothing_and_stdout_goes_to_the_log() {
+    assert!(std::env::var_os("PATH").is_some(), "the host process has an environment to leak");
+    let host = host_with(host_builder(), &["wasi-probe"]).await;
+    let r = step(&host, "wasi-probe", "env", json!({}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.output.unwrap(), json!({"env": [], "args": []}));
+
+    let r = step(&host, "wasi-probe", "stdout", json!({"text": "hello\nfrom wasi\u{1b}[31m"}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let lines: Vec<(&str, &str)> = r.logs.iter().map(|l| (l.level, l.message.as_str())).collect();
+    assert_eq!(lines, [("stdout", "hello"), ("stdout", "from wasi\\u{1b}[31m")]);
 }

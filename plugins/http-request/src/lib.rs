@@ -224,15 +224,20 @@ fn request(input: Input) -> Result<Output, StepError> {
 
 /// The request the input describes, without a connection.
 fn build(input: Input) -> Result<Request, StepError> {
-    let method: Method =
-        input.method.parse().map_err(|e| StepError::invalid_input(format!("method: {e}")))?;
+    let method: Method = input
+        .method
+        .parse()
+        .map_err(|e| StepError::invalid_input(format!("method: {e}")))?;
     let timeout = Duration::try_from_secs_f64(input.timeout)
         .ok()
         .filter(|timeout| !timeout.is_zero())
-        .ok_or_else(|| StepError::invalid_input("timeout: expected a positive number of seconds"))?;
+        .ok_or_else(|| {
+            StepError::invalid_input("timeout: expected a positive number of seconds")
+        })?;
 
-    let mut request =
-        Request::new(method, input.url).timeout(timeout).follow_redirects(input.follow_location);
+    let mut request = Request::new(method, input.url)
+        .timeout(timeout)
+        .follow_redirects(input.follow_location);
     for (name, value) in flatten(input.params) {
         request = request.query(name, value);
     }
@@ -262,7 +267,9 @@ fn flatten(pairs: Pairs<ParamValue>) -> impl Iterator<Item = (String, String)> {
             ParamValue::One(scalar) => vec![scalar],
             ParamValue::Many(scalars) => scalars,
         };
-        values.into_iter().map(move |scalar| (name.clone(), scalar.to_string()))
+        values
+            .into_iter()
+            .map(move |scalar| (name.clone(), scalar.to_string()))
     })
 }
 
@@ -297,25 +304,36 @@ fn output(response: Response) -> Output {
             })
             .or_insert_with(|| value.clone());
     }
-    let is_json = response.header("content-type").is_some_and(is_json_media_type);
+    let is_json = response
+        .header("content-type")
+        .is_some_and(is_json_media_type);
     let status = response.status();
     let url = response.final_url().to_owned();
     let (body, body_base64) = body_value(response.into_body(), is_json);
-    Output { status, headers, body, body_base64, url }
+    Output {
+        status,
+        headers,
+        body,
+        body_base64,
+        url,
+    }
 }
 
 /// `application/json` or any `+json` type, parameters ignored.
 fn is_json_media_type(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json" || essence.ends_with("+json")
 }
 
 /// The body as JSON (when `is_json` and it parses), else text, else base64.
 fn body_value(body: Vec<u8>, is_json: bool) -> (Value, bool) {
-    if is_json {
-        if let Ok(json) = serde_json::from_slice(&body) {
-            return (json, false);
-        }
+    if is_json && let Ok(json) = serde_json::from_slice(&body) {
+        return (json, false);
     }
     match String::from_utf8(body) {
         Ok(text) => (Value::String(text), false),
@@ -346,7 +364,8 @@ mod tests {
         let object = input(json!({"url": "u", "params": {"z": 1, "a": ["x", true], "m": 2.5}}));
         assert_eq!(
             flatten(object.params).collect::<Vec<_>>(),
-            [("z", "1"), ("a", "x"), ("a", "true"), ("m", "2.5")].map(|(k, v)| (k.into(), v.into()))
+            [("z", "1"), ("a", "x"), ("a", "true"), ("m", "2.5")]
+                .map(|(k, v)| (k.into(), v.into()))
         );
         let pairs = input(json!({"url": "u", "params": [["a", "1"], ["b", 2], ["a", "3"]]}));
         assert_eq!(
@@ -366,37 +385,67 @@ mod tests {
             json!({"url": "u", "body_type": "yaml"}),
             json!({"url": "u", "unknown": 1}),
         ] {
-            assert!(serde_json::from_value::<Input>(bad.clone()).is_err(), "{bad}");
+            assert!(
+                serde_json::from_value::<Input>(bad.clone()).is_err(),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn method_timeout_and_body_errors_are_invalid_input() {
         for (bad, expected) in [
-            (json!({"url": "u", "method": "BREW"}), "method: unknown HTTP method `BREW`"),
+            (
+                json!({"url": "u", "method": "BREW"}),
+                "method: unknown HTTP method `BREW`",
+            ),
             (json!({"url": "u", "timeout": 0}), "timeout"),
             (json!({"url": "u", "timeout": -1.5}), "timeout"),
-            (json!({"url": "u", "body": 1, "body_type": "text"}), "body_type text"),
-            (json!({"url": "u", "body": "a=1", "body_type": "form"}), "body_type form"),
+            (
+                json!({"url": "u", "body": 1, "body_type": "text"}),
+                "body_type text",
+            ),
+            (
+                json!({"url": "u", "body": "a=1", "body_type": "form"}),
+                "body_type form",
+            ),
         ] {
             let error = build(input(bad)).err().unwrap();
-            assert!(matches!(&error, StepError::InvalidInput(m) if m.contains(expected)), "{error}");
+            assert!(
+                matches!(&error, StepError::InvalidInput(m) if m.contains(expected)),
+                "{error}"
+            );
         }
     }
 
     #[test]
     fn raw_content_type_comes_from_the_headers() {
-        let mut headers = vec![("Content-Type".into(), "image/png".into()), ("X-A".into(), "1".into())];
-        assert_eq!(take_header(&mut headers, "content-type").as_deref(), Some("image/png"));
+        let mut headers = vec![
+            ("Content-Type".into(), "image/png".into()),
+            ("X-A".into(), "1".into()),
+        ];
+        assert_eq!(
+            take_header(&mut headers, "content-type").as_deref(),
+            Some("image/png")
+        );
         assert_eq!(headers, [("X-A".to_owned(), "1".to_owned())]);
         assert_eq!(take_header(&mut headers, "content-type"), None);
     }
 
     #[test]
     fn output_lowercases_and_joins_headers() {
-        let headers = [("Set-Cookie", "a=1"), ("Content-Type", "application/json"), ("set-cookie", "b=2")];
+        let headers = [
+            ("Set-Cookie", "a=1"),
+            ("Content-Type", "application/json"),
+            ("set-cookie", "b=2"),
+        ];
         let headers = headers.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec();
-        let response = Response::new(200, headers, br#"{"ok":true}"#.to_vec(), "https://api.test/x");
+        let response = Response::new(
+            200,
+            headers,
+            br#"{"ok":true}"#.to_vec(),
+            "https://api.test/x",
+        );
         assert_eq!(
             serde_json::to_value(output(response)).unwrap(),
             json!({
@@ -414,9 +463,18 @@ mod tests {
         assert!(is_json_media_type("application/json; charset=utf-8"));
         assert!(is_json_media_type("Application/Problem+JSON"));
         assert!(!is_json_media_type("text/json-ish"));
-        assert_eq!(body_value(br#"{"a":1}"#.to_vec(), true), (json!({"a": 1}), false));
-        assert_eq!(body_value(br#"{"a":1}"#.to_vec(), false), (json!(r#"{"a":1}"#), false));
-        assert_eq!(body_value(b"not json".to_vec(), true), (json!("not json"), false));
+        assert_eq!(
+            body_value(br#"{"a":1}"#.to_vec(), true),
+            (json!({"a": 1}), false)
+        );
+        assert_eq!(
+            body_value(br#"{"a":1}"#.to_vec(), false),
+            (json!(r#"{"a":1}"#), false)
+        );
+        assert_eq!(
+            body_value(b"not json".to_vec(), true),
+            (json!("not json"), false)
+        );
         assert_eq!(body_value(vec![0xff, 0x00], false), (json!("/wA="), true));
     }
 }
