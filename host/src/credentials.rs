@@ -12,6 +12,7 @@ use serde::Deserialize;
 use url::Url;
 use zeroize::Zeroizing;
 
+use crate::bindings::types::SendError;
 use crate::manifest::{AuthScheme, ConnectionSpec, KeyLocation};
 
 /// A secret value: zeroized on drop, redacted in `Debug` and `Display`.
@@ -206,6 +207,36 @@ impl BoundConnection {
     pub(crate) fn may_authenticate(&self, url: &Url) -> bool {
         let origin = url.origin();
         self.origins.iter().any(|o| *o == origin)
+    }
+
+    /// Puts the credential into a request bound for one of the connection's
+    /// origins (the caller checks [`Self::may_authenticate`]).
+    pub(crate) fn apply(&self, url: &mut Url, headers: &mut http::HeaderMap) -> Result<(), SendError> {
+        let secret_header = |value: String| {
+            let mut v = http::HeaderValue::try_from(value).map_err(|_| {
+                SendError::Credential(format!("connection `{}`: the secret is not a valid header value", self.name))
+            })?;
+            v.set_sensitive(true);
+            Ok::<_, SendError>(v)
+        };
+        match &self.credential {
+            Credential::None => {}
+            Credential::Bearer(token) => {
+                headers.insert(http::header::AUTHORIZATION, secret_header(format!("Bearer {}", token.expose()))?);
+            }
+            Credential::Basic { username, password } => {
+                let encoded = STANDARD.encode(format!("{}:{}", username.expose(), password.expose()));
+                headers.insert(http::header::AUTHORIZATION, secret_header(format!("Basic {encoded}"))?);
+            }
+            Credential::ApiKey { location: KeyLocation::Header, name, key } => {
+                let name = http::HeaderName::try_from(name.as_str()).expect("checked when the connection was bound");
+                headers.insert(name, secret_header(key.expose().to_owned())?);
+            }
+            Credential::ApiKey { location: KeyLocation::Query, name, key } => {
+                url.query_pairs_mut().append_pair(name, key.expose());
+            }
+        }
+        Ok(())
     }
 
     /// The header or query name the credential occupies, which a plugin may not set.

@@ -8,6 +8,7 @@
 //! let report = host.load_plugin_file("target/plugins/http-request.wasm".as_ref()).await?;
 //! let result = host
 //!     .run_step(StepRequest {
+//!         tenant: "acme".into(),
 //!         plugin: report.name,
 //!         call: "request".into(),
 //!         input: serde_json::json!({"url": "https://example.com/"}),

@@ -50,6 +50,9 @@ enum Command {
         /// Memory limit per instance, in MiB.
         #[arg(long, default_value_t = 64)]
         memory_mib: usize,
+        /// The tenant the step runs for.
+        #[arg(long, default_value = "default")]
+        tenant: String,
         /// Prints how the plugin was loaded (compiled or cached) on stderr.
         #[arg(short, long)]
         verbose: bool,
@@ -110,7 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&*manifest)?);
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Run { plugin, call, input, connections, networks, hosts, deadline, memory_mib, verbose } => {
+        Command::Run { plugin, call, input, connections, networks, hosts, deadline, memory_mib, tenant, verbose } => {
             let input: serde_json::Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
             let connections = connections.iter().map(|c| connection_arg(c)).collect::<anyhow::Result<Vec<_>>>()?;
             if !(deadline > 0.0 && deadline <= 3600.0) {
@@ -141,7 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if verbose {
                     eprintln!("loaded {} ({:?} in {:.1} ms)", report.name, report.source, report.compile_ms);
                 }
-                let result = host.run_step(StepRequest { plugin: report.name, call, input, connections }).await;
+                let result = host.run_step(StepRequest { tenant, plugin: report.name, call, input, connections }).await;
                 println!("{}", serde_json::to_string_pretty(&result)?);
                 Ok(if result.outcome == courier_host::Outcome::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             })

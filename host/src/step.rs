@@ -23,6 +23,8 @@ use crate::wasi::NoGrantWasi;
 /// A step to run: which plugin, which call, what input, which connections.
 #[derive(Debug)]
 pub struct StepRequest {
+    /// The tenant the step runs for.
+    pub tenant: String,
     /// The plugin's name (from its manifest).
     pub plugin: String,
     /// The call to invoke.

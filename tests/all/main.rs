@@ -14,5 +14,5 @@ use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
 async fn step(host: &Host, plugin: &str, call: &str, input: serde_json::Value, connections: &[&str]) -> StepResult {
     let connections: Vec<ConnectionConfig> =
         connections.iter().map(|t| toml::from_str(t).expect("connection TOML parses")).collect();
-    host.run_step(StepRequest { plugin: plugin.into(), call: call.into(), input, connections }).await
+    host.run_step(StepRequest { tenant: "test".into(), plugin: plugin.into(), call: call.into(), input, connections }).await
 }

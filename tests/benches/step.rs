@@ -42,7 +42,7 @@ async fn run(iterations: usize, full: bool) {
         let (host, input) = (host.clone(), input.clone());
         async move {
             let r = host
-                .run_step(StepRequest { plugin: "http-request".into(), call: "request".into(), input, connections: vec![] })
+                .run_step(StepRequest { tenant: "bench".into(), plugin: "http-request".into(), call: "request".into(), input, connections: vec![] })
                 .await;
             assert_eq!(r.outcome, Outcome::Success, "{r:?}");
         }

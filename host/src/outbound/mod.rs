@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
@@ -26,7 +25,7 @@ pub use client::{Resolve, SystemResolver};
 use client::{HttpClient, ResolveError, build_client};
 
 use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
-use crate::credentials::{BoundConnection, Credential, Scrubber};
+use crate::credentials::{BoundConnection, Scrubber};
 use crate::limits::Limits;
 use crate::manifest::{KeyLocation, Manifest};
 use crate::policy::{AllowedHost, NetworkPolicy};
@@ -322,32 +321,8 @@ impl<'a> Prepared<'a> {
     fn authenticated(&self) -> Result<(Url, HeaderMap), SendError> {
         let mut url = self.url.clone();
         let mut headers = self.headers.clone();
-        let Some(conn) = self.connection.filter(|c| c.may_authenticate(&self.url)) else {
-            return Ok((url, headers));
-        };
-        let secret_header = |value: String| {
-            let mut v = HeaderValue::try_from(value)
-                .map_err(|_| SendError::Credential(format!("connection `{}`: the secret is not a valid header value", conn.name)))?;
-            v.set_sensitive(true);
-            Ok::<_, SendError>(v)
-        };
-        match &conn.credential {
-            Credential::None => {}
-            Credential::Bearer(token) => {
-                headers.insert(header::AUTHORIZATION, secret_header(format!("Bearer {}", token.expose()))?);
-            }
-            Credential::Basic { username, password } => {
-                let encoded = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{}", username.expose(), password.expose()));
-                headers.insert(header::AUTHORIZATION, secret_header(format!("Basic {encoded}"))?);
-            }
-            Credential::ApiKey { location: KeyLocation::Header, name, key } => {
-                let name = HeaderName::try_from(name.as_str()).expect("checked when the connection was bound");
-                headers.insert(name, secret_header(key.expose().to_owned())?);
-            }
-            Credential::ApiKey { location: KeyLocation::Query, name, key } => {
-                url.query_pairs_mut().append_pair(name, key.expose());
-            }
+        if let Some(conn) = self.connection.filter(|c| c.may_authenticate(&self.url)) {
+            conn.apply(&mut url, &mut headers)?;
         }
         Ok((url, headers))
     }
@@ -545,6 +520,7 @@ fn scrub_error(s: &Scrubber, e: SendError) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::Credential;
 
     fn conn(base: &str) -> BoundConnection {
         BoundConnection {
