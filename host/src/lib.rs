@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod bindings;
 pub mod builder;
 mod credentials;
@@ -36,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+pub use admission::ConcurrencyLimits;
 pub use credentials::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secrets};
 pub use engine::CompileSource;
 pub use ipnet::IpNet;
@@ -71,6 +73,7 @@ pub enum HostError {
 /// allowed by CIDR.
 pub struct HostBuilder {
     limits: Limits,
+    concurrency: ConcurrencyLimits,
     cache_dir: Option<PathBuf>,
     allowed_hosts: Vec<AllowedHost>,
     allowed_networks: Vec<IpNet>,
@@ -81,6 +84,12 @@ impl HostBuilder {
     /// Sets the per-step limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets the host-wide concurrency limits (steps overall, per tenant, per plugin).
+    pub fn concurrency(mut self, limits: ConcurrencyLimits) -> Self {
+        self.concurrency = limits;
         self
     }
 
@@ -128,6 +137,7 @@ impl HostBuilder {
                 cache: ComponentCache::new(self.cache_dir),
                 sender: Arc::new(sender),
                 limits: Arc::new(self.limits),
+                admission: admission::Admission::new(self.concurrency),
                 plugins: RwLock::new(HashMap::new()),
                 _ticker: ticker,
             }),
@@ -147,6 +157,7 @@ pub(crate) struct HostInner {
     cache: ComponentCache,
     sender: Arc<Sender>,
     limits: Arc<Limits>,
+    admission: admission::Admission,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     _ticker: EpochTicker,
 }
@@ -156,6 +167,7 @@ impl Host {
     pub fn builder() -> HostBuilder {
         HostBuilder {
             limits: Limits::default(),
+            concurrency: ConcurrencyLimits::default(),
             cache_dir: None,
             allowed_hosts: vec![],
             allowed_networks: vec![],
@@ -186,15 +198,16 @@ impl Host {
         self.inner.plugins.read().expect("plugin registry poisoned").get(name).cloned()
     }
 
-    /// Runs one step in a fresh instance. Never fails: every ending is a
-    /// classified [`StepResult`].
+    /// Runs one step in a fresh instance, once the concurrency limits admit
+    /// it. Never fails: every ending is a classified [`StepResult`].
     pub async fn run_step(&self, request: StepRequest) -> StepResult {
+        let started = Instant::now();
         let Some(plugin) = self.plugin(&request.plugin) else {
-            return StepResult::rejected(
-                "invalid-step",
-                format!("no plugin `{}` is loaded", request.plugin),
-                Instant::now(),
-            );
+            return StepResult::rejected("invalid-step", format!("no plugin `{}` is loaded", request.plugin), started);
+        };
+        let _permit = match self.inner.admission.admit(&request.tenant, &request.plugin).await {
+            Ok(permit) => permit,
+            Err(why) => return StepResult::refused(why, started),
         };
         step::run(plugin, &self.inner.engine, self.inner.sender.clone(), self.inner.limits.clone(), request).await
     }

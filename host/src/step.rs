@@ -99,6 +99,11 @@ impl StepResult {
         Self::failed(Outcome::Error, kind, message, started)
     }
 
+    /// A step the concurrency limits did not admit.
+    pub(crate) fn refused(message: String, started: Instant) -> Self {
+        Self::failed(Outcome::MaxConnection, "limit", message, started)
+    }
+
     fn failed(outcome: Outcome, kind: &str, message: String, started: Instant) -> Self {
         Self {
             outcome,

@@ -4,6 +4,7 @@
 mod cache;
 mod cli;
 mod http_request;
+mod limits;
 mod policy;
 mod sandbox;
 mod secrets;

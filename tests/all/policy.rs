@@ -54,3 +54,115 @@ async fn redirect_to_a_refused_address_is_denied() {
     assert_eq!(r.outcome, Outcome::Denied, "{r:?}");
     assert!(r.error.unwrap().message.contains("link-local"));
 }
+
+/// A resolver with fixed answers that counts its lookups.
+struct FixedResolver {
+    answers: std::collections::HashMap<&'static str, Vec<std::net::IpAddr>>,
+    lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl FixedResolver {
+    fn new(answers: &[(&'static str, &[&str])]) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            answers: answers.iter().map(|(n, ips)| (*n, ips.iter().map(|ip| ip.parse().unwrap()).collect())).collect(),
+            lookups: 0.into(),
+        })
+    }
+}
+
+impl courier_host::Resolve for FixedResolver {
+    fn resolve(
+        &self,
+        host: &str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<std::net::IpAddr>>> + Send + '_>> {
+        self.lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let found = self.answers.get(host).cloned();
+        Box::pin(async move { found.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such name")) })
+    }
+}
+
+const SPECIAL_NAMES: &[(&str, &[&str])] = &[
+    ("loopback.test", &["127.0.0.1"]),
+    ("loopback-other.test", &["127.9.9.9"]),
+    ("unspecified.test", &["0.0.0.0"]),
+    ("mapped.test", &["::ffff:127.0.0.1"]),
+    ("compat.test", &["::127.0.0.1"]),
+    ("nat64.test", &["64:ff9b::7f00:1"]),
+    ("sixtofour.test", &["2002:7f00:1::1"]),
+    ("teredo.test", &["2001:0:4136:e378:8000:63bf:80ff:fffe"]),
+    ("loopback6.test", &["::1"]),
+    ("private.test", &["10.0.0.1", "172.16.5.4", "192.168.1.1"]),
+    ("metadata.test", &["169.254.169.254"]),
+    ("cgnat.test", &["100.64.0.1"]),
+    ("ietf.test", &["192.0.0.8"]),
+    ("docs.test", &["192.0.2.1", "2001:db8::1"]),
+    ("bench.test", &["198.18.0.1"]),
+    ("ula.test", &["fd00::1"]),
+    ("linklocal6.test", &["fe80::1"]),
+    ("multicast.test", &["224.0.0.1", "ff02::1"]),
+    ("broadcast.test", &["255.255.255.255"]),
+];
+
+#[tokio::test]
+async fn every_special_address_class_is_denied_and_the_canary_sees_nothing() {
+    let canary = TestServer::echo().await;
+    let port = canary.addr.port();
+    let resolver = FixedResolver::new(SPECIAL_NAMES);
+    let builder = Host::builder().allow_host("http://*:*".parse().unwrap()).resolver(resolver);
+    let host = host_with(builder, &["http-request"]).await;
+    let mut urls: Vec<String> = SPECIAL_NAMES.iter().map(|(name, _)| format!("http://{name}:{port}/")).collect();
+    // IP literals in every spelling are canonicalized and checked, never resolved.
+    for literal in [
+        "127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0x7f.1", "0", "[::1]", "[::ffff:7f00:1]",
+        "[::ffff:127.0.0.1]", "[64:ff9b::127.0.0.1]", "169.254.169.254", "0xa9fea9fe", "LOCALHOST.",
+    ] {
+        urls.push(format!("http://{literal}:{port}/"));
+    }
+    for url in &urls {
+        let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Denied, "{url}: {r:?}");
+        assert_eq!(r.error.as_ref().unwrap().kind, "denied", "{url}");
+    }
+    assert_eq!(canary.connections(), 0, "no refused address may be connected to");
+}
+
+#[tokio::test]
+async fn malformed_and_smuggling_requests_are_rejected_before_sending() {
+    let canary = TestServer::echo().await;
+    let port = canary.addr.port();
+    let host = host_with(courier_tests::host_builder(), &["http-request"]).await;
+    let cases = [
+        json!({"url": format!("http://user:pw@127.0.0.1:{port}/")}),
+        json!({"url": format!("ftp://127.0.0.1:{port}/")}),
+        json!({"url": format!("file:///etc/passwd")}),
+        json!({"url": format!("http://127.0.0.1:{port}/"), "headers": {"X-A": "v\r\nInjected: 1"}}),
+        json!({"url": format!("http://127.0.0.1:{port}/"), "headers": {"Host": "evil.test"}}),
+        json!({"url": format!("http://127.0.0.1:{port}/"), "headers": {"Transfer-Encoding": "chunked"}}),
+        json!({"url": format!("http://127.0.0.1:{port}/"), "headers": {"Proxy-Authorization": "Basic x"}}),
+        json!({"url": format!("http://127.0.0.1:{port}/"), "headers": {"Cookie": "a=1"}}),
+        json!({"url": format!("http://127.0.0.1:{port}/"), "headers": {"Upgrade": "h2c"}}),
+    ];
+    for input in cases {
+        let r = step(&host, "http-request", "request", input.clone(), &[]).await;
+        assert_ne!(r.outcome, Outcome::Success, "{input}: {r:?}");
+        let kind = &r.error.as_ref().unwrap().kind;
+        assert!(kind == "invalid-request" || kind == "denied", "{input}: {r:?}");
+    }
+    assert_eq!(canary.connections(), 0);
+}
+
+#[tokio::test]
+async fn mixed_answers_keep_only_allowed_addresses_and_resolve_once() {
+    let canary = TestServer::echo().await;
+    let resolver = FixedResolver::new(&[("mixed.test", &["10.0.0.1", "127.0.0.1", "169.254.169.254"])]);
+    let builder = Host::builder()
+        .allow_host("http://*:*".parse().unwrap())
+        .allow_network("127.0.0.1/32".parse().unwrap())
+        .resolver(resolver.clone());
+    let host = host_with(builder, &["http-request"]).await;
+    let url = format!("http://mixed.test:{}/", canary.addr.port());
+    let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(canary.connections(), 1, "the vetted address was used");
+    assert_eq!(resolver.lookups.load(std::sync::atomic::Ordering::SeqCst), 1, "resolved once, no second lookup");
+}

@@ -69,11 +69,14 @@ impl tower_service::Service<Name> for VettingResolver {
         let this = self.clone();
         Box::pin(async move {
             let host = name.as_str();
-            let ips = this
-                .resolver
-                .resolve(host)
-                .await
-                .map_err(|e| ResolveError::Dns(format!("cannot resolve `{host}`: {e}")))?;
+            let ips = match loopback_name(host) {
+                true => vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)],
+                false => this
+                    .resolver
+                    .resolve(host)
+                    .await
+                    .map_err(|e| ResolveError::Dns(format!("cannot resolve `{host}`: {e}")))?,
+            };
             if ips.is_empty() {
                 return Err(ResolveError::Dns(format!("`{host}` has no addresses")));
             }
@@ -99,6 +102,14 @@ impl tower_service::Service<Name> for VettingResolver {
     }
 }
 
+/// `localhost` and its subdomains always mean the loopback addresses (RFC 6761),
+/// whatever a resolver would answer, so they meet the loopback policy.
+fn loopback_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    let suffix = host.len().checked_sub(".localhost".len()).and_then(|at| host.get(at..));
+    host.eq_ignore_ascii_case("localhost") || suffix.is_some_and(|s| s.eq_ignore_ascii_case(".localhost"))
+}
+
 /// The pooled client type.
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<VettingResolver>>, Full<Bytes>>;
 
@@ -118,4 +129,19 @@ pub(crate) fn build_client(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolic
         .pool_idle_timeout(Duration::from_secs(50))
         .pool_max_idle_per_host(64)
         .build(https)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_name;
+
+    #[test]
+    fn localhost_names_are_loopback() {
+        for name in ["localhost", "LOCALHOST.", "a.b.localhost", "x.Localhost."] {
+            assert!(loopback_name(name), "{name}");
+        }
+        for name in ["localhost.example.com", "notlocalhost", "example.com", "ocalhost"] {
+            assert!(!loopback_name(name), "{name}");
+        }
+    }
 }
