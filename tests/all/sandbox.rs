@@ -92,3 +92,43 @@ async fn wasi_grants_nothing_and_stdout_goes_to_the_log() {
     let lines: Vec<(&str, &str)> = r.logs.iter().map(|l| (l.level, l.message.as_str())).collect();
     assert_eq!(lines, [("stdout", "hello"), ("stdout", "from wasi\\u{1b}[31m")]);
 }
+
+#[tokio::test]
+async fn thousands_of_requests_stop_at_the_step_limit() {
+    let server = courier_tests::TestServer::echo().await;
+    let lim = Limits { max_requests_per_step: 100, ..Limits::default() };
+    let host = host_with(host_builder().limits(lim), &["misbehave"]).await;
+    for batch in [false, true] {
+        let before = server.received().len();
+        let r = step(&host, "misbehave", "flood", json!({"url": server.url("/f"), "count": 2000, "batch": batch}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        let out = r.output.unwrap();
+        assert_eq!(out["answered"], 100, "batch={batch}: {out}");
+        let limited: u64 = out["failed"].as_object().unwrap().iter().filter(|(k, _)| k.starts_with("limit")).map(|(_, v)| v.as_u64().unwrap()).sum();
+        assert_eq!(limited, 1900, "batch={batch}: {out}");
+        assert_eq!(server.received().len() - before, 100, "the upstream saw only the allowed requests");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_request_body_is_refused_before_sending() {
+    let server = courier_tests::TestServer::echo().await;
+    let lim = Limits { max_request_body_bytes: 1 << 20, ..Limits::default() };
+    let host = host_with(host_builder().limits(lim), &["misbehave"]).await;
+    let r = step(&host, "misbehave", "upload", json!({"url": server.url("/u"), "size": 2 << 20}), &[]).await;
+    assert_eq!(r.outcome, Outcome::MaxConnection, "{r:?}");
+    assert_eq!(r.error.unwrap().kind, "limit");
+    assert_eq!(server.connections(), 0);
+    let r = step(&host, "misbehave", "upload", json!({"url": server.url("/u"), "size": 1000}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_reused_pool_slot_leaks_nothing_to_the_next_step() {
+    let host = host_with(host_builder(), &["misbehave"]).await;
+    for i in 0..20 {
+        let r = step(&host, "misbehave", "canary", json!({"value": format!("tenant-secret-{i}")}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        assert_eq!(r.output.unwrap()["found"], "", "step {i} found a previous step's canary");
+    }
+}
