@@ -26,6 +26,7 @@ mod credentials;
 mod engine;
 mod limits;
 mod manifest;
+mod operator;
 mod outbound;
 mod plugin;
 mod policy;
@@ -43,6 +44,7 @@ pub use engine::CompileSource;
 pub use ipnet::IpNet;
 pub use limits::Limits;
 pub use manifest::{AuthScheme, CallKind, CallSpec, ConnectionSpec, KeyLocation, Manifest, ManifestError};
+pub use operator::PluginPolicy;
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use plugin::LoadReport;
 pub use policy::{AllowedHost, PatternError};
@@ -51,6 +53,7 @@ pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
 use engine::{ComponentCache, EpochTicker};
 use outbound::Sender;
 use plugin::Plugin;
+use operator::OperatorPolicy;
 use policy::NetworkPolicy;
 
 /// Errors of setting up the host or loading plugins. Step failures are not
@@ -63,6 +66,9 @@ pub enum HostError {
     /// A plugin could not be read, compiled, linked or described.
     #[error("cannot load plugin: {0}")]
     Load(String),
+    /// The host's configuration is inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
     /// A plugin's manifest is invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -77,6 +83,8 @@ pub struct HostBuilder {
     cache_dir: Option<PathBuf>,
     allowed_hosts: Vec<AllowedHost>,
     allowed_networks: Vec<IpNet>,
+    plugin_policies: HashMap<String, PluginPolicy>,
+    tenant_hosts: HashMap<String, Vec<AllowedHost>>,
     resolver: Arc<dyn Resolve>,
 }
 
@@ -106,6 +114,20 @@ impl HostBuilder {
         self
     }
 
+    /// Sets the operator's policy for one plugin: its own allowed hosts
+    /// (replacing the host-wide ones) and its own limits.
+    pub fn plugin_policy(mut self, plugin: impl Into<String>, policy: PluginPolicy) -> Self {
+        self.plugin_policies.insert(plugin.into(), policy);
+        self
+    }
+
+    /// Narrows what one tenant's steps may call: a request must also match
+    /// one of these patterns.
+    pub fn tenant_hosts(mut self, tenant: impl Into<String>, hosts: Vec<AllowedHost>) -> Self {
+        self.tenant_hosts.insert(tenant.into(), hosts);
+        self
+    }
+
     /// Allows connections to addresses in this network even if it is a
     /// special-purpose range (loopback, private, link-local, …).
     pub fn allow_network(mut self, net: IpNet) -> Self {
@@ -123,12 +145,9 @@ impl HostBuilder {
     pub fn build(self) -> Result<Host, HostError> {
         let engine = engine::build_engine(&self.limits).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let linker = plugin::linker(&engine).map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        let sender = Sender::new(
-            self.resolver,
-            NetworkPolicy::allowing(self.allowed_networks),
-            self.allowed_hosts,
-            &self.limits,
-        );
+        let sender = Sender::new(self.resolver, NetworkPolicy::allowing(self.allowed_networks), &self.limits);
+        let policy = OperatorPolicy::new(self.allowed_hosts, self.limits, self.plugin_policies, self.tenant_hosts)
+            .map_err(HostError::Config)?;
         let ticker = EpochTicker::start(&engine);
         Ok(Host {
             inner: Arc::new(HostInner {
@@ -136,7 +155,7 @@ impl HostBuilder {
                 linker,
                 cache: ComponentCache::new(self.cache_dir),
                 sender: Arc::new(sender),
-                limits: Arc::new(self.limits),
+                policy,
                 admission: admission::Admission::new(self.concurrency),
                 plugins: RwLock::new(HashMap::new()),
                 _ticker: ticker,
@@ -156,7 +175,7 @@ pub(crate) struct HostInner {
     linker: wasmtime::component::Linker<step::StepState>,
     cache: ComponentCache,
     sender: Arc<Sender>,
-    limits: Arc<Limits>,
+    policy: OperatorPolicy,
     admission: admission::Admission,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     _ticker: EpochTicker,
@@ -171,6 +190,8 @@ impl Host {
             cache_dir: None,
             allowed_hosts: vec![],
             allowed_networks: vec![],
+            plugin_policies: HashMap::new(),
+            tenant_hosts: HashMap::new(),
             resolver: Arc::new(SystemResolver),
         }
     }
@@ -209,6 +230,7 @@ impl Host {
             Ok(permit) => permit,
             Err(why) => return StepResult::refused(why, started),
         };
-        step::run(plugin, &self.inner.engine, self.inner.sender.clone(), self.inner.limits.clone(), request).await
+        let policy = self.inner.policy.for_step(&request.tenant, &request.plugin);
+        step::run(plugin, &self.inner.engine, self.inner.sender.clone(), policy, request, started).await
     }
 }

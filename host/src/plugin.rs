@@ -52,7 +52,7 @@ impl Plugin {
             HostError::Load(format!("{e:#} (plugins may import only courier:plugin interfaces and WASI)"))
         })?;
         let pre = PluginPre::new(instance_pre).map_err(load_err)?;
-        let mut store = Store::new(&host.engine, StepState::for_describe(&host.limits));
+        let mut store = Store::new(&host.engine, StepState::for_describe(host.policy.limits()));
         store.limiter(|s| s.limiter());
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);

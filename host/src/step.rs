@@ -16,6 +16,8 @@ use crate::bindings::courier::plugin::{log, outbound, types};
 use crate::bindings::types::{Request, Response, SendError, StepError, TimeoutPhase};
 use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
 use crate::limits::Limits;
+use crate::operator::Effective;
+use crate::policy::AllowedHost;
 use crate::outbound::{RequestRecord, Sender, StepOutbound, describe};
 use crate::plugin::Plugin;
 use crate::wasi::NoGrantWasi;
@@ -154,6 +156,8 @@ impl ResourceLimiter for StepLimiter {
 struct OutboundCtx {
     sender: Arc<Sender>,
     plugin: Arc<Plugin>,
+    operator_hosts: Arc<[AllowedHost]>,
+    tenant_hosts: Option<Arc<[AllowedHost]>>,
     connections: HashMap<String, BoundConnection>,
     scrubber: Scrubber,
     deadline: tokio::time::Instant,
@@ -199,6 +203,8 @@ impl StepState {
             StepOutbound {
                 manifest: &ctx.plugin.manifest,
                 plugin_hosts: &ctx.plugin.hosts,
+                operator_hosts: &ctx.operator_hosts,
+                tenant_hosts: ctx.tenant_hosts.as_deref(),
                 connections: &ctx.connections,
                 scrubber: &ctx.scrubber,
                 limits: &self.limits,
@@ -311,10 +317,11 @@ pub(crate) async fn run(
     plugin: Arc<Plugin>,
     engine: &wasmtime::Engine,
     sender: Arc<Sender>,
-    limits: Arc<Limits>,
+    policy: Effective,
     req: StepRequest,
+    started: Instant,
 ) -> StepResult {
-    let started = Instant::now();
+    let Effective { hosts: operator_hosts, tenant_hosts, limits } = policy;
     if plugin.manifest.call(&req.call).is_none() {
         let known: Vec<&str> = plugin.manifest.calls.iter().map(|c| c.name.as_str()).collect();
         return StepResult::rejected(
@@ -351,6 +358,8 @@ pub(crate) async fn run(
     state.outbound = Some(OutboundCtx {
         sender,
         plugin: plugin.clone(),
+        operator_hosts,
+        tenant_hosts,
         connections,
         scrubber,
         deadline,

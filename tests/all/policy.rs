@@ -166,3 +166,38 @@ async fn mixed_answers_keep_only_allowed_addresses_and_resolve_once() {
     assert_eq!(canary.connections(), 1, "the vetted address was used");
     assert_eq!(resolver.lookups.load(std::sync::atomic::Ordering::SeqCst), 1, "resolved once, no second lookup");
 }
+
+#[tokio::test]
+async fn operator_policy_per_plugin_and_per_tenant() {
+    use courier_host::PluginPolicy;
+    let server = TestServer::echo().await;
+    let port = server.addr.port();
+    let builder = Host::builder()
+        .allow_network("127.0.0.1/32".parse().unwrap())
+        .allow_host("https://api.example.com".parse().unwrap())
+        .plugin_policy(
+            "http-request",
+            PluginPolicy { allowed_hosts: Some(vec![format!("http://127.0.0.1:{port}").parse().unwrap()]), limits: None },
+        )
+        .tenant_hosts("narrow", vec!["https://api.example.com".parse().unwrap()]);
+    let host = host_with(builder, &["http-request", "misbehave"]).await;
+    let url = server.url("/p");
+
+    let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "the plugin's own operator list extends the default: {r:?}");
+
+    let r = step(&host, "misbehave", "send", json!({"url": url}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Denied, "other plugins keep the host-wide list: {r:?}");
+
+    let request = courier_host::StepRequest {
+        tenant: "narrow".into(),
+        plugin: "http-request".into(),
+        call: "request".into(),
+        input: json!({"url": url}),
+        connections: vec![],
+    };
+    let r = host.run_step(request).await;
+    assert_eq!(r.outcome, Outcome::Denied, "{r:?}");
+    assert!(r.error.unwrap().message.contains("tenant's policy"));
+    assert_eq!(server.received().len(), 1, "only the allowed step reached the server");
+}

@@ -132,3 +132,20 @@ async fn a_reused_pool_slot_leaks_nothing_to_the_next_step() {
         assert_eq!(r.output.unwrap()["found"], "", "step {i} found a previous step's canary");
     }
 }
+
+#[tokio::test]
+async fn limits_can_be_set_per_plugin() {
+    let plugin_limits = courier_host::PluginPolicy { allowed_hosts: None, limits: Some(limits(300)) };
+    let host = host_with(host_builder().plugin_policy("misbehave", plugin_limits), &["misbehave"]).await;
+    let r = step(&host, "misbehave", "spin", json!({}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Timeout, "{r:?}");
+    assert!(r.duration_ms < 5_000, "the plugin's 300 ms deadline applied, not the host's 30 s: {r:?}");
+
+    let too_big = Limits { memory_bytes: 1 << 30, ..Limits::default() };
+    let err = host_builder()
+        .plugin_policy("misbehave", courier_host::PluginPolicy { allowed_hosts: None, limits: Some(too_big) })
+        .build()
+        .err()
+        .expect("a plugin cannot get more memory than the engine's slots");
+    assert!(err.to_string().contains("exceeds the host-wide"), "{err}");
+}

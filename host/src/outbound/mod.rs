@@ -34,13 +34,14 @@ use crate::policy::{AllowedHost, NetworkPolicy};
 pub(crate) struct Sender {
     client: HttpClient,
     network: Arc<NetworkPolicy>,
-    operator_hosts: Vec<AllowedHost>,
 }
 
 /// What one step's requests are checked and authenticated against.
 pub(crate) struct StepOutbound<'a> {
     pub(crate) manifest: &'a Manifest,
     pub(crate) plugin_hosts: &'a [AllowedHost],
+    pub(crate) operator_hosts: &'a [AllowedHost],
+    pub(crate) tenant_hosts: Option<&'a [AllowedHost]>,
     pub(crate) connections: &'a HashMap<String, BoundConnection>,
     pub(crate) scrubber: &'a Scrubber,
     pub(crate) limits: &'a Limits,
@@ -83,11 +84,10 @@ impl Sender {
     pub(crate) fn new(
         resolver: Arc<dyn Resolve>,
         network: NetworkPolicy,
-        operator_hosts: Vec<AllowedHost>,
         limits: &Limits,
     ) -> Self {
         let network = Arc::new(network);
-        Self { client: build_client(resolver, network.clone(), limits.connect_timeout), network, operator_hosts }
+        Self { client: build_client(resolver, network.clone(), limits.connect_timeout), network }
     }
 
     /// Sends one plugin request (following redirects if asked). Returns the
@@ -165,8 +165,11 @@ impl Sender {
         if !step.plugin_hosts.iter().any(|h| h.matches(url)) {
             return Err(SendError::Denied(format!("{origin} is not among the plugin's allowed hosts")));
         }
-        if !self.operator_hosts.iter().any(|h| h.matches(url)) {
+        if !step.operator_hosts.iter().any(|h| h.matches(url)) {
             return Err(SendError::Denied(format!("{origin} is not allowed by the operator's policy")));
+        }
+        if step.tenant_hosts.is_some_and(|hosts| !hosts.iter().any(|h| h.matches(url))) {
+            return Err(SendError::Denied(format!("{origin} is not allowed by the tenant's policy")));
         }
         let literal = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
