@@ -87,6 +87,12 @@ async fn wasi_grants_nothing_and_stdout_goes_to_the_log() {
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(r.output.unwrap(), json!({"env": [], "args": []}));
 
+    let r = step(&host, "wasi-probe", "sockets", json!({}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let out = r.output.unwrap();
+    assert_eq!(out["tcp"], "access-denied", "{out}");
+    assert_ne!(out["lookup"], "granted", "{out}");
+
     let r = step(&host, "wasi-probe", "stdout", json!({"text": "hello\nfrom wasi\u{1b}[31m"}), &[]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let lines: Vec<(&str, &str)> = r.logs.iter().map(|l| (l.level, l.message.as_str())).collect();
