@@ -88,6 +88,7 @@ pub enum CompileSource {
 /// Compiles components, keeping compiled artifacts on disk keyed by the
 /// component's SHA-256 and the engine's compatibility hash (which covers the
 /// wasmtime version and every setting that affects code generation).
+#[derive(Clone)]
 pub(crate) struct ComponentCache {
     dir: Option<PathBuf>,
 }

@@ -46,7 +46,7 @@ pub use limits::Limits;
 pub use manifest::{AuthScheme, CallKind, CallSpec, ConnectionSpec, KeyLocation, Manifest, ManifestError};
 pub use operator::PluginPolicy;
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
-pub use plugin::LoadReport;
+pub use plugin::{LoadLimits, LoadReport};
 pub use policy::{AllowedHost, PatternError};
 pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
 
@@ -80,6 +80,7 @@ pub enum HostError {
 pub struct HostBuilder {
     limits: Limits,
     concurrency: ConcurrencyLimits,
+    load_limits: LoadLimits,
     cache_dir: Option<PathBuf>,
     allowed_hosts: Vec<AllowedHost>,
     allowed_networks: Vec<IpNet>,
@@ -98,6 +99,12 @@ impl HostBuilder {
     /// Sets the host-wide concurrency limits (steps overall, per tenant, per plugin).
     pub fn concurrency(mut self, limits: ConcurrencyLimits) -> Self {
         self.concurrency = limits;
+        self
+    }
+
+    /// Sets the bounds on loading plugins (component size, compile time).
+    pub fn load_limits(mut self, limits: LoadLimits) -> Self {
+        self.load_limits = limits;
         self
     }
 
@@ -154,6 +161,7 @@ impl HostBuilder {
                 engine,
                 linker,
                 cache: ComponentCache::new(self.cache_dir),
+                load_limits: self.load_limits,
                 sender: Arc::new(sender),
                 policy,
                 admission: admission::Admission::new(self.concurrency),
@@ -174,6 +182,7 @@ pub(crate) struct HostInner {
     engine: wasmtime::Engine,
     linker: wasmtime::component::Linker<step::StepState>,
     cache: ComponentCache,
+    load_limits: LoadLimits,
     sender: Arc<Sender>,
     policy: OperatorPolicy,
     admission: admission::Admission,
@@ -187,6 +196,7 @@ impl Host {
         HostBuilder {
             limits: Limits::default(),
             concurrency: ConcurrencyLimits::default(),
+            load_limits: LoadLimits::default(),
             cache_dir: None,
             allowed_hosts: vec![],
             allowed_networks: vec![],

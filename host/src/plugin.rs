@@ -24,6 +24,22 @@ pub(crate) struct Plugin {
     validators: HashMap<String, jsonschema::Validator>,
 }
 
+/// Bounds on loading a plugin.
+#[derive(Debug, Clone)]
+pub struct LoadLimits {
+    /// Size of a component file (default 64 MiB; Python and JavaScript
+    /// components are 12–18 MiB).
+    pub max_component_bytes: usize,
+    /// Time to compile a component (default 120 s).
+    pub compile_timeout: Duration,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        Self { max_component_bytes: 64 << 20, compile_timeout: Duration::from_secs(120) }
+    }
+}
+
 /// What loading a plugin did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadReport {
@@ -47,7 +63,23 @@ impl Plugin {
     /// Compiles (or reads from cache) and instantiates once to read the manifest.
     pub(crate) async fn load(host: &HostInner, bytes: &[u8]) -> Result<(Self, LoadReport), HostError> {
         let load_err = |e: wasmtime::Error| HostError::Load(format!("{e:#}"));
-        let (component, source, took) = host.cache.load(&host.engine, bytes).map_err(load_err)?;
+        let limits = &host.load_limits;
+        if bytes.len() > limits.max_component_bytes {
+            return Err(HostError::Load(format!(
+                "the component is {} bytes, over the limit of {}",
+                bytes.len(),
+                limits.max_component_bytes
+            )));
+        }
+        // Compilation is CPU-bound: it runs on a blocking thread, and a load
+        // that takes too long fails (the thread finishes in the background).
+        let (engine, cache, owned) = (host.engine.clone(), host.cache.clone(), bytes.to_vec());
+        let compile = tokio::task::spawn_blocking(move || cache.load(&engine, &owned));
+        let (component, source, took) = tokio::time::timeout(limits.compile_timeout, compile)
+            .await
+            .map_err(|_| HostError::Load(format!("compiling took longer than {:?}", limits.compile_timeout)))?
+            .map_err(|e| HostError::Load(format!("the compiler thread failed: {e}")))?
+            .map_err(load_err)?;
         let instance_pre = host.linker.instantiate_pre(&component).map_err(|e| {
             HostError::Load(format!("{e:#} (plugins may import only courier:plugin interfaces and WASI)"))
         })?;

@@ -155,3 +155,18 @@ async fn limits_can_be_set_per_plugin() {
         .expect("a plugin cannot get more memory than the engine's slots");
     assert!(err.to_string().contains("exceeds the host-wide"), "{err}");
 }
+
+#[tokio::test]
+async fn loading_is_bounded_and_rejects_garbage() {
+    let small = courier_host::LoadLimits { max_component_bytes: 1000, ..Default::default() };
+    let host = host_builder().load_limits(small).build().unwrap();
+    let err = host.load_plugin_file(&courier_tests::plugin("misbehave")).await.err().unwrap().to_string();
+    assert!(err.contains("over the limit of 1000"), "{err}");
+
+    let host = host_builder().build().unwrap();
+    // Empty, a core module (not a component), not wasm at all.
+    for garbage in [&b""[..], b"\0asm\x01\0\0\0", b"not wasm at all"] {
+        let err = host.load_plugin(garbage).await.err().expect("garbage must not load");
+        assert!(err.to_string().starts_with("cannot load plugin"), "{err}");
+    }
+}
