@@ -19,6 +19,11 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// Response body size, after decoding (default 10 MiB).
     pub max_response_bytes: usize,
+    /// Response header fields (default 100); more is `too-large`.
+    pub max_response_headers: usize,
+    /// Size of a response head, all header fields together (default 64 KiB,
+    /// at least 8 KiB); more is `too-large`.
+    pub max_response_header_bytes: usize,
     /// Request body size (default 10 MiB).
     pub max_request_body_bytes: usize,
     /// Requests per step, each redirect hop counted (default 100).
@@ -42,6 +47,8 @@ impl Default for Limits {
             max_request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
             max_response_bytes: 10 << 20,
+            max_response_headers: 100,
+            max_response_header_bytes: 64 << 10,
             max_request_body_bytes: 10 << 20,
             max_requests_per_step: 100,
             max_concurrent_requests: 8,

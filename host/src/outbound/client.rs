@@ -16,8 +16,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::limits::Limits;
 use crate::policy::NetworkPolicy;
 
 /// Resolves host names to addresses. The host's default uses the system
@@ -99,11 +100,16 @@ impl tower_service::Service<Name> for VettingResolver {
     }
 }
 
+/// How long a pooled connection may stay idle before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
 /// The pooled client type.
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<VettingResolver>>, Full<Bytes>>;
 
-/// Builds the pooled client: HTTP/1.1 and HTTP/2 (by ALPN), webpki roots.
-pub(crate) fn build_client(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolicy>, connect_timeout: Duration) -> HttpClient {
+/// Builds the pooled client: HTTP/1.1 and HTTP/2 (by ALPN), webpki roots,
+/// response heads capped as `limits` say, idle connections closed after 50 s.
+pub(crate) fn build_client(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolicy>, limits: &Limits) -> HttpClient {
+    let connect_timeout = limits.connect_timeout;
     let mut http = HttpConnector::new_with_resolver(VettingResolver { resolver, network });
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -114,8 +120,14 @@ pub(crate) fn build_client(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolic
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
+    // hyper's HTTP/1 read buffer holds the whole response head; 8 KiB is its minimum.
+    let head_bytes = limits.max_response_header_bytes.max(8 << 10);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(50))
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
         .pool_max_idle_per_host(64)
+        .http1_max_headers(limits.max_response_headers)
+        .http1_max_buf_size(head_bytes)
+        .http2_max_header_list_size(u32::try_from(head_bytes).unwrap_or(u32::MAX))
         .build(https)
 }

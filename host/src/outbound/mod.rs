@@ -8,6 +8,7 @@
 
 mod body;
 mod client;
+mod decode;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,7 +88,7 @@ impl Sender {
         limits: &Limits,
     ) -> Self {
         let network = Arc::new(network);
-        Self { client: build_client(resolver, network.clone(), limits.connect_timeout), network, operator_hosts }
+        Self { client: build_client(resolver, network.clone(), limits), network, operator_hosts }
     }
 
     /// Sends one plugin request (following redirects if asked). Returns the
@@ -190,32 +191,24 @@ impl Sender {
             .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
         let response = self.client.request(request).await.map_err(classify_client_error)?;
         let (parts, mut body) = response.into_parts();
-        if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING)
-            && !enc.as_bytes().eq_ignore_ascii_case(b"identity")
-        {
-            return Err(SendError::Protocol(format!(
-                "the response is {}-encoded although the host asked for identity; content decoding is not implemented yet",
-                String::from_utf8_lossy(enc.as_bytes())
-            )));
-        }
-        let mut data = Vec::new();
+        check_head_size(&parts.headers, limits)?;
+        let encoding = parts.headers.get(header::CONTENT_ENCODING).map(HeaderValue::as_bytes);
+        let mut decoder = decode::Decoder::for_encoding(encoding, limits.max_response_bytes)?;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| SendError::Protocol(format!("reading the response body: {e}")))?;
             if let Some(chunk) = frame.data_ref() {
-                if data.len() + chunk.len() > limits.max_response_bytes {
-                    return Err(SendError::TooLarge(format!(
-                        "the response body exceeds {} bytes",
-                        limits.max_response_bytes
-                    )));
-                }
-                data.extend_from_slice(chunk);
+                decoder.write(chunk)?;
             }
         }
+        let data = decoder.finish()?;
+        // The plugin sees the decoded body: the coding and its length no longer apply.
+        let decoded = encoding.is_some();
         Ok(Response {
             status: parts.status.as_u16(),
             headers: parts
                 .headers
                 .iter()
+                .filter(|(k, _)| !decoded || (*k != header::CONTENT_ENCODING && *k != header::CONTENT_LENGTH))
                 .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
             body: data,
@@ -293,7 +286,7 @@ impl<'a> Prepared<'a> {
         if let Some(ct) = content_type {
             headers.insert(header::CONTENT_TYPE, ct);
         }
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(decode::ACCEPT_ENCODING));
         if let Some(key) = &r.idempotency_key {
             let (name, value) = header_pair("idempotency-key", key)?;
             headers.insert(name, value);
@@ -341,6 +334,26 @@ impl<'a> Prepared<'a> {
         self.url = next;
         Ok(())
     }
+}
+
+/// The response head within the header caps. hyper's HTTP/1 settings bound
+/// what is buffered; this checks the exact figures (and HTTP/2 heads alike).
+fn check_head_size(headers: &HeaderMap, limits: &Limits) -> Result<(), SendError> {
+    if headers.len() > limits.max_response_headers {
+        return Err(SendError::TooLarge(format!(
+            "the response has {} header fields, more than {}",
+            headers.len(),
+            limits.max_response_headers
+        )));
+    }
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if bytes > limits.max_response_header_bytes {
+        return Err(SendError::TooLarge(format!(
+            "the response headers take {bytes} bytes, more than {}",
+            limits.max_response_header_bytes
+        )));
+    }
+    Ok(())
 }
 
 /// The redirect target of a 3xx response with a `Location`, if any.
@@ -453,6 +466,9 @@ fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
             }
         }
         if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_parse_too_large() {
+                return SendError::TooLarge(format!("the response head is too large: {h}"));
+            }
             return SendError::Protocol(h.to_string());
         }
         source = err.source();
