@@ -17,6 +17,11 @@ pub struct Limits {
     pub max_request_timeout: Duration,
     /// Time to open a TCP connection (default 10 s).
     pub connect_timeout: Duration,
+    /// Time for the TLS handshake once TCP is connected (default 10 s).
+    pub tls_handshake_timeout: Duration,
+    /// Time from the connection being ready (new or pooled) to the response
+    /// head (default 30 s).
+    pub first_byte_timeout: Duration,
     /// Response body size, after decoding (default 10 MiB).
     pub max_response_bytes: usize,
     /// Response header fields (default 100); more is `too-large`.
@@ -46,6 +51,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(30),
             max_response_bytes: 10 << 20,
             max_response_headers: 100,
             max_response_header_bytes: 64 << 10,

@@ -9,6 +9,7 @@ mod policy;
 mod responses;
 mod sandbox;
 mod secrets;
+mod timeouts;
 
 use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
 

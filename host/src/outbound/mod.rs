@@ -18,12 +18,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::capture_connection;
 use serde::Serialize;
 use tokio::time::timeout_at;
 use url::Url;
 
 pub use client::{Resolve, SystemResolver};
-use client::{HttpClient, ResolveError, build_client};
+use client::{HttpClient, ResolveError, TlsHandshakeTimeout, build_client};
 
 use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::credentials::{BoundConnection, Scrubber};
@@ -88,7 +89,8 @@ impl Sender {
         limits: &Limits,
     ) -> Self {
         let network = Arc::new(network);
-        Self { client: build_client(resolver, network.clone(), limits), network, operator_hosts }
+        let client = build_client(resolver, network.clone(), crate::tls::default_client_config(), limits);
+        Self { client, network, operator_hosts }
     }
 
     /// Sends one plugin request (following redirects if asked). Returns the
@@ -182,6 +184,27 @@ impl Sender {
         Ok(())
     }
 
+    /// Sends a request and waits for the response head: connect and TLS are
+    /// timed by the connector, then the first-byte timeout runs from the
+    /// moment a connection (new or pooled) carries the request.
+    async fn head(
+        &self,
+        mut request: http::Request<Full<Bytes>>,
+        limits: &Limits,
+    ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
+        let mut connection = capture_connection(&mut request);
+        let response = self.client.request(request);
+        tokio::pin!(response);
+        tokio::select! {
+            done = &mut response => return done.map_err(classify_client_error),
+            _ = connection.wait_for_connection_metadata() => {}
+        }
+        match tokio::time::timeout(limits.first_byte_timeout, response).await {
+            Ok(done) => done.map_err(classify_client_error),
+            Err(_) => Err(SendError::Timeout(TimeoutPhase::FirstByte)),
+        }
+    }
+
     /// One HTTP exchange: send, read the head, read the body within the cap.
     async fn exchange(&self, p: &Prepared<'_>, url: Url, headers: HeaderMap, limits: &Limits) -> Result<Response, SendError> {
         let mut builder = http::Request::builder().method(method_name(p.method)).uri(url.as_str());
@@ -189,7 +212,7 @@ impl Sender {
         let request = builder
             .body(Full::new(p.body.clone()))
             .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
-        let response = self.client.request(request).await.map_err(classify_client_error)?;
+        let response = self.head(request, limits).await?;
         let (parts, mut body) = response.into_parts();
         check_head_size(&parts.headers, limits)?;
         let encoding = parts.headers.get(header::CONTENT_ENCODING).map(HeaderValue::as_bytes);
@@ -445,6 +468,9 @@ pub(crate) fn method_name(m: Method) -> &'static str {
 fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
+        if err.is::<TlsHandshakeTimeout>() {
+            return SendError::Timeout(TimeoutPhase::TlsHandshake);
+        }
         if let Some(r) = err.downcast_ref::<ResolveError>() {
             return match r {
                 ResolveError::Denied(m) => SendError::Denied(m.clone()),
@@ -466,7 +492,9 @@ fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
             }
         }
         if let Some(h) = err.downcast_ref::<hyper::Error>() {
-            if h.is_parse_too_large() {
+            // `is_parse_too_large` exists only with hyper's server feature;
+            // a head over the header caps reads "message head is too large".
+            if h.is_parse() && h.to_string().contains("too large") {
                 return SendError::TooLarge(format!("the response head is too large: {h}"));
             }
             return SendError::Protocol(h.to_string());
