@@ -31,6 +31,7 @@ mod outbound;
 mod plugin;
 mod policy;
 mod step;
+mod tls;
 mod wasi;
 
 use std::collections::HashMap;

@@ -17,8 +17,18 @@ pub struct Limits {
     pub max_request_timeout: Duration,
     /// Time to open a TCP connection (default 10 s).
     pub connect_timeout: Duration,
+    /// Time for the TLS handshake once TCP is connected (default 10 s).
+    pub tls_handshake_timeout: Duration,
+    /// Time from the connection being ready (new or pooled) to the response
+    /// head (default 30 s).
+    pub first_byte_timeout: Duration,
     /// Response body size, after decoding (default 10 MiB).
     pub max_response_bytes: usize,
+    /// Response header fields (default 100); more is `too-large`.
+    pub max_response_headers: usize,
+    /// Size of a response head, all header fields together (default 64 KiB,
+    /// at least 8 KiB); more is `too-large`.
+    pub max_response_header_bytes: usize,
     /// Request body size (default 10 MiB).
     pub max_request_body_bytes: usize,
     /// Requests per step, each redirect hop counted (default 100).
@@ -41,7 +51,11 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_request_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(30),
             max_response_bytes: 10 << 20,
+            max_response_headers: 100,
+            max_response_header_bytes: 64 << 10,
             max_request_body_bytes: 10 << 20,
             max_requests_per_step: 100,
             max_concurrent_requests: 8,

@@ -1,13 +1,16 @@
 //! End-to-end tests: the real host, real compiled plugins (`target/plugins`),
 //! real HTTP servers on 127.0.0.1. One binary, a module per area.
 
+mod bodies;
 mod cache;
 mod cli;
 mod http_request;
 mod limits;
 mod policy;
+mod responses;
 mod sandbox;
 mod secrets;
+mod timeouts;
 
 use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
 

@@ -227,3 +227,73 @@ pub async fn host_with(builder: HostBuilder, plugins: &[&str]) -> Host {
     }
     host
 }
+
+/// One part of a `multipart/form-data` body as a server parses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedPart {
+    /// The `name` parameter of `Content-Disposition`.
+    pub name: String,
+    /// The `filename` parameter, if any.
+    pub filename: Option<String>,
+    /// The part's `Content-Type`, if any.
+    pub content_type: Option<String>,
+    /// The part's bytes.
+    pub data: Vec<u8>,
+}
+
+/// Parses a `multipart/form-data` body (RFC 7578) with the boundary taken from
+/// its `Content-Type`; panics on anything malformed.
+pub fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<ReceivedPart> {
+    let boundary = content_type
+        .strip_prefix("multipart/form-data; boundary=")
+        .unwrap_or_else(|| panic!("not a multipart content type: {content_type}"));
+    let delimiter = format!("\r\n--{boundary}").into_bytes();
+    // A leading CRLF makes the first delimiter look like the others.
+    let body = [b"\r\n".as_slice(), body].concat();
+    let mut chunks = split(&body, &delimiter);
+    assert!(chunks.remove(0).is_empty(), "nothing before the first boundary");
+    let last = chunks.pop().expect("a closing boundary");
+    assert_eq!(last, b"--\r\n", "the body ends with the closing boundary");
+    chunks
+        .into_iter()
+        .map(|chunk| {
+            let chunk = chunk.strip_prefix(b"\r\n").expect("CRLF after the boundary");
+            let end = find(chunk, b"\r\n\r\n").expect("a blank line after the part headers");
+            let head = std::str::from_utf8(&chunk[..end]).expect("part headers are UTF-8");
+            let mut part = ReceivedPart { name: String::new(), filename: None, content_type: None, data: chunk[end + 4..].to_vec() };
+            for line in head.split("\r\n") {
+                let (key, value) = line.split_once(": ").expect("a part header line");
+                match key.to_ascii_lowercase().as_str() {
+                    "content-disposition" => {
+                        for param in value.split("; ").skip(1) {
+                            let (k, v) = param.split_once('=').expect("a disposition parameter");
+                            let v = v.trim_matches('"').to_owned();
+                            match k {
+                                "name" => part.name = v,
+                                "filename" => part.filename = Some(v),
+                                other => panic!("unexpected disposition parameter {other}"),
+                            }
+                        }
+                    }
+                    "content-type" => part.content_type = Some(value.to_owned()),
+                    other => panic!("unexpected part header {other}"),
+                }
+            }
+            part
+        })
+        .collect()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn split<'a>(mut data: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    while let Some(at) = find(data, delimiter) {
+        out.push(&data[..at]);
+        data = &data[at + delimiter.len()..];
+    }
+    out.push(data);
+    out
+}

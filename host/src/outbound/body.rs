@@ -4,7 +4,9 @@
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
-use crate::bindings::types::{Body, SendError};
+use sha2::{Digest, Sha256};
+
+use crate::bindings::types::{Body, FormPart, SendError};
 
 /// Encodes a body. Returns the bytes and the content type the host sets, if
 /// any (`None` keeps the plugin's own `Content-Type` header or sends none).
@@ -56,10 +58,91 @@ pub(super) fn encode(body: Body, headers: &HeaderMap) -> Result<(Bytes, Option<H
             }
             (Bytes::from(doc.to_string()), Some(HeaderValue::from_static("application/json")))
         }
-        Body::Multipart(_) => {
-            return Err(SendError::InvalidRequest("multipart bodies are not implemented yet".into()));
+        Body::Multipart(parts) => {
+            host_typed("multipart")?;
+            let (bytes, boundary) = multipart(&parts)?;
+            let ct = HeaderValue::try_from(format!("multipart/form-data; boundary={boundary}"))
+                .expect("the boundary is ASCII hex");
+            (bytes, Some(ct))
         }
     })
+}
+
+/// Encodes `multipart/form-data` (RFC 7578). The boundary is derived from the
+/// parts' content and checked not to occur in any part, so the same parts
+/// always give the same bytes. Returns the body and the boundary.
+fn multipart(parts: &[FormPart]) -> Result<(Bytes, String), SendError> {
+    let mut heads = Vec::with_capacity(parts.len());
+    for part in parts {
+        let mut head = format!("Content-Disposition: form-data; name=\"{}\"", quoted(&part.name, "part name")?);
+        if let Some(filename) = &part.filename {
+            head.push_str(&format!("; filename=\"{}\"", quoted(filename, "file name")?));
+        }
+        let content_type = match (&part.content_type, &part.filename) {
+            (Some(ct), _) => Some(ct.as_str()),
+            (None, Some(_)) => Some("application/octet-stream"),
+            (None, None) => None,
+        };
+        if let Some(ct) = content_type {
+            if HeaderValue::try_from(ct).is_err() || ct.contains(['\r', '\n']) {
+                return Err(SendError::InvalidRequest(format!("invalid part content type `{ct}`")));
+            }
+            head.push_str(&format!("\r\nContent-Type: {ct}"));
+        }
+        heads.push(head);
+    }
+    let boundary = boundary_for(parts);
+    let mut out = Vec::new();
+    for (part, head) in parts.iter().zip(&heads) {
+        out.extend_from_slice(format!("--{boundary}\r\n{head}\r\n\r\n").as_bytes());
+        out.extend_from_slice(&part.data);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Ok((Bytes::from(out), boundary))
+}
+
+/// A boundary that occurs in no part's bytes, name or file name.
+fn boundary_for(parts: &[FormPart]) -> String {
+    let mut digest = Sha256::new();
+    for part in parts {
+        digest.update(part.name.as_bytes());
+        digest.update(part.filename.as_deref().unwrap_or_default().as_bytes());
+        digest.update(&part.data);
+    }
+    first_free_boundary(&digest.finalize(), parts)
+}
+
+/// The first candidate boundary from `seed` that occurs in no part.
+fn first_free_boundary(seed: &[u8], parts: &[FormPart]) -> String {
+    (0u32..)
+        .map(|n| candidate_boundary(seed, n))
+        .find(|b| {
+            !parts.iter().any(|p| {
+                contains(&p.data, b.as_bytes())
+                    || p.name.contains(b.as_str())
+                    || p.filename.as_deref().is_some_and(|f| f.contains(b.as_str()))
+            })
+        })
+        .expect("some counter gives a boundary that occurs nowhere")
+}
+
+fn candidate_boundary(seed: &[u8], n: u32) -> String {
+    let digest = Sha256::new().chain_update(seed).chain_update(n.to_be_bytes()).finalize();
+    format!("courier-{}", hex::encode(&digest[..16]))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A name or file name for a quoted `Content-Disposition` parameter, escaped
+/// as browsers do (`"` → `%22`, CR → `%0D`, LF → `%0A`); NUL is refused.
+fn quoted(value: &str, what: &str) -> Result<String, SendError> {
+    if value.contains('\0') {
+        return Err(SendError::InvalidRequest(format!("NUL in a multipart {what}")));
+    }
+    Ok(value.replace('"', "%22").replace('\r', "%0D").replace('\n', "%0A"))
 }
 
 #[cfg(test)]
@@ -100,9 +183,47 @@ mod tests {
         assert_eq!(doc, serde_json::json!({"query": "{ me }", "variables": {"a": 1}, "operationName": "Me"}));
     }
 
+    fn part(name: &str, filename: Option<&str>, content_type: Option<&str>, data: &[u8]) -> FormPart {
+        FormPart {
+            name: name.into(),
+            filename: filename.map(Into::into),
+            content_type: content_type.map(Into::into),
+            data: data.to_vec(),
+        }
+    }
+
     #[test]
-    fn multipart_is_a_typed_not_implemented() {
-        let err = encode(Body::Multipart(vec![]), &HeaderMap::new()).unwrap_err();
-        assert!(matches!(err, SendError::InvalidRequest(m) if m.contains("not implemented")));
+    fn multipart_frames_text_fields_and_files() {
+        let parts = vec![
+            part("note", None, None, b"hi"),
+            part("doc", Some("a \"b\".bin"), None, &[0, 1, 2]),
+            part("img", Some("x.png"), Some("image/png"), b"png"),
+        ];
+        let (bytes, ct) = encode(Body::Multipart(parts.clone()), &HeaderMap::new()).unwrap();
+        let ct = ct.unwrap();
+        let boundary = ct.to_str().unwrap().strip_prefix("multipart/form-data; boundary=").unwrap().to_owned();
+        let mut want = Vec::new();
+        want.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n").as_bytes());
+        want.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"doc\"; filename=\"a %22b%22.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        want.extend_from_slice(&[0, 1, 2]);
+        want.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"img\"; filename=\"x.png\"\r\nContent-Type: image/png\r\n\r\npng\r\n--{boundary}--\r\n").as_bytes());
+        assert_eq!(&bytes[..], &want[..]);
+        let (again, _) = encode(Body::Multipart(parts), &HeaderMap::new()).unwrap();
+        assert_eq!(again, bytes, "the same parts give the same bytes");
+    }
+
+    #[test]
+    fn multipart_boundary_never_occurs_in_a_part() {
+        let first = candidate_boundary(b"seed", 0);
+        let evil = part("a", None, None, format!("--{first}--").as_bytes());
+        assert_eq!(first_free_boundary(b"seed", &[evil]), candidate_boundary(b"seed", 1));
+    }
+
+    #[test]
+    fn multipart_refuses_header_injection() {
+        let bad = part("f", Some("x"), Some("text/plain\r\nX-Evil: 1"), b"");
+        assert!(matches!(encode(Body::Multipart(vec![bad]), &HeaderMap::new()), Err(SendError::InvalidRequest(_))));
+        let (bytes, _) = encode(Body::Multipart(vec![part("a\r\nX-Evil: 1", None, None, b"")]), &HeaderMap::new()).unwrap();
+        assert!(!bytes.windows(9).any(|w| w == b"\r\nX-Evil"), "CR/LF in a name are escaped");
     }
 }

@@ -11,13 +11,18 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Uri;
 use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
+use crate::limits::Limits;
 use crate::policy::NetworkPolicy;
 
 /// Resolves host names to addresses. The host's default uses the system
@@ -110,25 +115,83 @@ fn loopback_name(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || suffix.is_some_and(|s| s.eq_ignore_ascii_case(".localhost"))
 }
 
-/// The pooled client type.
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<VettingResolver>>, Full<Bytes>>;
+/// How long a pooled connection may stay idle before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
-/// Builds the pooled client: HTTP/1.1 and HTTP/2 (by ALPN), webpki roots.
-pub(crate) fn build_client(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolicy>, connect_timeout: Duration) -> HttpClient {
+/// A connection phase that ran out of time inside the connector; found again
+/// in the client's error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("the TLS handshake did not finish in time")]
+pub(crate) struct TlsHandshakeTimeout;
+
+/// Opens connections: TCP to a vetted address (under the connect timeout),
+/// then, for `https`, the TLS handshake under its own timeout.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    http: HttpConnector<VettingResolver>,
+    tls: TlsConnector,
+    tls_timeout: Duration,
+}
+
+/// The stream a [`Connector`] opens.
+pub(crate) type Stream = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Stream;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.http.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let server_name = uri.host().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned());
+        let connecting = self.http.call(uri);
+        let (tls, tls_timeout) = (self.tls.clone(), self.tls_timeout);
+        Box::pin(async move {
+            let tcp = connecting.await?;
+            if !https {
+                return Ok(MaybeHttpsStream::Http(tcp));
+            }
+            let name = ServerName::try_from(server_name.ok_or("the URL has no host")?)?;
+            let handshake = tls.connect(name, TokioIo::new(tcp));
+            let stream = tokio::time::timeout(tls_timeout, handshake).await.map_err(|_| TlsHandshakeTimeout)??;
+            Ok(MaybeHttpsStream::from(stream))
+        })
+    }
+}
+
+/// The pooled client type.
+pub(crate) type HttpClient = Client<Connector, Full<Bytes>>;
+
+/// Builds a pooled client: HTTP/1.1 and HTTP/2 (by ALPN) over `tls`,
+/// connection and handshake timeouts and response-head caps as `limits` say,
+/// idle connections closed after 50 s.
+pub(crate) fn build_client(
+    resolver: Arc<dyn Resolve>,
+    network: Arc<NetworkPolicy>,
+    tls: Arc<rustls::ClientConfig>,
+    limits: &Limits,
+) -> HttpClient {
     let mut http = HttpConnector::new_with_resolver(VettingResolver { resolver, network });
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
+    http.set_connect_timeout(Some(limits.connect_timeout));
+    let connector = Connector { http, tls: TlsConnector::from(tls), tls_timeout: limits.tls_handshake_timeout };
+    // hyper's HTTP/1 read buffer holds the whole response head; 8 KiB is its minimum.
+    let head_bytes = limits.max_response_header_bytes.max(8 << 10);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(50))
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
         .pool_max_idle_per_host(64)
-        .build(https)
+        .http1_max_headers(limits.max_response_headers)
+        .http1_max_buf_size(head_bytes)
+        .http2_max_header_list_size(u32::try_from(head_bytes).unwrap_or(u32::MAX))
+        .build(connector)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 mod body;
 mod client;
+mod decode;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,12 +18,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::capture_connection;
 use serde::Serialize;
 use tokio::time::timeout_at;
 use url::Url;
 
 pub use client::{Resolve, SystemResolver};
-use client::{HttpClient, ResolveError, build_client};
+use client::{HttpClient, ResolveError, TlsHandshakeTimeout, build_client};
 
 use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::credentials::{BoundConnection, Scrubber};
@@ -87,7 +89,8 @@ impl Sender {
         limits: &Limits,
     ) -> Self {
         let network = Arc::new(network);
-        Self { client: build_client(resolver, network.clone(), limits.connect_timeout), network }
+        let client = build_client(resolver, network.clone(), crate::tls::default_client_config(), limits);
+        Self { client, network }
     }
 
     /// Sends one plugin request (following redirects if asked). Returns the
@@ -184,6 +187,27 @@ impl Sender {
         Ok(())
     }
 
+    /// Sends a request and waits for the response head: connect and TLS are
+    /// timed by the connector, then the first-byte timeout runs from the
+    /// moment a connection (new or pooled) carries the request.
+    async fn head(
+        &self,
+        mut request: http::Request<Full<Bytes>>,
+        limits: &Limits,
+    ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
+        let mut connection = capture_connection(&mut request);
+        let response = self.client.request(request);
+        tokio::pin!(response);
+        tokio::select! {
+            done = &mut response => return done.map_err(classify_client_error),
+            _ = connection.wait_for_connection_metadata() => {}
+        }
+        match tokio::time::timeout(limits.first_byte_timeout, response).await {
+            Ok(done) => done.map_err(classify_client_error),
+            Err(_) => Err(SendError::Timeout(TimeoutPhase::FirstByte)),
+        }
+    }
+
     /// One HTTP exchange: send, read the head, read the body within the cap.
     async fn exchange(&self, p: &Prepared<'_>, url: Url, headers: HeaderMap, limits: &Limits) -> Result<Response, SendError> {
         let mut builder = http::Request::builder().method(method_name(p.method)).uri(url.as_str());
@@ -191,34 +215,26 @@ impl Sender {
         let request = builder
             .body(Full::new(p.body.clone()))
             .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
-        let response = self.client.request(request).await.map_err(classify_client_error)?;
+        let response = self.head(request, limits).await?;
         let (parts, mut body) = response.into_parts();
-        if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING)
-            && !enc.as_bytes().eq_ignore_ascii_case(b"identity")
-        {
-            return Err(SendError::Protocol(format!(
-                "the response is {}-encoded although the host asked for identity; content decoding is not implemented yet",
-                String::from_utf8_lossy(enc.as_bytes())
-            )));
-        }
-        let mut data = Vec::new();
+        check_head_size(&parts.headers, limits)?;
+        let encoding = parts.headers.get(header::CONTENT_ENCODING).map(HeaderValue::as_bytes);
+        let mut decoder = decode::Decoder::for_encoding(encoding, limits.max_response_bytes)?;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| SendError::Protocol(format!("reading the response body: {e}")))?;
             if let Some(chunk) = frame.data_ref() {
-                if data.len() + chunk.len() > limits.max_response_bytes {
-                    return Err(SendError::TooLarge(format!(
-                        "the response body exceeds {} bytes",
-                        limits.max_response_bytes
-                    )));
-                }
-                data.extend_from_slice(chunk);
+                decoder.write(chunk)?;
             }
         }
+        let data = decoder.finish()?;
+        // The plugin sees the decoded body: the coding and its length no longer apply.
+        let decoded = encoding.is_some();
         Ok(Response {
             status: parts.status.as_u16(),
             headers: parts
                 .headers
                 .iter()
+                .filter(|(k, _)| !decoded || (*k != header::CONTENT_ENCODING && *k != header::CONTENT_LENGTH))
                 .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
             body: data,
@@ -296,7 +312,7 @@ impl<'a> Prepared<'a> {
         if let Some(ct) = content_type {
             headers.insert(header::CONTENT_TYPE, ct);
         }
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(decode::ACCEPT_ENCODING));
         if let Some(key) = &r.idempotency_key {
             let (name, value) = header_pair("idempotency-key", key)?;
             headers.insert(name, value);
@@ -344,6 +360,26 @@ impl<'a> Prepared<'a> {
         self.url = next;
         Ok(())
     }
+}
+
+/// The response head within the header caps. hyper's HTTP/1 settings bound
+/// what is buffered; this checks the exact figures (and HTTP/2 heads alike).
+fn check_head_size(headers: &HeaderMap, limits: &Limits) -> Result<(), SendError> {
+    if headers.len() > limits.max_response_headers {
+        return Err(SendError::TooLarge(format!(
+            "the response has {} header fields, more than {}",
+            headers.len(),
+            limits.max_response_headers
+        )));
+    }
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if bytes > limits.max_response_header_bytes {
+        return Err(SendError::TooLarge(format!(
+            "the response headers take {bytes} bytes, more than {}",
+            limits.max_response_header_bytes
+        )));
+    }
+    Ok(())
 }
 
 /// The redirect target of a 3xx response with a `Location`, if any.
@@ -435,6 +471,9 @@ pub(crate) fn method_name(m: Method) -> &'static str {
 fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
+        if err.is::<TlsHandshakeTimeout>() {
+            return SendError::Timeout(TimeoutPhase::TlsHandshake);
+        }
         if let Some(r) = err.downcast_ref::<ResolveError>() {
             return match r {
                 ResolveError::Denied(m) => SendError::Denied(m.clone()),
@@ -456,6 +495,11 @@ fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
             }
         }
         if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            // `is_parse_too_large` exists only with hyper's server feature;
+            // a head over the header caps reads "message head is too large".
+            if h.is_parse() && h.to_string().contains("too large") {
+                return SendError::TooLarge(format!("the response head is too large: {h}"));
+            }
             return SendError::Protocol(h.to_string());
         }
         source = err.source();

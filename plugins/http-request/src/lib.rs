@@ -63,6 +63,9 @@ struct Input {
     /// How to encode `body` (default `json`).
     #[serde(default)]
     body_type: BodyType,
+    /// How the string of a `raw` body is written (default `utf8`).
+    #[serde(default)]
+    encoding: Encoding,
     /// Time allowed for the whole request, in seconds.
     #[serde(default = "default_timeout")]
     timeout: f64,
@@ -95,9 +98,90 @@ enum BodyType {
     Form,
     /// A string, sent as `text/plain; charset=utf-8`.
     Text,
-    /// A string sent as its UTF-8 bytes, under the input's `Content-Type`
-    /// header (default `application/octet-stream`).
+    /// A string (bytes written as `encoding` says), sent under the input's
+    /// `Content-Type` header (default `application/octet-stream`).
     Raw,
+    /// A string, sent as `application/xml`.
+    Xml,
+    /// An object `{"query", "variables", "operation_name"}`, sent as a GraphQL
+    /// JSON POST body.
+    Graphql,
+    /// A list of parts (see [`Part`]), sent as `multipart/form-data`.
+    Multipart,
+}
+
+/// How a string stands for bytes.
+#[derive(Deserialize, JsonSchema, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Encoding {
+    /// The string's own UTF-8 bytes.
+    #[default]
+    Utf8,
+    /// Standard base64 (with padding).
+    Base64,
+    /// Hexadecimal digits, two per byte, in either case.
+    Hex,
+}
+
+impl Encoding {
+    /// The bytes `text` stands for.
+    fn decode(self, text: String, what: &str) -> Result<Vec<u8>, StepError> {
+        let invalid = |reason: &str| StepError::invalid_input(format!("{what}: {reason}"));
+        match self {
+            Self::Utf8 => Ok(text.into_bytes()),
+            Self::Base64 => BASE64
+                .decode(text)
+                .map_err(|e| invalid(&format!("invalid base64: {e}"))),
+            Self::Hex => {
+                let digits = text.as_bytes();
+                if digits.len() % 2 != 0 {
+                    return Err(invalid("hex needs an even number of digits"));
+                }
+                digits
+                    .chunks(2)
+                    .map(|pair| {
+                        std::str::from_utf8(pair)
+                            .ok()
+                            .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                            .ok_or_else(|| invalid("invalid hex digit"))
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// One part of a `multipart` body: a text field, or a file when `filename` is set.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Part {
+    /// The form field name.
+    name: String,
+    /// The part's content, written as `encoding` says.
+    value: String,
+    /// A file name; the part is sent as a file when present.
+    #[serde(default)]
+    filename: Option<String>,
+    /// The part's content type (files default to `application/octet-stream`).
+    #[serde(default)]
+    content_type: Option<String>,
+    /// How `value` is written (default `utf8`).
+    #[serde(default)]
+    encoding: Encoding,
+}
+
+/// A GraphQL operation.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Graphql {
+    /// The query document.
+    query: String,
+    /// The variables, an object.
+    #[serde(default)]
+    variables: Option<serde_json::Map<String, Value>>,
+    /// Which operation of the document to run.
+    #[serde(default)]
+    operation_name: Option<String>,
 }
 
 /// A query or form value: one scalar or several (a repeated name).
@@ -250,7 +334,25 @@ fn build(input: Input) -> Result<Request, StepError> {
             BodyType::Raw => {
                 let content_type = take_header(&mut headers, "content-type")
                     .unwrap_or_else(|| "application/octet-stream".to_owned());
-                request.bytes(content_type, from_body::<String>(body, "raw")?)
+                let data = input
+                    .encoding
+                    .decode(from_body::<String>(body, "raw")?, "body")?;
+                request.bytes(content_type, data)
+            }
+            BodyType::Xml => request.xml(from_body::<String>(body, "xml")?),
+            BodyType::Graphql => {
+                let op = from_body::<Graphql>(body, "graphql")?;
+                let variables = op.variables.map(Value::Object);
+                request.graphql(op.query, variables, op.operation_name.as_deref())
+            }
+            BodyType::Multipart => {
+                let parts = from_body::<Vec<Part>>(body, "multipart")?;
+                request.multipart(
+                    parts
+                        .into_iter()
+                        .map(form_part)
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
             }
         };
     }
@@ -258,6 +360,18 @@ fn build(input: Input) -> Result<Request, StepError> {
         request = request.header(name, value);
     }
     Ok(request)
+}
+
+/// The SDK's form part for a multipart input part.
+fn form_part(part: Part) -> Result<FormPart, StepError> {
+    let what = format!("multipart part `{}`", part.name);
+    let data = part.encoding.decode(part.value, &what)?;
+    Ok(FormPart {
+        name: part.name,
+        filename: part.filename,
+        content_type: part.content_type,
+        data,
+    })
 }
 
 /// One `(name, value)` pair per scalar, in order.
@@ -413,6 +527,34 @@ mod tests {
             let error = build(input(bad)).err().unwrap();
             assert!(
                 matches!(&error, StepError::InvalidInput(m) if m.contains(expected)),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn encodings_decode_or_say_why_not() {
+        assert_eq!(
+            Encoding::Utf8.decode("hé".into(), "b").unwrap(),
+            "hé".as_bytes()
+        );
+        assert_eq!(
+            Encoding::Base64.decode("/wD+AQ==".into(), "b").unwrap(),
+            [0xff, 0, 0xfe, 1]
+        );
+        assert_eq!(
+            Encoding::Hex.decode("ff00FE01".into(), "b").unwrap(),
+            [0xff, 0, 0xfe, 1]
+        );
+        for (encoding, bad) in [
+            (Encoding::Base64, "***"),
+            (Encoding::Hex, "abc"),
+            (Encoding::Hex, "zz"),
+            (Encoding::Hex, "é1"),
+        ] {
+            let error = encoding.decode(bad.into(), "body").unwrap_err();
+            assert!(
+                matches!(&error, StepError::InvalidInput(m) if m.starts_with("body: ")),
                 "{error}"
             );
         }

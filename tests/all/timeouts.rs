@@ -1,0 +1,110 @@
+//! Each timeout phase, triggered by a server that stalls in that phase; the
+//! error names the phase.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use courier_host::{Limits, Outcome, StepResult};
+use courier_tests::{host_builder, host_with};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::step;
+
+const SHORT: Duration = Duration::from_millis(300);
+
+/// What a stalling server does with each connection it accepts.
+#[derive(Clone, Copy)]
+enum Stall {
+    /// Holds the socket and says nothing (no TLS, no HTTP).
+    Silent,
+    /// Reads the request head, then says nothing.
+    AfterRequest,
+    /// Sends a response head announcing a body, then stalls.
+    InBody,
+}
+
+/// A server on 127.0.0.1 that stalls as `stall` says; connections stay open.
+async fn stalling_server(stall: Stall) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            if !matches!(stall, Stall::Silent) {
+                let mut buf = vec![0; 8192];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let Ok(n @ 1..) = stream.read(&mut buf).await else { break };
+                    head.extend_from_slice(&buf[..n]);
+                }
+            }
+            if matches!(stall, Stall::InBody) {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part").await;
+            }
+            held.push(stream);
+        }
+    });
+    addr
+}
+
+async fn run(limits: Limits, url: String, timeout_s: f64) -> StepResult {
+    let host = host_with(host_builder().limits(limits), &["http-request"]).await;
+    step(&host, "http-request", "request", json!({"url": url, "timeout": timeout_s}), &[]).await
+}
+
+fn assert_timeout(r: &StepResult, phase: &str) {
+    assert_eq!(r.outcome, Outcome::Timeout, "{r:?}");
+    let error = r.error.as_ref().unwrap();
+    assert_eq!((error.kind.as_str(), error.message.as_str()), ("timeout", phase), "{r:?}");
+}
+
+#[tokio::test]
+async fn connect_phase() {
+    // A listener that never accepts, with its accept queue filled: further
+    // SYNs go unanswered and the connect stalls.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+        fillers.push(stream);
+    }
+    let limits = Limits { connect_timeout: SHORT, ..Limits::default() };
+    let r = run(limits, format!("http://{addr}/"), 10.0).await;
+    assert_timeout(&r, "connect");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn tls_handshake_phase() {
+    let addr = stalling_server(Stall::Silent).await;
+    let limits = Limits { tls_handshake_timeout: SHORT, ..Limits::default() };
+    let r = run(limits, format!("https://{addr}/"), 10.0).await;
+    assert_timeout(&r, "tls-handshake");
+}
+
+#[tokio::test]
+async fn first_byte_phase() {
+    let addr = stalling_server(Stall::AfterRequest).await;
+    let limits = Limits { first_byte_timeout: SHORT, ..Limits::default() };
+    let r = run(limits, format!("http://{addr}/"), 10.0).await;
+    assert_timeout(&r, "first-byte");
+}
+
+#[tokio::test]
+async fn total_phase_while_the_body_stalls() {
+    let addr = stalling_server(Stall::InBody).await;
+    let r = run(Limits::default(), format!("http://{addr}/"), 0.3).await;
+    assert_timeout(&r, "total");
+}
+
+#[tokio::test]
+async fn the_request_total_bounds_the_phases() {
+    let addr = stalling_server(Stall::AfterRequest).await;
+    // First byte would allow 30 s; the request's own 0.3 s ends it first.
+    let r = run(Limits::default(), format!("http://{addr}/"), 0.3).await;
+    assert_timeout(&r, "total");
+}
