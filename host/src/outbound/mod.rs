@@ -520,17 +520,9 @@ fn scrub_error(s: &Scrubber, e: SendError) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::Credential;
 
     fn conn(base: &str) -> BoundConnection {
-        BoundConnection {
-            name: "c".into(),
-            base_url: Some(Url::parse(base).unwrap()),
-            origins: vec![],
-            credential: Credential::None,
-            shared_headers: vec![],
-            shared_query: vec![],
-        }
+        BoundConnection::unauthenticated("c", Url::parse(base).unwrap())
     }
 
     #[test]

@@ -1,0 +1,79 @@
+//! Scrubbing: every secret, in every encoding an upstream might echo it in,
+//! is replaced before anything reaches the plugin, a record or an error.
+
+use aho_corasick::AhoCorasick;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use zeroize::Zeroizing;
+
+use super::BoundConnection;
+
+/// Replaces every known secret, in every encoding an upstream might echo it
+/// in, with `[REDACTED]`.
+pub(crate) struct Scrubber {
+    matcher: Option<AhoCorasick>,
+}
+
+/// What a scrubbed secret is replaced with.
+pub(crate) const REDACTED: &str = "[REDACTED]";
+
+impl Scrubber {
+    /// A scrubber for the secrets of these connections.
+    pub(crate) fn new<'a>(connections: impl IntoIterator<Item = &'a BoundConnection>) -> Self {
+        let mut patterns: Vec<Zeroizing<String>> = Vec::new();
+        for value in connections.into_iter().flat_map(BoundConnection::secret_values) {
+            let value = Zeroizing::new(value);
+            if value.is_empty() {
+                continue;
+            }
+            let bytes = value.as_bytes();
+            for encoded in [
+                STANDARD.encode(bytes),
+                URL_SAFE.encode(bytes),
+                URL_SAFE_NO_PAD.encode(bytes),
+                percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC).to_string(),
+                form_urlencoded::byte_serialize(bytes).collect(),
+            ] {
+                patterns.push(Zeroizing::new(encoded));
+            }
+            patterns.push(value);
+        }
+        patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        patterns.dedup();
+        let matcher = (!patterns.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                .build(patterns.iter().map(|p| p.as_bytes()))
+                .expect("secret patterns are plain literals")
+        });
+        Self { matcher }
+    }
+
+    /// Whether there is anything to scrub.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.matcher.is_none()
+    }
+
+    /// Scrubs bytes.
+    pub(crate) fn bytes(&self, data: Vec<u8>) -> Vec<u8> {
+        match &self.matcher {
+            Some(m) if m.is_match(&data) => {
+                let mut out = Vec::with_capacity(data.len());
+                m.replace_all_with_bytes(&data, &mut out, |_, _, dst| {
+                    dst.extend_from_slice(REDACTED.as_bytes());
+                    true
+                });
+                out
+            }
+            _ => data,
+        }
+    }
+
+    /// Scrubs text.
+    pub(crate) fn text(&self, text: String) -> String {
+        match &self.matcher {
+            Some(m) if m.is_match(&text) => m.replace_all(&text, &vec![REDACTED; m.patterns_len()]),
+            _ => text,
+        }
+    }
+}
