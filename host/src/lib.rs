@@ -40,7 +40,10 @@ pub use credentials::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secre
 pub use engine::CompileSource;
 pub use ipnet::IpNet;
 pub use limits::Limits;
-pub use manifest::{AuthScheme, CallKind, CallSpec, ConnectionSpec, KeyLocation, Manifest, ManifestError};
+pub use manifest::{
+    AuthScheme, CallKind, CallSpec, ClientAuth, ConnectionSpec, JwtAlgorithm, JwtSettings, KeyLocation, Manifest,
+    ManifestError, OAuth2Settings, PlacementTarget, SecretPlacement,
+};
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use plugin::LoadReport;
 pub use policy::{AllowedHost, PatternError};

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real host, real compiled plugins (`target/plugins`),
 //! real HTTP servers on 127.0.0.1. One binary, a module per area.
 
+mod auth;
 mod cache;
 mod cli;
 mod http_request;

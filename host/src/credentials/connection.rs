@@ -1,21 +1,37 @@
 //! A connection bound to a plugin's declaration: base URL, the origins that
-//! may receive its credentials, the credential, and its injection.
+//! may receive its credentials, and the credential with its secrets.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
+use zeroize::Zeroizing;
 
-use super::{AuthKind, ConnectionConfig, ConnectionError, Secret};
-use crate::bindings::types::SendError;
-use crate::manifest::{AuthScheme, ConnectionSpec, KeyLocation};
+use super::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secrets};
+use crate::manifest::{AuthScheme, ConnectionSpec, KeyLocation, PlacementTarget, SecretPlacement, secret_template};
+
+/// One secret the host puts into a request: where, and in what template.
+#[derive(Debug)]
+pub(crate) struct Placement {
+    pub(super) target: PlacementTarget,
+    pub(super) name: String,
+    pub(super) template: String,
+    pub(super) secret: Secret,
+}
+
+impl Placement {
+    /// The template with the secret filled in.
+    pub(super) fn value(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.template.replace("{secret}", self.secret.expose()))
+    }
+}
 
 /// How a bound connection authenticates, with its secrets.
 #[derive(Debug)]
 pub(crate) enum Credential {
+    /// Nothing is added.
     None,
-    Bearer(Secret),
-    Basic { username: Secret, password: Secret },
-    ApiKey { location: KeyLocation, name: String, key: Secret },
+    /// Fixed secrets put in place (bearer, basic, api-key, custom).
+    Static(Vec<Placement>),
 }
 
 /// A connection ready for requests: base URL, the origins that may receive its
@@ -28,6 +44,8 @@ pub(crate) struct BoundConnection {
     pub(crate) credential: Credential,
     pub(crate) shared_headers: Vec<(String, String)>,
     pub(crate) shared_query: Vec<(String, String)>,
+    /// Every secret value the scrubber must know (raw; it adds the encodings).
+    pub(super) scrub: Vec<Secret>,
 }
 
 impl BoundConnection {
@@ -42,55 +60,21 @@ impl BoundConnection {
         for o in &spec.auth_origins {
             origins.push(Url::parse(o).map_err(|e| fail(format!("auth origin `{o}`: {e}")))?.origin());
         }
-        let ConnectionConfig { auth, header, query, secrets, .. } = config;
-        let kind = match (&spec.auth, auth) {
-            (AuthScheme::OperatorDefined, Some(kind)) => kind,
-            (AuthScheme::OperatorDefined, None) => {
-                return Err(fail("the plugin leaves the scheme to the operator: set `auth`".into()));
-            }
-            (declared, chosen) => {
-                let kind = declared_kind(declared).ok_or_else(|| {
-                    fail(format!("auth scheme `{}` is not implemented yet", declared.name()))
-                })?;
-                if chosen.is_some_and(|c| c != kind) {
-                    return Err(fail(format!("`auth` disagrees with the plugin's scheme `{}`", declared.name())));
-                }
-                kind
-            }
-        };
-        let need = |s: Option<Secret>, key: &str| s.ok_or_else(|| fail(format!("missing secret `{key}` in [secrets]")));
-        let credential = match kind {
-            AuthKind::None => Credential::None,
-            AuthKind::Bearer => Credential::Bearer(need(secrets.token, "token")?),
-            AuthKind::Basic => Credential::Basic {
-                username: need(secrets.username, "username")?,
-                password: need(secrets.password, "password")?,
-            },
-            AuthKind::ApiKey => {
-                let (location, name) = match (&spec.auth, header, query) {
-                    (AuthScheme::ApiKey { location, name }, None, None) => (*location, name.clone()),
-                    (_, Some(h), None) => (KeyLocation::Header, h),
-                    (_, None, Some(q)) => (KeyLocation::Query, q),
-                    _ => return Err(fail("api-key needs exactly one of `header` or `query`".into())),
-                };
-                if location == KeyLocation::Header {
-                    http::HeaderName::try_from(name.as_str())
-                        .map_err(|_| fail(format!("invalid header name `{name}`")))?;
-                }
-                Credential::ApiKey { location, name, key: need(secrets.key, "key")? }
-            }
-        };
+        let kind = scheme_kind(&spec.auth, config.auth).map_err(fail)?;
+        check_keys(kind, &config).map_err(fail)?;
+        let mut scrub = Vec::new();
+        let credential = static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?;
         if base_url.is_none() && !matches!(credential, Credential::None) && origins.is_empty() {
             return Err(fail("credentials need a `base_url` whose origin may receive them".into()));
         }
-        Ok(Self {
-            name: spec.name.clone(),
-            base_url,
-            origins,
-            credential,
-            shared_headers: spec.shared_headers.clone(),
-            shared_query: spec.shared_query.clone(),
-        })
+        let mut shared_headers = spec.shared_headers.clone();
+        for (k, v) in config.shared_headers {
+            http::HeaderName::try_from(k.as_str()).map_err(|_| fail(format!("shared header name `{k}` is invalid")))?;
+            shared_headers.push((k, v));
+        }
+        let mut shared_query = spec.shared_query.clone();
+        shared_query.extend(config.shared_query);
+        Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub })
     }
 
     /// A connection without credentials, for unit tests of URL handling.
@@ -103,6 +87,7 @@ impl BoundConnection {
             credential: Credential::None,
             shared_headers: vec![],
             shared_query: vec![],
+            scrub: vec![],
         }
     }
 
@@ -112,66 +97,171 @@ impl BoundConnection {
         self.origins.iter().any(|o| *o == origin)
     }
 
-    /// Puts the credential into a request bound for one of the connection's
-    /// origins (the caller checks [`Self::may_authenticate`]).
-    pub(crate) fn apply(&self, url: &mut Url, headers: &mut http::HeaderMap) -> Result<(), SendError> {
-        let secret_header = |value: String| {
-            let mut v = http::HeaderValue::try_from(value).map_err(|_| {
-                SendError::Credential(format!("connection `{}`: the secret is not a valid header value", self.name))
-            })?;
-            v.set_sensitive(true);
-            Ok::<_, SendError>(v)
+    /// The placements of one kind.
+    pub(super) fn placements(&self, target: PlacementTarget) -> impl Iterator<Item = &Placement> {
+        let all: &[Placement] = match &self.credential {
+            Credential::Static(p) => p,
+            Credential::None => &[],
         };
-        match &self.credential {
-            Credential::None => {}
-            Credential::Bearer(token) => {
-                headers.insert(http::header::AUTHORIZATION, secret_header(format!("Bearer {}", token.expose()))?);
-            }
-            Credential::Basic { username, password } => {
-                let encoded = STANDARD.encode(format!("{}:{}", username.expose(), password.expose()));
-                headers.insert(http::header::AUTHORIZATION, secret_header(format!("Basic {encoded}"))?);
-            }
-            Credential::ApiKey { location: KeyLocation::Header, name, key } => {
-                let name = http::HeaderName::try_from(name.as_str()).expect("checked when the connection was bound");
-                headers.insert(name, secret_header(key.expose().to_owned())?);
-            }
-            Credential::ApiKey { location: KeyLocation::Query, name, key } => {
-                url.query_pairs_mut().append_pair(name, key.expose());
-            }
-        }
-        Ok(())
+        all.iter().filter(move |p| p.target == target)
     }
 
-    /// The header or query name the credential occupies, which a plugin may not set.
-    pub(crate) fn reserved_name(&self) -> Option<(KeyLocation, &str)> {
-        match &self.credential {
-            Credential::ApiKey { location, name, .. } => Some((*location, name)),
-            _ => None,
-        }
+    /// Whether the credential occupies this header, which a plugin may not set.
+    pub(crate) fn reserves_header(&self, name: &str) -> bool {
+        self.placements(PlacementTarget::Header).any(|p| p.name.eq_ignore_ascii_case(name))
     }
 
-    /// Every secret value of this connection, for the scrubber.
-    pub(super) fn secret_values(&self) -> Vec<String> {
-        match &self.credential {
-            Credential::None => vec![],
-            Credential::Bearer(t) => vec![t.expose().to_owned()],
-            Credential::Basic { username, password } => vec![
-                password.expose().to_owned(),
-                format!("{}:{}", username.expose(), password.expose()),
-            ],
-            Credential::ApiKey { key, .. } => vec![key.expose().to_owned()],
-        }
+    /// Whether the credential occupies this query parameter, which a plugin may not set.
+    pub(crate) fn reserves_query(&self, name: &str) -> bool {
+        self.placements(PlacementTarget::Query).any(|p| p.name == name)
     }
 }
 
-fn declared_kind(scheme: &AuthScheme) -> Option<AuthKind> {
-    match scheme {
-        AuthScheme::None => Some(AuthKind::None),
-        AuthScheme::Bearer => Some(AuthKind::Bearer),
-        AuthScheme::Basic => Some(AuthKind::Basic),
-        AuthScheme::ApiKey { .. } => Some(AuthKind::ApiKey),
-        _ => None,
+/// The scheme in force: the plugin's, or the operator's where the plugin leaves it open.
+fn scheme_kind(declared: &AuthScheme, chosen: Option<AuthKind>) -> Result<AuthKind, String> {
+    let kind = match declared {
+        AuthScheme::OperatorDefined => {
+            return chosen.ok_or_else(|| "the plugin leaves the scheme to the operator: set `auth`".to_owned());
+        }
+        AuthScheme::None => AuthKind::None,
+        AuthScheme::Bearer => AuthKind::Bearer,
+        AuthScheme::Basic => AuthKind::Basic,
+        AuthScheme::ApiKey { .. } => AuthKind::ApiKey,
+        AuthScheme::Custom { .. } => AuthKind::Custom,
+        AuthScheme::Oauth2ClientCredentials(_) => AuthKind::Oauth2ClientCredentials,
+        AuthScheme::Oauth2RefreshToken(_) => AuthKind::Oauth2RefreshToken,
+        AuthScheme::Oauth2Password(_) => AuthKind::Oauth2Password,
+        AuthScheme::Jwt(_) => AuthKind::Jwt,
+        AuthScheme::ClientCertificate => AuthKind::ClientCertificate,
+    };
+    match chosen {
+        Some(c) if c != kind => Err(format!("`auth = \"{}\"` disagrees with the plugin's scheme `{}`", c.name(), kind.name())),
+        _ => Ok(kind),
     }
+}
+
+/// Settings and secrets the scheme does not use are errors that name them.
+fn check_keys(kind: AuthKind, config: &ConnectionConfig) -> Result<(), String> {
+    if let Some(key) = config.settings_set().into_iter().find(|k| !kind.settings().contains(k)) {
+        return Err(format!("`{key}` does not apply to auth `{}`", kind.name()));
+    }
+    if let Some(key) = config.secrets_set().into_iter().find(|k| !kind.secrets().contains(k)) {
+        return Err(format!("secret `{key}` is not used by auth `{}`", kind.name()));
+    }
+    Ok(())
+}
+
+fn need(secrets: &Secrets, key: &str) -> Result<Secret, String> {
+    secrets.get(key).cloned().ok_or_else(|| format!("missing secret `{key}` in [secrets]"))
+}
+
+fn header_placement(name: &str, template: &str, secret: Secret) -> Placement {
+    Placement { target: PlacementTarget::Header, name: name.into(), template: template.into(), secret }
+}
+
+/// The credential of the schemes that put fixed secrets in place.
+fn static_credential(
+    kind: AuthKind,
+    declared: &AuthScheme,
+    config: &ConnectionConfig,
+    scrub: &mut Vec<Secret>,
+) -> Result<Credential, String> {
+    let secrets = &config.secrets;
+    let placements = match kind {
+        AuthKind::None => return Ok(Credential::None),
+        AuthKind::Bearer => vec![header_placement("authorization", "Bearer {secret}", need(secrets, "token")?)],
+        AuthKind::Basic => {
+            let (user, password) = (need(secrets, "username")?, need(secrets, "password")?);
+            let pair = Secret::new(format!("{}:{}", user.expose(), password.expose()));
+            let encoded = Secret::new(STANDARD.encode(pair.expose()));
+            scrub.extend([password, pair]);
+            vec![header_placement("authorization", "Basic {secret}", encoded)]
+        }
+        AuthKind::ApiKey => {
+            let (target, name) = match (declared, &config.header, &config.query) {
+                (AuthScheme::ApiKey { location, name }, None, None) => (
+                    match location {
+                        KeyLocation::Header => PlacementTarget::Header,
+                        KeyLocation::Query => PlacementTarget::Query,
+                    },
+                    name.clone(),
+                ),
+                (_, Some(h), None) => (PlacementTarget::Header, h.clone()),
+                (_, None, Some(q)) => (PlacementTarget::Query, q.clone()),
+                _ => return Err("api-key needs exactly one of `header` or `query`".into()),
+            };
+            vec![Placement { target, name, template: secret_template(), secret: need(secrets, "key")? }]
+        }
+        AuthKind::Custom => {
+            let wanted = custom_placements(declared, config)?;
+            if let Some(unused) = config.secrets_set().into_iter().find(|k| !wanted.iter().any(|p| p.secret == *k)) {
+                return Err(format!("secret `{unused}` is not used by any placement"));
+            }
+            wanted
+                .into_iter()
+            .map(|p| Ok(Placement { secret: need(secrets, &p.secret)?, target: p.target, name: p.name, template: p.template }))
+                .collect::<Result<_, String>>()?
+        }
+        other => return Err(format!("auth scheme `{}` is not implemented yet", other.name())),
+    };
+    for p in &placements {
+        check_placement(p)?;
+        if !matches!(kind, AuthKind::Basic) {
+            scrub.push(p.secret.clone());
+        }
+    }
+    Ok(Credential::Static(placements))
+}
+
+/// The operator's placements (`[[placements]]`, or one of `header`/`query`/
+/// `form_field`/`json_field` with `template` and the secret `key`), else the plugin's.
+fn custom_placements(declared: &AuthScheme, config: &ConnectionConfig) -> Result<Vec<SecretPlacement>, String> {
+    let single: Vec<(PlacementTarget, &String)> = [
+        (PlacementTarget::Header, &config.header),
+        (PlacementTarget::Query, &config.query),
+        (PlacementTarget::FormField, &config.form_field),
+        (PlacementTarget::JsonField, &config.json_field),
+    ]
+    .into_iter()
+    .filter_map(|(t, n)| n.as_ref().map(|n| (t, n)))
+    .collect();
+    let placements = match (&config.placements, single.as_slice()) {
+        (Some(_), [_, ..]) => return Err("`placements` and `header`/`query`/`form_field`/`json_field` exclude each other".into()),
+        (Some(list), []) => list.clone(),
+        (None, [(target, name)]) => vec![SecretPlacement {
+            target: *target,
+            name: (*name).clone(),
+            template: config.template.clone().unwrap_or_else(secret_template),
+            secret: "key".into(),
+        }],
+        (None, [_, _, ..]) => return Err("custom takes one of `header`, `query`, `form_field`, `json_field` (or `[[placements]]`)".into()),
+        (None, []) => match declared {
+            AuthScheme::Custom { placements } if config.template.is_none() => placements.clone(),
+            _ => return Err("custom needs `header`, `query`, `form_field` or `json_field`, or `[[placements]]`".into()),
+        },
+    };
+    if placements.is_empty() {
+        return Err("custom needs at least one placement".into());
+    }
+    if let Some(p) = placements.iter().find(|p| !Secrets::KEYS.contains(&p.secret.as_str())) {
+        return Err(format!("placement `{}` names secret `{}`, which is not a [secrets] key", p.name, p.secret));
+    }
+    Ok(placements)
+}
+
+fn check_placement(p: &Placement) -> Result<(), String> {
+    if !p.template.contains("{secret}") {
+        return Err(format!("the template of `{}` must contain `{{secret}}`", p.name));
+    }
+    if p.name.is_empty() {
+        return Err("a placement needs a name".into());
+    }
+    if p.target == PlacementTarget::Header {
+        http::HeaderName::try_from(p.name.as_str()).map_err(|_| format!("invalid header name `{}`", p.name))?;
+        http::HeaderValue::try_from(p.value().as_str())
+            .map_err(|_| format!("the secret for header `{}` is not a valid header value", p.name))?;
+    }
+    Ok(())
 }
 
 /// Parses a base URL: absolute http(s), no user info, no query or fragment.

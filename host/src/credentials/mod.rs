@@ -4,6 +4,7 @@
 
 mod config;
 mod connection;
+mod inject;
 mod scrub;
 mod secret;
 

@@ -14,6 +14,13 @@ pub(crate) struct Scrubber {
     matcher: Option<AhoCorasick>,
 }
 
+/// The value as it appears inside a JSON string (quotes, backslashes and
+/// control characters escaped).
+fn json_escaped(value: &str) -> String {
+    let quoted = serde_json::to_string(value).expect("a string serializes");
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
 /// What a scrubbed secret is replaced with.
 pub(crate) const REDACTED: &str = "[REDACTED]";
 
@@ -21,8 +28,8 @@ impl Scrubber {
     /// A scrubber for the secrets of these connections.
     pub(crate) fn new<'a>(connections: impl IntoIterator<Item = &'a BoundConnection>) -> Self {
         let mut patterns: Vec<Zeroizing<String>> = Vec::new();
-        for value in connections.into_iter().flat_map(BoundConnection::secret_values) {
-            let value = Zeroizing::new(value);
+        for value in connections.into_iter().flat_map(|c| c.scrub.iter()) {
+            let value = Zeroizing::new(value.expose().to_owned());
             if value.is_empty() {
                 continue;
             }
@@ -33,6 +40,7 @@ impl Scrubber {
                 URL_SAFE_NO_PAD.encode(bytes),
                 percent_encoding::utf8_percent_encode(&value, percent_encoding::NON_ALPHANUMERIC).to_string(),
                 form_urlencoded::byte_serialize(bytes).collect(),
+                json_escaped(&value),
             ] {
                 patterns.push(Zeroizing::new(encoded));
             }

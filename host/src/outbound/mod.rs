@@ -27,7 +27,7 @@ use client::{HttpClient, ResolveError, build_client};
 use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::credentials::{BoundConnection, Scrubber};
 use crate::limits::Limits;
-use crate::manifest::{KeyLocation, Manifest};
+use crate::manifest::Manifest;
 use crate::policy::{AllowedHost, NetworkPolicy};
 
 /// The operator's egress settings shared by every step.
@@ -125,9 +125,9 @@ impl Sender {
                     step.limits.max_requests_per_step
                 )));
             }
-            let (url, headers) = p.authenticated()?;
+            let (url, headers, body) = p.authenticated()?;
             let started = Instant::now();
-            let outcome = match timeout_at(deadline, self.exchange(&p, url, headers, step.limits)).await {
+            let outcome = match timeout_at(deadline, self.exchange(&p, url, headers, body, step.limits)).await {
                 Ok(r) => r,
                 Err(_) => Err(SendError::Timeout(phase)),
             };
@@ -182,11 +182,18 @@ impl Sender {
     }
 
     /// One HTTP exchange: send, read the head, read the body within the cap.
-    async fn exchange(&self, p: &Prepared<'_>, url: Url, headers: HeaderMap, limits: &Limits) -> Result<Response, SendError> {
+    async fn exchange(
+        &self,
+        p: &Prepared<'_>,
+        url: Url,
+        headers: HeaderMap,
+        body: Bytes,
+        limits: &Limits,
+    ) -> Result<Response, SendError> {
         let mut builder = http::Request::builder().method(method_name(p.method)).uri(url.as_str());
         *builder.headers_mut().expect("builder is valid") = headers;
         let request = builder
-            .body(Full::new(p.body.clone()))
+            .body(Full::new(body))
             .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
         let response = self.client.request(request).await.map_err(classify_client_error)?;
         let (parts, mut body) = response.into_parts();
@@ -250,7 +257,6 @@ impl<'a> Prepared<'a> {
         };
         reject_control_chars("URL", &r.url)?;
         let mut url = join_url(connection, &r.url)?;
-        let reserved_query = connection.and_then(|c| c.reserved_name()).filter(|(loc, _)| *loc == KeyLocation::Query);
         {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in connection.iter().flat_map(|c| c.shared_query.iter()).chain(r.query.iter()) {
@@ -262,21 +268,20 @@ impl<'a> Prepared<'a> {
         if url.query() == Some("") {
             url.set_query(None);
         }
-        if let Some((_, name)) = reserved_query
-            && url.query_pairs().any(|(k, _)| k == name)
+        if let Some(conn) = connection
+            && let Some((name, _)) = url.query_pairs().find(|(k, _)| conn.reserves_query(k))
         {
             return Err(SendError::InvalidRequest(format!(
                 "query parameter `{name}` carries the connection's credential and is set by the host"
             )));
         }
-        let reserved_header = connection.and_then(|c| c.reserved_name()).filter(|(loc, _)| *loc == KeyLocation::Header);
         let mut headers = HeaderMap::new();
         for (k, v) in connection.iter().flat_map(|c| c.shared_headers.iter()).chain(r.headers.iter()) {
             let (name, value) = header_pair(k, v)?;
             if HOST_OWNED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("proxy-") {
                 return Err(SendError::InvalidRequest(format!("header `{name}` is set by the host")));
             }
-            if reserved_header.is_some_and(|(_, n)| n.eq_ignore_ascii_case(name.as_str())) {
+            if connection.is_some_and(|c| c.reserves_header(name.as_str())) {
                 return Err(SendError::InvalidRequest(format!(
                     "header `{name}` carries the connection's credential and is set by the host"
                 )));
@@ -316,15 +321,14 @@ impl<'a> Prepared<'a> {
         })
     }
 
-    /// The URL and headers of the next hop, with credentials added only when
-    /// the hop's origin belongs to the connection.
-    fn authenticated(&self) -> Result<(Url, HeaderMap), SendError> {
-        let mut url = self.url.clone();
-        let mut headers = self.headers.clone();
+    /// The URL, headers and body of the next hop, with credentials added
+    /// only when the hop's origin belongs to the connection.
+    fn authenticated(&self) -> Result<(Url, HeaderMap, Bytes), SendError> {
+        let (mut url, mut headers, mut body) = (self.url.clone(), self.headers.clone(), self.body.clone());
         if let Some(conn) = self.connection.filter(|c| c.may_authenticate(&self.url)) {
-            conn.apply(&mut url, &mut headers)?;
+            conn.apply(&mut url, &mut headers, &mut body)?;
         }
-        Ok((url, headers))
+        Ok((url, headers, body))
     }
 
     /// Moves to a redirect target: 301/302/303 turn into a body-less GET
@@ -385,10 +389,11 @@ fn join_url(connection: Option<&BoundConnection>, target: &str) -> Result<Url, S
 
 /// The URL the plugin may see: a query credential the host added is removed.
 fn url_without_secrets(url: &Url, connection: Option<&BoundConnection>) -> Url {
-    let Some((KeyLocation::Query, name)) = connection.and_then(|c| c.reserved_name()) else {
+    let Some(conn) = connection else {
         return url.clone();
     };
-    let kept: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != name).map(|(k, v)| (k.into(), v.into())).collect();
+    let kept: Vec<(String, String)> =
+        url.query_pairs().filter(|(k, _)| !conn.reserves_query(k)).map(|(k, v)| (k.into(), v.into())).collect();
     let mut clean = url.clone();
     clean.set_query(None);
     if !kept.is_empty() {
