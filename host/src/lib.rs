@@ -189,6 +189,13 @@ impl Host {
         self.inner.plugins.read().expect("plugin registry poisoned").get(name).cloned()
     }
 
+    /// Whether a tenant's token-based connection (by connection id) needs
+    /// re-authorization because its token endpoint refused the client or the
+    /// grant; `None` if no step has used it since the host started.
+    pub fn needs_reauthorization(&self, tenant: &str, connection_id: &str) -> Option<bool> {
+        self.inner.sender.tokens().needs_reauthorization(tenant, connection_id)
+    }
+
     /// Runs one step in a fresh instance. Never fails: every ending is a
     /// classified [`StepResult`].
     pub async fn run_step(&self, request: StepRequest) -> StepResult {

@@ -6,8 +6,12 @@ use base64::engine::general_purpose::STANDARD;
 use url::Url;
 use zeroize::Zeroizing;
 
+use super::tokens::{Grant, TokenCell, TokenManager, TokenSource, fingerprint};
 use super::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secrets};
-use crate::manifest::{AuthScheme, ConnectionSpec, KeyLocation, PlacementTarget, SecretPlacement, secret_template};
+use crate::manifest::{
+    AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget, SecretPlacement,
+    secret_template,
+};
 
 /// One secret the host puts into a request: where, and in what template.
 #[derive(Debug)]
@@ -32,6 +36,8 @@ pub(crate) enum Credential {
     None,
     /// Fixed secrets put in place (bearer, basic, api-key, custom).
     Static(Vec<Placement>),
+    /// An access token the host obtains, sent as a bearer token.
+    Token(TokenSource),
 }
 
 /// A connection ready for requests: base URL, the origins that may receive its
@@ -50,7 +56,14 @@ pub(crate) struct BoundConnection {
 
 impl BoundConnection {
     /// Checks an operator's configuration against the plugin's declaration.
-    pub(crate) fn bind(spec: &ConnectionSpec, config: ConnectionConfig) -> Result<Self, ConnectionError> {
+    /// Token-based schemes share their token cache with every step of the
+    /// same tenant and connection id through `tokens`.
+    pub(crate) fn bind(
+        spec: &ConnectionSpec,
+        config: ConnectionConfig,
+        tenant: &str,
+        tokens: &TokenManager,
+    ) -> Result<Self, ConnectionError> {
         let fail = |message: String| ConnectionError { connection: spec.name.clone(), message };
         let base_url = match config.base_url.as_deref().or(spec.base_url.as_deref()) {
             Some(u) => Some(parse_base_url(u).map_err(fail)?),
@@ -63,7 +76,14 @@ impl BoundConnection {
         let kind = scheme_kind(&spec.auth, config.auth).map_err(fail)?;
         check_keys(kind, &config).map_err(fail)?;
         let mut scrub = Vec::new();
-        let credential = static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?;
+        let credential = match kind {
+            AuthKind::Oauth2ClientCredentials | AuthKind::Oauth2RefreshToken | AuthKind::Oauth2Password => {
+                let id = config.id.as_deref().unwrap_or(&spec.name);
+                let cell = |fp, refresh: Option<Secret>| tokens.cell(tenant, id, fp, refresh);
+                Credential::Token(oauth2_source(kind, &spec.auth, &config, cell, &mut scrub).map_err(fail)?)
+            }
+            _ => static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?,
+        };
         if base_url.is_none() && !matches!(credential, Credential::None) && origins.is_empty() {
             return Err(fail("credentials need a `base_url` whose origin may receive them".into()));
         }
@@ -101,7 +121,7 @@ impl BoundConnection {
     pub(super) fn placements(&self, target: PlacementTarget) -> impl Iterator<Item = &Placement> {
         let all: &[Placement] = match &self.credential {
             Credential::Static(p) => p,
-            Credential::None => &[],
+            Credential::None | Credential::Token(_) => &[],
         };
         all.iter().filter(move |p| p.target == target)
     }
@@ -211,6 +231,82 @@ fn static_credential(
         }
     }
     Ok(Credential::Static(placements))
+}
+
+/// The OAuth 2 token source: the plugin's settings, each overridden by the
+/// operator's, and the client's secrets. `cell` gives the shared token cache
+/// for a fingerprint of all of it (and the configured refresh token).
+fn oauth2_source(
+    kind: AuthKind,
+    declared: &AuthScheme,
+    config: &ConnectionConfig,
+    cell: impl FnOnce([u8; 32], Option<Secret>) -> std::sync::Arc<TokenCell>,
+    scrub: &mut Vec<Secret>,
+) -> Result<TokenSource, String> {
+    let plugin = match declared {
+        AuthScheme::Oauth2ClientCredentials(s) | AuthScheme::Oauth2RefreshToken(s) | AuthScheme::Oauth2Password(s) => {
+            s.clone()
+        }
+        _ => OAuth2Settings::default(),
+    };
+    let secrets = &config.secrets;
+    let token_url = config.token_url.clone().or(plugin.token_url).ok_or("OAuth 2 needs a `token_url`")?;
+    let token_url = parse_token_url(&token_url)?;
+    let scopes = config.scopes.clone().unwrap_or(plugin.scopes);
+    let audience = config.audience.clone().or(plugin.audience);
+    let client_auth = config.client_auth.unwrap_or(plugin.client_auth);
+    let client_id = need(secrets, "client_id")?;
+    let client_secret = secrets.client_secret.clone();
+    let refresh_token = match kind {
+        AuthKind::Oauth2RefreshToken => Some(need(secrets, "refresh_token")?),
+        _ => None,
+    };
+    let grant = match kind {
+        AuthKind::Oauth2ClientCredentials => Grant::ClientCredentials,
+        AuthKind::Oauth2RefreshToken => Grant::RefreshToken,
+        _ => Grant::Password { username: need(secrets, "username")?, password: need(secrets, "password")? },
+    };
+    let scope_text = scopes.join(" ");
+    let mut parts = vec![
+        kind.name(),
+        token_url.as_str(),
+        &scope_text,
+        audience.as_deref().unwrap_or(""),
+        match client_auth {
+            ClientAuth::Basic => "basic",
+            ClientAuth::Body => "body",
+        },
+    ];
+    for key in config.secrets_set() {
+        parts.extend([key, secrets.get(key).map(Secret::expose).unwrap_or("")]);
+    }
+    let fp = fingerprint(parts);
+    scrub.extend(config.secrets_set().into_iter().filter(|k| *k != "username").filter_map(|k| secrets.get(k).cloned()));
+    if client_secret.is_none() && client_auth == ClientAuth::Basic && config.client_auth.is_some() {
+        return Err("`client_auth = \"basic\"` needs the secret `client_secret`".into());
+    }
+    Ok(TokenSource {
+        cell: cell(fp, refresh_token),
+        grant,
+        token_url,
+        scopes,
+        audience,
+        client_auth,
+        client_id,
+        client_secret,
+    })
+}
+
+/// A token endpoint: absolute http(s), no user info or fragment.
+fn parse_token_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("token URL `{s}`: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("token URL `{s}` must be an http or https URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(format!("token URL `{s}` must not carry user info or a fragment"));
+    }
+    Ok(url)
 }
 
 /// The operator's placements (`[[placements]]`, or one of `header`/`query`/

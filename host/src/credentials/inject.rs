@@ -6,15 +6,33 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use url::Url;
 
-use super::BoundConnection;
+use super::connection::Credential;
+use super::{BoundConnection, Secret};
 use crate::bindings::types::SendError;
+use crate::outbound::{Sender, StepOutbound};
 use crate::manifest::PlacementTarget;
 
 impl BoundConnection {
     /// Puts the credential into a request bound for one of the connection's
     /// origins (the caller checks [`Self::may_authenticate`]): headers, query
     /// parameters, and form or JSON body fields of the encoded body.
-    pub(crate) fn apply(&self, url: &mut Url, headers: &mut HeaderMap, body: &mut Bytes) -> Result<(), SendError> {
+    /// Returns the access token it used, if any, for [`Self::token_rejected`].
+    pub(crate) async fn apply(
+        &self,
+        url: &mut Url,
+        headers: &mut HeaderMap,
+        body: &mut Bytes,
+        sender: &Sender,
+        step: &StepOutbound<'_>,
+    ) -> Result<Option<Secret>, SendError> {
+        if let Credential::Token(source) = &self.credential {
+            let token = source.access_token(&self.name, sender, step).await?;
+            let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
+                .map_err(|_| self.not_a_header_value())?;
+            value.set_sensitive(true);
+            headers.insert(http::header::AUTHORIZATION, value);
+            return Ok(Some(token));
+        }
         for p in self.placements(PlacementTarget::Header) {
             let name = http::HeaderName::try_from(p.name.as_str()).expect("checked when the connection was bound");
             let mut value = http::HeaderValue::try_from(p.value().as_str()).map_err(|_| self.not_a_header_value())?;
@@ -53,7 +71,15 @@ impl BoundConnection {
             }
             *body = Bytes::from(serde_json::to_vec(&object).expect("a JSON object serializes"));
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// The API answered 401 to `token`: forget it so that the next
+    /// [`Self::apply`] obtains a new one.
+    pub(crate) async fn token_rejected(&self, token: &Secret) {
+        if let Credential::Token(source) = &self.credential {
+            source.rejected(token).await;
+        }
     }
 
     fn not_a_header_value(&self) -> SendError {

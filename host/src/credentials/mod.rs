@@ -7,10 +7,12 @@ mod connection;
 mod inject;
 mod scrub;
 mod secret;
+mod tokens;
 
 pub use config::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
 pub(crate) use connection::{BoundConnection, parse_base_url};
 pub(crate) use scrub::Scrubber;
+pub(crate) use tokens::TokenManager;
 pub use secret::Secret;
 
 #[cfg(test)]
@@ -43,7 +45,7 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug() {
         let c = config("connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='s3cr3t-value'");
-        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c).unwrap();
+        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap();
         let debug = format!("{bound:?}");
         assert!(!debug.contains("s3cr3t-value"), "{debug}");
         assert!(debug.contains("redacted"));
@@ -52,28 +54,28 @@ mod tests {
     #[test]
     fn operator_defined_scheme_needs_auth() {
         let c = config("connection='default'\nbase_url='https://a.test'");
-        let err = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c).unwrap_err().to_string();
+        let err = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap_err().to_string();
         assert!(err.contains("set `auth`"), "{err}");
     }
 
     #[test]
     fn missing_secret_is_named() {
         let c = config("connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='u'");
-        let err = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c).unwrap_err().to_string();
+        let err = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap_err().to_string();
         assert!(err.contains("missing secret `password`"), "{err}");
     }
 
     #[test]
     fn declared_scheme_must_agree() {
         let c = config("connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\ntoken='t'");
-        let err = BoundConnection::bind(&spec(AuthScheme::Bearer), c).unwrap_err().to_string();
+        let err = BoundConnection::bind(&spec(AuthScheme::Bearer), c, "t", &TokenManager::default()).unwrap_err().to_string();
         assert!(err.contains("disagrees"), "{err}");
     }
 
     #[test]
     fn credentials_go_only_to_the_base_origin() {
         let c = config("connection='default'\nauth='bearer'\nbase_url='https://api.a.test/v1'\n[secrets]\ntoken='t'");
-        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c).unwrap();
+        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap();
         assert!(bound.may_authenticate(&Url::parse("https://api.a.test/other").unwrap()));
         assert!(!bound.may_authenticate(&Url::parse("http://api.a.test/v1").unwrap()));
         assert!(!bound.may_authenticate(&Url::parse("https://api.a.test:444/v1").unwrap()));
@@ -85,7 +87,7 @@ mod tests {
         let c = config(
             "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='alice'\npassword='p@ss w/rd+?'",
         );
-        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c).unwrap();
+        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap();
         let scrub = Scrubber::new([&bound]);
         let basic = STANDARD.encode("alice:p@ss w/rd+?");
         let body = format!(

@@ -25,7 +25,7 @@ pub use client::{Resolve, SystemResolver};
 use client::{HttpClient, ResolveError, build_client};
 
 use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
-use crate::credentials::{BoundConnection, Scrubber};
+use crate::credentials::{BoundConnection, Scrubber, Secret, TokenManager};
 use crate::limits::Limits;
 use crate::manifest::Manifest;
 use crate::policy::{AllowedHost, NetworkPolicy};
@@ -35,6 +35,7 @@ pub(crate) struct Sender {
     client: HttpClient,
     network: Arc<NetworkPolicy>,
     operator_hosts: Vec<AllowedHost>,
+    tokens: TokenManager,
 }
 
 /// What one step's requests are checked and authenticated against.
@@ -87,7 +88,37 @@ impl Sender {
         limits: &Limits,
     ) -> Self {
         let network = Arc::new(network);
-        Self { client: build_client(resolver, network.clone(), limits.connect_timeout), network, operator_hosts }
+        Self {
+            client: build_client(resolver, network.clone(), limits.connect_timeout),
+            network,
+            operator_hosts,
+            tokens: TokenManager::default(),
+        }
+    }
+
+    /// The access-token caches shared by every step.
+    pub(crate) fn tokens(&self) -> &TokenManager {
+        &self.tokens
+    }
+
+    /// A token request (OAuth 2 token endpoint) for a connection of this
+    /// step: the same policy checks and vetted client as every request, no
+    /// redirects, bounded by the request timeout and the step deadline. The
+    /// caller scrubs what it passes on.
+    pub(crate) async fn request_token(
+        &self,
+        step: &StepOutbound<'_>,
+        url: &Url,
+        mut headers: HeaderMap,
+        form: Bytes,
+    ) -> Result<Response, SendError> {
+        self.check_url(step, url)?;
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        let deadline = step.deadline.min(tokio::time::Instant::now() + step.limits.request_timeout);
+        let exchange = self.exchange(Method::Post, None, url.clone(), headers, form, step.limits);
+        timeout_at(deadline, exchange).await.unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)))
     }
 
     /// Sends one plugin request (following redirects if asked). Returns the
@@ -118,27 +149,39 @@ impl Sender {
         let mut visited = vec![p.url.clone()];
         for _hop in 0..=step.limits.max_redirects {
             self.check_url(step, &p.url)?;
-            let used = step.requests_made.fetch_add(1, Ordering::Relaxed) + 1;
-            if used > step.limits.max_requests_per_step {
-                return Err(SendError::Limit(format!(
-                    "the step's limit of {} requests is reached",
-                    step.limits.max_requests_per_step
-                )));
-            }
-            let (url, headers, body) = p.authenticated()?;
-            let started = Instant::now();
-            let outcome = match timeout_at(deadline, self.exchange(&p, url, headers, body, step.limits)).await {
-                Ok(r) => r,
-                Err(_) => Err(SendError::Timeout(phase)),
+            let mut replayed = false;
+            let response = loop {
+                let used = step.requests_made.fetch_add(1, Ordering::Relaxed) + 1;
+                if used > step.limits.max_requests_per_step {
+                    return Err(SendError::Limit(format!(
+                        "the step's limit of {} requests is reached",
+                        step.limits.max_requests_per_step
+                    )));
+                }
+                let (url, headers, body, token) = p.authenticated(self, step).await?;
+                let started = Instant::now();
+                let exchange = self.exchange(p.method, p.connection, url, headers, body, step.limits);
+                let outcome = match timeout_at(deadline, exchange).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SendError::Timeout(phase)),
+                };
+                records.push(RequestRecord {
+                    method: method_name(p.method).to_owned(),
+                    url: step.scrubber.text(p.url.to_string()),
+                    status: outcome.as_ref().ok().map(|r| r.status),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    error: outcome.as_ref().err().map(|e| step.scrubber.text(describe(e))),
+                });
+                let response = outcome?;
+                // A 401 to a token the host obtained: renew it and replay once.
+                match (token, p.connection) {
+                    (Some(token), Some(conn)) if response.status == 401 && !replayed => {
+                        conn.token_rejected(&token).await;
+                        replayed = true;
+                    }
+                    _ => break response,
+                }
             };
-            records.push(RequestRecord {
-                method: method_name(p.method).to_owned(),
-                url: step.scrubber.text(p.url.to_string()),
-                status: outcome.as_ref().ok().map(|r| r.status),
-                duration_ms: started.elapsed().as_millis() as u64,
-                error: outcome.as_ref().err().map(|e| step.scrubber.text(describe(e))),
-            });
-            let response = outcome?;
             match redirect_target(&p, &response)? {
                 Some(next) if p.follow_redirects => {
                     if visited.contains(&next) {
@@ -184,13 +227,14 @@ impl Sender {
     /// One HTTP exchange: send, read the head, read the body within the cap.
     async fn exchange(
         &self,
-        p: &Prepared<'_>,
+        method: Method,
+        connection: Option<&BoundConnection>,
         url: Url,
         headers: HeaderMap,
         body: Bytes,
         limits: &Limits,
     ) -> Result<Response, SendError> {
-        let mut builder = http::Request::builder().method(method_name(p.method)).uri(url.as_str());
+        let mut builder = http::Request::builder().method(method_name(method)).uri(url.as_str());
         *builder.headers_mut().expect("builder is valid") = headers;
         let request = builder
             .body(Full::new(body))
@@ -226,7 +270,7 @@ impl Sender {
                 .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
             body: data,
-            final_url: url_without_secrets(&url, p.connection).to_string(),
+            final_url: url_without_secrets(&url, connection).to_string(),
         })
     }
 }
@@ -323,12 +367,18 @@ impl<'a> Prepared<'a> {
 
     /// The URL, headers and body of the next hop, with credentials added
     /// only when the hop's origin belongs to the connection.
-    fn authenticated(&self) -> Result<(Url, HeaderMap, Bytes), SendError> {
+    /// Also returns the access token used, if the host obtained one.
+    async fn authenticated(
+        &self,
+        sender: &Sender,
+        step: &StepOutbound<'_>,
+    ) -> Result<(Url, HeaderMap, Bytes, Option<Secret>), SendError> {
         let (mut url, mut headers, mut body) = (self.url.clone(), self.headers.clone(), self.body.clone());
+        let mut token = None;
         if let Some(conn) = self.connection.filter(|c| c.may_authenticate(&self.url)) {
-            conn.apply(&mut url, &mut headers, &mut body)?;
+            token = conn.apply(&mut url, &mut headers, &mut body, sender, step).await?;
         }
-        Ok((url, headers, body))
+        Ok((url, headers, body, token))
     }
 
     /// Moves to a redirect target: 301/302/303 turn into a body-less GET
