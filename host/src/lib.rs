@@ -44,7 +44,10 @@ pub use credentials::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secre
 pub use engine::CompileSource;
 pub use ipnet::IpNet;
 pub use limits::Limits;
-pub use manifest::{AuthScheme, CallKind, CallSpec, ConnectionSpec, KeyLocation, Manifest, ManifestError};
+pub use manifest::{
+    AuthScheme, CallKind, CallSpec, ClientAuth, ConnectionSpec, JwtAlgorithm, JwtSettings, KeyLocation, Manifest,
+    ManifestError, OAuth2Settings, PlacementTarget, SecretPlacement,
+};
 pub use operator::PluginPolicy;
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use plugin::{LoadLimits, LoadReport};
@@ -228,6 +231,13 @@ impl Host {
 
     fn plugin(&self, name: &str) -> Option<Arc<Plugin>> {
         self.inner.plugins.read().expect("plugin registry poisoned").get(name).cloned()
+    }
+
+    /// Whether a tenant's token-based connection (by connection id) needs
+    /// re-authorization because its token endpoint refused the client or the
+    /// grant; `None` if no step has used it since the host started.
+    pub fn needs_reauthorization(&self, tenant: &str, connection_id: &str) -> Option<bool> {
+        self.inner.sender.tokens().needs_reauthorization(tenant, connection_id)
     }
 
     /// Runs one step in a fresh instance, once the concurrency limits admit

@@ -76,29 +76,17 @@ pub enum AuthScheme {
     },
     /// Secrets placed by template.
     Custom {
-        /// Number of placements declared.
-        placements: usize,
+        /// Where each secret goes.
+        placements: Vec<SecretPlacement>,
     },
     /// OAuth 2 client credentials.
-    Oauth2ClientCredentials {
-        /// Token endpoint.
-        token_url: Option<String>,
-    },
+    Oauth2ClientCredentials(OAuth2Settings),
     /// OAuth 2 refresh token.
-    Oauth2RefreshToken {
-        /// Token endpoint.
-        token_url: Option<String>,
-    },
+    Oauth2RefreshToken(OAuth2Settings),
     /// OAuth 2 password grant.
-    Oauth2Password {
-        /// Token endpoint.
-        token_url: Option<String>,
-    },
+    Oauth2Password(OAuth2Settings),
     /// Host-signed JWT.
-    Jwt {
-        /// Token endpoint, when the JWT is exchanged.
-        token_url: Option<String>,
-    },
+    Jwt(JwtSettings),
     /// TLS client certificate.
     ClientCertificate,
 }
@@ -120,6 +108,92 @@ impl AuthScheme {
             Self::ClientCertificate => "client-certificate",
         }
     }
+}
+
+/// Where a custom placement puts a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlacementTarget {
+    /// A request header.
+    Header,
+    /// A query parameter.
+    Query,
+    /// A field of a form body.
+    FormField,
+    /// A top-level field of a JSON object body.
+    JsonField,
+}
+
+/// One secret the host puts into a request after the plugin built it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretPlacement {
+    /// Where it goes.
+    pub target: PlacementTarget,
+    /// The header, parameter or field name.
+    pub name: String,
+    /// The value, `{secret}` standing for the secret.
+    #[serde(default = "secret_template")]
+    pub template: String,
+    /// The `[secrets]` key whose value is placed.
+    pub secret: String,
+}
+
+/// The bare-secret template.
+pub(crate) fn secret_template() -> String {
+    "{secret}".into()
+}
+
+/// How the host authenticates an OAuth 2 client at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAuth {
+    /// HTTP Basic with client id and secret.
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Body,
+}
+
+/// OAuth 2 settings a plugin declares (the operator may override each).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OAuth2Settings {
+    /// The token endpoint.
+    pub token_url: Option<String>,
+    /// Scopes requested.
+    pub scopes: Vec<String>,
+    /// The `audience` parameter.
+    pub audience: Option<String>,
+    /// How the client authenticates.
+    pub client_auth: ClientAuth,
+}
+
+/// Signature algorithm of a host-signed JWT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum JwtAlgorithm {
+    /// HMAC SHA-256 (secret `hmac_key`).
+    #[serde(alias = "hs256")]
+    Hs256,
+    /// RSA PKCS#1 v1.5 SHA-256 (secret `private_key`, PEM).
+    #[serde(alias = "rs256")]
+    Rs256,
+    /// ECDSA P-256 SHA-256 (secret `private_key`, PEM).
+    #[serde(alias = "es256")]
+    Es256,
+}
+
+/// Settings of a host-signed JWT a plugin declares.
+#[derive(Debug, Clone, Serialize)]
+pub struct JwtSettings {
+    /// The algorithm.
+    pub algorithm: JwtAlgorithm,
+    /// The claims template, a JSON object text.
+    pub claims: String,
+    /// Token lifetime in seconds.
+    pub lifetime_secs: u32,
+    /// Where the JWT is exchanged for an access token, if it is.
+    pub token_url: Option<String>,
 }
 
 /// Whether a call reads or changes things.
@@ -239,12 +313,51 @@ impl From<wit::AuthScheme> for AuthScheme {
                 },
                 name: k.name,
             },
-            W::Custom(p) => Self::Custom { placements: p.len() },
-            W::Oauth2ClientCredentials(o) => Self::Oauth2ClientCredentials { token_url: o.token_url },
-            W::Oauth2RefreshToken(o) => Self::Oauth2RefreshToken { token_url: o.token_url },
-            W::Oauth2Password(o) => Self::Oauth2Password { token_url: o.token_url },
-            W::Jwt(j) => Self::Jwt { token_url: j.token_url },
+            W::Custom(p) => Self::Custom { placements: p.into_iter().map(SecretPlacement::from).collect() },
+            W::Oauth2ClientCredentials(o) => Self::Oauth2ClientCredentials(o.into()),
+            W::Oauth2RefreshToken(o) => Self::Oauth2RefreshToken(o.into()),
+            W::Oauth2Password(o) => Self::Oauth2Password(o.into()),
+            W::Jwt(j) => Self::Jwt(JwtSettings {
+                algorithm: match j.algorithm {
+                    wit::JwtAlgorithm::Hs256 => JwtAlgorithm::Hs256,
+                    wit::JwtAlgorithm::Rs256 => JwtAlgorithm::Rs256,
+                    wit::JwtAlgorithm::Es256 => JwtAlgorithm::Es256,
+                },
+                claims: j.claims,
+                lifetime_secs: j.lifetime_secs,
+                token_url: j.token_url,
+            }),
             W::ClientCertificate => Self::ClientCertificate,
+        }
+    }
+}
+
+impl From<wit::SecretPlacement> for SecretPlacement {
+    fn from(p: wit::SecretPlacement) -> Self {
+        Self {
+            target: match p.target {
+                wit::PlacementTarget::Header => PlacementTarget::Header,
+                wit::PlacementTarget::Query => PlacementTarget::Query,
+                wit::PlacementTarget::FormField => PlacementTarget::FormField,
+                wit::PlacementTarget::JsonField => PlacementTarget::JsonField,
+            },
+            name: p.name,
+            template: p.template,
+            secret: p.secret,
+        }
+    }
+}
+
+impl From<wit::Oauth2Scheme> for OAuth2Settings {
+    fn from(o: wit::Oauth2Scheme) -> Self {
+        Self {
+            token_url: o.token_url,
+            scopes: o.scopes,
+            audience: o.audience,
+            client_auth: match o.client_auth {
+                wit::ClientAuth::Basic => ClientAuth::Basic,
+                wit::ClientAuth::Body => ClientAuth::Body,
+            },
         }
     }
 }

@@ -343,7 +343,7 @@ pub(crate) async fn run(
                 started,
             );
         };
-        match BoundConnection::bind(spec, config) {
+        match BoundConnection::bind(spec, config, &req.tenant, sender.tokens()) {
             Ok(bound) => {
                 if connections.insert(name.clone(), bound).is_some() {
                     return StepResult::rejected("invalid-step", format!("connection `{name}` is bound twice"), started);

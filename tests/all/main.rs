@@ -1,11 +1,13 @@
 //! End-to-end tests: the real host, real compiled plugins (`target/plugins`),
 //! real HTTP servers on 127.0.0.1. One binary, a module per area.
 
+mod auth;
 mod bodies;
 mod cache;
 mod cli;
 mod http_request;
 mod limits;
+mod oauth;
 mod policy;
 mod responses;
 mod sandbox;

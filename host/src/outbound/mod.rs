@@ -27,15 +27,16 @@ pub use client::{Resolve, SystemResolver};
 use client::{HttpClient, ResolveError, TlsHandshakeTimeout, build_client};
 
 use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
-use crate::credentials::{BoundConnection, Scrubber};
+use crate::credentials::{BoundConnection, Scrubber, Secret, TokenManager};
 use crate::limits::Limits;
-use crate::manifest::{KeyLocation, Manifest};
+use crate::manifest::Manifest;
 use crate::policy::{AllowedHost, NetworkPolicy};
 
 /// The operator's egress settings shared by every step.
 pub(crate) struct Sender {
     client: HttpClient,
     network: Arc<NetworkPolicy>,
+    tokens: TokenManager,
 }
 
 /// What one step's requests are checked and authenticated against.
@@ -90,7 +91,32 @@ impl Sender {
     ) -> Self {
         let network = Arc::new(network);
         let client = build_client(resolver, network.clone(), crate::tls::default_client_config(), limits);
-        Self { client, network }
+        Self { client, network, tokens: TokenManager::default() }
+    }
+
+    /// The access-token caches shared by every step.
+    pub(crate) fn tokens(&self) -> &TokenManager {
+        &self.tokens
+    }
+
+    /// A token request (OAuth 2 token endpoint) for a connection of this
+    /// step: the same policy checks and vetted client as every request, no
+    /// redirects, bounded by the request timeout and the step deadline. The
+    /// caller scrubs what it passes on.
+    pub(crate) async fn request_token(
+        &self,
+        step: &StepOutbound<'_>,
+        url: &Url,
+        mut headers: HeaderMap,
+        form: Bytes,
+    ) -> Result<Response, SendError> {
+        self.check_url(step, url)?;
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        let deadline = step.deadline.min(tokio::time::Instant::now() + step.limits.request_timeout);
+        let exchange = self.exchange(Method::Post, None, url.clone(), headers, form, step.limits);
+        timeout_at(deadline, exchange).await.unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)))
     }
 
     /// Sends one plugin request (following redirects if asked). Returns the
@@ -121,27 +147,39 @@ impl Sender {
         let mut visited = vec![p.url.clone()];
         for _hop in 0..=step.limits.max_redirects {
             self.check_url(step, &p.url)?;
-            let used = step.requests_made.fetch_add(1, Ordering::Relaxed) + 1;
-            if used > step.limits.max_requests_per_step {
-                return Err(SendError::Limit(format!(
-                    "the step's limit of {} requests is reached",
-                    step.limits.max_requests_per_step
-                )));
-            }
-            let (url, headers) = p.authenticated()?;
-            let started = Instant::now();
-            let outcome = match timeout_at(deadline, self.exchange(&p, url, headers, step.limits)).await {
-                Ok(r) => r,
-                Err(_) => Err(SendError::Timeout(phase)),
+            let mut replayed = false;
+            let response = loop {
+                let used = step.requests_made.fetch_add(1, Ordering::Relaxed) + 1;
+                if used > step.limits.max_requests_per_step {
+                    return Err(SendError::Limit(format!(
+                        "the step's limit of {} requests is reached",
+                        step.limits.max_requests_per_step
+                    )));
+                }
+                let (url, headers, body, token) = p.authenticated(self, step).await?;
+                let started = Instant::now();
+                let exchange = self.exchange(p.method, p.connection, url, headers, body, step.limits);
+                let outcome = match timeout_at(deadline, exchange).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SendError::Timeout(phase)),
+                };
+                records.push(RequestRecord {
+                    method: method_name(p.method).to_owned(),
+                    url: step.scrubber.text(p.url.to_string()),
+                    status: outcome.as_ref().ok().map(|r| r.status),
+                    duration_ms: started.elapsed().as_millis() as u64,
+                    error: outcome.as_ref().err().map(|e| step.scrubber.text(describe(e))),
+                });
+                let response = outcome?;
+                // A 401 to a token the host obtained: renew it and replay once.
+                match (token, p.connection) {
+                    (Some(token), Some(conn)) if response.status == 401 && !replayed => {
+                        conn.token_rejected(&token).await;
+                        replayed = true;
+                    }
+                    _ => break response,
+                }
             };
-            records.push(RequestRecord {
-                method: method_name(p.method).to_owned(),
-                url: step.scrubber.text(p.url.to_string()),
-                status: outcome.as_ref().ok().map(|r| r.status),
-                duration_ms: started.elapsed().as_millis() as u64,
-                error: outcome.as_ref().err().map(|e| step.scrubber.text(describe(e))),
-            });
-            let response = outcome?;
             match redirect_target(&p, &response)? {
                 Some(next) if p.follow_redirects => {
                     if visited.contains(&next) {
@@ -209,11 +247,19 @@ impl Sender {
     }
 
     /// One HTTP exchange: send, read the head, read the body within the cap.
-    async fn exchange(&self, p: &Prepared<'_>, url: Url, headers: HeaderMap, limits: &Limits) -> Result<Response, SendError> {
-        let mut builder = http::Request::builder().method(method_name(p.method)).uri(url.as_str());
+    async fn exchange(
+        &self,
+        method: Method,
+        connection: Option<&BoundConnection>,
+        url: Url,
+        headers: HeaderMap,
+        body: Bytes,
+        limits: &Limits,
+    ) -> Result<Response, SendError> {
+        let mut builder = http::Request::builder().method(method_name(method)).uri(url.as_str());
         *builder.headers_mut().expect("builder is valid") = headers;
         let request = builder
-            .body(Full::new(p.body.clone()))
+            .body(Full::new(body))
             .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
         let response = self.head(request, limits).await?;
         let (parts, mut body) = response.into_parts();
@@ -238,7 +284,7 @@ impl Sender {
                 .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
             body: data,
-            final_url: url_without_secrets(&url, p.connection).to_string(),
+            final_url: url_without_secrets(&url, connection).to_string(),
         })
     }
 }
@@ -269,7 +315,6 @@ impl<'a> Prepared<'a> {
         };
         reject_control_chars("URL", &r.url)?;
         let mut url = join_url(connection, &r.url)?;
-        let reserved_query = connection.and_then(|c| c.reserved_name()).filter(|(loc, _)| *loc == KeyLocation::Query);
         {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in connection.iter().flat_map(|c| c.shared_query.iter()).chain(r.query.iter()) {
@@ -281,21 +326,20 @@ impl<'a> Prepared<'a> {
         if url.query() == Some("") {
             url.set_query(None);
         }
-        if let Some((_, name)) = reserved_query
-            && url.query_pairs().any(|(k, _)| k == name)
+        if let Some(conn) = connection
+            && let Some((name, _)) = url.query_pairs().find(|(k, _)| conn.reserves_query(k))
         {
             return Err(SendError::InvalidRequest(format!(
                 "query parameter `{name}` carries the connection's credential and is set by the host"
             )));
         }
-        let reserved_header = connection.and_then(|c| c.reserved_name()).filter(|(loc, _)| *loc == KeyLocation::Header);
         let mut headers = HeaderMap::new();
         for (k, v) in connection.iter().flat_map(|c| c.shared_headers.iter()).chain(r.headers.iter()) {
             let (name, value) = header_pair(k, v)?;
             if HOST_OWNED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("proxy-") {
                 return Err(SendError::InvalidRequest(format!("header `{name}` is set by the host")));
             }
-            if reserved_header.is_some_and(|(_, n)| n.eq_ignore_ascii_case(name.as_str())) {
+            if connection.is_some_and(|c| c.reserves_header(name.as_str())) {
                 return Err(SendError::InvalidRequest(format!(
                     "header `{name}` carries the connection's credential and is set by the host"
                 )));
@@ -335,15 +379,20 @@ impl<'a> Prepared<'a> {
         })
     }
 
-    /// The URL and headers of the next hop, with credentials added only when
-    /// the hop's origin belongs to the connection.
-    fn authenticated(&self) -> Result<(Url, HeaderMap), SendError> {
-        let mut url = self.url.clone();
-        let mut headers = self.headers.clone();
+    /// The URL, headers and body of the next hop, with credentials added
+    /// only when the hop's origin belongs to the connection.
+    /// Also returns the access token used, if the host obtained one.
+    async fn authenticated(
+        &self,
+        sender: &Sender,
+        step: &StepOutbound<'_>,
+    ) -> Result<(Url, HeaderMap, Bytes, Option<Secret>), SendError> {
+        let (mut url, mut headers, mut body) = (self.url.clone(), self.headers.clone(), self.body.clone());
+        let mut token = None;
         if let Some(conn) = self.connection.filter(|c| c.may_authenticate(&self.url)) {
-            conn.apply(&mut url, &mut headers)?;
+            token = conn.apply(&mut url, &mut headers, &mut body, sender, step).await?;
         }
-        Ok((url, headers))
+        Ok((url, headers, body, token))
     }
 
     /// Moves to a redirect target: 301/302/303 turn into a body-less GET
@@ -424,10 +473,11 @@ fn join_url(connection: Option<&BoundConnection>, target: &str) -> Result<Url, S
 
 /// The URL the plugin may see: a query credential the host added is removed.
 fn url_without_secrets(url: &Url, connection: Option<&BoundConnection>) -> Url {
-    let Some((KeyLocation::Query, name)) = connection.and_then(|c| c.reserved_name()) else {
+    let Some(conn) = connection else {
         return url.clone();
     };
-    let kept: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != name).map(|(k, v)| (k.into(), v.into())).collect();
+    let kept: Vec<(String, String)> =
+        url.query_pairs().filter(|(k, _)| !conn.reserves_query(k)).map(|(k, v)| (k.into(), v.into())).collect();
     let mut clean = url.clone();
     clean.set_query(None);
     if !kept.is_empty() {
@@ -567,17 +617,9 @@ fn scrub_error(s: &Scrubber, e: SendError) -> SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::Credential;
 
     fn conn(base: &str) -> BoundConnection {
-        BoundConnection {
-            name: "c".into(),
-            base_url: Some(Url::parse(base).unwrap()),
-            origins: vec![],
-            credential: Credential::None,
-            shared_headers: vec![],
-            shared_query: vec![],
-        }
+        BoundConnection::unauthenticated("c", Url::parse(base).unwrap())
     }
 
     #[test]

@@ -1,0 +1,376 @@
+//! A connection bound to a plugin's declaration: base URL, the origins that
+//! may receive its credentials, and the credential with its secrets.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use url::Url;
+use zeroize::Zeroizing;
+
+use super::tokens::{Grant, TokenCell, TokenManager, TokenSource, fingerprint};
+use super::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secrets};
+use crate::manifest::{
+    AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget, SecretPlacement,
+    secret_template,
+};
+
+/// One secret the host puts into a request: where, and in what template.
+#[derive(Debug)]
+pub(crate) struct Placement {
+    pub(super) target: PlacementTarget,
+    pub(super) name: String,
+    pub(super) template: String,
+    pub(super) secret: Secret,
+}
+
+impl Placement {
+    /// The template with the secret filled in.
+    pub(super) fn value(&self) -> Zeroizing<String> {
+        Zeroizing::new(self.template.replace("{secret}", self.secret.expose()))
+    }
+}
+
+/// How a bound connection authenticates, with its secrets.
+#[derive(Debug)]
+pub(crate) enum Credential {
+    /// Nothing is added.
+    None,
+    /// Fixed secrets put in place (bearer, basic, api-key, custom).
+    Static(Vec<Placement>),
+    /// An access token the host obtains, sent as a bearer token.
+    Token(TokenSource),
+}
+
+/// A connection ready for requests: base URL, the origins that may receive its
+/// credentials, and the credential itself.
+#[derive(Debug)]
+pub(crate) struct BoundConnection {
+    pub(crate) name: String,
+    pub(crate) base_url: Option<Url>,
+    pub(crate) origins: Vec<url::Origin>,
+    pub(crate) credential: Credential,
+    pub(crate) shared_headers: Vec<(String, String)>,
+    pub(crate) shared_query: Vec<(String, String)>,
+    /// Every secret value the scrubber must know (raw; it adds the encodings).
+    pub(super) scrub: Vec<Secret>,
+}
+
+impl BoundConnection {
+    /// Checks an operator's configuration against the plugin's declaration.
+    /// Token-based schemes share their token cache with every step of the
+    /// same tenant and connection id through `tokens`.
+    pub(crate) fn bind(
+        spec: &ConnectionSpec,
+        config: ConnectionConfig,
+        tenant: &str,
+        tokens: &TokenManager,
+    ) -> Result<Self, ConnectionError> {
+        let fail = |message: String| ConnectionError { connection: spec.name.clone(), message };
+        let base_url = match config.base_url.as_deref().or(spec.base_url.as_deref()) {
+            Some(u) => Some(parse_base_url(u).map_err(fail)?),
+            None => None,
+        };
+        let mut origins: Vec<url::Origin> = base_url.iter().map(Url::origin).collect();
+        for o in &spec.auth_origins {
+            origins.push(Url::parse(o).map_err(|e| fail(format!("auth origin `{o}`: {e}")))?.origin());
+        }
+        let kind = scheme_kind(&spec.auth, config.auth).map_err(fail)?;
+        check_keys(kind, &config).map_err(fail)?;
+        let mut scrub = Vec::new();
+        let credential = match kind {
+            AuthKind::Oauth2ClientCredentials | AuthKind::Oauth2RefreshToken | AuthKind::Oauth2Password => {
+                let id = config.id.as_deref().unwrap_or(&spec.name);
+                let cell = |fp, refresh: Option<Secret>| tokens.cell(tenant, id, fp, refresh);
+                Credential::Token(oauth2_source(kind, &spec.auth, &config, cell, &mut scrub).map_err(fail)?)
+            }
+            _ => static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?,
+        };
+        if base_url.is_none() && !matches!(credential, Credential::None) && origins.is_empty() {
+            return Err(fail("credentials need a `base_url` whose origin may receive them".into()));
+        }
+        let mut shared_headers = spec.shared_headers.clone();
+        for (k, v) in config.shared_headers {
+            http::HeaderName::try_from(k.as_str()).map_err(|_| fail(format!("shared header name `{k}` is invalid")))?;
+            shared_headers.push((k, v));
+        }
+        let mut shared_query = spec.shared_query.clone();
+        shared_query.extend(config.shared_query);
+        Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub })
+    }
+
+    /// A connection without credentials, for unit tests of URL handling.
+    #[cfg(test)]
+    pub(crate) fn unauthenticated(name: &str, base_url: Url) -> Self {
+        Self {
+            name: name.into(),
+            origins: vec![base_url.origin()],
+            base_url: Some(base_url),
+            credential: Credential::None,
+            shared_headers: vec![],
+            shared_query: vec![],
+            scrub: vec![],
+        }
+    }
+
+    /// Whether this URL's origin may receive the connection's credentials.
+    pub(crate) fn may_authenticate(&self, url: &Url) -> bool {
+        let origin = url.origin();
+        self.origins.iter().any(|o| *o == origin)
+    }
+
+    /// The placements of one kind.
+    pub(super) fn placements(&self, target: PlacementTarget) -> impl Iterator<Item = &Placement> {
+        let all: &[Placement] = match &self.credential {
+            Credential::Static(p) => p,
+            Credential::None | Credential::Token(_) => &[],
+        };
+        all.iter().filter(move |p| p.target == target)
+    }
+
+    /// Whether the credential occupies this header, which a plugin may not set.
+    pub(crate) fn reserves_header(&self, name: &str) -> bool {
+        self.placements(PlacementTarget::Header).any(|p| p.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether the credential occupies this query parameter, which a plugin may not set.
+    pub(crate) fn reserves_query(&self, name: &str) -> bool {
+        self.placements(PlacementTarget::Query).any(|p| p.name == name)
+    }
+}
+
+/// The scheme in force: the plugin's, or the operator's where the plugin leaves it open.
+fn scheme_kind(declared: &AuthScheme, chosen: Option<AuthKind>) -> Result<AuthKind, String> {
+    let kind = match declared {
+        AuthScheme::OperatorDefined => {
+            return chosen.ok_or_else(|| "the plugin leaves the scheme to the operator: set `auth`".to_owned());
+        }
+        AuthScheme::None => AuthKind::None,
+        AuthScheme::Bearer => AuthKind::Bearer,
+        AuthScheme::Basic => AuthKind::Basic,
+        AuthScheme::ApiKey { .. } => AuthKind::ApiKey,
+        AuthScheme::Custom { .. } => AuthKind::Custom,
+        AuthScheme::Oauth2ClientCredentials(_) => AuthKind::Oauth2ClientCredentials,
+        AuthScheme::Oauth2RefreshToken(_) => AuthKind::Oauth2RefreshToken,
+        AuthScheme::Oauth2Password(_) => AuthKind::Oauth2Password,
+        AuthScheme::Jwt(_) => AuthKind::Jwt,
+        AuthScheme::ClientCertificate => AuthKind::ClientCertificate,
+    };
+    match chosen {
+        Some(c) if c != kind => Err(format!("`auth = \"{}\"` disagrees with the plugin's scheme `{}`", c.name(), kind.name())),
+        _ => Ok(kind),
+    }
+}
+
+/// Settings and secrets the scheme does not use are errors that name them.
+fn check_keys(kind: AuthKind, config: &ConnectionConfig) -> Result<(), String> {
+    if let Some(key) = config.settings_set().into_iter().find(|k| !kind.settings().contains(k)) {
+        return Err(format!("`{key}` does not apply to auth `{}`", kind.name()));
+    }
+    if let Some(key) = config.secrets_set().into_iter().find(|k| !kind.secrets().contains(k)) {
+        return Err(format!("secret `{key}` is not used by auth `{}`", kind.name()));
+    }
+    Ok(())
+}
+
+fn need(secrets: &Secrets, key: &str) -> Result<Secret, String> {
+    secrets.get(key).cloned().ok_or_else(|| format!("missing secret `{key}` in [secrets]"))
+}
+
+fn header_placement(name: &str, template: &str, secret: Secret) -> Placement {
+    Placement { target: PlacementTarget::Header, name: name.into(), template: template.into(), secret }
+}
+
+/// The credential of the schemes that put fixed secrets in place.
+fn static_credential(
+    kind: AuthKind,
+    declared: &AuthScheme,
+    config: &ConnectionConfig,
+    scrub: &mut Vec<Secret>,
+) -> Result<Credential, String> {
+    let secrets = &config.secrets;
+    let placements = match kind {
+        AuthKind::None => return Ok(Credential::None),
+        AuthKind::Bearer => vec![header_placement("authorization", "Bearer {secret}", need(secrets, "token")?)],
+        AuthKind::Basic => {
+            let (user, password) = (need(secrets, "username")?, need(secrets, "password")?);
+            let pair = Secret::new(format!("{}:{}", user.expose(), password.expose()));
+            let encoded = Secret::new(STANDARD.encode(pair.expose()));
+            scrub.extend([password, pair]);
+            vec![header_placement("authorization", "Basic {secret}", encoded)]
+        }
+        AuthKind::ApiKey => {
+            let (target, name) = match (declared, &config.header, &config.query) {
+                (AuthScheme::ApiKey { location, name }, None, None) => (
+                    match location {
+                        KeyLocation::Header => PlacementTarget::Header,
+                        KeyLocation::Query => PlacementTarget::Query,
+                    },
+                    name.clone(),
+                ),
+                (_, Some(h), None) => (PlacementTarget::Header, h.clone()),
+                (_, None, Some(q)) => (PlacementTarget::Query, q.clone()),
+                _ => return Err("api-key needs exactly one of `header` or `query`".into()),
+            };
+            vec![Placement { target, name, template: secret_template(), secret: need(secrets, "key")? }]
+        }
+        AuthKind::Custom => {
+            let wanted = custom_placements(declared, config)?;
+            if let Some(unused) = config.secrets_set().into_iter().find(|k| !wanted.iter().any(|p| p.secret == *k)) {
+                return Err(format!("secret `{unused}` is not used by any placement"));
+            }
+            wanted
+                .into_iter()
+            .map(|p| Ok(Placement { secret: need(secrets, &p.secret)?, target: p.target, name: p.name, template: p.template }))
+                .collect::<Result<_, String>>()?
+        }
+        other => return Err(format!("auth scheme `{}` is not implemented yet", other.name())),
+    };
+    for p in &placements {
+        check_placement(p)?;
+        if !matches!(kind, AuthKind::Basic) {
+            scrub.push(p.secret.clone());
+        }
+    }
+    Ok(Credential::Static(placements))
+}
+
+/// The OAuth 2 token source: the plugin's settings, each overridden by the
+/// operator's, and the client's secrets. `cell` gives the shared token cache
+/// for a fingerprint of all of it (and the configured refresh token).
+fn oauth2_source(
+    kind: AuthKind,
+    declared: &AuthScheme,
+    config: &ConnectionConfig,
+    cell: impl FnOnce([u8; 32], Option<Secret>) -> std::sync::Arc<TokenCell>,
+    scrub: &mut Vec<Secret>,
+) -> Result<TokenSource, String> {
+    let plugin = match declared {
+        AuthScheme::Oauth2ClientCredentials(s) | AuthScheme::Oauth2RefreshToken(s) | AuthScheme::Oauth2Password(s) => {
+            s.clone()
+        }
+        _ => OAuth2Settings::default(),
+    };
+    let secrets = &config.secrets;
+    let token_url = config.token_url.clone().or(plugin.token_url).ok_or("OAuth 2 needs a `token_url`")?;
+    let token_url = parse_token_url(&token_url)?;
+    let scopes = config.scopes.clone().unwrap_or(plugin.scopes);
+    let audience = config.audience.clone().or(plugin.audience);
+    let client_auth = config.client_auth.unwrap_or(plugin.client_auth);
+    let client_id = need(secrets, "client_id")?;
+    let client_secret = secrets.client_secret.clone();
+    let refresh_token = match kind {
+        AuthKind::Oauth2RefreshToken => Some(need(secrets, "refresh_token")?),
+        _ => None,
+    };
+    let grant = match kind {
+        AuthKind::Oauth2ClientCredentials => Grant::ClientCredentials,
+        AuthKind::Oauth2RefreshToken => Grant::RefreshToken,
+        _ => Grant::Password { username: need(secrets, "username")?, password: need(secrets, "password")? },
+    };
+    let scope_text = scopes.join(" ");
+    let mut parts = vec![
+        kind.name(),
+        token_url.as_str(),
+        &scope_text,
+        audience.as_deref().unwrap_or(""),
+        match client_auth {
+            ClientAuth::Basic => "basic",
+            ClientAuth::Body => "body",
+        },
+    ];
+    for key in config.secrets_set() {
+        parts.extend([key, secrets.get(key).map(Secret::expose).unwrap_or("")]);
+    }
+    let fp = fingerprint(parts);
+    scrub.extend(config.secrets_set().into_iter().filter(|k| *k != "username").filter_map(|k| secrets.get(k).cloned()));
+    if client_secret.is_none() && client_auth == ClientAuth::Basic && config.client_auth.is_some() {
+        return Err("`client_auth = \"basic\"` needs the secret `client_secret`".into());
+    }
+    Ok(TokenSource {
+        cell: cell(fp, refresh_token),
+        grant,
+        token_url,
+        scopes,
+        audience,
+        client_auth,
+        client_id,
+        client_secret,
+    })
+}
+
+/// A token endpoint: absolute http(s), no user info or fragment.
+fn parse_token_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("token URL `{s}`: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("token URL `{s}` must be an http or https URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(format!("token URL `{s}` must not carry user info or a fragment"));
+    }
+    Ok(url)
+}
+
+/// The operator's placements (`[[placements]]`, or one of `header`/`query`/
+/// `form_field`/`json_field` with `template` and the secret `key`), else the plugin's.
+fn custom_placements(declared: &AuthScheme, config: &ConnectionConfig) -> Result<Vec<SecretPlacement>, String> {
+    let single: Vec<(PlacementTarget, &String)> = [
+        (PlacementTarget::Header, &config.header),
+        (PlacementTarget::Query, &config.query),
+        (PlacementTarget::FormField, &config.form_field),
+        (PlacementTarget::JsonField, &config.json_field),
+    ]
+    .into_iter()
+    .filter_map(|(t, n)| n.as_ref().map(|n| (t, n)))
+    .collect();
+    let placements = match (&config.placements, single.as_slice()) {
+        (Some(_), [_, ..]) => return Err("`placements` and `header`/`query`/`form_field`/`json_field` exclude each other".into()),
+        (Some(list), []) => list.clone(),
+        (None, [(target, name)]) => vec![SecretPlacement {
+            target: *target,
+            name: (*name).clone(),
+            template: config.template.clone().unwrap_or_else(secret_template),
+            secret: "key".into(),
+        }],
+        (None, [_, _, ..]) => return Err("custom takes one of `header`, `query`, `form_field`, `json_field` (or `[[placements]]`)".into()),
+        (None, []) => match declared {
+            AuthScheme::Custom { placements } if config.template.is_none() => placements.clone(),
+            _ => return Err("custom needs `header`, `query`, `form_field` or `json_field`, or `[[placements]]`".into()),
+        },
+    };
+    if placements.is_empty() {
+        return Err("custom needs at least one placement".into());
+    }
+    if let Some(p) = placements.iter().find(|p| !Secrets::KEYS.contains(&p.secret.as_str())) {
+        return Err(format!("placement `{}` names secret `{}`, which is not a [secrets] key", p.name, p.secret));
+    }
+    Ok(placements)
+}
+
+fn check_placement(p: &Placement) -> Result<(), String> {
+    if !p.template.contains("{secret}") {
+        return Err(format!("the template of `{}` must contain `{{secret}}`", p.name));
+    }
+    if p.name.is_empty() {
+        return Err("a placement needs a name".into());
+    }
+    if p.target == PlacementTarget::Header {
+        http::HeaderName::try_from(p.name.as_str()).map_err(|_| format!("invalid header name `{}`", p.name))?;
+        http::HeaderValue::try_from(p.value().as_str())
+            .map_err(|_| format!("the secret for header `{}` is not a valid header value", p.name))?;
+    }
+    Ok(())
+}
+
+/// Parses a base URL: absolute http(s), no user info, no query or fragment.
+pub(crate) fn parse_base_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s).map_err(|e| format!("base URL `{s}`: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("base URL `{s}` must be an http or https URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("base URL `{s}` must not carry user info"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("base URL `{s}` must not carry a query or fragment"));
+    }
+    Ok(url)
+}

@@ -1,0 +1,107 @@
+//! Connections and their secrets: what the operator supplies, how the host
+//! injects it into requests, and how every form of a secret is scrubbed from
+//! what goes back to the plugin.
+
+mod config;
+mod connection;
+mod inject;
+mod scrub;
+mod secret;
+mod tokens;
+
+pub use config::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
+pub(crate) use connection::{BoundConnection, parse_base_url};
+pub(crate) use scrub::Scrubber;
+pub(crate) use tokens::TokenManager;
+pub use secret::Secret;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use url::Url;
+    use crate::manifest::AuthScheme;
+    use scrub::REDACTED;
+    use crate::manifest::ConnectionSpec;
+
+    fn spec(auth: AuthScheme) -> ConnectionSpec {
+        ConnectionSpec {
+            name: "default".into(),
+            description: String::new(),
+            base_url: None,
+            auth,
+            auth_origins: vec![],
+            shared_headers: vec![],
+            shared_query: vec![],
+            verify_call: None,
+        }
+    }
+
+    fn config(text: &str) -> ConnectionConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = config("connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='s3cr3t-value'");
+        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap();
+        let debug = format!("{bound:?}");
+        assert!(!debug.contains("s3cr3t-value"), "{debug}");
+        assert!(debug.contains("redacted"));
+    }
+
+    #[test]
+    fn operator_defined_scheme_needs_auth() {
+        let c = config("connection='default'\nbase_url='https://a.test'");
+        let err = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap_err().to_string();
+        assert!(err.contains("set `auth`"), "{err}");
+    }
+
+    #[test]
+    fn missing_secret_is_named() {
+        let c = config("connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='u'");
+        let err = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap_err().to_string();
+        assert!(err.contains("missing secret `password`"), "{err}");
+    }
+
+    #[test]
+    fn declared_scheme_must_agree() {
+        let c = config("connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\ntoken='t'");
+        let err = BoundConnection::bind(&spec(AuthScheme::Bearer), c, "t", &TokenManager::default()).unwrap_err().to_string();
+        assert!(err.contains("disagrees"), "{err}");
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_base_origin() {
+        let c = config("connection='default'\nauth='bearer'\nbase_url='https://api.a.test/v1'\n[secrets]\ntoken='t'");
+        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap();
+        assert!(bound.may_authenticate(&Url::parse("https://api.a.test/other").unwrap()));
+        assert!(!bound.may_authenticate(&Url::parse("http://api.a.test/v1").unwrap()));
+        assert!(!bound.may_authenticate(&Url::parse("https://api.a.test:444/v1").unwrap()));
+        assert!(!bound.may_authenticate(&Url::parse("https://evil.test/v1").unwrap()));
+    }
+
+    #[test]
+    fn scrubber_removes_every_encoding() {
+        let c = config(
+            "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='alice'\npassword='p@ss w/rd+?'",
+        );
+        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap();
+        let scrub = Scrubber::new([&bound]);
+        let basic = STANDARD.encode("alice:p@ss w/rd+?");
+        let body = format!(
+            "raw=p@ss w/rd+? b64={} url={} pct={} form={} basic={basic}",
+            STANDARD.encode("p@ss w/rd+?"),
+            URL_SAFE_NO_PAD.encode("p@ss w/rd+?"),
+            percent_encoding::utf8_percent_encode("p@ss w/rd+?", percent_encoding::NON_ALPHANUMERIC),
+            form_urlencoded::byte_serialize(b"p@ss w/rd+?").collect::<String>(),
+        );
+        let out = scrub.text(body);
+        assert!(!out.contains("p@ss"), "{out}");
+        assert!(!out.contains(&basic), "{out}");
+        assert_eq!(out.matches(REDACTED).count(), 6, "{out}");
+        assert_eq!(scrub.bytes(b"nothing here".to_vec()), b"nothing here");
+    }
+}
+

@@ -1,0 +1,279 @@
+//! The token manager: access tokens obtained by the host (OAuth 2 grants),
+//! cached per tenant and connection until shortly before they expire, and
+//! refreshed single-flight: however many steps need a new token at once, one
+//! token request is made and the others wait for its result.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::Secret;
+use crate::bindings::types::SendError;
+use crate::manifest::ClientAuth;
+use crate::outbound::{Sender, StepOutbound};
+
+/// A token is renewed this long before the expiry its issuer announced.
+pub(crate) const EXPIRY_SKEW: Duration = Duration::from_secs(30);
+
+/// The OAuth 2 grant a connection uses to obtain access tokens.
+#[derive(Debug)]
+pub(crate) enum Grant {
+    /// `grant_type=client_credentials`.
+    ClientCredentials,
+    /// `grant_type=refresh_token`; the provider may rotate the refresh token.
+    RefreshToken,
+    /// `grant_type=password` with the resource owner's credentials.
+    Password { username: Secret, password: Secret },
+}
+
+/// How a connection obtains its access tokens: the grant, the token endpoint
+/// and the client's credentials.
+#[derive(Debug)]
+pub(crate) struct TokenSource {
+    pub(super) grant: Grant,
+    pub(super) token_url: Url,
+    pub(super) scopes: Vec<String>,
+    pub(super) audience: Option<String>,
+    pub(super) client_auth: ClientAuth,
+    pub(super) client_id: Secret,
+    pub(super) client_secret: Option<Secret>,
+    /// The shared cache entry of this tenant's connection.
+    pub(super) cell: Arc<TokenCell>,
+}
+
+/// Cached token state of one connection of one tenant, shared by all steps.
+#[derive(Debug)]
+pub(crate) struct TokenCell {
+    fingerprint: [u8; 32],
+    /// Token requests started so far (read without the lock to detect that a
+    /// request finished while a caller waited).
+    attempts: AtomicU64,
+    needs_reauthorization: AtomicBool,
+    state: tokio::sync::Mutex<TokenState>,
+}
+
+#[derive(Debug)]
+struct TokenState {
+    access: Option<AccessToken>,
+    /// The current refresh token (rotated ones replace the configured one).
+    refresh_token: Option<Secret>,
+    /// The outcome of the last failed request, handed to those who waited on it.
+    last_failure: Option<SendError>,
+}
+
+#[derive(Debug, Clone)]
+struct AccessToken {
+    token: Secret,
+    /// None when the issuer announced no lifetime: kept until a 401.
+    renew_at: Option<Instant>,
+}
+
+impl TokenCell {
+    /// Whether a token request was refused and the connection needs new
+    /// secrets from the operator.
+    pub(crate) fn needs_reauthorization(&self) -> bool {
+        self.needs_reauthorization.load(Ordering::SeqCst)
+    }
+}
+
+/// Identifies a connection's token cache: tenant and connection id.
+type CellKey = (String, String);
+
+/// Token caches of every tenant's connections, shared across steps.
+#[derive(Default)]
+pub(crate) struct TokenManager {
+    cells: Mutex<HashMap<CellKey, Arc<TokenCell>>>,
+}
+
+impl TokenManager {
+    /// The cache entry of this tenant's connection. A connection whose
+    /// settings or secrets changed (another fingerprint) starts afresh.
+    pub(crate) fn cell(&self, tenant: &str, id: &str, fingerprint: [u8; 32], refresh_token: Option<Secret>) -> Arc<TokenCell> {
+        let mut cells = self.cells.lock().expect("token cells poisoned");
+        let key = (tenant.to_owned(), id.to_owned());
+        if let Some(cell) = cells.get(&key).filter(|c| c.fingerprint == fingerprint) {
+            return cell.clone();
+        }
+        let cell = Arc::new(TokenCell {
+            fingerprint,
+            attempts: AtomicU64::new(0),
+            needs_reauthorization: AtomicBool::new(false),
+            state: tokio::sync::Mutex::new(TokenState { access: None, refresh_token, last_failure: None }),
+        });
+        cells.insert(key, cell.clone());
+        cell
+    }
+
+    /// Whether this tenant's connection needs re-authorization (a token
+    /// request was refused); `None` if it has not been used.
+    pub(crate) fn needs_reauthorization(&self, tenant: &str, id: &str) -> Option<bool> {
+        let cells = self.cells.lock().expect("token cells poisoned");
+        cells.get(&(tenant.to_owned(), id.to_owned())).map(|c| c.needs_reauthorization())
+    }
+}
+
+/// A fingerprint of everything that identifies a connection's token source.
+pub(crate) fn fingerprint<'a>(parts: impl IntoIterator<Item = &'a str>) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    for p in parts {
+        hash.update((p.len() as u64).to_le_bytes());
+        hash.update(p.as_bytes());
+    }
+    hash.finalize().into()
+}
+
+/// A token endpoint's successful answer (RFC 6749 §5.1).
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Secret,
+    token_type: Option<String>,
+    expires_in: Option<u64>,
+    refresh_token: Option<Secret>,
+}
+
+/// A token endpoint's error answer (RFC 6749 §5.2); only the code is kept.
+#[derive(Deserialize)]
+struct TokenErrorResponse {
+    error: String,
+}
+
+impl TokenSource {
+    /// A valid access token: the cached one, or a new one from the token
+    /// endpoint (one request however many callers wait). The token and any
+    /// rotated refresh token are taught to the step's scrubber.
+    pub(crate) async fn access_token(
+        &self,
+        connection: &str,
+        sender: &Sender,
+        step: &StepOutbound<'_>,
+    ) -> Result<Secret, SendError> {
+        let cell = &self.cell;
+        let seen = cell.attempts.load(Ordering::SeqCst);
+        let mut state = cell.state.lock().await;
+        if let Some(access) = state.access.as_ref().filter(|a| a.renew_at.is_none_or(|t| Instant::now() < t)) {
+            step.scrubber.learn(&access.token);
+            return Ok(access.token.clone());
+        }
+        if cell.needs_reauthorization() {
+            return Err(SendError::Credential(format!(
+                "connection `{connection}` needs re-authorization: its token request was refused"
+            )));
+        }
+        if cell.attempts.load(Ordering::SeqCst) != seen
+            && let Some(failure) = &state.last_failure
+        {
+            return Err(failure.clone());
+        }
+        cell.attempts.fetch_add(1, Ordering::SeqCst);
+        match self.request(connection, state.refresh_token.as_ref(), sender, step).await {
+            Ok(answer) => {
+                if let Some(rotated) = answer.refresh_token {
+                    step.scrubber.learn(&rotated);
+                    state.refresh_token = Some(rotated);
+                }
+                step.scrubber.learn(&answer.access_token);
+                let renew_at = answer.expires_in.map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_SKEW));
+                state.access = Some(AccessToken { token: answer.access_token.clone(), renew_at });
+                state.last_failure = None;
+                Ok(answer.access_token)
+            }
+            Err((error, refused)) => {
+                if refused {
+                    cell.needs_reauthorization.store(true, Ordering::SeqCst);
+                }
+                state.access = None;
+                state.last_failure = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Forgets `rejected` (the API answered 401 to it), unless another caller
+    /// already replaced it.
+    pub(crate) async fn rejected(&self, rejected: &Secret) {
+        let mut state = self.cell.state.lock().await;
+        if state.access.as_ref().is_some_and(|a| a.token.expose() == rejected.expose()) {
+            state.access = None;
+        }
+    }
+
+    /// One token request through the host's checked sender. The error says
+    /// whether the endpoint refused the client or grant (re-authorization needed).
+    async fn request(
+        &self,
+        connection: &str,
+        refresh_token: Option<&Secret>,
+        sender: &Sender,
+        step: &StepOutbound<'_>,
+    ) -> Result<TokenResponse, (SendError, bool)> {
+        let fail = |m: String| SendError::Credential(format!("connection `{connection}`: {m}"));
+        let (headers, body) = self.token_form(refresh_token).ok_or_else(|| (fail("no refresh token".into()), true))?;
+        let response = sender
+            .request_token(step, &self.token_url, headers, body)
+            .await
+            .map_err(|e| (fail(format!("token request failed: {}", crate::outbound::describe(&e))), false))?;
+        if !(200..300).contains(&response.status) {
+            let code = serde_json::from_slice::<TokenErrorResponse>(&response.body)
+                .map(|e| e.error.chars().take(64).collect::<String>())
+                .unwrap_or_else(|_| "no OAuth error code".into());
+            let refused = matches!(response.status, 400 | 401);
+            return Err((fail(format!("the token endpoint answered {} ({code})", response.status)), refused));
+        }
+        let answer: TokenResponse = serde_json::from_slice(&response.body)
+            .map_err(|_| (fail("the token endpoint's answer is not an OAuth 2 token response".into()), false))?;
+        if answer.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
+            return Err((fail("the token endpoint issued a token type other than bearer".into()), false));
+        }
+        Ok(answer)
+    }
+
+    /// The token request's form body and client authentication header;
+    /// `None` if the refresh token grant has no refresh token.
+    fn token_form(&self, refresh_token: Option<&Secret>) -> Option<(HeaderMap, Bytes)> {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        match &self.grant {
+            Grant::ClientCredentials => form.append_pair("grant_type", "client_credentials"),
+            Grant::RefreshToken => {
+                form.append_pair("grant_type", "refresh_token").append_pair("refresh_token", refresh_token?.expose())
+            }
+            Grant::Password { username, password } => form
+                .append_pair("grant_type", "password")
+                .append_pair("username", username.expose())
+                .append_pair("password", password.expose()),
+        };
+        if !self.scopes.is_empty() {
+            form.append_pair("scope", &self.scopes.join(" "));
+        }
+        if let Some(audience) = &self.audience {
+            form.append_pair("audience", audience);
+        }
+        let mut headers = HeaderMap::new();
+        match (&self.client_secret, self.client_auth) {
+            (Some(secret), ClientAuth::Basic) => {
+                let enc = |s: &Secret| form_urlencoded::byte_serialize(s.expose().as_bytes()).collect::<String>();
+                let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(&self.client_id), enc(secret)));
+                let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair.as_bytes())))
+                    .expect("base64 is a valid header value");
+                value.set_sensitive(true);
+                headers.insert(header::AUTHORIZATION, value);
+            }
+            (secret, _) => {
+                form.append_pair("client_id", self.client_id.expose());
+                if let Some(secret) = secret {
+                    form.append_pair("client_secret", secret.expose());
+                }
+            }
+        }
+        let text = zeroize::Zeroizing::new(form.finish());
+        Some((headers, Bytes::copy_from_slice(text.as_bytes())))
+    }
+}

@@ -1,0 +1,235 @@
+//! OAuth 2 grants end to end: a local token server that counts requests, an
+//! API server that checks the bearer token, and the token manager between
+//! them (caching, single-flight refresh, rotation, 401 replay, failures).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use courier_host::Outcome;
+use courier_tests::{Received, Reply, TestServer, form_pairs, host_builder, host_with};
+use serde_json::json;
+
+use crate::auth::{CANARY, assert_no_leak};
+use crate::step;
+
+const CLIENT_SECRET: &str = CANARY;
+
+/// A token server issuing `at-1`, `at-2`, … with `expires_in` from `lifetime(n)`.
+async fn token_server(lifetime: impl Fn(usize) -> u64 + Send + Sync + 'static) -> TestServer {
+    let issued = AtomicUsize::new(0);
+    TestServer::start(move |_| {
+        let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+        Reply::json(200, json!({"access_token": format!("at-{n}"), "token_type": "Bearer", "expires_in": lifetime(n)}))
+    })
+    .await
+}
+
+/// An API that answers 200 and echoes the token it got.
+async fn api() -> TestServer {
+    TestServer::start(|r| Reply::json(200, json!({"auth": r.header("authorization")}))).await
+}
+
+fn form(r: &Received) -> Vec<(String, String)> {
+    form_pairs(&r.body)
+}
+
+fn client_credentials(api: &TestServer, tokens: &TestServer, extra: &str) -> String {
+    format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'oauth2-client-credentials'\ntoken_url = '{}'\n{extra}\n\
+         [secrets]\nclient_id = 'app-1'\nclient_secret = '''{CLIENT_SECRET}'''",
+        api.url(""),
+        tokens.url("/oauth/token")
+    )
+}
+
+#[tokio::test]
+async fn client_credentials_with_basic_client_auth_is_cached() {
+    let (tokens, api) = (token_server(|_| 3600).await, api().await);
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = client_credentials(&api, &tokens, "scopes = ['read', 'write']\naudience = 'https://api.test'");
+    for _ in 0..2 {
+        let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        assert_eq!(r.output.as_ref().unwrap()["body"]["auth"], "Bearer [REDACTED]");
+        assert_no_leak(&r, &[CLIENT_SECRET, "at-1"]);
+    }
+    let got = tokens.received();
+    assert_eq!(got.len(), 1, "the second step reuses the cached token");
+    let basic = format!("Basic {}", STANDARD.encode(format!("app-1:{}", form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect::<String>())));
+    assert_eq!(got[0].method, "POST");
+    assert_eq!(got[0].header("authorization"), Some(basic.as_str()));
+    assert_eq!(
+        form(&got[0]),
+        vec![
+            ("grant_type".into(), "client_credentials".into()),
+            ("scope".into(), "read write".into()),
+            ("audience".into(), "https://api.test".into())
+        ]
+    );
+    assert!(api.received().iter().all(|r| r.header("authorization") == Some("Bearer at-1")));
+}
+
+#[tokio::test]
+async fn client_auth_in_the_body_and_expired_tokens_are_renewed() {
+    // 20 s is within the expiry skew: every step needs a new token.
+    let (tokens, api) = (token_server(|_| 20).await, api().await);
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = client_credentials(&api, &tokens, "client_auth = 'body'");
+    for _ in 0..2 {
+        let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    }
+    let got = tokens.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header("authorization"), None);
+    assert_eq!(
+        form(&got[0]),
+        vec![
+            ("grant_type".into(), "client_credentials".into()),
+            ("client_id".into(), "app-1".into()),
+            ("client_secret".into(), CLIENT_SECRET.into())
+        ]
+    );
+    assert_eq!(api.received()[1].header("authorization"), Some("Bearer at-2"));
+}
+
+#[tokio::test]
+async fn fifty_concurrent_steps_on_an_expired_token_make_one_token_request() {
+    let (tokens, api) = (token_server(|n| if n == 1 { 1 } else { 3600 }).await, api().await);
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = Arc::new(client_credentials(&api, &tokens, ""));
+    let r = step(&host, "http-request", "request", json!({"url": "/warm"}), &[&conn]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let mut steps = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (host, conn) = (host.clone(), conn.clone());
+        steps.spawn(async move { step(&host, "http-request", "request", json!({"url": format!("/n/{i}")}), &[&conn]).await });
+    }
+    while let Some(r) = steps.join_next().await {
+        let r = r.unwrap();
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    }
+    assert_eq!(tokens.received().len(), 2, "one request for the first token, exactly one to renew it");
+    let renewed = api.received().iter().filter(|r| r.header("authorization") == Some("Bearer at-2")).count();
+    assert_eq!(renewed, 50);
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_used_next_time() {
+    let issued = AtomicUsize::new(0);
+    let tokens = TestServer::start(move |_| {
+        let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+        Reply::json(200, json!({"access_token": format!("at-{n}"), "expires_in": 1, "refresh_token": format!("rt-{}", n + 1)}))
+    })
+    .await;
+    let api = api().await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'oauth2-refresh-token'\ntoken_url = '{}'\nclient_auth = 'body'\n\
+         [secrets]\nclient_id = 'app-1'\nrefresh_token = 'rt-1'",
+        api.url(""),
+        tokens.url("/token")
+    );
+    for _ in 0..3 {
+        let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        assert_no_leak(&r, &["rt-1", "rt-2", "rt-3"]);
+    }
+    let sent: Vec<Vec<(String, String)>> = tokens.received().iter().map(form).collect();
+    for (i, form) in sent.iter().enumerate() {
+        assert!(form.contains(&("grant_type".into(), "refresh_token".into())), "{form:?}");
+        assert!(form.contains(&("refresh_token".into(), format!("rt-{}", i + 1))), "{form:?}");
+    }
+    assert_eq!(sent.len(), 3);
+}
+
+#[tokio::test]
+async fn password_grant_sends_the_owner_credentials() {
+    let (tokens, api) = (token_server(|_| 3600).await, api().await);
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'oauth2-password'\ntoken_url = '{}'\nscopes = ['all']\n\
+         [secrets]\nclient_id = 'app-1'\nclient_secret = 'cs'\nusername = 'ada'\npassword = '''{CANARY}'''",
+        api.url(""),
+        tokens.url("/token")
+    );
+    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(
+        form(&tokens.received()[0]),
+        vec![
+            ("grant_type".into(), "password".into()),
+            ("username".into(), "ada".into()),
+            ("password".into(), CANARY.into()),
+            ("scope".into(), "all".into())
+        ]
+    );
+    assert_eq!(api.received()[0].header("authorization"), Some("Bearer at-1"));
+    assert_no_leak(&r, &[CANARY, "at-1"]);
+}
+
+#[tokio::test]
+async fn a_401_renews_the_token_and_replays_once() {
+    let tokens = token_server(|_| 3600).await;
+    let api = TestServer::start(|r| match r.header("authorization") {
+        Some("Bearer at-2") => Reply::json(200, json!({"ok": true})),
+        _ => Reply::json(401, json!({"error": "expired"})),
+    })
+    .await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = client_credentials(&api, &tokens, "");
+    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!((tokens.received().len(), api.received().len()), (2, 2));
+    assert_eq!(r.requests.len(), 2, "both attempts are recorded");
+
+    // An API that always refuses: one replay, then the 401 goes to the plugin.
+    let (tokens, api) = (token_server(|_| 3600).await, TestServer::start(|_| Reply::json(401, json!({}))).await);
+    let conn = client_credentials(&api, &tokens, "");
+    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    assert_eq!(r.outcome, Outcome::HttpError, "{r:?}");
+    assert_eq!(r.status, Some(401));
+    assert_eq!((tokens.received().len(), api.received().len()), (2, 2));
+}
+
+#[tokio::test]
+async fn a_refused_refresh_is_a_credential_error_and_needs_reauthorization() {
+    let tokens = TestServer::start(|_| Reply::json(400, json!({"error": "invalid_grant", "error_description": CANARY}))).await;
+    let api = api().await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = format!(
+        "connection = 'default'\nid = 'crm-7'\nbase_url = '{}'\nauth = 'oauth2-refresh-token'\ntoken_url = '{}'\n\
+         [secrets]\nclient_id = 'app-1'\nclient_secret = 'cs'\nrefresh_token = '''{CANARY}'''",
+        api.url(""),
+        tokens.url("/token")
+    );
+    assert_eq!(host.needs_reauthorization("test", "crm-7"), None);
+    for _ in 0..2 {
+        let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+        assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+        let e = r.error.as_ref().unwrap();
+        assert_eq!(e.kind, "credential", "{e:?}");
+        assert_no_leak(&r, &[CANARY]);
+    }
+    assert_eq!(tokens.received().len(), 1, "a connection needing re-authorization is not retried");
+    assert_eq!(api.received().len(), 0);
+    assert_eq!(host.needs_reauthorization("test", "crm-7"), Some(true));
+}
+
+#[tokio::test]
+async fn token_endpoints_obey_the_egress_policy() {
+    let api = api().await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'oauth2-client-credentials'\ntoken_url = 'http://10.1.2.3/token'\n\
+         [secrets]\nclient_id = 'app-1'\nclient_secret = 'cs'",
+        api.url("")
+    );
+    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    let e = r.error.as_ref().unwrap();
+    assert_eq!(e.kind, "credential", "{e:?}");
+    assert!(e.message.contains("denied") && e.message.contains("10.1.2.3"), "{e:?}");
+    assert_eq!(api.received().len(), 0);
+}
