@@ -17,17 +17,19 @@ use crate::limits::Limits;
 /// each tick, which is what lets the step deadline interrupt a busy loop.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// Plugin instances that may be alive at once (pool slots).
-const POOL_INSTANCES: u32 = 1000;
+/// Pool slots beyond the step limit, for plugins describing themselves at load time.
+const LOAD_SLOTS: u32 = 16;
 
-/// Builds the engine for these limits.
-pub(crate) fn build_engine(limits: &Limits) -> wasmtime::Result<Engine> {
+/// Builds the engine for these limits, with a pool slot for each step that
+/// may run at once.
+pub(crate) fn build_engine(limits: &Limits, max_steps: usize) -> wasmtime::Result<Engine> {
+    let instances = u32::try_from(max_steps).unwrap_or(u32::MAX / 8).saturating_add(LOAD_SLOTS);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(POOL_INSTANCES)
-        .total_core_instances(POOL_INSTANCES * 4)
-        .total_memories(POOL_INSTANCES * 2)
-        .total_tables(POOL_INSTANCES * 4)
-        .total_stacks(POOL_INSTANCES)
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * 4)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
         .max_memory_size(limits.memory_bytes)
         .max_core_instances_per_component(16)
         .max_memories_per_component(4)

@@ -154,7 +154,7 @@ impl HostBuilder {
 
     /// Builds the host: engine, linker, client. Must be called within a tokio runtime.
     pub fn build(self) -> Result<Host, HostError> {
-        let engine = engine::build_engine(&self.limits).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let engine = engine::build_engine(&self.limits, self.concurrency.max_steps).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let linker = plugin::linker(&engine).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let sender = Sender::new(self.resolver, NetworkPolicy::allowing(self.allowed_networks), &self.limits);
         let policy = OperatorPolicy::new(self.allowed_hosts, self.limits, self.plugin_policies, self.tenant_hosts)
@@ -253,5 +253,22 @@ impl Host {
         };
         let policy = self.inner.policy.for_step(&request.tenant, &request.plugin);
         step::run(plugin, &self.inner.engine, self.inner.sender.clone(), policy, request, started).await
+    }
+}
+
+/// Hooks for the benchmark suite, which measures the parts of a step against
+/// each other. Not a stable API, and not for production: a reused instance
+/// carries state from one invocation to the next.
+#[doc(hidden)]
+pub mod bench {
+    use super::*;
+    pub use step::ReusedInstance;
+
+    /// Prepares a step like [`Host::run_step`] but keeps its instance, so its
+    /// call can be invoked many times.
+    pub async fn reused_instance(host: &Host, request: StepRequest) -> Result<ReusedInstance, String> {
+        let plugin = host.plugin(&request.plugin).ok_or("no such plugin")?;
+        let policy = host.inner.policy.for_step(&request.tenant, &request.plugin);
+        ReusedInstance::new(&plugin, &host.inner.engine, host.inner.sender.clone(), policy, request).await
     }
 }

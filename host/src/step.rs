@@ -321,35 +321,50 @@ pub(crate) async fn run(
     req: StepRequest,
     started: Instant,
 ) -> StepResult {
+    let limits = policy.limits.clone();
+    let (mut store, call, input) = match prepare(&plugin, engine, sender, policy, req, started) {
+        Ok(prepared) => prepared,
+        Err(rejected) => return *rejected,
+    };
+    let deadline = store.data().outbound.as_ref().expect("a step has an outbound context").deadline;
+    let invoke = async {
+        let instance = plugin.pre.instantiate_async(&mut store).await?;
+        instance.courier_plugin_integration().call_invoke(&mut store, &call, &input).await
+    };
+    let result = tokio::time::timeout_at(deadline, invoke).await;
+    finish(store.into_data(), result, &limits, started)
+}
+
+/// Checks a step request against the plugin and binds its connections;
+/// returns the step's store, call and input text, or the rejection.
+fn prepare(
+    plugin: &Arc<Plugin>,
+    engine: &wasmtime::Engine,
+    sender: Arc<Sender>,
+    policy: Effective,
+    req: StepRequest,
+    started: Instant,
+) -> Result<(Store<StepState>, String, String), Box<StepResult>> {
+    let reject = |kind: &str, message: String| Box::new(StepResult::rejected(kind, message, started));
     let Effective { hosts: operator_hosts, tenant_hosts, limits } = policy;
     if plugin.manifest.call(&req.call).is_none() {
         let known: Vec<&str> = plugin.manifest.calls.iter().map(|c| c.name.as_str()).collect();
-        return StepResult::rejected(
+        return Err(reject(
             "invalid-step",
             format!("plugin `{}` has no call `{}` (calls: {})", plugin.manifest.name, req.call, known.join(", ")),
-            started,
-        );
+        ));
     }
-    if let Err(problems) = plugin.validate_input(&req.call, &req.input) {
-        return StepResult::rejected("invalid-input", problems, started);
-    }
+    plugin.validate_input(&req.call, &req.input).map_err(|problems| reject("invalid-input", problems))?;
     let mut connections = HashMap::new();
     for config in req.connections {
         let name = config.connection.clone();
-        let Some(spec) = plugin.manifest.connection(&name) else {
-            return StepResult::rejected(
-                "invalid-step",
-                format!("plugin `{}` declares no connection `{name}`", plugin.manifest.name),
-                started,
-            );
-        };
-        match BoundConnection::bind(spec, config, &req.tenant, sender.tokens()) {
-            Ok(bound) => {
-                if connections.insert(name.clone(), bound).is_some() {
-                    return StepResult::rejected("invalid-step", format!("connection `{name}` is bound twice"), started);
-                }
-            }
-            Err(e) => return StepResult::rejected("invalid-step", e.to_string(), started),
+        let spec = plugin.manifest.connection(&name).ok_or_else(|| {
+            reject("invalid-step", format!("plugin `{}` declares no connection `{name}`", plugin.manifest.name))
+        })?;
+        let bound = BoundConnection::bind(spec, config, &req.tenant, sender.tokens())
+            .map_err(|e| reject("invalid-step", e.to_string()))?;
+        if connections.insert(name.clone(), bound).is_some() {
+            return Err(reject("invalid-step", format!("connection `{name}` is bound twice")));
         }
     }
     let scrubber = Scrubber::new(connections.values());
@@ -369,14 +384,47 @@ pub(crate) async fn run(
     store.limiter(|s| s.limiter());
     store.set_epoch_deadline(1);
     store.epoch_deadline_async_yield_and_update(1);
-    let input = req.input.to_string();
-    let invoke = async {
-        let instance = plugin.pre.instantiate_async(&mut store).await?;
-        instance.courier_plugin_integration().call_invoke(&mut store, &req.call, &input).await
-    };
-    let result = tokio::time::timeout_at(deadline, invoke).await;
-    let state = store.into_data();
-    finish(state, result, &limits, started)
+    Ok((store, req.call, req.input.to_string()))
+}
+
+/// An instance kept across invocations: the opposite of Courier's isolation,
+/// for benchmarks that measure what a fresh instance per step costs.
+#[doc(hidden)]
+pub struct ReusedInstance {
+    store: Store<StepState>,
+    instance: crate::bindings::Plugin,
+    call: String,
+}
+
+impl ReusedInstance {
+    pub(crate) async fn new(
+        plugin: &Arc<Plugin>,
+        engine: &wasmtime::Engine,
+        sender: Arc<Sender>,
+        policy: Effective,
+        req: StepRequest,
+    ) -> Result<Self, String> {
+        let (mut store, call, _) =
+            prepare(plugin, engine, sender, policy, req, Instant::now()).map_err(|r| format!("{:?}", r.error))?;
+        let instance = plugin.pre.instantiate_async(&mut store).await.map_err(|e| format!("{e:#}"))?;
+        Ok(Self { store, instance, call })
+    }
+
+    /// Invokes the call again in the same instance; `Ok` holds the output text.
+    pub async fn invoke(&mut self, input: &str) -> Result<String, String> {
+        let limits = self.store.data().limits.clone();
+        if let Some(ctx) = self.store.data_mut().outbound.as_mut() {
+            ctx.deadline = tokio::time::Instant::now() + limits.step_deadline;
+            ctx.requests_made = AtomicU32::new(0);
+        }
+        self.store.data_mut().records.clear();
+        self.store.set_epoch_deadline(1);
+        match self.instance.courier_plugin_integration().call_invoke(&mut self.store, &self.call, input).await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(e)) => Err(format!("{e:?}")),
+            Err(trap) => Err(format!("{trap:#}")),
+        }
+    }
 }
 
 /// Turns what the call returned into a step result.

@@ -1,84 +1,386 @@
-//! Step latency against raw hyper, side by side in one run, same local server.
+//! The benchmark suite: every figure measured side by side in one run, against
+//! the same local hyper server on 127.0.0.1, with the host configured as in
+//! production (pooling allocator, epochs, limits, a fresh instance per step).
 //!
-//! `cargo bench -p courier-tests --bench step` runs the full measurement;
+//! `cargo bench -p courier-tests --bench step` runs the full suite (release);
 //! without `--bench` (as `cargo test` runs it) a short smoke run checks that
-//! the benchmark works, with no claim about the numbers.
+//! every part works and claims nothing about the numbers.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier_host::{Outcome, StepRequest};
-use courier_tests::{Reply, TestServer, host_builder, host_with};
+use courier_host::{CompileSource, ConcurrencyLimits, Host, Limits, Outcome, StepRequest, bench};
+use courier_tests::{Reply, TestServer, host_builder, host_with, plugin};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+
+/// How much work each part does.
+struct Scale {
+    full: bool,
+    latency_iterations: usize,
+    throughput_requests: usize,
+    payload_sizes: &'static [usize],
+    payload_iterations: usize,
+    parked_steps: usize,
+}
+
+const FULL: Scale = Scale {
+    full: true,
+    latency_iterations: 5_000,
+    throughput_requests: 20_000,
+    payload_sizes: &[1 << 10, 64 << 10, 1 << 20, 8 << 20],
+    payload_iterations: 40,
+    parked_steps: 1_000,
+};
+
+const SMOKE: Scale = Scale {
+    full: false,
+    latency_iterations: 30,
+    throughput_requests: 200,
+    payload_sizes: &[1 << 10, 64 << 10],
+    payload_iterations: 3,
+    parked_steps: 20,
+};
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let iterations = if full { 5_000 } else { 50 };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(run(iterations, full));
+    let scale = if std::env::args().any(|a| a == "--bench") { FULL } else { SMOKE };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut report = Report::default();
+    runtime.block_on(async {
+        latency(&scale, &mut report).await;
+        throughput(&scale, &mut report).await;
+        payload(&scale, &mut report).await;
+        memory(&scale, &mut report).await;
+        cold_start(&mut report).await;
+    });
+    report.print(&scale);
 }
 
-async fn run(iterations: usize, full: bool) {
-    let server = TestServer::start(|_| Reply::json(200, serde_json::json!({"ok": true, "pad": "x".repeat(900)}))).await;
-    let url = server.url("/bench");
+/// The figures and goal ratios, printed at the end.
+#[derive(Default)]
+struct Report {
+    rows: Vec<(String, String)>,
+    goals: Vec<(&'static str, &'static str, f64, &'static str)>,
+}
 
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let uri: hyper::Uri = url.parse().unwrap();
-    let raw = measure(iterations, || {
-        let (client, uri) = (client.clone(), uri.clone());
-        async move {
-            let resp = client.get(uri).await.unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.into_body().collect().await.unwrap();
+impl Report {
+    fn row(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.rows.push((name.into(), value.into()));
+    }
+
+    fn goal(&mut self, id: &'static str, what: &'static str, value: f64, target: &'static str) {
+        self.goals.push((id, what, value, target));
+    }
+
+    fn print(&self, scale: &Scale) {
+        println!("\n{:<58} {}", "figure", "value");
+        for (name, value) in &self.rows {
+            println!("{name:<58} {value}");
         }
-    })
-    .await;
-
-    let host = host_with(host_builder(), &["http-request"]).await;
-    let input = serde_json::json!({"url": url});
-    let step = measure(iterations, || {
-        let (host, input) = (host.clone(), input.clone());
-        async move {
-            let r = host
-                .run_step(StepRequest { tenant: "bench".into(), plugin: "http-request".into(), call: "request".into(), input, connections: vec![] })
-                .await;
-            assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        println!("\n{:<4} {:<52} {:>8}  {}", "goal", "ratio", "value", "target");
+        for (id, what, value, target) in &self.goals {
+            println!("{id:<4} {what:<52} {value:>8.2}  {target}");
         }
-    })
-    .await;
-
-    println!("step latency, {iterations} sequential GETs (1 KiB JSON response), one run");
-    println!("{:<34} {:>10} {:>10}", "", "p50 µs", "p99 µs");
-    println!("{:<34} {:>10.1} {:>10.1}", "raw hyper", raw.p50, raw.p99);
-    println!("{:<34} {:>10.1} {:>10.1}", "http-request step, fresh instance", step.p50, step.p99);
-    println!("{:<34} {:>10.2} {:>10.2}", "ratio step / raw", step.p50 / raw.p50, step.p99 / raw.p99);
-    if !full {
-        println!("(smoke run: run `cargo bench -p courier-tests --bench step` for figures)");
+        if !scale.full {
+            println!("\n(smoke run: `cargo bench -p courier-tests --bench step` measures)");
+        }
     }
 }
 
-struct Percentiles {
-    p50: f64,
-    p99: f64,
+/// A step request of the benchmark tenant.
+fn request(plugin: &str, call: &str, input: Value) -> StepRequest {
+    StepRequest { tenant: "bench".into(), plugin: plugin.into(), call: call.into(), input, connections: vec![] }
 }
 
-async fn measure<F, Fut>(iterations: usize, mut op: F) -> Percentiles
+/// A host sized for the concurrency the suite uses.
+async fn bench_host(plugins: &[&str]) -> Host {
+    let many = ConcurrencyLimits {
+        max_steps: 1_100,
+        max_steps_per_tenant: 1_100,
+        max_steps_per_plugin: 1_100,
+        max_queued_per_tenant: 1_100,
+        ..ConcurrencyLimits::default()
+    };
+    host_with(host_builder().concurrency(many), plugins).await
+}
+
+async fn run_ok(host: &Host, request: StepRequest) {
+    let r = host.run_step(request).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+}
+
+/// p50 and p99 of `op` over `n` runs (after a warm-up), in µs.
+async fn percentiles<F, Fut>(n: usize, mut op: F) -> (f64, f64)
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: Future<Output = ()>,
 {
-    for _ in 0..iterations / 10 + 1 {
+    for _ in 0..n / 10 + 1 {
         op().await;
     }
-    let mut samples: Vec<Duration> = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
         let started = Instant::now();
         op().await;
         samples.push(started.elapsed());
     }
+    summarize(samples)
+}
+
+/// p50 and p99 of invoking a reused instance `n` times (after a warm-up), in µs.
+async fn reused_percentiles(n: usize, instance: &mut bench::ReusedInstance, input: &str) -> (f64, f64) {
+    for _ in 0..n / 10 + 1 {
+        instance.invoke(input).await.unwrap();
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        instance.invoke(input).await.unwrap();
+        samples.push(started.elapsed());
+    }
+    summarize(samples)
+}
+
+fn summarize(mut samples: Vec<Duration>) -> (f64, f64) {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e6;
-    Percentiles { p50: at(0.50), p99: at(0.99) }
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    (at(0.50), at(0.99))
+}
+
+fn raw_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+async fn raw_get(client: &Client<HttpConnector, Full<Bytes>>, uri: &hyper::Uri) {
+    let resp = client.get(uri.clone()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.into_body().collect().await.unwrap();
+}
+
+/// Parts 1, 2 and 6: raw vs reused vs fresh; instantiation alone; credential
+/// injection and scrubbing vs none.
+async fn latency(scale: &Scale, report: &mut Report) {
+    let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
+    let url = server.url("/bench");
+    let uri: hyper::Uri = url.parse().unwrap();
+    let host = bench_host(&["http-request", "misbehave"]).await;
+    let n = scale.latency_iterations;
+    let input = json!({"url": url});
+
+    let client = raw_client();
+    let raw = percentiles(n, || raw_get(&client, &uri)).await;
+    let mut reused = bench::reused_instance(&host, request("http-request", "request", input.clone())).await.unwrap();
+    let reuse = reused_percentiles(n, &mut reused, &input.to_string()).await;
+    let fresh = percentiles(n, || run_ok(&host, request("http-request", "request", input.clone()))).await;
+
+    let mut reused_ok = bench::reused_instance(&host, request("misbehave", "ok", json!({}))).await.unwrap();
+    let trivial_reused = reused_percentiles(n, &mut reused_ok, "{}").await;
+    let trivial_fresh = percentiles(n, || run_ok(&host, request("misbehave", "ok", json!({})))).await;
+
+    let token = "tok_bench_0123456789abcdef";
+    let connection = format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url("/"));
+    let with_credentials = percentiles(n, || {
+        let mut r = request("http-request", "request", json!({"url": "/bench"}));
+        r.connections.push(toml::from_str(&connection).unwrap());
+        run_ok(&host, r)
+    })
+    .await;
+
+    report.row("raw hyper GET, p50 / p99 µs", format!("{:.1} / {:.1}", raw.0, raw.1));
+    report.row("http-request step, reused instance, p50 / p99 µs", format!("{:.1} / {:.1}", reuse.0, reuse.1));
+    report.row("http-request step, fresh instance, p50 / p99 µs", format!("{:.1} / {:.1}", fresh.0, fresh.1));
+    report.row("trivial call, reused instance, p50 µs", format!("{:.1}", trivial_reused.0));
+    report.row("trivial step (instantiate + call + drop), p50 µs", format!("{:.1}", trivial_fresh.0));
+    report.row("http-request step with bearer + scrubbing, p50 µs", format!("{:.1}", with_credentials.0));
+    report.goal("G1", "reused-instance step / raw hyper, p50", reuse.0 / raw.0, "<= 1.10");
+    report.goal("G1", "reused-instance step / raw hyper, p99", reuse.1 / raw.1, "<= 1.20");
+    report.goal("G2", "fresh-instance step / reused-instance step, p50", fresh.0 / reuse.0, "<= 1.15");
+    report.goal("G8", "injection + scrubbing / none, step p50", with_credentials.0 / fresh.0, "<= 1.05");
+}
+
+/// Part 3: requests per second at several concurrencies, raw vs steps.
+async fn throughput(scale: &Scale, report: &mut Report) {
+    let server = TestServer::start(|_| Reply::json(200, json!({"ok": true}))).await;
+    let url = server.url("/t");
+    let uri: hyper::Uri = url.parse().unwrap();
+    let host = bench_host(&["http-request"]).await;
+    let client = raw_client();
+    let total = scale.throughput_requests;
+    let mut at = std::collections::HashMap::new();
+    for concurrency in [1usize, 16, 64, 256] {
+        let raw = rate(concurrency, total, {
+            let (client, uri) = (client.clone(), uri.clone());
+            move || {
+                let (client, uri) = (client.clone(), uri.clone());
+                async move { raw_get(&client, &uri).await }
+            }
+        })
+        .await;
+        let steps = rate(concurrency, total, {
+            let (host, url) = (host.clone(), url.clone());
+            move || {
+                let (host, url) = (host.clone(), url.clone());
+                async move { run_ok(&host, request("http-request", "request", json!({"url": url}))).await }
+            }
+        })
+        .await;
+        report.row(format!("throughput c={concurrency}: raw req/s, steps/s"), format!("{raw:.0}, {steps:.0}"));
+        at.insert(concurrency, (raw, steps));
+    }
+    report.goal("G3", "steps/s / raw req/s at c=64", at[&64].1 / at[&64].0, ">= 0.85");
+    report.goal("G4", "steps/s at c=256 / steps/s at c=16", at[&256].1 / at[&16].1, ">= 0.95");
+}
+
+/// Completed operations per second with `concurrency` workers sharing `total` operations.
+async fn rate<F, Fut>(concurrency: usize, total: usize, op: F) -> f64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(total));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (op, remaining) = (op.clone(), remaining.clone());
+            tokio::spawn(async move {
+                while remaining
+                    .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    op().await;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Part 4: per-byte cost of a step vs raw hyper vs memcpy, request and response of each size.
+async fn payload(scale: &Scale, report: &mut Report) {
+    let server = TestServer::start(|r| Reply { status: 200, headers: vec![("content-type".into(), "text/plain".into())], body: r.body.clone() }).await;
+    let url = server.url("/echo");
+    let uri: hyper::Uri = url.parse().unwrap();
+    let host = bench_host(&["http-request"]).await;
+    let client = raw_client();
+    let n = scale.payload_iterations;
+    let mut points = vec![];
+    for &size in scale.payload_sizes {
+        let body = "x".repeat(size);
+        let raw = percentiles(n, || {
+            let request = hyper::Request::post(uri.clone()).body(Full::new(Bytes::from(body.clone()))).unwrap();
+            let client = client.clone();
+            async move {
+                let resp = client.request(request).await.unwrap();
+                assert_eq!(resp.into_body().collect().await.unwrap().to_bytes().len(), size);
+            }
+        })
+        .await
+        .0;
+        let input = json!({"url": url, "method": "POST", "body_type": "text", "body": body});
+        let step = percentiles(n, || run_ok(&host, request("http-request", "request", input.clone()))).await.0;
+        let source = vec![1u8; size];
+        let mut target = vec![0u8; size];
+        let copy = percentiles(n.max(20), || {
+            target.copy_from_slice(std::hint::black_box(&source));
+            std::hint::black_box(&target);
+            async {}
+        })
+        .await
+        .0;
+        report.row(format!("payload {} KiB: raw / step / memcpy p50 µs", size >> 10), format!("{raw:.1} / {step:.1} / {copy:.2}"));
+        points.push((size as f64, raw, step, copy));
+    }
+    let (first, last) = (points[0], points[points.len() - 1]);
+    let slope = |pick: fn(&(f64, f64, f64, f64)) -> f64| (pick(&last) - pick(&first)) / (last.0 - first.0);
+    let (raw_b, step_b, copy_b) = (slope(|p| p.1), slope(|p| p.2), slope(|p| p.3));
+    report.row("per-byte cost ns: raw, step, memcpy", format!("{:.3}, {:.3}, {:.4}", raw_b * 1e3, step_b * 1e3, copy_b * 1e3));
+    report.goal("G5", "per-byte step cost / per-byte memcpy", step_b / copy_b, "<= 3");
+}
+
+/// Part 5: resident memory per live instance, with steps parked in a host call.
+async fn memory(scale: &Scale, report: &mut Report) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let addr = parking_server(release.clone()).await;
+    let host = bench_host(&["http-request"]).await;
+    let url = format!("http://{addr}/park");
+    run_ok(&host, request("http-request", "request", json!({"url": url.clone()}))).await;
+    let before = resident_bytes();
+    let steps: Vec<_> = (0..scale.parked_steps)
+        .map(|_| {
+            let (host, url) = (host.clone(), url.clone());
+            tokio::spawn(async move { host.run_step(request("http-request", "request", json!({"url": url}))).await })
+        })
+        .collect();
+    while PARKED.load(std::sync::atomic::Ordering::SeqCst) < scale.parked_steps {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let during = resident_bytes();
+    release.notify_waiters();
+    for s in steps {
+        assert_eq!(s.await.unwrap().outcome, Outcome::Success);
+    }
+    let per_instance = (during.saturating_sub(before)) as f64 / scale.parked_steps as f64 / 1024.0;
+    report.row(format!("RSS growth with {} parked steps, KiB per step", scale.parked_steps), format!("{per_instance:.0}"));
+    report.goal("G6", "RSS per live instance, KiB", per_instance, "<= 128 + touched guest memory");
+}
+
+/// Requests parked on the server so far.
+static PARKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A server that answers the first request at once and parks every later one
+/// until `release` is notified.
+async fn parking_server(release: Arc<tokio::sync::Notify>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (release, first) = (release.clone(), first.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req| {
+                    let (release, first) = (release.clone(), first.clone());
+                    async move {
+                        if !first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                            let released = release.notified();
+                            PARKED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            released.await;
+                        }
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    addr
+}
+
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()).unwrap_or(0) * 4096
+}
+
+/// Part 7: loading a plugin by compiling it vs from the compiled cache.
+async fn cold_start(report: &mut Report) {
+    let dir = std::env::temp_dir().join(format!("courier-bench-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let load = || async {
+        let host = Host::builder().cache_dir(&dir).limits(Limits::default()).build().unwrap();
+        host.load_plugin_file(&plugin("http-request")).await.unwrap()
+    };
+    let compiled = load().await;
+    let cached = load().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!((compiled.source, cached.source), (CompileSource::Compiled, CompileSource::Cache));
+    report.row("load http-request: compile / from cache, ms", format!("{:.1} / {:.1}", compiled.compile_ms, cached.compile_ms));
 }
