@@ -51,6 +51,16 @@ const SMOKE: Scale = Scale {
 fn main() {
     let scale = if std::env::args().any(|a| a == "--bench") { FULL } else { SMOKE };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if let Ok(steps) = std::env::var("COURIER_BENCH_PROFILE_STEPS") {
+        // For a profiler: nothing but fresh trivial steps, `steps` of them.
+        let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
+        return runtime.block_on(async {
+            let host = bench_host(&["misbehave"]).await;
+            for _ in 0..steps {
+                run_ok(&host, request("misbehave", "ok", json!({}))).await;
+            }
+        });
+    }
     let mut report = Report::default();
     runtime.block_on(async {
         latency(&scale, &mut report).await;
