@@ -27,9 +27,12 @@ pub struct PluginPolicy {
 pub(crate) struct OperatorPolicy {
     hosts: Arc<[AllowedHost]>,
     limits: Arc<Limits>,
-    plugins: HashMap<String, (Option<Arc<[AllowedHost]>>, Option<Arc<Limits>>)>,
+    plugins: HashMap<String, PluginOverrides>,
     tenants: HashMap<String, Arc<[AllowedHost]>>,
 }
+
+/// A plugin's own hosts and limits, where the operator set them.
+type PluginOverrides = (Option<Arc<[AllowedHost]>>, Option<Arc<Limits>>);
 
 /// What applies to one step.
 pub(crate) struct Effective {

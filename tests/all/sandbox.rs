@@ -166,7 +166,7 @@ async fn loading_is_bounded_and_rejects_garbage() {
     let host = host_builder().build().unwrap();
     // Empty, a core module (not a component), not wasm at all.
     for garbage in [&b""[..], b"\0asm\x01\0\0\0", b"not wasm at all"] {
-        let err = host.load_plugin(garbage).await.err().expect("garbage must not load");
+        let err = host.load_plugin(garbage).await.expect_err("garbage must not load");
         assert!(err.to_string().starts_with("cannot load plugin"), "{err}");
     }
 }

@@ -89,11 +89,11 @@ impl Report {
     }
 
     fn print(&self, scale: &Scale) {
-        println!("\n{:<58} {}", "figure", "value");
+        println!("\n{:<58} value", "figure");
         for (name, value) in &self.rows {
             println!("{name:<58} {value}");
         }
-        println!("\n{:<4} {:<52} {:>8}  {}", "goal", "ratio", "value", "target");
+        println!("\n{:<4} {:<52} {:>8}  target", "goal", "ratio", "value");
         for (id, what, value, target) in &self.goals {
             println!("{id:<4} {what:<52} {value:>8.2}  {target}");
         }
