@@ -5,6 +5,7 @@ mod auth;
 mod cache;
 mod cli;
 mod http_request;
+mod jwt;
 mod oauth;
 mod policy;
 mod sandbox;

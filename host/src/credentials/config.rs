@@ -63,7 +63,7 @@ impl AuthKind {
             Self::Oauth2ClientCredentials | Self::Oauth2RefreshToken | Self::Oauth2Password => {
                 &["token_url", "scopes", "audience", "client_auth"]
             }
-            Self::Jwt => &["algorithm", "claims", "lifetime_secs", "token_url", "scopes", "audience", "client_auth"],
+            Self::Jwt => &["algorithm", "claims", "lifetime_secs", "token_url", "scopes"],
         }
     }
 
@@ -78,7 +78,7 @@ impl AuthKind {
             Self::Oauth2ClientCredentials => &["client_id", "client_secret"],
             Self::Oauth2RefreshToken => &["client_id", "client_secret", "refresh_token"],
             Self::Oauth2Password => &["client_id", "client_secret", "username", "password"],
-            Self::Jwt => &["private_key", "hmac_key", "client_id", "client_secret"],
+            Self::Jwt => &["private_key", "hmac_key"],
         }
     }
 }

@@ -5,6 +5,7 @@
 mod config;
 mod connection;
 mod inject;
+mod jwt;
 mod scrub;
 mod secret;
 mod tokens;

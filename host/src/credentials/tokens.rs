@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::Secret;
+use super::jwt::JwtSigner;
 use crate::bindings::types::SendError;
 use crate::manifest::ClientAuth;
 use crate::outbound::{Sender, StepOutbound};
@@ -24,28 +25,37 @@ use crate::outbound::{Sender, StepOutbound};
 /// A token is renewed this long before the expiry its issuer announced.
 pub(crate) const EXPIRY_SKEW: Duration = Duration::from_secs(30);
 
-/// The OAuth 2 grant a connection uses to obtain access tokens.
+/// How a connection obtains its access tokens.
 #[derive(Debug)]
 pub(crate) enum Grant {
-    /// `grant_type=client_credentials`.
+    /// OAuth 2 `grant_type=client_credentials`.
     ClientCredentials,
-    /// `grant_type=refresh_token`; the provider may rotate the refresh token.
+    /// OAuth 2 `grant_type=refresh_token`; the provider may rotate the refresh token.
     RefreshToken,
-    /// `grant_type=password` with the resource owner's credentials.
+    /// OAuth 2 `grant_type=password` with the resource owner's credentials.
     Password { username: Secret, password: Secret },
+    /// A JWT signed by the host: the token itself, or exchanged at the
+    /// endpoint (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`).
+    Jwt(JwtSigner),
 }
 
-/// How a connection obtains its access tokens: the grant, the token endpoint
-/// and the client's credentials.
+/// A token endpoint and how the client authenticates there.
 #[derive(Debug)]
-pub(crate) struct TokenSource {
-    pub(super) grant: Grant,
+pub(crate) struct Endpoint {
     pub(super) token_url: Url,
     pub(super) scopes: Vec<String>,
     pub(super) audience: Option<String>,
     pub(super) client_auth: ClientAuth,
-    pub(super) client_id: Secret,
+    pub(super) client_id: Option<Secret>,
     pub(super) client_secret: Option<Secret>,
+}
+
+/// How a connection obtains its access tokens: the grant, the token endpoint
+/// (absent for a JWT sent as it is), and the shared token cache.
+#[derive(Debug)]
+pub(crate) struct TokenSource {
+    pub(super) grant: Grant,
+    pub(super) endpoint: Option<Endpoint>,
     /// The shared cache entry of this tenant's connection.
     pub(super) cell: Arc<TokenCell>,
 }
@@ -174,7 +184,20 @@ impl TokenSource {
             return Err(failure.clone());
         }
         cell.attempts.fetch_add(1, Ordering::SeqCst);
-        match self.request(connection, state.refresh_token.as_ref(), sender, step).await {
+        let obtained = match (&self.grant, &self.endpoint) {
+            (Grant::Jwt(signer), None) => signer
+                .sign()
+                .map(|(token, exp)| TokenResponse {
+                    access_token: token,
+                    token_type: None,
+                    expires_in: Some(exp.duration_since(std::time::SystemTime::now()).unwrap_or_default().as_secs()),
+                    refresh_token: None,
+                })
+                .map_err(|m| (SendError::Credential(format!("connection `{connection}`: {m}")), false)),
+            (_, Some(endpoint)) => self.request(endpoint, connection, state.refresh_token.as_ref(), sender, step).await,
+            (_, None) => Err((SendError::Credential(format!("connection `{connection}` has no token endpoint")), false)),
+        };
+        match obtained {
             Ok(answer) => {
                 if let Some(rotated) = answer.refresh_token {
                     step.scrubber.learn(&rotated);
@@ -210,15 +233,16 @@ impl TokenSource {
     /// whether the endpoint refused the client or grant (re-authorization needed).
     async fn request(
         &self,
+        endpoint: &Endpoint,
         connection: &str,
         refresh_token: Option<&Secret>,
         sender: &Sender,
         step: &StepOutbound<'_>,
     ) -> Result<TokenResponse, (SendError, bool)> {
         let fail = |m: String| SendError::Credential(format!("connection `{connection}`: {m}"));
-        let (headers, body) = self.token_form(refresh_token).ok_or_else(|| (fail("no refresh token".into()), true))?;
+        let (headers, body) = self.token_form(endpoint, refresh_token).map_err(|m| (fail(m), true))?;
         let response = sender
-            .request_token(step, &self.token_url, headers, body)
+            .request_token(step, &endpoint.token_url, headers, body)
             .await
             .map_err(|e| (fail(format!("token request failed: {}", crate::outbound::describe(&e))), false))?;
         if !(200..300).contains(&response.status) {
@@ -236,44 +260,50 @@ impl TokenSource {
         Ok(answer)
     }
 
-    /// The token request's form body and client authentication header;
-    /// `None` if the refresh token grant has no refresh token.
-    fn token_form(&self, refresh_token: Option<&Secret>) -> Option<(HeaderMap, Bytes)> {
+    /// The token request's client authentication header and form body.
+    fn token_form(&self, endpoint: &Endpoint, refresh_token: Option<&Secret>) -> Result<(HeaderMap, Bytes), String> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         match &self.grant {
             Grant::ClientCredentials => form.append_pair("grant_type", "client_credentials"),
             Grant::RefreshToken => {
-                form.append_pair("grant_type", "refresh_token").append_pair("refresh_token", refresh_token?.expose())
+                let token = refresh_token.ok_or("no refresh token")?;
+                form.append_pair("grant_type", "refresh_token").append_pair("refresh_token", token.expose())
+            }
+            Grant::Jwt(signer) => {
+                let (assertion, _) = signer.sign()?;
+                form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
+                    .append_pair("assertion", assertion.expose())
             }
             Grant::Password { username, password } => form
                 .append_pair("grant_type", "password")
                 .append_pair("username", username.expose())
                 .append_pair("password", password.expose()),
         };
-        if !self.scopes.is_empty() {
-            form.append_pair("scope", &self.scopes.join(" "));
+        if !endpoint.scopes.is_empty() {
+            form.append_pair("scope", &endpoint.scopes.join(" "));
         }
-        if let Some(audience) = &self.audience {
+        if let Some(audience) = &endpoint.audience {
             form.append_pair("audience", audience);
         }
         let mut headers = HeaderMap::new();
-        match (&self.client_secret, self.client_auth) {
-            (Some(secret), ClientAuth::Basic) => {
+        match (&endpoint.client_id, &endpoint.client_secret, endpoint.client_auth) {
+            (None, _, _) => {}
+            (Some(id), Some(secret), ClientAuth::Basic) => {
                 let enc = |s: &Secret| form_urlencoded::byte_serialize(s.expose().as_bytes()).collect::<String>();
-                let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(&self.client_id), enc(secret)));
+                let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(id), enc(secret)));
                 let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair.as_bytes())))
                     .expect("base64 is a valid header value");
                 value.set_sensitive(true);
                 headers.insert(header::AUTHORIZATION, value);
             }
-            (secret, _) => {
-                form.append_pair("client_id", self.client_id.expose());
+            (Some(id), secret, _) => {
+                form.append_pair("client_id", id.expose());
                 if let Some(secret) = secret {
                     form.append_pair("client_secret", secret.expose());
                 }
             }
         }
         let text = zeroize::Zeroizing::new(form.finish());
-        Some((headers, Bytes::copy_from_slice(text.as_bytes())))
+        Ok((headers, Bytes::copy_from_slice(text.as_bytes())))
     }
 }
