@@ -29,6 +29,7 @@ mod outbound;
 mod plugin;
 mod policy;
 mod step;
+mod store;
 mod wasi;
 
 use std::collections::HashMap;
@@ -47,6 +48,7 @@ pub use manifest::{
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use plugin::LoadReport;
 pub use policy::{AllowedHost, PatternError};
+pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
 pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
 
 use engine::{ComponentCache, EpochTicker};

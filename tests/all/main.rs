@@ -10,6 +10,7 @@ mod oauth;
 mod policy;
 mod sandbox;
 mod secrets;
+mod store;
 
 use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
 

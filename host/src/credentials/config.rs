@@ -215,6 +215,11 @@ impl ConnectionConfig {
         toml::from_str(&text).map_err(|e| fail(format!("invalid connection file: {e}")))
     }
 
+    /// Reads a connection from a parsed TOML table.
+    pub(crate) fn deserialize_table(table: toml::Table) -> Result<Self, String> {
+        table.try_into().map_err(|e: toml::de::Error| e.to_string())
+    }
+
     /// The names of the top-level settings that are set.
     pub(super) fn settings_set(&self) -> Vec<&'static str> {
         let set = [
