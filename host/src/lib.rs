@@ -52,6 +52,7 @@ pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, Stor
 pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
 
 use engine::{ComponentCache, EpochTicker};
+use credentials::TokenManager;
 use outbound::Sender;
 use plugin::Plugin;
 use policy::NetworkPolicy;
@@ -80,9 +81,17 @@ pub struct HostBuilder {
     allowed_hosts: Vec<AllowedHost>,
     allowed_networks: Vec<IpNet>,
     resolver: Arc<dyn Resolve>,
+    store: Option<Arc<ConnectionStore>>,
 }
 
 impl HostBuilder {
+    /// Writes rotated refresh tokens and refusals of connections loaded from
+    /// this store back to it.
+    pub fn connection_store(mut self, store: Arc<ConnectionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Sets the per-step limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -124,6 +133,7 @@ impl HostBuilder {
             NetworkPolicy::allowing(self.allowed_networks),
             self.allowed_hosts,
             &self.limits,
+            TokenManager::new(self.store),
         );
         let ticker = EpochTicker::start(&engine);
         Ok(Host {
@@ -165,6 +175,7 @@ impl Host {
             allowed_hosts: vec![],
             allowed_networks: vec![],
             resolver: Arc::new(SystemResolver),
+            store: None,
         }
     }
 

@@ -261,10 +261,11 @@ fn connections(
         }
         ConnectionsCommand::Test { id, tenant, call, input, networks } => {
             let input: serde_json::Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
-            let store = open()?;
+            let store = std::sync::Arc::new(open()?);
             let (plugin, config) = store.get(&tenant, &id)?;
             return runtime.block_on(async {
                 let mut builder = with_cache(Host::builder(), cache_dir)
+                    .connection_store(store.clone())
                     .allow_host("https://*:*".parse()?)
                     .allow_host("http://*:*".parse()?);
                 for n in networks {

@@ -174,3 +174,66 @@ async fn connections_cli_set_list_test_delete() {
     let (ok, out) = cli(&dir, &["delete", "crm", "--tenant", "acme"]).await;
     assert!(!ok && out.contains("no connection `crm`"), "{out}");
 }
+
+/// A token server rotating refresh tokens: `rt-N` in, `rt-N+1` out (or 400 for `rt-bad`).
+async fn rotating_token_server() -> TestServer {
+    TestServer::start(|r| {
+        let form = courier_tests::form_pairs(&r.body);
+        let sent = form.iter().find(|(k, _)| k == "refresh_token").map(|(_, v)| v.clone()).unwrap_or_default();
+        match sent.strip_prefix("rt-").and_then(|n| n.parse::<u32>().ok()) {
+            Some(n) => courier_tests::Reply::json(
+                200,
+                json!({"access_token": format!("at-{n}"), "expires_in": 3600, "refresh_token": format!("rt-{}", n + 1)}),
+            ),
+            None => courier_tests::Reply::json(400, json!({"error": "invalid_grant"})),
+        }
+    })
+    .await
+}
+
+fn refresh_file(api: &TestServer, tokens: &TestServer, refresh_token: &str) -> String {
+    format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'oauth2-refresh-token'\ntoken_url = '{}'\nclient_auth = 'body'\n\
+         [secrets]\nclient_id = 'app'\nrefresh_token = '{refresh_token}'",
+        api.url(""),
+        tokens.url("/token")
+    )
+}
+
+async fn stored_step(host: &courier_host::Host, store: &ConnectionStore, id: &str) -> courier_host::StepResult {
+    let (plugin, config) = store.get("acme", id).unwrap();
+    host.run_step(StepRequest { tenant: "acme".into(), plugin, call: "request".into(), input: json!({"url": "/me"}), connections: vec![config] })
+        .await
+}
+
+#[tokio::test]
+async fn rotated_refresh_tokens_and_refusals_are_persisted() {
+    let dir = data_dir("rotation");
+    let (tokens, api) = (rotating_token_server().await, TestServer::echo().await);
+    let store = std::sync::Arc::new(ConnectionStore::open(&dir, MasterKey::generate().unwrap()).unwrap());
+    store.put("acme", "crm", "http-request", &refresh_file(&api, &tokens, "rt-1")).unwrap();
+    store.put("acme", "old", "http-request", &refresh_file(&api, &tokens, "rt-bad")).unwrap();
+
+    let host = host_with(host_builder().connection_store(store.clone()), &["http-request"]).await;
+    for _ in 0..2 {
+        let r = stored_step(&host, &store, "crm").await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        assert_no_leak(&r, &["rt-1", "rt-2", "at-1"]);
+    }
+    assert_eq!(tokens.received().len(), 1, "the rotated connection keeps its cached access token");
+
+    // A new host (nothing cached) uses the rotated refresh token from the store.
+    let host = host_with(host_builder().connection_store(store.clone()), &["http-request"]).await;
+    let r = stored_step(&host, &store, "crm").await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let second = courier_tests::form_pairs(&tokens.received()[1].body);
+    assert!(second.contains(&("refresh_token".into(), "rt-2".into())), "{second:?}");
+    let file = std::fs::read(dir.join("connections.sqlite")).unwrap();
+    assert!(!file.windows(4).any(|w| w == b"rt-3"), "the rotated token is sealed too");
+
+    let r = stored_step(&host, &store, "old").await;
+    assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("credential"), "{r:?}");
+    let listed = store.list(Some("acme")).unwrap();
+    let flags: Vec<(&str, bool)> = listed.iter().map(|c| (c.id.as_str(), c.needs_reauthorization)).collect();
+    assert_eq!(flags, vec![("crm", false), ("old", true)]);
+}

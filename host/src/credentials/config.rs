@@ -197,6 +197,9 @@ pub struct ConnectionConfig {
     /// The secrets.
     #[serde(default)]
     pub secrets: Secrets,
+    /// Loaded from the connection store, which keeps rotated refresh tokens.
+    #[serde(skip)]
+    pub(crate) from_store: bool,
 }
 
 /// A connection configuration is invalid for the plugin it is bound to.

@@ -84,7 +84,8 @@ impl BoundConnection {
                     _ => oauth2_grant(kind, &spec.auth, &config).map_err(fail)?,
                 };
                 let id = config.id.as_deref().unwrap_or(&spec.name);
-                let cell = tokens.cell(tenant, id, config_fingerprint(&spec.auth, &config), config.secrets.refresh_token.clone());
+                let fp = config_fingerprint(&spec.auth, &config);
+                let cell = tokens.cell(tenant, id, fp, config.secrets.refresh_token.clone(), config.from_store);
                 scrub.extend(config.secrets_set().into_iter().filter(|k| *k != "username").filter_map(|k| config.secrets.get(k).cloned()));
                 Credential::Token(TokenSource { grant, endpoint, cell })
             }
@@ -240,11 +241,12 @@ fn static_credential(
 }
 
 /// Identifies everything a token depends on: the declared scheme, the
-/// connection file's settings and its secrets. A changed file starts a new cache.
+/// connection file's settings and its secrets, except the refresh token,
+/// which the token cell tracks through rotations.
 fn config_fingerprint(declared: &AuthScheme, config: &ConnectionConfig) -> [u8; 32] {
     let settings = format!("{declared:?}\n{config:?}");
     let mut parts = vec![settings.as_str()];
-    for key in config.secrets_set() {
+    for key in config.secrets_set().into_iter().filter(|k| *k != "refresh_token") {
         parts.extend([key, config.secrets.get(key).map(Secret::expose).unwrap_or("")]);
     }
     fingerprint(parts)

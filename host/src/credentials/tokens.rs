@@ -20,6 +20,7 @@ use super::Secret;
 use super::jwt::JwtSigner;
 use crate::bindings::types::SendError;
 use crate::manifest::ClientAuth;
+use crate::store::ConnectionStore;
 use crate::outbound::{Sender, StepOutbound};
 
 /// A token is renewed this long before the expiry its issuer announced.
@@ -63,7 +64,15 @@ pub(crate) struct TokenSource {
 /// Cached token state of one connection of one tenant, shared by all steps.
 #[derive(Debug)]
 pub(crate) struct TokenCell {
+    tenant: String,
+    id: String,
+    /// Settings and secrets, the refresh token excepted.
     fingerprint: [u8; 32],
+    /// Hashes of the refresh tokens this cell has held (configured and rotated):
+    /// a connection loaded with one of them is the same connection.
+    refresh_tokens_seen: Mutex<Vec<[u8; 32]>>,
+    /// Where rotated refresh tokens and refusals are persisted, for stored connections.
+    store: Option<Arc<ConnectionStore>>,
     /// Token requests started so far (read without the lock to detect that a
     /// request finished while a caller waited).
     attempts: AtomicU64,
@@ -88,6 +97,26 @@ struct AccessToken {
 }
 
 impl TokenCell {
+    /// Keeps a rotated refresh token: in the cell's memory, and in the store
+    /// (one transaction) for a stored connection.
+    fn persist_refresh_token(&self, rotated: &Secret) {
+        self.refresh_tokens_seen.lock().expect("poisoned").push(token_hash(rotated));
+        if let Some(store) = &self.store
+            && let Err(e) = store.replace_secret(&self.tenant, &self.id, "refresh_token", rotated)
+        {
+            tracing::warn!(tenant = %self.tenant, connection = %self.id, "cannot persist the rotated refresh token: {e}");
+        }
+    }
+
+    fn mark_needs_reauthorization(&self) {
+        self.needs_reauthorization.store(true, Ordering::SeqCst);
+        if let Some(store) = &self.store
+            && let Err(e) = store.set_needs_reauthorization(&self.tenant, &self.id, true)
+        {
+            tracing::warn!(tenant = %self.tenant, connection = %self.id, "cannot record that re-authorization is needed: {e}");
+        }
+    }
+
     /// Whether a token request was refused and the connection needs new
     /// secrets from the operator.
     pub(crate) fn needs_reauthorization(&self) -> bool {
@@ -102,18 +131,42 @@ type CellKey = (String, String);
 #[derive(Default)]
 pub(crate) struct TokenManager {
     cells: Mutex<HashMap<CellKey, Arc<TokenCell>>>,
+    store: Option<Arc<ConnectionStore>>,
 }
 
 impl TokenManager {
+    /// A token manager that persists rotated refresh tokens and refusals of
+    /// stored connections in `store`.
+    pub(crate) fn new(store: Option<Arc<ConnectionStore>>) -> Self {
+        Self { cells: Mutex::default(), store }
+    }
+
     /// The cache entry of this tenant's connection. A connection whose
-    /// settings or secrets changed (another fingerprint) starts afresh.
-    pub(crate) fn cell(&self, tenant: &str, id: &str, fingerprint: [u8; 32], refresh_token: Option<Secret>) -> Arc<TokenCell> {
+    /// settings or secrets changed (another fingerprint, or a refresh token
+    /// the cell never held) starts afresh. `stored`: the connection came from
+    /// the store, where rotations and refusals are written back.
+    pub(crate) fn cell(
+        &self,
+        tenant: &str,
+        id: &str,
+        fingerprint: [u8; 32],
+        refresh_token: Option<Secret>,
+        stored: bool,
+    ) -> Arc<TokenCell> {
         let mut cells = self.cells.lock().expect("token cells poisoned");
         let key = (tenant.to_owned(), id.to_owned());
-        if let Some(cell) = cells.get(&key).filter(|c| c.fingerprint == fingerprint) {
+        let refresh_hash = refresh_token.as_ref().map(|t| token_hash(t));
+        if let Some(cell) = cells.get(&key).filter(|c| {
+            c.fingerprint == fingerprint
+                && refresh_hash.is_none_or(|h| c.refresh_tokens_seen.lock().expect("poisoned").contains(&h))
+        }) {
             return cell.clone();
         }
         let cell = Arc::new(TokenCell {
+            tenant: tenant.to_owned(),
+            id: id.to_owned(),
+            refresh_tokens_seen: Mutex::new(refresh_hash.into_iter().collect()),
+            store: self.store.clone().filter(|_| stored),
             fingerprint,
             attempts: AtomicU64::new(0),
             needs_reauthorization: AtomicBool::new(false),
@@ -129,6 +182,10 @@ impl TokenManager {
         let cells = self.cells.lock().expect("token cells poisoned");
         cells.get(&(tenant.to_owned(), id.to_owned())).map(|c| c.needs_reauthorization())
     }
+}
+
+fn token_hash(token: &Secret) -> [u8; 32] {
+    fingerprint([token.expose()])
 }
 
 /// A fingerprint of everything that identifies a connection's token source.
@@ -201,6 +258,7 @@ impl TokenSource {
             Ok(answer) => {
                 if let Some(rotated) = answer.refresh_token {
                     step.scrubber.learn(&rotated);
+                    cell.persist_refresh_token(&rotated);
                     state.refresh_token = Some(rotated);
                 }
                 step.scrubber.learn(&answer.access_token);
@@ -211,7 +269,7 @@ impl TokenSource {
             }
             Err((error, refused)) => {
                 if refused {
-                    cell.needs_reauthorization.store(true, Ordering::SeqCst);
+                    cell.mark_needs_reauthorization();
                 }
                 state.access = None;
                 state.last_failure = Some(error.clone());

@@ -86,13 +86,14 @@ impl Sender {
         network: NetworkPolicy,
         operator_hosts: Vec<AllowedHost>,
         limits: &Limits,
+        tokens: TokenManager,
     ) -> Self {
         let network = Arc::new(network);
         Self {
             client: build_client(resolver, network.clone(), limits.connect_timeout),
             network,
             operator_hosts,
-            tokens: TokenManager::default(),
+            tokens,
         }
     }
 

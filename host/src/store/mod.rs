@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 pub use crypto::{MASTER_KEY_ENV, MasterKey};
 use crypto::Sealed;
 
-use crate::credentials::ConnectionConfig;
+use crate::credentials::{ConnectionConfig, Secret};
 
 /// Errors of the connection store.
 #[derive(Debug, thiserror::Error)]
@@ -199,7 +199,9 @@ impl ConnectionStore {
         let mut value: serde_json::Value =
             serde_json::from_str(&settings).map_err(|e| StoreError::Database(format!("settings of `{id}`: {e}")))?;
         value.as_object_mut().expect("settings are an object").insert("secrets".into(), secrets);
-        let config = serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut config: ConnectionConfig =
+            serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        config.from_store = true;
         Ok((plugin, config))
     }
 
@@ -249,6 +251,30 @@ impl ConnectionStore {
             .expect("store poisoned")
             .execute("DELETE FROM connections WHERE tenant = ?1 AND id = ?2", params![tenant, id])?;
         Ok(n > 0)
+    }
+
+    /// Replaces one secret of a record (a rotated refresh token) in one
+    /// transaction, sealed under a fresh data key.
+    pub(crate) fn replace_secret(&self, tenant: &str, id: &str, key: &str, value: &Secret) -> Result<(), StoreError> {
+        let mut db = self.db.lock().expect("store poisoned");
+        let tx = db.transaction()?;
+        let sealed = tx.query_row(
+            "SELECT secrets, wrapped_key FROM connections WHERE tenant = ?1 AND id = ?2",
+            params![tenant, id],
+            |r| Ok(Sealed { secrets: r.get(0)?, wrapped_key: r.get(1)? }),
+        )?;
+        let plaintext = crypto::open(&self.master, tenant, id, &sealed)?;
+        let mut secrets: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&plaintext).map_err(|_| StoreError::Undecryptable { tenant: tenant.into(), id: id.into() })?;
+        secrets.insert(key.into(), serde_json::Value::String(value.expose().into()));
+        let plaintext = Zeroizing::new(serde_json::to_vec(&secrets).expect("a JSON object serializes"));
+        let resealed = crypto::seal(&self.master, tenant, id, &plaintext)?;
+        tx.execute(
+            "UPDATE connections SET secrets = ?3, wrapped_key = ?4, master_key_id = ?5, updated_at = ?6 WHERE tenant = ?1 AND id = ?2",
+            params![tenant, id, resealed.secrets, resealed.wrapped_key, self.master.id(), now()],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records whether the connection needs re-authorization.
