@@ -38,7 +38,7 @@ pub(crate) enum Credential {
     /// Fixed secrets put in place (bearer, basic, api-key, custom).
     Static(Vec<Placement>),
     /// An access token the host obtains, sent as a bearer token.
-    Token(TokenSource),
+    Token(Box<TokenSource>),
 }
 
 /// A connection ready for requests: base URL, the origins that may receive its
@@ -87,7 +87,7 @@ impl BoundConnection {
                 let fp = config_fingerprint(&spec.auth, &config);
                 let cell = tokens.cell(tenant, id, fp, config.secrets.refresh_token.clone(), config.from_store);
                 scrub.extend(config.secrets_set().into_iter().filter(|k| *k != "username").filter_map(|k| config.secrets.get(k).cloned()));
-                Credential::Token(TokenSource { grant, endpoint, cell })
+                Credential::Token(Box::new(TokenSource { grant, endpoint, cell }))
             }
             _ => static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?,
         };
@@ -121,7 +121,7 @@ impl BoundConnection {
     /// Whether this URL's origin may receive the connection's credentials.
     pub(crate) fn may_authenticate(&self, url: &Url) -> bool {
         let origin = url.origin();
-        self.origins.iter().any(|o| *o == origin)
+        self.origins.contains(&origin)
     }
 
     /// The placements of one kind.
@@ -327,7 +327,7 @@ fn jwt_grant(declared: &AuthScheme, config: &ConnectionConfig) -> Result<(Grant,
             None
         }
     };
-    Ok((Grant::Jwt(signer), endpoint))
+    Ok((Grant::Jwt(Box::new(signer)), endpoint))
 }
 
 /// Lifetime of a host-signed JWT when neither the plugin nor the operator sets one.

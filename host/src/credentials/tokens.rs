@@ -37,7 +37,7 @@ pub(crate) enum Grant {
     Password { username: Secret, password: Secret },
     /// A JWT signed by the host: the token itself, or exchanged at the
     /// endpoint (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`).
-    Jwt(JwtSigner),
+    Jwt(Box<JwtSigner>),
 }
 
 /// A token endpoint and how the client authenticates there.
@@ -155,7 +155,7 @@ impl TokenManager {
     ) -> Arc<TokenCell> {
         let mut cells = self.cells.lock().expect("token cells poisoned");
         let key = (tenant.to_owned(), id.to_owned());
-        let refresh_hash = refresh_token.as_ref().map(|t| token_hash(t));
+        let refresh_hash = refresh_token.as_ref().map(token_hash);
         if let Some(cell) = cells.get(&key).filter(|c| {
             c.fingerprint == fingerprint
                 && refresh_hash.is_none_or(|h| c.refresh_tokens_seen.lock().expect("poisoned").contains(&h))

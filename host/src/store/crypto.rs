@@ -171,7 +171,7 @@ fn open_with(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Option<Zeroizing
     let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
     let mut buffer = Zeroizing::new(ciphertext.to_vec());
-    let plain_len = aead_key(key).open_in_place(nonce, Aad::from(aad), &mut *buffer).ok()?.len();
+    let plain_len = aead_key(key).open_in_place(nonce, Aad::from(aad), &mut buffer).ok()?.len();
     buffer.truncate(plain_len);
     Some(buffer)
 }
