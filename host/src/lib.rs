@@ -31,6 +31,7 @@ mod outbound;
 mod plugin;
 mod policy;
 mod step;
+mod store;
 mod tls;
 mod wasi;
 
@@ -52,9 +53,11 @@ pub use operator::PluginPolicy;
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use plugin::{LoadLimits, LoadReport};
 pub use policy::{AllowedHost, PatternError};
+pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
 pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
 
 use engine::{ComponentCache, EpochTicker};
+use credentials::TokenManager;
 use outbound::Sender;
 use plugin::Plugin;
 use operator::OperatorPolicy;
@@ -91,9 +94,17 @@ pub struct HostBuilder {
     plugin_policies: HashMap<String, PluginPolicy>,
     tenant_hosts: HashMap<String, Vec<AllowedHost>>,
     resolver: Arc<dyn Resolve>,
+    store: Option<Arc<ConnectionStore>>,
 }
 
 impl HostBuilder {
+    /// Writes rotated refresh tokens and refusals of connections loaded from
+    /// this store back to it.
+    pub fn connection_store(mut self, store: Arc<ConnectionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Sets the per-step limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -156,7 +167,12 @@ impl HostBuilder {
     pub fn build(self) -> Result<Host, HostError> {
         let engine = engine::build_engine(&self.limits, self.concurrency.max_steps).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let linker = plugin::linker(&engine).map_err(|e| HostError::Engine(format!("{e:#}")))?;
-        let sender = Sender::new(self.resolver, NetworkPolicy::allowing(self.allowed_networks), &self.limits);
+        let sender = Sender::new(
+            self.resolver,
+            NetworkPolicy::allowing(self.allowed_networks),
+            &self.limits,
+            TokenManager::new(self.store),
+        );
         let policy = OperatorPolicy::new(self.allowed_hosts, self.limits, self.plugin_policies, self.tenant_hosts)
             .map_err(HostError::Config)?;
         let ticker = EpochTicker::start(&engine);
@@ -207,6 +223,7 @@ impl Host {
             plugin_policies: HashMap::new(),
             tenant_hosts: HashMap::new(),
             resolver: Arc::new(SystemResolver),
+            store: None,
         }
     }
 

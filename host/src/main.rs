@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use courier_host::{AllowedHost, ConnectionConfig, Host, HostBuilder, IpNet, Limits, StepRequest};
+use courier_host::{
+    AllowedHost, ConnectionConfig, ConnectionStore, Host, HostBuilder, IpNet, Limits, MASTER_KEY_ENV, MasterKey, StepRequest,
+};
 
 /// Courier: a WebAssembly plugin host for API request steps.
 #[derive(Parser)]
@@ -62,6 +64,15 @@ enum Command {
         /// A plugin component file, or a plugin name in the plugin directory.
         plugin: String,
     },
+    /// Manages stored connections: secrets are encrypted at rest and write-only.
+    Connections {
+        /// The data directory holding the store and the master key file
+        /// [default: $COURIER_DATA_DIR, else $XDG_DATA_HOME/courier, else ~/.local/share/courier].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
     /// Builds a Rust plugin crate (or a workspace of them) into components.
     Build {
         /// The crate or workspace directory.
@@ -71,6 +82,58 @@ enum Command {
         #[arg(long, default_value = "target/plugins")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum ConnectionsCommand {
+    /// Stores (or replaces) a connection from a connection file.
+    Set {
+        /// The connection id within the tenant.
+        id: String,
+        /// The connection file (TOML).
+        file: PathBuf,
+        /// The plugin (name) whose declared connection it binds.
+        #[arg(long)]
+        plugin: String,
+        /// The tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Lists stored connections as JSON: metadata and secret names, never values.
+    List {
+        /// Only this tenant's connections.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Deletes a stored connection.
+    Delete {
+        /// The connection id.
+        id: String,
+        /// The tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+    },
+    /// Runs the plugin's verification call (or `--call`) with a stored
+    /// connection and prints the step result; records whether it needs re-authorization.
+    Test {
+        /// The connection id.
+        id: String,
+        /// The tenant.
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// The call to run instead of the declared verification call.
+        #[arg(long)]
+        call: Option<String>,
+        /// The call's input, as JSON.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// Allows a special-purpose network by CIDR (e.g. 127.0.0.1/32).
+        #[arg(long = "allow-network", value_name = "CIDR")]
+        networks: Vec<IpNet>,
+    },
+    /// Re-wraps every stored data key under a new master key (key file only),
+    /// in one transaction; the old key file is replaced afterwards.
+    RotateMasterKey,
 }
 
 fn main() -> ExitCode {
@@ -105,6 +168,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{} -> {} ({} bytes)", p.name, p.component.display(), p.size);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Connections { data_dir, command } => {
+            let data_dir = data_dir.or_else(default_data_dir).context("no data directory: pass --data-dir")?;
+            connections(&runtime, &data_dir, command, cache_dir, &plugin_dir)
         }
         Command::Inspect { plugin } => runtime.block_on(async {
             let host = with_cache(Host::builder(), cache_dir).build()?;
@@ -150,6 +217,90 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `courier connections …`.
+fn connections(
+    runtime: &tokio::runtime::Runtime,
+    data_dir: &Path,
+    command: ConnectionsCommand,
+    cache_dir: Option<PathBuf>,
+    plugin_dir: &Path,
+) -> anyhow::Result<ExitCode> {
+    let open = || ConnectionStore::open_in(data_dir);
+    match command {
+        ConnectionsCommand::RotateMasterKey => {
+            if std::env::var_os(MASTER_KEY_ENV).is_some() {
+                bail!("the master key comes from ${MASTER_KEY_ENV}: rotation replaces the key file only");
+            }
+            let mut store = open()?;
+            let new = MasterKey::generate()?;
+            let pending = data_dir.join("master.key.new");
+            new.write_new_file(&pending)?;
+            let id = new.id();
+            let n = store.rotate_master_key(new)?;
+            std::fs::rename(&pending, ConnectionStore::key_file(data_dir))
+                .with_context(|| format!("the records now use the key in {}", pending.display()))?;
+            println!("{n} connections re-wrapped under master key {id}");
+        }
+        ConnectionsCommand::Set { id, file, plugin, tenant } => {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?,
+            );
+            open()?.put(&tenant, &id, &plugin, &text)?;
+            println!("stored connection `{id}` for tenant `{tenant}`");
+        }
+        ConnectionsCommand::List { tenant } => {
+            println!("{}", serde_json::to_string_pretty(&open()?.list(tenant.as_deref())?)?);
+        }
+        ConnectionsCommand::Delete { id, tenant } => {
+            if !open()?.delete(&tenant, &id)? {
+                bail!("no connection `{id}` for tenant `{tenant}`");
+            }
+            println!("deleted connection `{id}` of tenant `{tenant}`");
+        }
+        ConnectionsCommand::Test { id, tenant, call, input, networks } => {
+            let input: serde_json::Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
+            let store = std::sync::Arc::new(open()?);
+            let (plugin, config) = store.get(&tenant, &id)?;
+            return runtime.block_on(async {
+                let mut builder = with_cache(Host::builder(), cache_dir)
+                    .connection_store(store.clone())
+                    .allow_host("https://*:*".parse()?)
+                    .allow_host("http://*:*".parse()?);
+                for n in networks {
+                    builder = builder.allow_network(n);
+                }
+                let host = builder.build()?;
+                let report = host.load_plugin_file(&plugin_path(plugin_dir, &plugin)).await?;
+                let manifest = host.manifest(&report.name).context("the plugin disappeared")?;
+                let call = match call {
+                    Some(c) => c,
+                    None => manifest
+                        .connection(&config.connection)
+                        .and_then(|c| c.verify_call.clone())
+                        .with_context(|| format!("`{plugin}` declares no verification call for `{}`: pass --call", config.connection))?,
+                };
+                let request = StepRequest { tenant: tenant.clone(), plugin: report.name, call, input, connections: vec![config] };
+                let result = host.run_step(request).await;
+                let needs = host.needs_reauthorization(&tenant, &id).unwrap_or(false);
+                store.set_needs_reauthorization(&tenant, &id, needs)?;
+                println!("{}", serde_json::to_string_pretty(&result)?);
+                Ok(if result.outcome == courier_host::Outcome::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_data_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("COURIER_DATA_DIR") {
+        return Some(d.into());
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))?;
+    Some(base.join("courier"))
 }
 
 fn with_cache(builder: HostBuilder, dir: Option<PathBuf>) -> HostBuilder {

@@ -194,3 +194,18 @@ async fn settings_foreign_to_the_scheme_are_refused() {
         assert!(e.message.contains(named), "{} should name {named}", e.message);
     }
 }
+
+#[tokio::test]
+async fn a_plugin_cannot_set_host_owned_or_credential_names() {
+    let server = TestServer::echo().await;
+    let host = host_with(host_builder(), &["http-request", "misbehave"]).await;
+    let conn = custom(&server.url(""), "query = 'sig'");
+    for headers in [json!({"Cookie": "a=b"}), json!({"Proxy-Authorization": "Basic eA=="}), json!({"authorization": "x"})] {
+        let input = json!({"url": server.url("/"), "headers": headers});
+        let r = step(&host, "misbehave", "send", input, &[]).await;
+        assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("invalid-request"), "{headers}: {r:?}");
+    }
+    let r = step(&host, "http-request", "request", json!({"url": "/", "params": {"sig": "mine"}}), &[&conn]).await;
+    assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("invalid-request"), "{r:?}");
+    assert_eq!(server.connections(), 0);
+}

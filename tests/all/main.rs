@@ -6,12 +6,14 @@ mod bodies;
 mod cache;
 mod cli;
 mod http_request;
+mod jwt;
 mod limits;
 mod oauth;
 mod policy;
 mod responses;
 mod sandbox;
 mod secrets;
+mod store;
 mod timeouts;
 
 use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};

@@ -63,7 +63,7 @@ impl AuthKind {
             Self::Oauth2ClientCredentials | Self::Oauth2RefreshToken | Self::Oauth2Password => {
                 &["token_url", "scopes", "audience", "client_auth"]
             }
-            Self::Jwt => &["algorithm", "claims", "lifetime_secs", "token_url", "scopes", "audience", "client_auth"],
+            Self::Jwt => &["algorithm", "claims", "lifetime_secs", "token_url", "scopes"],
         }
     }
 
@@ -78,7 +78,7 @@ impl AuthKind {
             Self::Oauth2ClientCredentials => &["client_id", "client_secret"],
             Self::Oauth2RefreshToken => &["client_id", "client_secret", "refresh_token"],
             Self::Oauth2Password => &["client_id", "client_secret", "username", "password"],
-            Self::Jwt => &["private_key", "hmac_key", "client_id", "client_secret"],
+            Self::Jwt => &["private_key", "hmac_key"],
         }
     }
 }
@@ -197,6 +197,9 @@ pub struct ConnectionConfig {
     /// The secrets.
     #[serde(default)]
     pub secrets: Secrets,
+    /// Loaded from the connection store, which keeps rotated refresh tokens.
+    #[serde(skip)]
+    pub(crate) from_store: bool,
 }
 
 /// A connection configuration is invalid for the plugin it is bound to.
@@ -213,6 +216,11 @@ impl ConnectionConfig {
         let fail = |message: String| ConnectionError { connection: path.display().to_string(), message };
         let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         toml::from_str(&text).map_err(|e| fail(format!("invalid connection file: {e}")))
+    }
+
+    /// Reads a connection from a parsed TOML table.
+    pub(crate) fn deserialize_table(table: toml::Table) -> Result<Self, String> {
+        table.try_into().map_err(|e: toml::de::Error| e.to_string())
     }
 
     /// The names of the top-level settings that are set.

@@ -6,7 +6,8 @@ use base64::engine::general_purpose::STANDARD;
 use url::Url;
 use zeroize::Zeroizing;
 
-use super::tokens::{Grant, TokenCell, TokenManager, TokenSource, fingerprint};
+use super::jwt::JwtSigner;
+use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, fingerprint};
 use super::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secrets};
 use crate::manifest::{
     AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget, SecretPlacement,
@@ -37,7 +38,7 @@ pub(crate) enum Credential {
     /// Fixed secrets put in place (bearer, basic, api-key, custom).
     Static(Vec<Placement>),
     /// An access token the host obtains, sent as a bearer token.
-    Token(TokenSource),
+    Token(Box<TokenSource>),
 }
 
 /// A connection ready for requests: base URL, the origins that may receive its
@@ -77,10 +78,16 @@ impl BoundConnection {
         check_keys(kind, &config).map_err(fail)?;
         let mut scrub = Vec::new();
         let credential = match kind {
-            AuthKind::Oauth2ClientCredentials | AuthKind::Oauth2RefreshToken | AuthKind::Oauth2Password => {
+            AuthKind::Oauth2ClientCredentials | AuthKind::Oauth2RefreshToken | AuthKind::Oauth2Password | AuthKind::Jwt => {
+                let (grant, endpoint) = match kind {
+                    AuthKind::Jwt => jwt_grant(&spec.auth, &config).map_err(fail)?,
+                    _ => oauth2_grant(kind, &spec.auth, &config).map_err(fail)?,
+                };
                 let id = config.id.as_deref().unwrap_or(&spec.name);
-                let cell = |fp, refresh: Option<Secret>| tokens.cell(tenant, id, fp, refresh);
-                Credential::Token(oauth2_source(kind, &spec.auth, &config, cell, &mut scrub).map_err(fail)?)
+                let fp = config_fingerprint(&spec.auth, &config);
+                let cell = tokens.cell(tenant, id, fp, config.secrets.refresh_token.clone(), config.from_store);
+                scrub.extend(config.secrets_set().into_iter().filter(|k| *k != "username").filter_map(|k| config.secrets.get(k).cloned()));
+                Credential::Token(Box::new(TokenSource { grant, endpoint, cell }))
             }
             _ => static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?,
         };
@@ -114,7 +121,7 @@ impl BoundConnection {
     /// Whether this URL's origin may receive the connection's credentials.
     pub(crate) fn may_authenticate(&self, url: &Url) -> bool {
         let origin = url.origin();
-        self.origins.iter().any(|o| *o == origin)
+        self.origins.contains(&origin)
     }
 
     /// The placements of one kind.
@@ -233,16 +240,21 @@ fn static_credential(
     Ok(Credential::Static(placements))
 }
 
-/// The OAuth 2 token source: the plugin's settings, each overridden by the
-/// operator's, and the client's secrets. `cell` gives the shared token cache
-/// for a fingerprint of all of it (and the configured refresh token).
-fn oauth2_source(
-    kind: AuthKind,
-    declared: &AuthScheme,
-    config: &ConnectionConfig,
-    cell: impl FnOnce([u8; 32], Option<Secret>) -> std::sync::Arc<TokenCell>,
-    scrub: &mut Vec<Secret>,
-) -> Result<TokenSource, String> {
+/// Identifies everything a token depends on: the declared scheme, the
+/// connection file's settings and its secrets, except the refresh token,
+/// which the token cell tracks through rotations.
+fn config_fingerprint(declared: &AuthScheme, config: &ConnectionConfig) -> [u8; 32] {
+    let settings = format!("{declared:?}\n{config:?}");
+    let mut parts = vec![settings.as_str()];
+    for key in config.secrets_set().into_iter().filter(|k| *k != "refresh_token") {
+        parts.extend([key, config.secrets.get(key).map(Secret::expose).unwrap_or("")]);
+    }
+    fingerprint(parts)
+}
+
+/// The OAuth 2 grant and token endpoint: the plugin's settings, each
+/// overridden by the operator's, and the client's secrets.
+fn oauth2_grant(kind: AuthKind, declared: &AuthScheme, config: &ConnectionConfig) -> Result<(Grant, Option<Endpoint>), String> {
     let plugin = match declared {
         AuthScheme::Oauth2ClientCredentials(s) | AuthScheme::Oauth2RefreshToken(s) | AuthScheme::Oauth2Password(s) => {
             s.clone()
@@ -251,51 +263,75 @@ fn oauth2_source(
     };
     let secrets = &config.secrets;
     let token_url = config.token_url.clone().or(plugin.token_url).ok_or("OAuth 2 needs a `token_url`")?;
-    let token_url = parse_token_url(&token_url)?;
-    let scopes = config.scopes.clone().unwrap_or(plugin.scopes);
-    let audience = config.audience.clone().or(plugin.audience);
     let client_auth = config.client_auth.unwrap_or(plugin.client_auth);
-    let client_id = need(secrets, "client_id")?;
     let client_secret = secrets.client_secret.clone();
-    let refresh_token = match kind {
-        AuthKind::Oauth2RefreshToken => Some(need(secrets, "refresh_token")?),
-        _ => None,
+    if client_secret.is_none() && config.client_auth == Some(ClientAuth::Basic) {
+        return Err("`client_auth = \"basic\"` needs the secret `client_secret`".into());
+    }
+    let endpoint = Endpoint {
+        token_url: parse_token_url(&token_url)?,
+        scopes: config.scopes.clone().unwrap_or(plugin.scopes),
+        audience: config.audience.clone().or(plugin.audience),
+        client_auth,
+        client_id: Some(need(secrets, "client_id")?),
+        client_secret,
     };
     let grant = match kind {
         AuthKind::Oauth2ClientCredentials => Grant::ClientCredentials,
-        AuthKind::Oauth2RefreshToken => Grant::RefreshToken,
+        AuthKind::Oauth2RefreshToken => {
+            need(secrets, "refresh_token")?;
+            Grant::RefreshToken
+        }
         _ => Grant::Password { username: need(secrets, "username")?, password: need(secrets, "password")? },
     };
-    let scope_text = scopes.join(" ");
-    let mut parts = vec![
-        kind.name(),
-        token_url.as_str(),
-        &scope_text,
-        audience.as_deref().unwrap_or(""),
-        match client_auth {
-            ClientAuth::Basic => "basic",
-            ClientAuth::Body => "body",
-        },
-    ];
-    for key in config.secrets_set() {
-        parts.extend([key, secrets.get(key).map(Secret::expose).unwrap_or("")]);
-    }
-    let fp = fingerprint(parts);
-    scrub.extend(config.secrets_set().into_iter().filter(|k| *k != "username").filter_map(|k| secrets.get(k).cloned()));
-    if client_secret.is_none() && client_auth == ClientAuth::Basic && config.client_auth.is_some() {
-        return Err("`client_auth = \"basic\"` needs the secret `client_secret`".into());
-    }
-    Ok(TokenSource {
-        cell: cell(fp, refresh_token),
-        grant,
-        token_url,
-        scopes,
-        audience,
-        client_auth,
-        client_id,
-        client_secret,
-    })
+    Ok((grant, Some(endpoint)))
 }
+
+/// The host-signed JWT: algorithm, claims and lifetime from the operator or
+/// the plugin; exchanged at `token_url` when there is one.
+fn jwt_grant(declared: &AuthScheme, config: &ConnectionConfig) -> Result<(Grant, Option<Endpoint>), String> {
+    let plugin = match declared {
+        AuthScheme::Jwt(j) => Some(j),
+        _ => None,
+    };
+    let algorithm = config.algorithm.or(plugin.map(|j| j.algorithm)).ok_or("jwt needs an `algorithm`")?;
+    let claims = match (&config.claims, plugin) {
+        (Some(table), _) => serde_json::to_value(table).map_err(|e| format!("`claims`: {e}"))?,
+        (None, Some(j)) => serde_json::from_str(&j.claims).map_err(|e| format!("the plugin's claims: {e}"))?,
+        (None, None) => serde_json::Value::Object(Default::default()),
+    };
+    let serde_json::Value::Object(claims) = claims else {
+        return Err("`claims` must be a table".into());
+    };
+    let lifetime = config.lifetime_secs.or(plugin.map(|j| j.lifetime_secs)).unwrap_or(DEFAULT_JWT_LIFETIME_SECS);
+    let signer = JwtSigner::new(
+        algorithm,
+        config.secrets.hmac_key.as_ref(),
+        config.secrets.private_key.as_ref(),
+        claims,
+        lifetime,
+    )?;
+    let endpoint = match config.token_url.clone().or(plugin.and_then(|j| j.token_url.clone())) {
+        Some(url) => Some(Endpoint {
+            token_url: parse_token_url(&url)?,
+            scopes: config.scopes.clone().unwrap_or_default(),
+            audience: None,
+            client_auth: ClientAuth::Body,
+            client_id: None,
+            client_secret: None,
+        }),
+        None => {
+            if config.scopes.is_some() {
+                return Err("`scopes` needs a `token_url` to exchange the JWT at".into());
+            }
+            None
+        }
+    };
+    Ok((Grant::Jwt(Box::new(signer)), endpoint))
+}
+
+/// Lifetime of a host-signed JWT when neither the plugin nor the operator sets one.
+const DEFAULT_JWT_LIFETIME_SECS: u32 = 3600;
 
 /// A token endpoint: absolute http(s), no user info or fragment.
 fn parse_token_url(s: &str) -> Result<Url, String> {

@@ -1,10 +1,19 @@
 //! Connections and their secrets: what the operator supplies, how the host
 //! injects it into requests, and how every form of a secret is scrubbed from
 //! what goes back to the plugin.
+//!
+//! - `config`: the connection file (TOML) and its validation;
+//! - `connection`: binding a file to the plugin's declared connection, per scheme;
+//! - `inject`: putting the credential into a request for one of its origins;
+//! - `tokens`: the token manager (OAuth 2 grants, JWT), shared across steps;
+//! - `jwt`: host-signed JWTs;
+//! - `scrub`: removing secrets, in every encoding, from what the plugin sees;
+//! - `secret`: the zeroized, redacted secret type.
 
 mod config;
 mod connection;
 mod inject;
+mod jwt;
 mod scrub;
 mod secret;
 mod tokens;

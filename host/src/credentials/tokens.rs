@@ -17,35 +17,46 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::Secret;
+use super::jwt::JwtSigner;
 use crate::bindings::types::SendError;
 use crate::manifest::ClientAuth;
+use crate::store::ConnectionStore;
 use crate::outbound::{Sender, StepOutbound};
 
 /// A token is renewed this long before the expiry its issuer announced.
 pub(crate) const EXPIRY_SKEW: Duration = Duration::from_secs(30);
 
-/// The OAuth 2 grant a connection uses to obtain access tokens.
+/// How a connection obtains its access tokens.
 #[derive(Debug)]
 pub(crate) enum Grant {
-    /// `grant_type=client_credentials`.
+    /// OAuth 2 `grant_type=client_credentials`.
     ClientCredentials,
-    /// `grant_type=refresh_token`; the provider may rotate the refresh token.
+    /// OAuth 2 `grant_type=refresh_token`; the provider may rotate the refresh token.
     RefreshToken,
-    /// `grant_type=password` with the resource owner's credentials.
+    /// OAuth 2 `grant_type=password` with the resource owner's credentials.
     Password { username: Secret, password: Secret },
+    /// A JWT signed by the host: the token itself, or exchanged at the
+    /// endpoint (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`).
+    Jwt(Box<JwtSigner>),
 }
 
-/// How a connection obtains its access tokens: the grant, the token endpoint
-/// and the client's credentials.
+/// A token endpoint and how the client authenticates there.
 #[derive(Debug)]
-pub(crate) struct TokenSource {
-    pub(super) grant: Grant,
+pub(crate) struct Endpoint {
     pub(super) token_url: Url,
     pub(super) scopes: Vec<String>,
     pub(super) audience: Option<String>,
     pub(super) client_auth: ClientAuth,
-    pub(super) client_id: Secret,
+    pub(super) client_id: Option<Secret>,
     pub(super) client_secret: Option<Secret>,
+}
+
+/// How a connection obtains its access tokens: the grant, the token endpoint
+/// (absent for a JWT sent as it is), and the shared token cache.
+#[derive(Debug)]
+pub(crate) struct TokenSource {
+    pub(super) grant: Grant,
+    pub(super) endpoint: Option<Endpoint>,
     /// The shared cache entry of this tenant's connection.
     pub(super) cell: Arc<TokenCell>,
 }
@@ -53,7 +64,15 @@ pub(crate) struct TokenSource {
 /// Cached token state of one connection of one tenant, shared by all steps.
 #[derive(Debug)]
 pub(crate) struct TokenCell {
+    tenant: String,
+    id: String,
+    /// Settings and secrets, the refresh token excepted.
     fingerprint: [u8; 32],
+    /// Hashes of the refresh tokens this cell has held (configured and rotated):
+    /// a connection loaded with one of them is the same connection.
+    refresh_tokens_seen: Mutex<Vec<[u8; 32]>>,
+    /// Where rotated refresh tokens and refusals are persisted, for stored connections.
+    store: Option<Arc<ConnectionStore>>,
     /// Token requests started so far (read without the lock to detect that a
     /// request finished while a caller waited).
     attempts: AtomicU64,
@@ -78,6 +97,26 @@ struct AccessToken {
 }
 
 impl TokenCell {
+    /// Keeps a rotated refresh token: in the cell's memory, and in the store
+    /// (one transaction) for a stored connection.
+    fn persist_refresh_token(&self, rotated: &Secret) {
+        self.refresh_tokens_seen.lock().expect("poisoned").push(token_hash(rotated));
+        if let Some(store) = &self.store
+            && let Err(e) = store.replace_secret(&self.tenant, &self.id, "refresh_token", rotated)
+        {
+            tracing::warn!(tenant = %self.tenant, connection = %self.id, "cannot persist the rotated refresh token: {e}");
+        }
+    }
+
+    fn mark_needs_reauthorization(&self) {
+        self.needs_reauthorization.store(true, Ordering::SeqCst);
+        if let Some(store) = &self.store
+            && let Err(e) = store.set_needs_reauthorization(&self.tenant, &self.id, true)
+        {
+            tracing::warn!(tenant = %self.tenant, connection = %self.id, "cannot record that re-authorization is needed: {e}");
+        }
+    }
+
     /// Whether a token request was refused and the connection needs new
     /// secrets from the operator.
     pub(crate) fn needs_reauthorization(&self) -> bool {
@@ -92,18 +131,42 @@ type CellKey = (String, String);
 #[derive(Default)]
 pub(crate) struct TokenManager {
     cells: Mutex<HashMap<CellKey, Arc<TokenCell>>>,
+    store: Option<Arc<ConnectionStore>>,
 }
 
 impl TokenManager {
+    /// A token manager that persists rotated refresh tokens and refusals of
+    /// stored connections in `store`.
+    pub(crate) fn new(store: Option<Arc<ConnectionStore>>) -> Self {
+        Self { cells: Mutex::default(), store }
+    }
+
     /// The cache entry of this tenant's connection. A connection whose
-    /// settings or secrets changed (another fingerprint) starts afresh.
-    pub(crate) fn cell(&self, tenant: &str, id: &str, fingerprint: [u8; 32], refresh_token: Option<Secret>) -> Arc<TokenCell> {
+    /// settings or secrets changed (another fingerprint, or a refresh token
+    /// the cell never held) starts afresh. `stored`: the connection came from
+    /// the store, where rotations and refusals are written back.
+    pub(crate) fn cell(
+        &self,
+        tenant: &str,
+        id: &str,
+        fingerprint: [u8; 32],
+        refresh_token: Option<Secret>,
+        stored: bool,
+    ) -> Arc<TokenCell> {
         let mut cells = self.cells.lock().expect("token cells poisoned");
         let key = (tenant.to_owned(), id.to_owned());
-        if let Some(cell) = cells.get(&key).filter(|c| c.fingerprint == fingerprint) {
+        let refresh_hash = refresh_token.as_ref().map(token_hash);
+        if let Some(cell) = cells.get(&key).filter(|c| {
+            c.fingerprint == fingerprint
+                && refresh_hash.is_none_or(|h| c.refresh_tokens_seen.lock().expect("poisoned").contains(&h))
+        }) {
             return cell.clone();
         }
         let cell = Arc::new(TokenCell {
+            tenant: tenant.to_owned(),
+            id: id.to_owned(),
+            refresh_tokens_seen: Mutex::new(refresh_hash.into_iter().collect()),
+            store: self.store.clone().filter(|_| stored),
             fingerprint,
             attempts: AtomicU64::new(0),
             needs_reauthorization: AtomicBool::new(false),
@@ -119,6 +182,10 @@ impl TokenManager {
         let cells = self.cells.lock().expect("token cells poisoned");
         cells.get(&(tenant.to_owned(), id.to_owned())).map(|c| c.needs_reauthorization())
     }
+}
+
+fn token_hash(token: &Secret) -> [u8; 32] {
+    fingerprint([token.expose()])
 }
 
 /// A fingerprint of everything that identifies a connection's token source.
@@ -174,10 +241,24 @@ impl TokenSource {
             return Err(failure.clone());
         }
         cell.attempts.fetch_add(1, Ordering::SeqCst);
-        match self.request(connection, state.refresh_token.as_ref(), sender, step).await {
+        let obtained = match (&self.grant, &self.endpoint) {
+            (Grant::Jwt(signer), None) => signer
+                .sign()
+                .map(|(token, exp)| TokenResponse {
+                    access_token: token,
+                    token_type: None,
+                    expires_in: Some(exp.duration_since(std::time::SystemTime::now()).unwrap_or_default().as_secs()),
+                    refresh_token: None,
+                })
+                .map_err(|m| (SendError::Credential(format!("connection `{connection}`: {m}")), false)),
+            (_, Some(endpoint)) => self.request(endpoint, connection, state.refresh_token.as_ref(), sender, step).await,
+            (_, None) => Err((SendError::Credential(format!("connection `{connection}` has no token endpoint")), false)),
+        };
+        match obtained {
             Ok(answer) => {
                 if let Some(rotated) = answer.refresh_token {
                     step.scrubber.learn(&rotated);
+                    cell.persist_refresh_token(&rotated);
                     state.refresh_token = Some(rotated);
                 }
                 step.scrubber.learn(&answer.access_token);
@@ -188,7 +269,7 @@ impl TokenSource {
             }
             Err((error, refused)) => {
                 if refused {
-                    cell.needs_reauthorization.store(true, Ordering::SeqCst);
+                    cell.mark_needs_reauthorization();
                 }
                 state.access = None;
                 state.last_failure = Some(error.clone());
@@ -210,15 +291,16 @@ impl TokenSource {
     /// whether the endpoint refused the client or grant (re-authorization needed).
     async fn request(
         &self,
+        endpoint: &Endpoint,
         connection: &str,
         refresh_token: Option<&Secret>,
         sender: &Sender,
         step: &StepOutbound<'_>,
     ) -> Result<TokenResponse, (SendError, bool)> {
         let fail = |m: String| SendError::Credential(format!("connection `{connection}`: {m}"));
-        let (headers, body) = self.token_form(refresh_token).ok_or_else(|| (fail("no refresh token".into()), true))?;
+        let (headers, body) = self.token_form(endpoint, refresh_token).map_err(|m| (fail(m), true))?;
         let response = sender
-            .request_token(step, &self.token_url, headers, body)
+            .request_token(step, &endpoint.token_url, headers, body)
             .await
             .map_err(|e| (fail(format!("token request failed: {}", crate::outbound::describe(&e))), false))?;
         if !(200..300).contains(&response.status) {
@@ -236,44 +318,50 @@ impl TokenSource {
         Ok(answer)
     }
 
-    /// The token request's form body and client authentication header;
-    /// `None` if the refresh token grant has no refresh token.
-    fn token_form(&self, refresh_token: Option<&Secret>) -> Option<(HeaderMap, Bytes)> {
+    /// The token request's client authentication header and form body.
+    fn token_form(&self, endpoint: &Endpoint, refresh_token: Option<&Secret>) -> Result<(HeaderMap, Bytes), String> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         match &self.grant {
             Grant::ClientCredentials => form.append_pair("grant_type", "client_credentials"),
             Grant::RefreshToken => {
-                form.append_pair("grant_type", "refresh_token").append_pair("refresh_token", refresh_token?.expose())
+                let token = refresh_token.ok_or("no refresh token")?;
+                form.append_pair("grant_type", "refresh_token").append_pair("refresh_token", token.expose())
+            }
+            Grant::Jwt(signer) => {
+                let (assertion, _) = signer.sign()?;
+                form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
+                    .append_pair("assertion", assertion.expose())
             }
             Grant::Password { username, password } => form
                 .append_pair("grant_type", "password")
                 .append_pair("username", username.expose())
                 .append_pair("password", password.expose()),
         };
-        if !self.scopes.is_empty() {
-            form.append_pair("scope", &self.scopes.join(" "));
+        if !endpoint.scopes.is_empty() {
+            form.append_pair("scope", &endpoint.scopes.join(" "));
         }
-        if let Some(audience) = &self.audience {
+        if let Some(audience) = &endpoint.audience {
             form.append_pair("audience", audience);
         }
         let mut headers = HeaderMap::new();
-        match (&self.client_secret, self.client_auth) {
-            (Some(secret), ClientAuth::Basic) => {
+        match (&endpoint.client_id, &endpoint.client_secret, endpoint.client_auth) {
+            (None, _, _) => {}
+            (Some(id), Some(secret), ClientAuth::Basic) => {
                 let enc = |s: &Secret| form_urlencoded::byte_serialize(s.expose().as_bytes()).collect::<String>();
-                let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(&self.client_id), enc(secret)));
+                let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(id), enc(secret)));
                 let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair.as_bytes())))
                     .expect("base64 is a valid header value");
                 value.set_sensitive(true);
                 headers.insert(header::AUTHORIZATION, value);
             }
-            (secret, _) => {
-                form.append_pair("client_id", self.client_id.expose());
+            (Some(id), secret, _) => {
+                form.append_pair("client_id", id.expose());
                 if let Some(secret) = secret {
                     form.append_pair("client_secret", secret.expose());
                 }
             }
         }
         let text = zeroize::Zeroizing::new(form.finish());
-        Some((headers, Bytes::copy_from_slice(text.as_bytes())))
+        Ok((headers, Bytes::copy_from_slice(text.as_bytes())))
     }
 }

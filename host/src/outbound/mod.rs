@@ -88,10 +88,11 @@ impl Sender {
         resolver: Arc<dyn Resolve>,
         network: NetworkPolicy,
         limits: &Limits,
+        tokens: TokenManager,
     ) -> Self {
         let network = Arc::new(network);
         let client = build_client(resolver, network.clone(), crate::tls::default_client_config(), limits);
-        Self { client, network, tokens: TokenManager::default() }
+        Self { client, network, tokens }
     }
 
     /// The access-token caches shared by every step.

@@ -1,0 +1,121 @@
+//! JWTs signed by the host (HS256, RS256, ES256) from a claims template.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use serde_json::{Map, Value};
+
+use super::Secret;
+use crate::manifest::JwtAlgorithm;
+
+/// The key a JWT is signed with.
+enum SigningKey {
+    Hmac(ring::hmac::Key),
+    Rsa(RsaKeyPair),
+    Ecdsa(EcdsaKeyPair),
+}
+
+/// Signs JWTs for one connection.
+pub(crate) struct JwtSigner {
+    algorithm: JwtAlgorithm,
+    key: SigningKey,
+    claims: Map<String, Value>,
+    lifetime: Duration,
+}
+
+impl std::fmt::Debug for JwtSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSigner").field("algorithm", &self.algorithm).field("key", &"[redacted]").finish()
+    }
+}
+
+impl JwtSigner {
+    /// A signer for `algorithm` with its key (`hmac_key` for HS256, a PKCS#8
+    /// PEM `private_key` for RS256/ES256), the claims template (a JSON
+    /// object) and the lifetime of each token.
+    pub(crate) fn new(
+        algorithm: JwtAlgorithm,
+        hmac_key: Option<&Secret>,
+        private_key: Option<&Secret>,
+        claims: Map<String, Value>,
+        lifetime_secs: u32,
+    ) -> Result<Self, String> {
+        let key = match (algorithm, hmac_key, private_key) {
+            (JwtAlgorithm::Hs256, Some(k), None) => {
+                SigningKey::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.expose().as_bytes()))
+            }
+            (JwtAlgorithm::Rs256, None, Some(pem)) => SigningKey::Rsa(
+                RsaKeyPair::from_pkcs8(&pkcs8_der(pem)?)
+                    .map_err(|e| format!("`private_key` is not an RSA PKCS#8 key: {e}"))?,
+            ),
+            (JwtAlgorithm::Es256, None, Some(pem)) => SigningKey::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8_der(pem)?, &SystemRandom::new())
+                    .map_err(|e| format!("`private_key` is not a P-256 PKCS#8 key: {e}"))?,
+            ),
+            (JwtAlgorithm::Hs256, _, _) => return Err("HS256 needs the secret `hmac_key` (and no `private_key`)".into()),
+            _ => return Err("RS256 and ES256 need the secret `private_key` (and no `hmac_key`)".into()),
+        };
+        if lifetime_secs == 0 {
+            return Err("`lifetime_secs` must be positive".into());
+        }
+        Ok(Self { algorithm, key, claims, lifetime: Duration::from_secs(lifetime_secs.into()) })
+    }
+
+    /// A freshly signed token and its expiry.
+    pub(crate) fn sign(&self) -> Result<(Secret, SystemTime), String> {
+        let now = SystemTime::now();
+        let exp = now + self.lifetime;
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut claims = Map::new();
+        for (name, value) in &self.claims {
+            let value = match value.as_str() {
+                Some("{now}") => Value::from(secs(now)),
+                Some("{exp}") => Value::from(secs(exp)),
+                _ => value.clone(),
+            };
+            claims.insert(name.clone(), value);
+        }
+        claims.entry("iat").or_insert_with(|| Value::from(secs(now)));
+        claims.entry("exp").or_insert_with(|| Value::from(secs(exp)));
+        let alg = match self.algorithm {
+            JwtAlgorithm::Hs256 => "HS256",
+            JwtAlgorithm::Rs256 => "RS256",
+            JwtAlgorithm::Es256 => "ES256",
+        };
+        let header = serde_json::json!({"alg": alg, "typ": "JWT"});
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(Value::Object(claims).to_string())
+        );
+        let signature = match &self.key {
+            SigningKey::Hmac(k) => ring::hmac::sign(k, signing_input.as_bytes()).as_ref().to_vec(),
+            SigningKey::Rsa(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut sig)
+                    .map_err(|_| "RSA signing failed".to_owned())?;
+                sig
+            }
+            SigningKey::Ecdsa(k) => k
+                .sign(&SystemRandom::new(), signing_input.as_bytes())
+                .map_err(|_| "ECDSA signing failed".to_owned())?
+                .as_ref()
+                .to_vec(),
+        };
+        Ok((Secret::new(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))), exp))
+    }
+}
+
+/// The DER bytes of a `-----BEGIN PRIVATE KEY-----` (PKCS#8) PEM block.
+fn pkcs8_der(pem: &Secret) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    let text = pem.expose().trim();
+    let body = text
+        .strip_prefix("-----BEGIN PRIVATE KEY-----")
+        .and_then(|rest| rest.strip_suffix("-----END PRIVATE KEY-----"))
+        .ok_or("`private_key` must be a PKCS#8 PEM block (`-----BEGIN PRIVATE KEY-----`)")?;
+    let b64: zeroize::Zeroizing<String> = body.chars().filter(|c| !c.is_whitespace()).collect::<String>().into();
+    STANDARD.decode(b64.as_bytes()).map(Into::into).map_err(|_| "`private_key` PEM is not valid base64".into())
+}
