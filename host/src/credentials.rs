@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use aho_corasick::AhoCorasick;
 use base64::Engine as _;
@@ -14,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::bindings::types::SendError;
 use crate::manifest::{AuthScheme, ConnectionSpec, KeyLocation};
+use crate::tls::{ConnectionTls, TlsSettings};
 
 /// A secret value: zeroized on drop, redacted in `Debug` and `Display`.
 #[derive(Clone)]
@@ -100,6 +102,9 @@ pub struct ConnectionConfig {
     /// The secrets.
     #[serde(default)]
     pub secrets: Secrets,
+    /// TLS settings for the connection's origins (see [`TlsSettings`]).
+    #[serde(default)]
+    pub tls: TlsSettings,
 }
 
 /// A connection configuration is invalid for the plugin it is bound to.
@@ -138,6 +143,8 @@ pub(crate) struct BoundConnection {
     pub(crate) credential: Credential,
     pub(crate) shared_headers: Vec<(String, String)>,
     pub(crate) shared_query: Vec<(String, String)>,
+    /// TLS material for the connection's origins, if the `[tls]` table names any.
+    pub(crate) tls: Option<Arc<ConnectionTls>>,
 }
 
 impl BoundConnection {
@@ -152,6 +159,7 @@ impl BoundConnection {
         for o in &spec.auth_origins {
             origins.push(Url::parse(o).map_err(|e| fail(format!("auth origin `{o}`: {e}")))?.origin());
         }
+        let tls = ConnectionTls::load(&config.tls).map_err(|e| fail(e.to_string()))?;
         let ConnectionConfig { auth, header, query, secrets, .. } = config;
         let kind = match (&spec.auth, auth) {
             (AuthScheme::OperatorDefined, Some(kind)) => kind,
@@ -200,6 +208,7 @@ impl BoundConnection {
             credential,
             shared_headers: spec.shared_headers.clone(),
             shared_query: spec.shared_query.clone(),
+            tls,
         })
     }
 

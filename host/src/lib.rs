@@ -46,6 +46,7 @@ pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use plugin::LoadReport;
 pub use policy::{AllowedHost, PatternError};
 pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
+pub use tls::TlsSettings;
 
 use engine::{ComponentCache, EpochTicker};
 use outbound::Sender;
@@ -76,6 +77,7 @@ pub struct HostBuilder {
     allowed_hosts: Vec<AllowedHost>,
     allowed_networks: Vec<IpNet>,
     resolver: Arc<dyn Resolve>,
+    allow_insecure_tls: bool,
 }
 
 impl HostBuilder {
@@ -105,6 +107,15 @@ impl HostBuilder {
         self
     }
 
+    /// Lets connection files turn TLS verification off (`verify_host` /
+    /// `verify_peer = false` in `[tls]`); without it such a request is
+    /// `denied`. Each relaxed request is marked `insecure` in the step result
+    /// and logged. Off by default.
+    pub fn allow_insecure_tls(mut self, allow: bool) -> Self {
+        self.allow_insecure_tls = allow;
+        self
+    }
+
     /// Replaces the system resolver.
     pub fn resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
         self.resolver = resolver;
@@ -120,6 +131,7 @@ impl HostBuilder {
             NetworkPolicy::allowing(self.allowed_networks),
             self.allowed_hosts,
             &self.limits,
+            self.allow_insecure_tls,
         );
         let ticker = EpochTicker::start(&engine);
         Ok(Host {
@@ -161,6 +173,7 @@ impl Host {
             allowed_hosts: vec![],
             allowed_networks: vec![],
             resolver: Arc::new(SystemResolver),
+            allow_insecure_tls: false,
         }
     }
 

@@ -10,6 +10,7 @@ mod responses;
 mod sandbox;
 mod secrets;
 mod timeouts;
+mod tls;
 
 use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
 
