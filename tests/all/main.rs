@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod http_request;
 mod policy;
+mod pool;
 mod responses;
 mod sandbox;
 mod secrets;

@@ -445,3 +445,63 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create the scratch directory");
     dir
 }
+
+/// What a [`stalling_server`] does with each connection it accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum Stall {
+    /// Holds the socket and says nothing (no TLS, no HTTP).
+    Silent,
+    /// Reads the request head, then says nothing.
+    AfterRequest,
+    /// Sends a response head announcing a body, then stalls.
+    InBody,
+}
+
+/// A server that stalls; its connections stay open while it runs.
+pub struct StallingServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    requests: Arc<tokio::sync::Semaphore>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallingServer {
+    /// Waits until the server has read one more request head.
+    pub async fn request_arrived(&self) {
+        self.requests.acquire().await.expect("the semaphore stays open").forget();
+    }
+}
+
+impl Drop for StallingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a server on 127.0.0.1 that stalls as `stall` says.
+pub async fn stalling_server(stall: Stall) -> StallingServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(tokio::sync::Semaphore::new(0));
+    let arrived = requests.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            if !matches!(stall, Stall::Silent) {
+                let mut buf = vec![0; 8192];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let Ok(n @ 1..) = stream.read(&mut buf).await else { break };
+                    head.extend_from_slice(&buf[..n]);
+                }
+                arrived.add_permits(1);
+            }
+            if matches!(stall, Stall::InBody) {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part").await;
+            }
+            held.push(stream);
+        }
+    });
+    StallingServer { addr, requests, task }
+}

@@ -21,6 +21,7 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use crate::limits::Limits;
@@ -171,6 +172,36 @@ pub(crate) struct Clients {
     by_identity: Mutex<HashMap<[u8; 32], HttpClient>>,
 }
 
+/// Caps the requests in flight to each origin, so the host never holds more
+/// than `max_connections_per_origin` connections to it.
+pub(crate) struct OriginSlots {
+    per_origin: usize,
+    wait: Duration,
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Origins tracked before idle entries are dropped.
+const MAX_TRACKED_ORIGINS: usize = 1024;
+
+impl OriginSlots {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        Self { per_origin: limits.max_connections_per_origin.max(1), wait: limits.connection_wait, slots: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes a slot for `origin`, waiting up to the connection wait; `None`
+    /// when the origin's slots stayed taken.
+    pub(crate) async fn acquire(&self, origin: &str) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if slots.len() >= MAX_TRACKED_ORIGINS {
+                slots.retain(|_, s| s.available_permits() < self.per_origin);
+            }
+            slots.entry(origin.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_origin))).clone()
+        };
+        tokio::time::timeout(self.wait, semaphore.acquire_owned()).await.ok()?.ok()
+    }
+}
+
 /// Distinct TLS identities kept; past it the map starts afresh (connections
 /// in use stay open, idle ones close with their client).
 const MAX_TLS_IDENTITIES: usize = 256;
@@ -216,7 +247,7 @@ fn build_client(
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(limits.max_connections_per_origin)
         .http1_max_headers(limits.max_response_headers)
         .http1_max_buf_size(head_bytes)
         .http2_max_header_list_size(u32::try_from(head_bytes).unwrap_or(u32::MAX))

@@ -24,7 +24,7 @@ use tokio::time::timeout_at;
 use url::Url;
 
 pub use client::{Resolve, SystemResolver};
-use client::{Clients, HttpClient, ResolveError, TlsHandshakeTimeout};
+use client::{Clients, HttpClient, OriginSlots, ResolveError, TlsHandshakeTimeout};
 
 use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::credentials::{BoundConnection, Scrubber};
@@ -35,6 +35,7 @@ use crate::policy::{AllowedHost, NetworkPolicy};
 /// The operator's egress settings shared by every step.
 pub(crate) struct Sender {
     clients: Clients,
+    slots: OriginSlots,
     allow_insecure_tls: bool,
     network: Arc<NetworkPolicy>,
     operator_hosts: Vec<AllowedHost>,
@@ -95,7 +96,7 @@ impl Sender {
     ) -> Self {
         let network = Arc::new(network);
         let clients = Clients::new(resolver, network.clone(), limits);
-        Self { clients, allow_insecure_tls, network, operator_hosts }
+        Self { clients, slots: OriginSlots::new(limits), allow_insecure_tls, network, operator_hosts }
     }
 
     /// Sends one plugin request (following redirects if asked). Returns the
@@ -241,6 +242,10 @@ impl Sender {
         headers: HeaderMap,
         limits: &Limits,
     ) -> Result<Response, SendError> {
+        let origin = origin_text(&url);
+        let _slot = self.slots.acquire(&origin).await.ok_or_else(|| {
+            SendError::Limit(format!("no free connection to {origin} within {:?}", limits.connection_wait))
+        })?;
         let mut builder = http::Request::builder().method(method_name(p.method)).uri(url.as_str());
         *builder.headers_mut().expect("builder is valid") = headers;
         let request = builder
