@@ -5,6 +5,7 @@ mod bodies;
 mod cache;
 mod cli;
 mod http_request;
+mod httpbin;
 mod policy;
 mod pool;
 mod responses;

@@ -505,3 +505,54 @@ pub async fn stalling_server(stall: Stall) -> StallingServer {
     });
     StallingServer { addr, requests, task }
 }
+
+/// httpbin (from PyPI), the third-party peer: one process per test binary,
+/// served by waitress on 127.0.0.1, installed by `./dev test` into
+/// `target/httpbin-venv`.
+pub struct Httpbin {
+    /// Its address.
+    pub addr: SocketAddr,
+    // Holds the child's stdin: the server exits when this process does.
+    _child: Mutex<std::process::Child>,
+}
+
+/// Serves httpbin on a free loopback port, prints the port, and exits when
+/// its stdin closes (when the test process ends, however it ends).
+const HTTPBIN_LAUNCHER: &str = "\
+import os, sys, threading
+import httpbin, waitress
+server = waitress.create_server(httpbin.app, host='127.0.0.1', port=0)
+print(server.effective_port, flush=True)
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+server.run()
+";
+
+impl Httpbin {
+    /// The shared instance, started on first use.
+    pub fn get() -> &'static Httpbin {
+        static HTTPBIN: std::sync::OnceLock<Httpbin> = std::sync::OnceLock::new();
+        HTTPBIN.get_or_init(Self::start)
+    }
+
+    fn start() -> Self {
+        use std::io::BufRead;
+        let python = target_dir().join("httpbin-venv/bin/python");
+        assert!(python.exists(), "{} is missing: `./dev test` installs httpbin (or run `./dev httpbin`)", python.display());
+        let mut child = std::process::Command::new(python)
+            .args(["-c", HTTPBIN_LAUNCHER])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start httpbin");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("httpbin prints its port");
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("httpbin did not start: {line:?}"));
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], port)), _child: Mutex::new(child) }
+    }
+
+    /// `http://127.0.0.1:PORT` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
