@@ -8,6 +8,7 @@ mod http_request;
 mod httpbin;
 mod policy;
 mod pool;
+mod redirects;
 mod responses;
 mod sandbox;
 mod secrets;
