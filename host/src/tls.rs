@@ -3,9 +3,10 @@
 //! of its connection file (custom CA, client certificate as PEM, encrypted
 //! PKCS#8 or PKCS#12, relaxed verification where the operator allows it).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pkcs8::EncryptedPrivateKeyInfoRef;
 use rustls::client::WebPkiServerVerifier;
@@ -111,30 +112,58 @@ impl ConnectionTls {
             }
             return Ok(None);
         }
-        let mut identity = Sha256::new();
-        identity.update(b"courier-tls-v1");
+        if settings.ca_only && settings.ca_file.is_none() {
+            return Err(fail("`ca_only` needs a `ca_file`"));
+        }
+        let source = ClientSource::of(settings)?;
+        // The identity digests the settings and the files' bytes: an unchanged
+        // configuration is parsed, decrypted and built once, then shared.
+        let read_opt = |path: &Option<PathBuf>| path.as_deref().map(read).transpose();
+        let files = Files {
+            ca: read_opt(&settings.ca_file)?,
+            cert: read_opt(&settings.client_cert_file)?,
+            key: read_opt(&settings.client_key_file)?,
+            pkcs12: read_opt(&settings.pkcs12_file)?,
+        };
+        let mut digest = Sha256::new();
+        digest.update(b"courier-tls-v1");
+        for part in [&files.ca, &files.cert, &files.key, &files.pkcs12] {
+            digest.update(Sha256::digest(bytes(part)));
+        }
+        for password in [&settings.client_key_password, &settings.pkcs12_password] {
+            digest.update(Sha256::digest(password.as_ref().map(Secret::expose).unwrap_or_default()));
+        }
+        digest.update([u8::from(settings.ca_only), verification as u8]);
+        let identity: [u8; 32] = digest.finalize().into();
+        let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(loaded) = cache.get(&identity) {
+            return Ok(Some(loaded.clone()));
+        }
+        let loaded = Arc::new(Self::build(settings, &files, &source, verification, identity)?);
+        if cache.len() >= MAX_CACHED {
+            cache.clear();
+        }
+        cache.insert(identity, loaded.clone());
+        Ok(Some(loaded))
+    }
+
+    fn build(
+        settings: &TlsSettings,
+        files: &Files,
+        source: &ClientSource<'_>,
+        verification: Verification,
+        identity: [u8; 32],
+    ) -> Result<Self, TlsError> {
         let mut roots = RootCertStore::empty();
         if !settings.ca_only {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        } else if settings.ca_file.is_none() {
-            return Err(fail("`ca_only` needs a `ca_file`"));
         }
-        identity.update([u8::from(settings.ca_only)]);
-        if let Some(path) = &settings.ca_file {
-            for cert in read_certs(path)? {
-                identity.update(Sha256::digest(&cert));
+        if let (Some(path), Some(data)) = (&settings.ca_file, &files.ca) {
+            for cert in parse_certs(path, data)? {
                 roots.add(cert).map_err(|e| fail(format!("{}: not a usable CA certificate: {e}", path.display())))?;
             }
         }
-        let client = client_identity(settings)?;
-        if let Some((chain, key)) = &client {
-            for cert in chain {
-                identity.update(Sha256::digest(cert));
-            }
-            identity.update(Sha256::digest(key.secret_der()));
-        }
-        identity.update([verification as u8]);
-
+        let client = source.identity(settings, files)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -159,7 +188,7 @@ impl ConnectionTls {
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = alpn();
-        Ok(Some(Arc::new(Self { config: Arc::new(config), identity: identity.finalize().into(), verification })))
+        Ok(Self { config: Arc::new(config), identity, verification })
     }
 
     /// The rustls configuration for this connection's origins.
@@ -168,7 +197,8 @@ impl ConnectionTls {
     }
 
     /// A digest of everything that makes a TLS connection this connection's:
-    /// roots, client certificate and key, verification mode. Pooled
+    /// roots, client certificate and key (their files' bytes and passwords),
+    /// verification mode. Pooled
     /// connections are shared only between equal identities.
     pub(crate) fn identity(&self) -> [u8; 32] {
         self.identity
@@ -197,13 +227,31 @@ fn alpn() -> Vec<Vec<u8>> {
     vec![b"h2".to_vec(), b"http/1.1".to_vec()]
 }
 
+/// Loaded configurations by identity, so steps binding the same connection
+/// share one rustls configuration (and so one pool of connections).
+static CACHE: Mutex<BTreeMap<[u8; 32], Arc<ConnectionTls>>> = Mutex::new(BTreeMap::new());
+
+/// Distinct configurations kept; past it the cache starts afresh.
+const MAX_CACHED: usize = 256;
+
+fn bytes(file: &Option<Zeroizing<Vec<u8>>>) -> &[u8] {
+    file.as_deref().map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The bytes of the files a `[tls]` table names.
+struct Files {
+    ca: Option<Zeroizing<Vec<u8>>>,
+    cert: Option<Zeroizing<Vec<u8>>>,
+    key: Option<Zeroizing<Vec<u8>>>,
+    pkcs12: Option<Zeroizing<Vec<u8>>>,
+}
+
 fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, TlsError> {
     std::fs::read(path).map(Zeroizing::new).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let data = read(path)?;
-    let certs = CertificateDer::pem_slice_iter(&data)
+fn parse_certs(path: &Path, data: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(data)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| fail(format!("{}: invalid PEM: {e}", path.display())))?;
     if certs.is_empty() {
@@ -214,31 +262,50 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 
 type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
-/// The client certificate chain and key: a PEM pair or a PKCS#12 bundle.
-fn client_identity(s: &TlsSettings) -> Result<Option<ClientIdentity>, TlsError> {
-    match (&s.client_cert_file, &s.client_key_file, &s.pkcs12_file) {
-        (None, None, None) => {
-            if s.client_key_password.is_some() || s.pkcs12_password.is_some() {
-                return Err(fail("a password is set but no key file"));
+/// Where the client certificate comes from, as the `[tls]` table says.
+enum ClientSource<'a> {
+    /// No client certificate.
+    None,
+    /// A PEM certificate chain and key.
+    Pem { cert: &'a Path, key: &'a Path },
+    /// A PKCS#12 bundle.
+    Pkcs12(&'a Path),
+}
+
+impl<'a> ClientSource<'a> {
+    /// Checks the combination of keys before any file is read.
+    fn of(s: &'a TlsSettings) -> Result<Self, TlsError> {
+        match (&s.client_cert_file, &s.client_key_file, &s.pkcs12_file) {
+            (None, None, None) if s.client_key_password.is_some() || s.pkcs12_password.is_some() => {
+                Err(fail("a password is set but no key file"))
             }
-            Ok(None)
+            (None, None, None) => Ok(Self::None),
+            (Some(cert), Some(key), None) => Ok(Self::Pem { cert, key }),
+            (None, None, Some(p12)) => Ok(Self::Pkcs12(p12)),
+            (Some(_), None, None) | (None, Some(_), None) => {
+                Err(fail("`client_cert_file` and `client_key_file` go together"))
+            }
+            _ => Err(fail("use either `pkcs12_file` or `client_cert_file` + `client_key_file`, not both")),
         }
-        (Some(cert), Some(key), None) => {
-            Ok(Some((read_certs(cert)?, read_key(key, s.client_key_password.as_ref())?)))
-        }
-        (None, None, Some(p12)) => pkcs12_identity(p12, s.pkcs12_password.as_ref()).map(Some),
-        (Some(_), None, None) | (None, Some(_), None) => {
-            Err(fail("`client_cert_file` and `client_key_file` go together"))
-        }
-        _ => Err(fail("use either `pkcs12_file` or `client_cert_file` + `client_key_file`, not both")),
+    }
+
+    /// The client certificate chain and key, parsed from the files' bytes.
+    fn identity(&self, s: &TlsSettings, files: &Files) -> Result<Option<ClientIdentity>, TlsError> {
+        Ok(match self {
+            Self::None => None,
+            Self::Pem { cert, key } => Some((
+                parse_certs(cert, bytes(&files.cert))?,
+                parse_key(key, bytes(&files.key), s.client_key_password.as_ref())?,
+            )),
+            Self::Pkcs12(p12) => Some(pkcs12_identity(p12, bytes(&files.pkcs12), s.pkcs12_password.as_ref())?),
+        })
     }
 }
 
 /// A PEM private key; an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2) needs its password.
-fn read_key(path: &Path, password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let data = read(path)?;
+fn parse_key(path: &Path, data: &[u8], password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, TlsError> {
     let invalid = |e: &dyn fmt::Display| fail(format!("{}: invalid key: {e}", path.display()));
-    if let Ok((label, der)) = pkcs8::der::pem::decode_vec(&data)
+    if let Ok((label, der)) = pkcs8::der::pem::decode_vec(data)
         && label == "ENCRYPTED PRIVATE KEY"
     {
         let der = Zeroizing::new(der);
@@ -252,13 +319,12 @@ fn read_key(path: &Path, password: Option<&Secret>) -> Result<PrivateKeyDer<'sta
     if password.is_some() {
         return Err(fail(format!("{} is not an encrypted PKCS#8 key, yet `client_key_password` is set", path.display())));
     }
-    PrivateKeyDer::from_pem_slice(&data).map_err(|e| invalid(&e))
+    PrivateKeyDer::from_pem_slice(data).map_err(|e| invalid(&e))
 }
 
-fn pkcs12_identity(path: &Path, password: Option<&Secret>) -> Result<ClientIdentity, TlsError> {
-    let data = read(path)?;
+fn pkcs12_identity(path: &Path, data: &[u8], password: Option<&Secret>) -> Result<ClientIdentity, TlsError> {
     let password = password.map(Secret::expose).unwrap_or_default();
-    let store = p12_keystore::KeyStore::from_pkcs12(&data, password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
+    let store = p12_keystore::KeyStore::from_pkcs12(data, password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
         .map_err(|e| fail(format!("{}: cannot open the PKCS#12 bundle (wrong password?): {e}", path.display())))?;
     let (_, chain) = store
         .private_key_chain()
@@ -375,5 +441,13 @@ mod tests {
         let peer = ConnectionTls::load(&TlsSettings { verify_peer: Some(false), ..TlsSettings::default() }).unwrap().unwrap();
         assert!(host.is_insecure() && peer.is_insecure());
         assert_ne!(host.identity(), peer.identity());
+    }
+
+    #[test]
+    fn an_unchanged_configuration_is_built_once() {
+        let settings = || TlsSettings { verify_host: Some(false), ..TlsSettings::default() };
+        let first = ConnectionTls::load(&settings()).unwrap().unwrap();
+        let again = ConnectionTls::load(&settings()).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
     }
 }

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier_host::{Outcome, StepRequest};
-use courier_tests::{Reply, TestServer, host_builder, host_with};
+use courier_host::{ConnectionConfig, Host, Outcome, StepRequest};
+use courier_tests::{Reply, TestPki, TestServer, host_builder, host_with, scratch_dir};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -37,25 +37,54 @@ async fn run(iterations: usize, full: bool) {
     .await;
 
     let host = host_with(host_builder(), &["http-request"]).await;
-    let input = serde_json::json!({"url": url});
-    let step = measure(iterations, || {
-        let (host, input) = (host.clone(), input.clone());
-        async move {
-            let r = host
-                .run_step(StepRequest { tenant: "bench".into(), plugin: "http-request".into(), call: "request".into(), input, connections: vec![] })
-                .await;
-            assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-        }
+    let step = measure(iterations, step_op(&host, serde_json::json!({"url": url}), None)).await;
+
+    // The same step over HTTPS (custom CA from the connection's [tls] table),
+    // through the pooled client: every new TCP connection is one handshake.
+    let pki = TestPki::new("bench");
+    let tls_server = TestServer::start_tls(pki.server_config(false), |_| {
+        Reply::json(200, serde_json::json!({"ok": true, "pad": "x".repeat(900)}))
     })
     .await;
+    let ca = scratch_dir("bench").join("ca.pem");
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    let connection = format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'none'\n[tls]\nca_file = '{}'",
+        tls_server.https_url("/"),
+        ca.display()
+    );
+    let https = measure(iterations, step_op(&host, serde_json::json!({"url": "/bench"}), Some(&connection))).await;
+    let steps = iterations + iterations / 10 + 1;
+    let handshakes = tls_server.connections();
 
     println!("step latency, {iterations} sequential GETs (1 KiB JSON response), one run");
     println!("{:<34} {:>10} {:>10}", "", "p50 µs", "p99 µs");
     println!("{:<34} {:>10.1} {:>10.1}", "raw hyper", raw.p50, raw.p99);
     println!("{:<34} {:>10.1} {:>10.1}", "http-request step, fresh instance", step.p50, step.p99);
     println!("{:<34} {:>10.2} {:>10.2}", "ratio step / raw", step.p50 / raw.p50, step.p99 / raw.p99);
+    println!("{:<34} {:>10.1} {:>10.1}", "https step (pooled, custom CA)", https.p50, https.p99);
+    println!("{:<34} {:>10.2} {:>10.2}", "ratio https step / http step", https.p50 / step.p50, https.p99 / step.p99);
+    println!(
+        "new TLS handshakes: {handshakes} in {steps} https steps ({:.2} %)",
+        100.0 * handshakes as f64 / steps as f64
+    );
     if !full {
         println!("(smoke run: run `cargo bench -p courier-tests --bench step` for figures)");
+    }
+}
+
+/// One `http-request` step with `input`, and this connection file if any.
+fn step_op(host: &Host, input: serde_json::Value, connection: Option<&str>) -> impl FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    let host = host.clone();
+    let connection = connection.map(str::to_owned);
+    move || {
+        let (host, input) = (host.clone(), input.clone());
+        let connections: Vec<ConnectionConfig> = connection.iter().map(|t| toml::from_str(t).unwrap()).collect();
+        Box::pin(async move {
+            let request = StepRequest { tenant: "bench".into(), plugin: "http-request".into(), call: "request".into(), input, connections };
+            let r = host.run_step(request).await;
+            assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        })
     }
 }
 
