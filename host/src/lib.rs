@@ -55,6 +55,7 @@ pub use plugin::{LoadLimits, LoadReport};
 pub use policy::{AllowedHost, PatternError};
 pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
 pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
+pub use tls::TlsSettings;
 
 use engine::{ComponentCache, EpochTicker};
 use credentials::TokenManager;
@@ -95,6 +96,7 @@ pub struct HostBuilder {
     tenant_hosts: HashMap<String, Vec<AllowedHost>>,
     resolver: Arc<dyn Resolve>,
     store: Option<Arc<ConnectionStore>>,
+    allow_insecure_tls: bool,
 }
 
 impl HostBuilder {
@@ -157,6 +159,15 @@ impl HostBuilder {
         self
     }
 
+    /// Lets connection files turn TLS verification off (`verify_host` /
+    /// `verify_peer = false` in `[tls]`); without it such a request is
+    /// `denied`. Each relaxed request is marked `insecure` in the step result
+    /// and logged. Off by default.
+    pub fn allow_insecure_tls(mut self, allow: bool) -> Self {
+        self.allow_insecure_tls = allow;
+        self
+    }
+
     /// Replaces the system resolver.
     pub fn resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
         self.resolver = resolver;
@@ -172,6 +183,7 @@ impl HostBuilder {
             NetworkPolicy::allowing(self.allowed_networks),
             &self.limits,
             TokenManager::new(self.store),
+            self.allow_insecure_tls,
         );
         let policy = OperatorPolicy::new(self.allowed_hosts, self.limits, self.plugin_policies, self.tenant_hosts)
             .map_err(HostError::Config)?;
@@ -224,6 +236,7 @@ impl Host {
             tenant_hosts: HashMap::new(),
             resolver: Arc::new(SystemResolver),
             store: None,
+            allow_insecure_tls: false,
         }
     }
 

@@ -33,6 +33,12 @@ pub struct Limits {
     pub max_request_body_bytes: usize,
     /// Requests per step, each redirect hop counted (default 100).
     pub max_requests_per_step: u32,
+    /// Requests in flight to one origin, across all steps: a cap on the
+    /// connections the host opens to it (default 32).
+    pub max_connections_per_origin: usize,
+    /// How long a request waits for a free connection slot to its origin
+    /// before the step ends with `max-connection` (default 1 s).
+    pub connection_wait: Duration,
     /// Requests of one `send-all` batch in flight at once (default 8).
     pub max_concurrent_requests: usize,
     /// Redirect hops followed per request (default 10).
@@ -58,6 +64,8 @@ impl Default for Limits {
             max_response_header_bytes: 64 << 10,
             max_request_body_bytes: 10 << 20,
             max_requests_per_step: 100,
+            max_connections_per_origin: 32,
+            connection_wait: Duration::from_secs(1),
             max_concurrent_requests: 8,
             max_redirects: 10,
             max_log_bytes: 64 << 10,

@@ -42,6 +42,10 @@ enum Command {
         /// Allows a special-purpose network by CIDR (e.g. 127.0.0.1/32); refused by default.
         #[arg(long = "allow-network", value_name = "CIDR")]
         networks: Vec<IpNet>,
+        /// Lets connection files turn TLS verification off (`[tls]`
+        /// `verify_host`/`verify_peer = false`); such requests are marked insecure.
+        #[arg(long)]
+        allow_insecure_tls: bool,
         /// Narrows the hosts steps may call (`https://api.example.com`,
         /// `https://*.example.com:*`); default: whatever the plugin declares.
         #[arg(long = "allow-host", value_name = "PATTERN")]
@@ -180,7 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&*manifest)?);
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Run { plugin, call, input, connections, networks, hosts, deadline, memory_mib, tenant, verbose } => {
+        Command::Run { plugin, call, input, connections, networks, hosts, deadline, memory_mib, tenant, verbose, allow_insecure_tls } => {
             let input: serde_json::Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
             let connections = connections.iter().map(|c| connection_arg(c)).collect::<anyhow::Result<Vec<_>>>()?;
             if !(deadline > 0.0 && deadline <= 3600.0) {
@@ -199,7 +203,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 hosts
             };
             runtime.block_on(async {
-                let mut builder = with_cache(Host::builder(), cache_dir).limits(limits);
+                let mut builder =
+                    with_cache(Host::builder(), cache_dir).limits(limits).allow_insecure_tls(allow_insecure_tls);
                 for h in hosts {
                     builder = builder.allow_host(h);
                 }

@@ -6,15 +6,19 @@ mod bodies;
 mod cache;
 mod cli;
 mod http_request;
+mod httpbin;
 mod jwt;
 mod limits;
 mod oauth;
 mod policy;
+mod pool;
+mod redirects;
 mod responses;
 mod sandbox;
 mod secrets;
 mod store;
 mod timeouts;
+mod tls;
 
 use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
 

@@ -1,53 +1,16 @@
 //! Each timeout phase, triggered by a server that stalls in that phase; the
 //! error names the phase.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use courier_host::{Limits, Outcome, StepResult};
-use courier_tests::{host_builder, host_with};
+use courier_tests::{Stall, host_builder, host_with, stalling_server};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::step;
 
 const SHORT: Duration = Duration::from_millis(300);
-
-/// What a stalling server does with each connection it accepts.
-#[derive(Clone, Copy)]
-enum Stall {
-    /// Holds the socket and says nothing (no TLS, no HTTP).
-    Silent,
-    /// Reads the request head, then says nothing.
-    AfterRequest,
-    /// Sends a response head announcing a body, then stalls.
-    InBody,
-}
-
-/// A server on 127.0.0.1 that stalls as `stall` says; connections stay open.
-async fn stalling_server(stall: Stall) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((mut stream, _)) = listener.accept().await {
-            if !matches!(stall, Stall::Silent) {
-                let mut buf = vec![0; 8192];
-                let mut head = Vec::new();
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let Ok(n @ 1..) = stream.read(&mut buf).await else { break };
-                    head.extend_from_slice(&buf[..n]);
-                }
-            }
-            if matches!(stall, Stall::InBody) {
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part").await;
-            }
-            held.push(stream);
-        }
-    });
-    addr
-}
 
 async fn run(limits: Limits, url: String, timeout_s: f64) -> StepResult {
     let host = host_with(host_builder().limits(limits), &["http-request"]).await;
@@ -80,7 +43,8 @@ async fn connect_phase() {
 
 #[tokio::test]
 async fn tls_handshake_phase() {
-    let addr = stalling_server(Stall::Silent).await;
+    let server = stalling_server(Stall::Silent).await;
+    let addr = server.addr;
     let limits = Limits { tls_handshake_timeout: SHORT, ..Limits::default() };
     let r = run(limits, format!("https://{addr}/"), 10.0).await;
     assert_timeout(&r, "tls-handshake");
@@ -88,7 +52,8 @@ async fn tls_handshake_phase() {
 
 #[tokio::test]
 async fn first_byte_phase() {
-    let addr = stalling_server(Stall::AfterRequest).await;
+    let server = stalling_server(Stall::AfterRequest).await;
+    let addr = server.addr;
     let limits = Limits { first_byte_timeout: SHORT, ..Limits::default() };
     let r = run(limits, format!("http://{addr}/"), 10.0).await;
     assert_timeout(&r, "first-byte");
@@ -96,14 +61,16 @@ async fn first_byte_phase() {
 
 #[tokio::test]
 async fn total_phase_while_the_body_stalls() {
-    let addr = stalling_server(Stall::InBody).await;
+    let server = stalling_server(Stall::InBody).await;
+    let addr = server.addr;
     let r = run(Limits::default(), format!("http://{addr}/"), 0.3).await;
     assert_timeout(&r, "total");
 }
 
 #[tokio::test]
 async fn the_request_total_bounds_the_phases() {
-    let addr = stalling_server(Stall::AfterRequest).await;
+    let server = stalling_server(Stall::AfterRequest).await;
+    let addr = server.addr;
     // First byte would allow 30 s; the request's own 0.3 s ends it first.
     let r = run(Limits::default(), format!("http://{addr}/"), 0.3).await;
     assert_timeout(&r, "total");

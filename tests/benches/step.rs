@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use courier_host::{CompileSource, ConcurrencyLimits, Host, Limits, Outcome, StepRequest, bench};
-use courier_tests::{Reply, TestServer, host_builder, host_with, plugin};
+use courier_tests::{Reply, TestPki, TestServer, host_builder, host_with, plugin, scratch_dir};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -64,6 +64,7 @@ fn main() {
     let mut report = Report::default();
     runtime.block_on(async {
         latency(&scale, &mut report).await;
+        https(&scale, &mut report).await;
         throughput(&scale, &mut report).await;
         payload(&scale, &mut report).await;
         memory(&scale, &mut report).await;
@@ -212,6 +213,35 @@ async fn latency(scale: &Scale, report: &mut Report) {
     report.goal("G1", "reused-instance step / raw hyper, p99", reuse.1 / raw.1, "<= 1.20");
     report.goal("G2", "fresh-instance step / reused-instance step, p50", fresh.0 / reuse.0, "<= 1.15");
     report.goal("G8", "injection + scrubbing / none, step p50", with_credentials.0 / fresh.0, "<= 1.05");
+}
+
+/// Part 6: HTTPS vs HTTP steps through the pooled client (custom CA from the
+/// connection's `[tls]` table); every new TCP connection is one handshake.
+async fn https(scale: &Scale, report: &mut Report) {
+    let body = || Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}));
+    let plain = TestServer::start(move |_| body()).await;
+    let pki = TestPki::new("bench");
+    let tls = TestServer::start_tls(pki.server_config(false), move |_| body()).await;
+    let ca = scratch_dir("bench").join("ca.pem");
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    let host = bench_host(&["http-request"]).await;
+    let connection = |base: String, tls_table: &str| {
+        format!("connection = 'default'\nbase_url = '{base}'\nauth = 'none'\n{tls_table}")
+    };
+    let http_conn = connection(plain.url("/"), "");
+    let https_conn = connection(tls.https_url("/"), &format!("[tls]\nca_file = '{}'", ca.display()));
+    let n = scale.latency_iterations;
+    let step_with = |conn: &str| {
+        let mut r = request("http-request", "request", json!({"url": "/bench"}));
+        r.connections.push(toml::from_str(conn).unwrap());
+        run_ok(&host, r)
+    };
+    let http = percentiles(n, || step_with(&http_conn)).await;
+    let https = percentiles(n, || step_with(&https_conn)).await;
+    let steps = n + n / 10 + 1;
+    let handshakes = tls.connections();
+    report.row("step over HTTP / HTTPS (pooled), p50 µs", format!("{:.1} / {:.1}", http.0, https.0));
+    report.row("steps needing a new TLS handshake", format!("{handshakes} of {steps} ({:.2} %)", 100.0 * handshakes as f64 / steps as f64));
 }
 
 /// Part 3: requests per second at several concurrencies, raw vs steps.

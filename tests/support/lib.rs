@@ -25,6 +25,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// Whether the client presented a certificate (TLS servers only).
+    pub client_cert: bool,
 }
 
 impl Received {
@@ -105,6 +107,21 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server answering with `handler`.
     pub async fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_with(None, handler).await
+    }
+
+    /// Starts an HTTPS server (HTTP/1.1 and HTTP/2 by ALPN) answering with `handler`.
+    pub async fn start_tls(
+        config: rustls::ServerConfig,
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))), handler).await
+    }
+
+    async fn start_with(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -115,8 +132,16 @@ impl TestServer {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
                 conns.fetch_add(1, Ordering::SeqCst);
-                let (handler, recv) = (handler.clone(), recv.clone());
+                let (handler, recv, tls) = (handler.clone(), recv.clone(), tls.clone());
                 tokio::spawn(async move {
+                    let (stream, client_cert) = match tls {
+                        None => (Io::Plain(stream), false),
+                        Some(acceptor) => {
+                            let Ok(tls) = acceptor.accept(stream).await else { return };
+                            let client_cert = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                            (Io::Tls(Box::new(tls)), client_cert)
+                        }
+                    };
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let (handler, recv) = (handler.clone(), recv.clone());
                         async move {
@@ -131,6 +156,7 @@ impl TestServer {
                                     .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                                     .collect(),
                                 body,
+                                client_cert,
                             };
                             let reply = handler(&got);
                             recv.lock().unwrap().push(got);
@@ -142,7 +168,7 @@ impl TestServer {
                         }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
                         .await;
                 });
             }
@@ -168,6 +194,11 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `https://localhost:PORT` + path (the name the test certificates carry).
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
@@ -176,6 +207,52 @@ impl TestServer {
     /// Requests received so far.
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+}
+
+/// A server-side stream, plain or TLS.
+enum Io {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
     }
 }
 
@@ -296,4 +373,186 @@ fn split<'a>(mut data: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
     }
     out.push(data);
     out
+}
+
+/// A test PKI made with rcgen: a CA, a server certificate for `localhost`
+/// and 127.0.0.1, and a client certificate, all signed by the CA.
+pub struct TestPki {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    server_cert: rcgen::Certificate,
+    server_key: rcgen::KeyPair,
+    /// The client certificate (PEM).
+    pub client_cert_pem: String,
+    client_key: rcgen::KeyPair,
+}
+
+impl TestPki {
+    /// A fresh PKI whose CA is named `name`.
+    pub fn new(name: &str) -> Self {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        let server_key = rcgen::KeyPair::generate().unwrap();
+        let server_params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        client_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} client"));
+        let client_cert_pem = client_params.signed_by(&client_key, &ca).unwrap().pem();
+        Self { ca, server_cert, server_key, client_cert_pem, client_key }
+    }
+
+    /// The CA certificate (PEM).
+    pub fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    /// The client key as unencrypted PKCS#8 PEM.
+    pub fn client_key_pem(&self) -> String {
+        self.client_key.serialize_pem()
+    }
+
+    /// The client key as PKCS#8 DER.
+    pub fn client_key_der(&self) -> Vec<u8> {
+        self.client_key.serialize_der()
+    }
+
+    /// A server configuration with the server certificate; with
+    /// `require_client_cert`, only clients with a certificate from this CA are accepted.
+    pub fn server_config(&self, require_client_cert: bool) -> rustls::ServerConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+        let builder = if require_client_cert {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.ca.der().clone()).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(self.server_key.serialize_der()).into();
+        let mut config = builder.with_single_cert(vec![self.server_cert.der().clone()], key).unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config
+    }
+}
+
+/// A fresh directory under `target/tmp` for files a test writes.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = target_dir().join("tmp").join(format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    dir
+}
+
+/// What a [`stalling_server`] does with each connection it accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum Stall {
+    /// Holds the socket and says nothing (no TLS, no HTTP).
+    Silent,
+    /// Reads the request head, then says nothing.
+    AfterRequest,
+    /// Sends a response head announcing a body, then stalls.
+    InBody,
+}
+
+/// A server that stalls; its connections stay open while it runs.
+pub struct StallingServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    requests: Arc<tokio::sync::Semaphore>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StallingServer {
+    /// Waits until the server has read one more request head.
+    pub async fn request_arrived(&self) {
+        self.requests.acquire().await.expect("the semaphore stays open").forget();
+    }
+}
+
+impl Drop for StallingServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a server on 127.0.0.1 that stalls as `stall` says.
+pub async fn stalling_server(stall: Stall) -> StallingServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(tokio::sync::Semaphore::new(0));
+    let arrived = requests.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            if !matches!(stall, Stall::Silent) {
+                let mut buf = vec![0; 8192];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let Ok(n @ 1..) = stream.read(&mut buf).await else { break };
+                    head.extend_from_slice(&buf[..n]);
+                }
+                arrived.add_permits(1);
+            }
+            if matches!(stall, Stall::InBody) {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part").await;
+            }
+            held.push(stream);
+        }
+    });
+    StallingServer { addr, requests, task }
+}
+
+/// httpbin (from PyPI), the third-party peer: one process per test binary,
+/// served by waitress on 127.0.0.1, installed by `./dev test` into
+/// `target/httpbin-venv`.
+pub struct Httpbin {
+    /// Its address.
+    pub addr: SocketAddr,
+    // Holds the child's stdin: the server exits when this process does.
+    _child: Mutex<std::process::Child>,
+}
+
+/// Serves httpbin on a free loopback port, prints the port, and exits when
+/// its stdin closes (when the test process ends, however it ends).
+const HTTPBIN_LAUNCHER: &str = "\
+import os, sys, threading
+import httpbin, waitress
+server = waitress.create_server(httpbin.app, host='127.0.0.1', port=0)
+print(server.effective_port, flush=True)
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+server.run()
+";
+
+impl Httpbin {
+    /// The shared instance, started on first use.
+    pub fn get() -> &'static Httpbin {
+        static HTTPBIN: std::sync::OnceLock<Httpbin> = std::sync::OnceLock::new();
+        HTTPBIN.get_or_init(Self::start)
+    }
+
+    fn start() -> Self {
+        use std::io::BufRead;
+        let python = target_dir().join("httpbin-venv/bin/python");
+        assert!(python.exists(), "{} is missing: `./dev test` installs httpbin (or run `./dev httpbin`)", python.display());
+        let mut child = std::process::Command::new(python)
+            .args(["-c", HTTPBIN_LAUNCHER])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start httpbin");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("httpbin prints its port");
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("httpbin did not start: {line:?}"));
+        Self { addr: SocketAddr::from(([127, 0, 0, 1], port)), _child: Mutex::new(child) }
+    }
+
+    /// `http://127.0.0.1:PORT` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
 }

@@ -2,6 +2,7 @@
 //! Unknown keys are errors that name the key; so are keys and secrets that
 //! the chosen scheme does not use.
 
+use crate::tls::TlsSettings;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -197,6 +198,9 @@ pub struct ConnectionConfig {
     /// The secrets.
     #[serde(default)]
     pub secrets: Secrets,
+    /// TLS settings for the connection's origins (see [`TlsSettings`]).
+    #[serde(default)]
+    pub tls: TlsSettings,
     /// Loaded from the connection store, which keeps rotated refresh tokens.
     #[serde(skip)]
     pub(crate) from_store: bool,

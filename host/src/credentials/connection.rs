@@ -1,6 +1,8 @@
 //! A connection bound to a plugin's declaration: base URL, the origins that
 //! may receive its credentials, and the credential with its secrets.
 
+use std::sync::Arc;
+use crate::tls::ConnectionTls;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
@@ -53,6 +55,8 @@ pub(crate) struct BoundConnection {
     pub(crate) shared_query: Vec<(String, String)>,
     /// Every secret value the scrubber must know (raw; it adds the encodings).
     pub(super) scrub: Vec<Secret>,
+    /// TLS material for the connection's origins, if the `[tls]` table names any.
+    pub(crate) tls: Option<Arc<ConnectionTls>>,
 }
 
 impl BoundConnection {
@@ -74,6 +78,7 @@ impl BoundConnection {
         for o in &spec.auth_origins {
             origins.push(Url::parse(o).map_err(|e| fail(format!("auth origin `{o}`: {e}")))?.origin());
         }
+        let tls = ConnectionTls::load(&config.tls).map_err(|e| fail(e.to_string()))?;
         let kind = scheme_kind(&spec.auth, config.auth).map_err(fail)?;
         check_keys(kind, &config).map_err(fail)?;
         let mut scrub = Vec::new();
@@ -101,7 +106,7 @@ impl BoundConnection {
         }
         let mut shared_query = spec.shared_query.clone();
         shared_query.extend(config.shared_query);
-        Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub })
+        Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub, tls })
     }
 
     /// A connection without credentials, for unit tests of URL handling.
@@ -115,6 +120,7 @@ impl BoundConnection {
             shared_headers: vec![],
             shared_query: vec![],
             scrub: vec![],
+            tls: None,
         }
     }
 

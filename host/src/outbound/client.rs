@@ -2,11 +2,12 @@
 //! resolver that vets every address before a socket is opened, so the client
 //! connects only to addresses the network policy allows (no second lookup).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,10 +21,12 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use crate::limits::Limits;
 use crate::policy::NetworkPolicy;
+use crate::tls::{self, ConnectionTls};
 
 /// Resolves host names to addresses. The host's default uses the system
 /// resolver; embedders and tests can supply their own.
@@ -168,10 +171,78 @@ impl tower_service::Service<Uri> for Connector {
 /// The pooled client type.
 pub(crate) type HttpClient = Client<Connector, Full<Bytes>>;
 
+/// The pooled clients: one for requests that carry no connection TLS, one per
+/// TLS identity (roots, client certificate, verification mode), so a
+/// connection opened with one tenant's client certificate is never reused
+/// for another's request.
+pub(crate) struct Clients {
+    resolver: Arc<dyn Resolve>,
+    network: Arc<NetworkPolicy>,
+    limits: Limits,
+    plain: HttpClient,
+    by_identity: Mutex<HashMap<[u8; 32], HttpClient>>,
+}
+
+/// Caps the requests in flight to each origin, so the host never holds more
+/// than `max_connections_per_origin` connections to it.
+pub(crate) struct OriginSlots {
+    per_origin: usize,
+    wait: Duration,
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// Origins tracked before idle entries are dropped.
+const MAX_TRACKED_ORIGINS: usize = 1024;
+
+impl OriginSlots {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        Self { per_origin: limits.max_connections_per_origin.max(1), wait: limits.connection_wait, slots: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes a slot for `origin`, waiting up to the connection wait; `None`
+    /// when the origin's slots stayed taken.
+    pub(crate) async fn acquire(&self, origin: &str) -> Option<OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if slots.len() >= MAX_TRACKED_ORIGINS {
+                slots.retain(|_, s| s.available_permits() < self.per_origin);
+            }
+            slots.entry(origin.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_origin))).clone()
+        };
+        tokio::time::timeout(self.wait, semaphore.acquire_owned()).await.ok()?.ok()
+    }
+}
+
+/// Distinct TLS identities kept; past it the map starts afresh (connections
+/// in use stay open, idle ones close with their client).
+const MAX_TLS_IDENTITIES: usize = 256;
+
+impl Clients {
+    pub(crate) fn new(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolicy>, limits: &Limits) -> Self {
+        let plain = build_client(resolver.clone(), network.clone(), tls::default_client_config(), limits);
+        Self { resolver, network, limits: limits.clone(), plain, by_identity: Mutex::new(HashMap::new()) }
+    }
+
+    /// The client for a hop: the connection's TLS identity, or the plain one.
+    pub(crate) fn get(&self, tls: Option<&ConnectionTls>) -> HttpClient {
+        let Some(tls) = tls else { return self.plain.clone() };
+        let mut clients = self.by_identity.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(&tls.identity()) {
+            return client.clone();
+        }
+        if clients.len() >= MAX_TLS_IDENTITIES {
+            clients.clear();
+        }
+        let client = build_client(self.resolver.clone(), self.network.clone(), tls.config(), &self.limits);
+        clients.insert(tls.identity(), client.clone());
+        client
+    }
+}
+
 /// Builds a pooled client: HTTP/1.1 and HTTP/2 (by ALPN) over `tls`,
 /// connection and handshake timeouts and response-head caps as `limits` say,
 /// idle connections closed after 50 s.
-pub(crate) fn build_client(
+fn build_client(
     resolver: Arc<dyn Resolve>,
     network: Arc<NetworkPolicy>,
     tls: Arc<rustls::ClientConfig>,
@@ -187,7 +258,7 @@ pub(crate) fn build_client(
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
-        .pool_max_idle_per_host(64)
+        .pool_max_idle_per_host(limits.max_connections_per_origin)
         .http1_max_headers(limits.max_response_headers)
         .http1_max_buf_size(head_bytes)
         .http2_max_header_list_size(u32::try_from(head_bytes).unwrap_or(u32::MAX))

@@ -24,7 +24,7 @@ use tokio::time::timeout_at;
 use url::Url;
 
 pub use client::{Resolve, SystemResolver};
-use client::{HttpClient, ResolveError, TlsHandshakeTimeout, build_client};
+use client::{Clients, HttpClient, OriginSlots, ResolveError, TlsHandshakeTimeout};
 
 use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::credentials::{BoundConnection, Scrubber, Secret, TokenManager};
@@ -34,7 +34,9 @@ use crate::policy::{AllowedHost, NetworkPolicy};
 
 /// The operator's egress settings shared by every step.
 pub(crate) struct Sender {
-    client: HttpClient,
+    clients: Clients,
+    slots: OriginSlots,
+    allow_insecure_tls: bool,
     network: Arc<NetworkPolicy>,
     tokens: TokenManager,
 }
@@ -65,6 +67,9 @@ pub struct RequestRecord {
     pub duration_ms: u64,
     /// Why no response came, if so.
     pub error: Option<String>,
+    /// Whether TLS verification was relaxed for this request (the
+    /// connection's `verify_host`/`verify_peer`, allowed by the operator).
+    pub insecure: bool,
 }
 
 /// Request headers the host owns; a plugin that sets one gets `invalid-request`.
@@ -89,10 +94,11 @@ impl Sender {
         network: NetworkPolicy,
         limits: &Limits,
         tokens: TokenManager,
+        allow_insecure_tls: bool,
     ) -> Self {
         let network = Arc::new(network);
-        let client = build_client(resolver, network.clone(), crate::tls::default_client_config(), limits);
-        Self { client, network, tokens }
+        let clients = Clients::new(resolver, network.clone(), limits);
+        Self { clients, slots: OriginSlots::new(limits), allow_insecure_tls, network, tokens }
     }
 
     /// The access-token caches shared by every step.
@@ -114,9 +120,9 @@ impl Sender {
         self.check_url(step, url)?;
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         let deadline = step.deadline.min(tokio::time::Instant::now() + step.limits.request_timeout);
-        let exchange = self.exchange(Method::Post, None, url.clone(), headers, form, step.limits);
+        let client = self.clients.get(None);
+        let exchange = self.exchange(&client, Method::Post, None, url.clone(), headers, form, step.limits);
         timeout_at(deadline, exchange).await.unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)))
     }
 
@@ -158,8 +164,9 @@ impl Sender {
                     )));
                 }
                 let (url, headers, body, token) = p.authenticated(self, step).await?;
+                let (client, insecure) = self.client_for(&p)?;
                 let started = Instant::now();
-                let exchange = self.exchange(p.method, p.connection, url, headers, body, step.limits);
+                let exchange = self.exchange(&client, p.method, p.connection, url, headers, body, step.limits);
                 let outcome = match timeout_at(deadline, exchange).await {
                     Ok(r) => r,
                     Err(_) => Err(SendError::Timeout(phase)),
@@ -170,6 +177,7 @@ impl Sender {
                     status: outcome.as_ref().ok().map(|r| r.status),
                     duration_ms: started.elapsed().as_millis() as u64,
                     error: outcome.as_ref().err().map(|e| step.scrubber.text(describe(e))),
+                    insecure,
                 });
                 let response = outcome?;
                 // A 401 to a token the host obtained: renew it and replay once.
@@ -193,6 +201,26 @@ impl Sender {
             }
         }
         Err(SendError::Protocol(format!("more than {} redirects", step.limits.max_redirects)))
+    }
+
+    /// The client for the next hop, and whether it relaxes TLS verification.
+    /// The connection's TLS (custom roots, client certificate, relaxed
+    /// verification) applies only to its own origins: a hop elsewhere uses
+    /// the plain client, so no client certificate follows a redirect away.
+    fn client_for(&self, p: &Prepared<'_>) -> Result<(HttpClient, bool), SendError> {
+        let conn = p.connection.filter(|c| c.may_authenticate(&p.url));
+        let tls = conn.and_then(|c| c.tls.as_deref());
+        let insecure = p.url.scheme() == "https" && tls.is_some_and(|t| t.is_insecure());
+        if insecure {
+            let name = conn.map(|c| c.name.as_str()).unwrap_or_default();
+            if !self.allow_insecure_tls {
+                return Err(SendError::Denied(format!(
+                    "connection `{name}` turns TLS verification off, which the operator's policy does not allow"
+                )));
+            }
+            tracing::warn!(connection = name, origin = %origin_text(&p.url), "insecure TLS: certificate verification relaxed");
+        }
+        Ok((self.clients.get(tls), insecure))
     }
 
     /// Scheme, user info, allowed hosts (plugin and operator) and IP literals.
@@ -230,12 +258,12 @@ impl Sender {
     /// timed by the connector, then the first-byte timeout runs from the
     /// moment a connection (new or pooled) carries the request.
     async fn head(
-        &self,
+        client: &HttpClient,
         mut request: http::Request<Full<Bytes>>,
         limits: &Limits,
     ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
         let mut connection = capture_connection(&mut request);
-        let response = self.client.request(request);
+        let response = client.request(request);
         tokio::pin!(response);
         tokio::select! {
             done = &mut response => return done.map_err(classify_client_error),
@@ -250,6 +278,7 @@ impl Sender {
     /// One HTTP exchange: send, read the head, read the body within the cap.
     async fn exchange(
         &self,
+        client: &HttpClient,
         method: Method,
         connection: Option<&BoundConnection>,
         url: Url,
@@ -257,12 +286,16 @@ impl Sender {
         body: Bytes,
         limits: &Limits,
     ) -> Result<Response, SendError> {
+        let origin = origin_text(&url);
+        let _slot = self.slots.acquire(&origin).await.ok_or_else(|| {
+            SendError::Limit(format!("no free connection to {origin} within {:?}", limits.connection_wait))
+        })?;
         let mut builder = http::Request::builder().method(method_name(method)).uri(url.as_str());
         *builder.headers_mut().expect("builder is valid") = headers;
         let request = builder
             .body(Full::new(body))
             .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
-        let response = self.head(request, limits).await?;
+        let response = Self::head(client, request, limits).await?;
         let (parts, mut body) = response.into_parts();
         check_head_size(&parts.headers, limits)?;
         let encoding = parts.headers.get(header::CONTENT_ENCODING).map(HeaderValue::as_bytes);
@@ -520,8 +553,15 @@ pub(crate) fn method_name(m: Method) -> &'static str {
 
 /// Maps a client failure to a typed error by what caused it.
 fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(err) = source {
+    let chain: Vec<&(dyn std::error::Error + 'static)> = std::iter::successors(
+        Some(&e as &(dyn std::error::Error + 'static)),
+        |err| err.source(),
+    )
+    .collect();
+    // The most specific causes first, wherever they sit in the chain: a TLS
+    // alert after the handshake (a refused client certificate) surfaces
+    // inside hyper's "connection error".
+    for err in &chain {
         if err.is::<TlsHandshakeTimeout>() {
             return SendError::Timeout(TimeoutPhase::TlsHandshake);
         }
@@ -531,13 +571,21 @@ fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
                 ResolveError::Dns(m) => SendError::Dns(m.clone()),
             };
         }
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        let io_inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        if let Some(tls) = err.downcast_ref::<rustls::Error>().or_else(|| io_inner.and_then(|i| i.downcast_ref())) {
             return SendError::Tls(tls.to_string());
         }
+        // A TLS alert received after the handshake (the server refusing a
+        // missing or rejected client certificate) reaches us as invalid data
+        // from the TLS stream; TCP alone never produces it.
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::InvalidData
+        {
+            return SendError::Tls(io.to_string());
+        }
+    }
+    for err in &chain {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return SendError::Tls(tls.to_string());
-            }
             if io.kind() == std::io::ErrorKind::TimedOut {
                 return SendError::Timeout(TimeoutPhase::Connect);
             }
@@ -553,7 +601,6 @@ fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
             }
             return SendError::Protocol(h.to_string());
         }
-        source = err.source();
     }
     if e.is_connect() { SendError::Connect(e.to_string()) } else { SendError::Other(e.to_string()) }
 }

@@ -1,0 +1,37 @@
+//! The cap on connections per origin: a request that finds no free slot
+//! within the short wait ends the step with `max-connection`.
+
+use std::time::Duration;
+
+use courier_host::{Limits, Outcome};
+use courier_tests::{Stall, TestServer, host_builder, host_with, stalling_server};
+use serde_json::json;
+
+use crate::step;
+
+#[tokio::test]
+async fn an_exhausted_origin_ends_the_step_with_max_connection() {
+    let server = stalling_server(Stall::AfterRequest).await;
+    let other = TestServer::echo().await;
+    let limits = Limits { max_connections_per_origin: 1, connection_wait: Duration::from_millis(100), ..Limits::default() };
+    let host = host_with(host_builder().limits(limits), &["http-request"]).await;
+    let url = format!("http://{}/held", server.addr);
+
+    let first = tokio::spawn({
+        let (host, url) = (host.clone(), url.clone());
+        async move { step(&host, "http-request", "request", json!({"url": url}), &[]).await }
+    });
+    server.request_arrived().await;
+
+    let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+    assert_eq!(r.outcome, Outcome::MaxConnection, "{r:?}");
+    assert_eq!(r.error.unwrap().kind, "limit");
+
+    let r = step(&host, "http-request", "request", json!({"url": other.url("/free")}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "another origin has its own slots: {r:?}");
+
+    first.abort();
+    let _ = first.await;
+    let r = step(&host, "http-request", "request", json!({"url": other.url("/again")}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+}
