@@ -33,6 +33,10 @@ pub struct Limits {
     pub max_request_body_bytes: usize,
     /// Requests per step, each redirect hop counted (default 100).
     pub max_requests_per_step: u32,
+    /// How long a pooled connection may stay idle before the host closes it
+    /// (default 50 s, under the 60 s after which many servers and load
+    /// balancers drop idle connections themselves).
+    pub pool_idle_timeout: Duration,
     /// Requests in flight to one origin, across all steps: a cap on the
     /// connections the host opens to it (default 32).
     pub max_connections_per_origin: usize,
@@ -64,6 +68,7 @@ impl Default for Limits {
             max_response_header_bytes: 64 << 10,
             max_request_body_bytes: 10 << 20,
             max_requests_per_step: 100,
+            pool_idle_timeout: Duration::from_secs(50),
             max_connections_per_origin: 32,
             connection_wait: Duration::from_secs(1),
             max_concurrent_requests: 8,

@@ -102,20 +102,13 @@ impl ConnectionTls {
             (true, false) => Verification::ChainOnly,
             (true, true) => Verification::Full,
         };
-        let custom = settings.ca_file.is_some()
-            || settings.client_cert_file.is_some()
-            || settings.client_key_file.is_some()
-            || settings.pkcs12_file.is_some();
-        if !custom && verification == Verification::Full {
-            if settings.ca_only {
-                return Err(fail("`ca_only` needs a `ca_file`"));
-            }
-            return Ok(None);
-        }
         if settings.ca_only && settings.ca_file.is_none() {
             return Err(fail("`ca_only` needs a `ca_file`"));
         }
         let source = ClientSource::of(settings)?;
+        if settings.ca_file.is_none() && matches!(source, ClientSource::None) && verification == Verification::Full {
+            return Ok(None);
+        }
         // The identity digests the settings and the files' bytes: an unchanged
         // configuration is parsed, decrypted and built once, then shared.
         let read_opt = |path: &Option<PathBuf>| path.as_deref().map(read).transpose();

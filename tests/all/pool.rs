@@ -35,3 +35,25 @@ async fn an_exhausted_origin_ends_the_step_with_max_connection() {
     let r = step(&host, "http-request", "request", json!({"url": other.url("/again")}), &[]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
 }
+
+#[tokio::test]
+async fn idle_connections_are_reused_then_closed() {
+    let server = TestServer::echo().await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    for _ in 0..3 {
+        let r = step(&host, "http-request", "request", json!({"url": server.url("/")}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    }
+    assert_eq!(server.connections(), 1, "steps share the pooled connection");
+
+    let limits = Limits { pool_idle_timeout: Duration::from_millis(50), ..Limits::default() };
+    let host = host_with(host_builder().limits(limits), &["http-request"]).await;
+    let server = TestServer::echo().await;
+    let r = step(&host, "http-request", "request", json!({"url": server.url("/")}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    // Wait well past the idle timeout (the pool's timer checks periodically).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = step(&host, "http-request", "request", json!({"url": server.url("/")}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(server.connections(), 2, "the idle connection was closed, a new one opened");
+}

@@ -118,9 +118,6 @@ fn loopback_name(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || suffix.is_some_and(|s| s.eq_ignore_ascii_case(".localhost"))
 }
 
-/// How long a pooled connection may stay idle before it is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(50);
-
 /// A connection phase that ran out of time inside the connector; found again
 /// in the client's error chain.
 #[derive(Debug, thiserror::Error)]
@@ -241,7 +238,7 @@ impl Clients {
 
 /// Builds a pooled client: HTTP/1.1 and HTTP/2 (by ALPN) over `tls`,
 /// connection and handshake timeouts and response-head caps as `limits` say,
-/// idle connections closed after 50 s.
+/// idle connections closed after `pool_idle_timeout`.
 fn build_client(
     resolver: Arc<dyn Resolve>,
     network: Arc<NetworkPolicy>,
@@ -256,7 +253,7 @@ fn build_client(
     // hyper's HTTP/1 read buffer holds the whole response head; 8 KiB is its minimum.
     let head_bytes = limits.max_response_header_bytes.max(8 << 10);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_idle_timeout(limits.pool_idle_timeout)
         .pool_timer(TokioTimer::new())
         .pool_max_idle_per_host(limits.max_connections_per_origin)
         .http1_max_headers(limits.max_response_headers)

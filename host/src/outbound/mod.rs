@@ -300,6 +300,8 @@ impl Sender {
         check_head_size(&parts.headers, limits)?;
         let encoding = parts.headers.get(header::CONTENT_ENCODING).map(HeaderValue::as_bytes);
         let mut decoder = decode::Decoder::for_encoding(encoding, limits.max_response_bytes)?;
+        // The plugin sees the decoded body: the coding and its length no longer apply.
+        let decoded = !matches!(decoder, decode::Decoder::Identity(_));
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| SendError::Protocol(format!("reading the response body: {e}")))?;
             if let Some(chunk) = frame.data_ref() {
@@ -307,8 +309,6 @@ impl Sender {
             }
         }
         let data = decoder.finish()?;
-        // The plugin sees the decoded body: the coding and its length no longer apply.
-        let decoded = encoding.is_some();
         Ok(Response {
             status: parts.status.as_u16(),
             headers: parts
