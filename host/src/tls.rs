@@ -80,6 +80,13 @@ pub(crate) enum Verification {
     None,
 }
 
+impl TlsSettings {
+    /// Whether the table names a client certificate (PEM files or PKCS#12).
+    pub(crate) fn names_client_certificate(&self) -> bool {
+        self.client_cert_file.is_some() || self.pkcs12_file.is_some()
+    }
+}
+
 /// A connection's loaded TLS configuration: the rustls client configuration
 /// for its origins and the identity that keys the connection pool.
 pub(crate) struct ConnectionTls {

@@ -217,3 +217,27 @@ async fn relaxed_verification_needs_the_operators_switch_and_is_marked() {
     let r = get(&lenient, "/x", &connection(&server.https_url("/"), &format!("ca_file = '{ca}'"))).await;
     assert!(!r.requests[0].insecure, "full verification is not marked: {r:?}");
 }
+
+#[tokio::test]
+async fn client_certificate_auth_presents_the_certificate_to_its_origin_only() {
+    let pki = TestPki::new("cert-auth");
+    let server = TestServer::start_tls(pki.server_config(true), ok_server_reply).await;
+    let dir = scratch_dir("tls-cert-auth");
+    let ca = write(&dir, "ca.pem", pki.ca_pem());
+    let cert = write(&dir, "client.pem", &pki.client_cert_pem);
+    let key = write(&dir, "client.key", pki.client_key_pem());
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let base = server.https_url("/");
+    let file = |tls: &str| format!("connection = 'default'\nbase_url = '{base}'\nauth = 'client-certificate'\n[tls]\n{tls}");
+
+    let r = get(&host, "/with-cert", &file(&format!("ca_file = '{ca}'\nclient_cert_file = '{cert}'\nclient_key_file = '{key}'"))).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(server.received()[0].client_cert, "the server saw the client certificate");
+
+    let r = get(&host, "/no-cert", &file(&format!("ca_file = '{ca}'"))).await;
+    assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+    let err = r.error.unwrap();
+    assert_eq!(err.kind, "invalid-step", "{err:?}");
+    assert!(err.message.contains("client-certificate needs"), "{err:?}");
+    assert_eq!(server.received().len(), 1, "nothing was sent without the certificate");
+}

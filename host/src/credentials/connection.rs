@@ -96,7 +96,8 @@ impl BoundConnection {
             }
             _ => static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?,
         };
-        if base_url.is_none() && !matches!(credential, Credential::None) && origins.is_empty() {
+        let certificate = kind == AuthKind::ClientCertificate;
+        if base_url.is_none() && (certificate || !matches!(credential, Credential::None)) && origins.is_empty() {
             return Err(fail("credentials need a `base_url` whose origin may receive them".into()));
         }
         let mut shared_headers = spec.shared_headers.clone();
@@ -234,6 +235,12 @@ fn static_credential(
                 .into_iter()
             .map(|p| Ok(Placement { secret: need(secrets, &p.secret)?, target: p.target, name: p.name, template: p.template }))
                 .collect::<Result<_, String>>()?
+        }
+        // The credential is the TLS client certificate of the `[tls]` table,
+        // which the sender presents to the connection's origins only.
+        AuthKind::ClientCertificate if config.tls.names_client_certificate() => vec![],
+        AuthKind::ClientCertificate => {
+            return Err("client-certificate needs `client_cert_file` + `client_key_file` or `pkcs12_file` in [tls]".into());
         }
         other => return Err(format!("auth scheme `{}` is not implemented yet", other.name())),
     };
