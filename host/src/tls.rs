@@ -28,6 +28,7 @@ use crate::credentials::Secret;
 /// [tls]
 /// ca_file = "/etc/courier/partner-ca.pem"   # PEM, added to the webpki roots
 /// ca_only = true                            # trust only ca_file
+/// # system_roots = true                     # (not with ca_only) also trust the platform's roots
 /// client_cert_file = "client.pem"           # PEM chain, leaf first
 /// client_key_file = "client.key"            # PEM: PKCS#8, encrypted PKCS#8, PKCS#1 or SEC1
 /// client_key_password = "..."               # for an encrypted PKCS#8 key
@@ -44,6 +45,10 @@ pub struct TlsSettings {
     /// Trust only `ca_file`, not the webpki roots.
     #[serde(default)]
     pub ca_only: bool,
+    /// Also trust the platform's roots (the system certificate store, or the
+    /// file named by `SSL_CERT_FILE`), read when the connection is first bound.
+    #[serde(default)]
+    pub system_roots: bool,
     /// The client certificate chain (PEM), leaf first.
     pub client_cert_file: Option<PathBuf>,
     /// The client certificate's private key (PEM).
@@ -112,8 +117,15 @@ impl ConnectionTls {
         if settings.ca_only && settings.ca_file.is_none() {
             return Err(fail("`ca_only` needs a `ca_file`"));
         }
+        if settings.ca_only && settings.system_roots {
+            return Err(fail("`ca_only` and `system_roots` exclude each other"));
+        }
         let source = ClientSource::of(settings)?;
-        if settings.ca_file.is_none() && matches!(source, ClientSource::None) && verification == Verification::Full {
+        if settings.ca_file.is_none()
+            && !settings.system_roots
+            && matches!(source, ClientSource::None)
+            && verification == Verification::Full
+        {
             return Ok(None);
         }
         // The identity digests the settings and the files' bytes: an unchanged
@@ -133,7 +145,7 @@ impl ConnectionTls {
         for password in [&settings.client_key_password, &settings.pkcs12_password] {
             digest.update(Sha256::digest(password.as_ref().map(Secret::expose).unwrap_or_default()));
         }
-        digest.update([u8::from(settings.ca_only), verification as u8]);
+        digest.update([u8::from(settings.ca_only), u8::from(settings.system_roots), verification as u8]);
         let identity: [u8; 32] = digest.finalize().into();
         let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(loaded) = cache.get(&identity) {
@@ -157,6 +169,15 @@ impl ConnectionTls {
         let mut roots = RootCertStore::empty();
         if !settings.ca_only {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        if settings.system_roots {
+            let native = rustls_native_certs::load_native_certs();
+            if native.certs.is_empty() {
+                let why = native.errors.first().map(ToString::to_string).unwrap_or_else(|| "none found".into());
+                return Err(fail(format!("`system_roots`: cannot read the platform's roots: {why}")));
+            }
+            let (added, _unusable) = roots.add_parsable_certificates(native.certs);
+            tracing::debug!(added, "platform roots trusted for a connection");
         }
         if let (Some(path), Some(data)) = (&settings.ca_file, &files.ca) {
             for cert in parse_certs(path, data)? {

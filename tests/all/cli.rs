@@ -16,9 +16,15 @@ fn courier() -> Command {
 }
 
 async fn run(args: &[&str]) -> (i32, serde_json::Value) {
+    run_with_env(args, &[]).await
+}
+
+/// Runs the CLI with extra environment variables.
+async fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, serde_json::Value) {
     let out = tokio::task::spawn_blocking({
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        move || courier().args(&args).output().unwrap()
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move || courier().args(&args).envs(env).output().unwrap()
     })
     .await
     .unwrap();
@@ -84,4 +90,28 @@ async fn inspect_prints_the_manifest() {
     let call = &manifest["calls"][0];
     assert_eq!(call["name"], "request");
     assert!(call["input_schema"]["properties"]["url"].is_object(), "{call}");
+}
+
+#[tokio::test]
+async fn system_roots_are_trusted_only_when_the_connection_asks() {
+    // The platform's store is replaced by SSL_CERT_FILE in the child process,
+    // so the test trusts its own CA without touching the machine.
+    let pki = courier_tests::TestPki::new("system-roots");
+    let server = TestServer::start_tls(pki.server_config(false), |_| Reply::json(200, json!({"ok": true}))).await;
+    let dir = courier_tests::scratch_dir("cli-system-roots");
+    let ca = dir.join("system-ca.pem");
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    let p = plugin("http-request");
+    let mut outcomes = vec![];
+    for system_roots in [true, false] {
+        let file = dir.join(format!("conn-{system_roots}.toml"));
+        let tls = if system_roots { "[tls]\nsystem_roots = true\n" } else { "" };
+        std::fs::write(&file, format!("connection = 'default'\nbase_url = '{}'\nauth = 'none'\n{tls}", server.https_url("/"))).unwrap();
+        let conn = format!("default={}", file.display());
+        let args = ["run", p.to_str().unwrap(), "request", "--input", r#"{"url":"/sys"}"#, "--connection", &conn, "--allow-network", "127.0.0.1/32"];
+        let (_, result) = run_with_env(&args, &[("SSL_CERT_FILE", ca.to_str().unwrap())]).await;
+        outcomes.push((result["outcome"].clone(), result["error"]["kind"].clone()));
+    }
+    assert_eq!(outcomes[0], (json!("success"), json!(null)), "{outcomes:?}");
+    assert_eq!(outcomes[1], (json!("error"), json!("tls")), "without system_roots the CA is unknown: {outcomes:?}");
 }
