@@ -164,3 +164,19 @@ async fn response_headers_and_bytes() {
     let r = request(&small, json!({"url": bin.url("/bytes/2048")})).await;
     assert_eq!(r.error.unwrap().kind, "too-large");
 }
+
+#[tokio::test]
+async fn a_batch_runs_concurrently_and_answers_in_input_order() {
+    let bin = Httpbin::get();
+    let host = host_with(host_builder(), &["misbehave"]).await;
+    // The first request is the slowest: sequential sending would take 3 × 0.5 s,
+    // and answers in completion order would put it last.
+    let urls = [bin.url("/delay/0.5"), bin.url("/status/201"), bin.url("/delay/0.5"), bin.url("/status/202"), bin.url("/delay/0.5")];
+    let started = std::time::Instant::now();
+    let r = step(&host, "misbehave", "batch", json!({"urls": urls}), &[]).await;
+    let took = started.elapsed();
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let statuses: Vec<Value> = r.output.unwrap().as_array().unwrap().iter().map(|x| x["status"].clone()).collect();
+    assert_eq!(statuses, [json!(200), json!(201), json!(200), json!(202), json!(200)]);
+    assert!(took < std::time::Duration::from_millis(1400), "the batch ran concurrently: {took:?}");
+}
