@@ -312,6 +312,16 @@ mod tests {
     }
 
     #[test]
+    fn hosts_are_normalized_before_matching() {
+        let p: AllowedHost = "https://Bücher.Example".parse().unwrap();
+        assert_eq!(p.to_string(), "https://xn--bcher-kva.example");
+        for same in ["https://xn--bcher-kva.example/", "https://BÜCHER.example./", "https://bücher.EXAMPLE:443/"] {
+            assert!(p.matches(&url(same)), "{same}");
+        }
+        assert!(!p.matches(&url("https://bucher.example/")));
+    }
+
+    #[test]
     fn ip_literals_in_patterns_are_canonical() {
         let p: AllowedHost = "http://127.0.0.1:*".parse().unwrap();
         assert!(p.matches(&url("http://0x7f.0.0.1:9/")));
