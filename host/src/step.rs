@@ -457,7 +457,8 @@ fn finish(
                 None if is_pool_exhausted(&trap) => ("limit", Outcome::MaxConnection),
                 None => ("plugin", Outcome::Error),
             };
-            (outcome, None, Some(failure(kind, format!("{trap:#}"))), None)
+            tracing::debug!("step failed in the plugin: {trap:?}");
+            (outcome, None, Some(failure(kind, trap.root_cause().to_string())), None)
         }
         Ok(Ok(Ok(text))) => match serde_json::from_str(&text) {
             Ok(value) => (Outcome::Success, Some(value), None, None),

@@ -170,3 +170,17 @@ async fn loading_is_bounded_and_rejects_garbage() {
         assert!(err.to_string().starts_with("cannot load plugin"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn invalid_strings_and_lists_from_the_guest_cost_one_step() {
+    let host = host_with(host_builder(), &["misbehave"]).await;
+    for (call, why) in [("bad-string", "invalid utf-8"), ("huge-list", "out of bounds")] {
+        let r = step(&host, "misbehave", call, json!({}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Error, "{call}: the host must refuse what it cannot lift: {r:?}");
+        assert!(r.output.is_none(), "{call}: {r:?}");
+        let message = &r.error.as_ref().unwrap().message;
+        assert!(message.contains(why) && !message.contains("backtrace"), "{call}: {message}");
+        let ok = step(&host, "misbehave", "ok", json!({}), &[]).await;
+        assert_eq!(ok.outcome, Outcome::Success, "after {call}: {ok:?}");
+    }
+}
