@@ -52,14 +52,13 @@ fn main() {
     let scale = if std::env::args().any(|a| a == "--bench") { FULL } else { SMOKE };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if let Ok(steps) = std::env::var("COURIER_BENCH_PROFILE_STEPS") {
-        // For a profiler: nothing but fresh trivial steps, `steps` of them.
+        // For a profiler: nothing but fresh steps, `steps` of them, of the
+        // kind `COURIER_BENCH_PROFILE_KIND` names: `trivial` (the default),
+        // `request` (the generic request step against a local server) or
+        // `bearer` (the same with a bearer connection, hence injection and scrubbing).
         let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
-        return runtime.block_on(async {
-            let host = bench_host(&["misbehave"]).await;
-            for _ in 0..steps {
-                run_ok(&host, request("misbehave", "ok", json!({}))).await;
-            }
-        });
+        let kind = std::env::var("COURIER_BENCH_PROFILE_KIND").unwrap_or_default();
+        return runtime.block_on(profile(steps, &kind));
     }
     let mut report = Report::default();
     runtime.block_on(async {
@@ -70,6 +69,32 @@ fn main() {
         cold_start(&mut report).await;
     });
     report.print(&scale);
+}
+
+/// Runs `steps` fresh steps of one kind and nothing else, for a profiler.
+async fn profile(steps: usize, kind: &str) {
+    let host = bench_host(&["http-request", "misbehave"]).await;
+    let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
+    let connection = bearer_connection(&server);
+    for _ in 0..steps {
+        let step = match kind {
+            "request" => request("http-request", "request", json!({"url": server.url("/profile")})),
+            "bearer" => {
+                let mut r = request("http-request", "request", json!({"url": "/profile"}));
+                r.connections.push(toml::from_str(&connection).unwrap());
+                r
+            }
+            "" | "trivial" => request("misbehave", "ok", json!({})),
+            other => panic!("COURIER_BENCH_PROFILE_KIND: unknown kind `{other}`"),
+        };
+        run_ok(&host, step).await;
+    }
+}
+
+/// A connection file binding `default` to the server with a bearer token.
+fn bearer_connection(server: &TestServer) -> String {
+    let token = "tok_bench_0123456789abcdef";
+    format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url("/"))
 }
 
 /// The figures and goal ratios, printed at the end.
@@ -193,8 +218,7 @@ async fn latency(scale: &Scale, report: &mut Report) {
     let trivial_reused = reused_percentiles(n, &mut reused_ok, "{}").await;
     let trivial_fresh = percentiles(n, || run_ok(&host, request("misbehave", "ok", json!({})))).await;
 
-    let token = "tok_bench_0123456789abcdef";
-    let connection = format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url("/"));
+    let connection = bearer_connection(&server);
     // Connection files are parsed up front: the figure is the step's cost, not TOML's.
     let mut bound: Vec<StepRequest> = (0..n + n / 10 + 1)
         .map(|_| {
