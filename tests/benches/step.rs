@@ -168,18 +168,11 @@ where
     summarize(samples)
 }
 
-/// p50 and p99 of invoking a reused instance `n` times (after a warm-up), in µs.
-async fn reused_percentiles(n: usize, instance: &mut bench::ReusedInstance, input: &str) -> (f64, f64) {
-    for _ in 0..n / 10 + 1 {
-        instance.invoke(input).await.unwrap();
-    }
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let started = Instant::now();
-        instance.invoke(input).await.unwrap();
-        samples.push(started.elapsed());
-    }
-    summarize(samples)
+/// Runs `op`, adding its duration to `samples`.
+async fn timed(samples: &mut Vec<Duration>, op: impl Future<Output = ()>) {
+    let started = Instant::now();
+    op.await;
+    samples.push(started.elapsed());
 }
 
 fn summarize(mut samples: Vec<Duration>) -> (f64, f64) {
@@ -209,25 +202,33 @@ async fn latency(scale: &Scale, report: &mut Report) {
     let input = json!({"url": url});
 
     let client = raw_client();
-    let raw = percentiles(n, || raw_get(&client, &uri)).await;
     let mut reused = bench::reused_instance(&host, request("http-request", "request", input.clone())).await.unwrap();
-    let reuse = reused_percentiles(n, &mut reused, &input.to_string()).await;
-    let fresh = percentiles(n, || run_ok(&host, request("http-request", "request", input.clone()))).await;
-
     let mut reused_ok = bench::reused_instance(&host, request("misbehave", "ok", json!({}))).await.unwrap();
-    let trivial_reused = reused_percentiles(n, &mut reused_ok, "{}").await;
-    let trivial_fresh = percentiles(n, || run_ok(&host, request("misbehave", "ok", json!({})))).await;
-
     let connection = bearer_connection(&server);
+    let warm_up = n / 10 + 1;
     // Connection files are parsed up front: the figure is the step's cost, not TOML's.
-    let mut bound: Vec<StepRequest> = (0..n + n / 10 + 1)
+    let mut bound: Vec<StepRequest> = (0..n + warm_up)
         .map(|_| {
             let mut r = request("http-request", "request", json!({"url": "/bench"}));
             r.connections.push(toml::from_str(&connection).unwrap());
             r
         })
         .collect();
-    let with_credentials = percentiles(n, || run_ok(&host, bound.pop().expect("a request per run"))).await;
+
+    // Every figure is sampled in the same rounds, one operation of each per
+    // round, so that load from outside the benchmark weighs on all of them alike.
+    let input_text = input.to_string();
+    let mut times: [Vec<Duration>; 6] = std::array::from_fn(|_| Vec::with_capacity(n + warm_up));
+    for _ in 0..n + warm_up {
+        timed(&mut times[0], raw_get(&client, &uri)).await;
+        timed(&mut times[1], async { reused.invoke(&input_text).await.map(drop).unwrap() }).await;
+        timed(&mut times[2], run_ok(&host, request("http-request", "request", input.clone()))).await;
+        timed(&mut times[3], async { reused_ok.invoke("{}").await.map(drop).unwrap() }).await;
+        timed(&mut times[4], run_ok(&host, request("misbehave", "ok", json!({})))).await;
+        timed(&mut times[5], run_ok(&host, bound.pop().expect("a request per round"))).await;
+    }
+    let [raw, reuse, fresh, trivial_reused, trivial_fresh, with_credentials] =
+        times.map(|mut samples| summarize(samples.split_off(warm_up)));
 
     report.row("raw hyper GET, p50 / p99 µs", format!("{:.1} / {:.1}", raw.0, raw.1));
     report.row("http-request step, reused instance, p50 / p99 µs", format!("{:.1} / {:.1}", reuse.0, reuse.1));
