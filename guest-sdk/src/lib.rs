@@ -48,10 +48,15 @@
 // resolves in plugin crates, where the export macro expands.
 extern crate self as courier_sdk;
 
+mod alloc;
 mod errors;
 pub mod http;
 pub mod log;
 mod plugin;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: alloc::StepAllocator = alloc::StepAllocator::new();
 
 pub use errors::StepError;
 pub use http::{Request, Response, SendError, bound_connections, send_all};

@@ -49,28 +49,61 @@ const SMOKE: Scale = Scale {
 };
 
 fn main() {
-    let scale = if std::env::args().any(|a| a == "--bench") { FULL } else { SMOKE };
+    let scale: &'static Scale = if std::env::args().any(|a| a == "--bench") { &FULL } else { &SMOKE };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if let Ok(steps) = std::env::var("COURIER_BENCH_PROFILE_STEPS") {
-        // For a profiler: nothing but fresh trivial steps, `steps` of them.
+        // For a profiler: nothing but fresh steps, `steps` of them, of the
+        // kind `COURIER_BENCH_PROFILE_KIND` names: `trivial` (the default),
+        // `request` (the generic request step against a local server) or
+        // `bearer` (the same with a bearer connection, hence injection and scrubbing).
         let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
-        return runtime.block_on(async {
-            let host = bench_host(&["misbehave"]).await;
-            for _ in 0..steps {
-                run_ok(&host, request("misbehave", "ok", json!({}))).await;
-            }
-        });
+        let kind = std::env::var("COURIER_BENCH_PROFILE_KIND").unwrap_or_default();
+        return runtime.block_on(async { tokio::spawn(async move { profile(steps, &kind).await }).await.unwrap() });
     }
-    let mut report = Report::default();
-    runtime.block_on(async {
-        latency(&scale, &mut report).await;
-        https(&scale, &mut report).await;
-        throughput(&scale, &mut report).await;
-        payload(&scale, &mut report).await;
-        memory(&scale, &mut report).await;
-        cold_start(&mut report).await;
+    // The suite runs as a task on the runtime's workers, as a host's callers
+    // do: measured from the `block_on` thread, every operation would also pay
+    // a cross-thread wake-up each way.
+    let report = runtime.block_on(async {
+        tokio::spawn(async {
+            let mut report = Report::default();
+            latency(scale, &mut report).await;
+            https(scale, &mut report).await;
+            throughput(scale, &mut report).await;
+            payload(scale, &mut report).await;
+            memory(scale, &mut report).await;
+            cold_start(&mut report).await;
+            report
+        })
+        .await
+        .expect("the benchmark task")
     });
-    report.print(&scale);
+    report.print(scale);
+}
+
+/// Runs `steps` fresh steps of one kind and nothing else, for a profiler.
+async fn profile(steps: usize, kind: &str) {
+    let host = bench_host(&["http-request", "misbehave"]).await;
+    let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
+    let connection = bearer_connection(&server);
+    for _ in 0..steps {
+        let step = match kind {
+            "request" => request("http-request", "request", json!({"url": server.url("/profile")})),
+            "bearer" => {
+                let mut r = request("http-request", "request", json!({"url": "/profile"}));
+                r.connections.push(toml::from_str(&connection).unwrap());
+                r
+            }
+            "" | "trivial" => request("misbehave", "ok", json!({})),
+            other => panic!("COURIER_BENCH_PROFILE_KIND: unknown kind `{other}`"),
+        };
+        run_ok(&host, step).await;
+    }
+}
+
+/// A connection file binding `default` to the server with a bearer token.
+fn bearer_connection(server: &TestServer) -> String {
+    let token = "tok_bench_0123456789abcdef";
+    format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url("/"))
 }
 
 /// The figures and goal ratios, printed at the end.
@@ -144,18 +177,11 @@ where
     summarize(samples)
 }
 
-/// p50 and p99 of invoking a reused instance `n` times (after a warm-up), in µs.
-async fn reused_percentiles(n: usize, instance: &mut bench::ReusedInstance, input: &str) -> (f64, f64) {
-    for _ in 0..n / 10 + 1 {
-        instance.invoke(input).await.unwrap();
-    }
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let started = Instant::now();
-        instance.invoke(input).await.unwrap();
-        samples.push(started.elapsed());
-    }
-    summarize(samples)
+/// Runs `op`, adding its duration to `samples`.
+async fn timed(samples: &mut Vec<Duration>, op: impl Future<Output = ()>) {
+    let started = Instant::now();
+    op.await;
+    samples.push(started.elapsed());
 }
 
 fn summarize(mut samples: Vec<Duration>) -> (f64, f64) {
@@ -185,23 +211,48 @@ async fn latency(scale: &Scale, report: &mut Report) {
     let input = json!({"url": url});
 
     let client = raw_client();
-    let raw = percentiles(n, || raw_get(&client, &uri)).await;
     let mut reused = bench::reused_instance(&host, request("http-request", "request", input.clone())).await.unwrap();
-    let reuse = reused_percentiles(n, &mut reused, &input.to_string()).await;
-    let fresh = percentiles(n, || run_ok(&host, request("http-request", "request", input.clone()))).await;
-
     let mut reused_ok = bench::reused_instance(&host, request("misbehave", "ok", json!({}))).await.unwrap();
-    let trivial_reused = reused_percentiles(n, &mut reused_ok, "{}").await;
-    let trivial_fresh = percentiles(n, || run_ok(&host, request("misbehave", "ok", json!({})))).await;
+    let connection = bearer_connection(&server);
+    let warm_up = n / 10 + 1;
+    // Connection files are parsed up front: the figure is the step's cost, not TOML's.
+    let mut bound: Vec<StepRequest> = (0..n + warm_up + n / 50 + 1)
+        .map(|_| {
+            let mut r = request("http-request", "request", json!({"url": "/bench"}));
+            r.connections.push(toml::from_str(&connection).unwrap());
+            r
+        })
+        .collect();
 
-    let token = "tok_bench_0123456789abcdef";
-    let connection = format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url("/"));
-    let with_credentials = percentiles(n, || {
-        let mut r = request("http-request", "request", json!({"url": "/bench"}));
-        r.connections.push(toml::from_str(&connection).unwrap());
-        run_ok(&host, r)
-    })
-    .await;
+    // Every figure is sampled in the same rounds, a batch of each per round,
+    // so that load from outside the benchmark weighs on all of them alike
+    // while each batch runs back to back (as a single operation per round,
+    // every one would start with cold caches and parked threads).
+    let input_text = input.to_string();
+    let mut times: [Vec<Duration>; 6] = std::array::from_fn(|_| Vec::with_capacity(n + warm_up));
+    let batch = (n / 50).max(1);
+    while times[0].len() < n + warm_up {
+        for _ in 0..batch {
+            timed(&mut times[0], raw_get(&client, &uri)).await;
+        }
+        for _ in 0..batch {
+            timed(&mut times[1], async { reused.invoke(&input_text).await.map(drop).unwrap() }).await;
+        }
+        for _ in 0..batch {
+            timed(&mut times[2], run_ok(&host, request("http-request", "request", input.clone()))).await;
+        }
+        for _ in 0..batch {
+            timed(&mut times[3], async { reused_ok.invoke("{}").await.map(drop).unwrap() }).await;
+        }
+        for _ in 0..batch {
+            timed(&mut times[4], run_ok(&host, request("misbehave", "ok", json!({})))).await;
+        }
+        for _ in 0..batch {
+            timed(&mut times[5], run_ok(&host, bound.pop().expect("a request per run"))).await;
+        }
+    }
+    let [raw, reuse, fresh, trivial_reused, trivial_fresh, with_credentials] =
+        times.map(|mut samples| summarize(samples.split_off(warm_up)));
 
     report.row("raw hyper GET, p50 / p99 µs", format!("{:.1} / {:.1}", raw.0, raw.1));
     report.row("http-request step, reused instance, p50 / p99 µs", format!("{:.1} / {:.1}", reuse.0, reuse.1));

@@ -108,7 +108,11 @@ fn matcher(secrets: &[Secret]) -> Option<Arc<AhoCorasick>> {
     patterns.dedup();
     (!patterns.is_empty()).then(|| {
         Arc::new(
+            // Built once per step: a noncontiguous NFA builds in a fraction of
+            // the time of the DFA the builder would pick for so few patterns,
+            // and the literal prefilter does most of the scanning anyway.
             AhoCorasick::builder()
+                .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
                 .match_kind(aho_corasick::MatchKind::LeftmostLongest)
                 .build(patterns.iter().map(|p| p.as_bytes()))
                 .expect("secret patterns are plain literals"),
