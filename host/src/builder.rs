@@ -489,15 +489,15 @@ mod tests {
     #[test]
     fn package_names_from_every_id_format() {
         assert_eq!(
-            package_name("path+file:///work/plugins/http-request#0.1.0"),
+            package_name("path+file:///src/plugins/http-request#0.1.0"),
             Some("http-request")
         );
         assert_eq!(
-            package_name("path+file:///work/plugins/probe#wasi-probe@0.1.0"),
+            package_name("path+file:///src/plugins/probe#wasi-probe@0.1.0"),
             Some("wasi-probe")
         );
         assert_eq!(
-            package_name("registry+https://github.com/rust-lang/crates.io-index#serde@1.0.228"),
+            package_name("registry+https://index.example/#serde@1.0.228"),
             Some("serde")
         );
         assert_eq!(
@@ -505,7 +505,7 @@ mod tests {
             Some("repo")
         );
         assert_eq!(
-            package_name("misbehave 0.1.0 (path+file:///work/misbehave)"),
+            package_name("misbehave 0.1.0 (path+file:///src/misbehave)"),
             Some("misbehave")
         );
         assert_eq!(package_name("no-fragment"), None);
@@ -514,7 +514,7 @@ mod tests {
     #[test]
     fn artifacts_are_the_cdylib_wasm_files() {
         let messages = [
-            r#"{"reason":"compiler-artifact","package_id":"registry+https://github.com/rust-lang/crates.io-index#serde@1.0.228","target":{"kind":["lib"],"name":"serde"},"filenames":["/t/libserde.rlib"]}"#,
+            r#"{"reason":"compiler-artifact","package_id":"registry+https://index.example/#serde@1.0.228","target":{"kind":["lib"],"name":"serde"},"filenames":["/t/libserde.rlib"]}"#,
             r#"{"reason":"compiler-artifact","package_id":"path+file:///p/http-request#0.1.0","target":{"kind":["cdylib"],"name":"http_request"},"filenames":["/t/wasm32-unknown-unknown/release/http_request.wasm"],"fresh":true}"#,
             "a proc macro printed this",
             r#"{"reason":"compiler-artifact","package_id":"path+file:///p/fixtures/misbehave#0.1.0","target":{"kind":["cdylib","rlib"],"name":"misbehave"},"filenames":["/t/libmisbehave.rlib","/t/misbehave.wasm"]}"#,
