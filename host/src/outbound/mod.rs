@@ -122,7 +122,8 @@ impl Sender {
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let deadline = step.deadline.min(tokio::time::Instant::now() + step.limits.request_timeout);
         let client = self.clients.get(None);
-        let exchange = self.exchange(&client, Method::Post, None, url.clone(), headers, form, step.limits);
+        let outgoing = Outgoing { method: Method::Post, url: url.clone(), headers, body: form };
+        let exchange = self.exchange(&client, outgoing, None, step.limits);
         timeout_at(deadline, exchange).await.unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)))
     }
 
@@ -166,7 +167,8 @@ impl Sender {
                 let (url, headers, body, token) = p.authenticated(self, step).await?;
                 let (client, insecure) = self.client_for(&p)?;
                 let started = Instant::now();
-                let exchange = self.exchange(&client, p.method, p.connection, url, headers, body, step.limits);
+                let outgoing = Outgoing { method: p.method, url, headers, body };
+                let exchange = self.exchange(&client, outgoing, p.connection, step.limits);
                 let outcome = match timeout_at(deadline, exchange).await {
                     Ok(r) => r,
                     Err(_) => Err(SendError::Timeout(phase)),
@@ -279,13 +281,11 @@ impl Sender {
     async fn exchange(
         &self,
         client: &HttpClient,
-        method: Method,
+        outgoing: Outgoing,
         connection: Option<&BoundConnection>,
-        url: Url,
-        headers: HeaderMap,
-        body: Bytes,
         limits: &Limits,
     ) -> Result<Response, SendError> {
+        let Outgoing { method, url, headers, body } = outgoing;
         let origin = origin_text(&url);
         let _slot = self.slots.acquire(&origin).await.ok_or_else(|| {
             SendError::Limit(format!("no free connection to {origin} within {:?}", limits.connection_wait))
@@ -321,6 +321,14 @@ impl Sender {
             final_url: url_without_secrets(&url, connection).to_string(),
         })
     }
+}
+
+/// One hop as it goes on the wire: credentials applied, body encoded.
+struct Outgoing {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Bytes,
 }
 
 /// A validated request: URL joined, headers checked, body encoded.
