@@ -47,14 +47,15 @@ mod tests {
         }
     }
 
-    fn config(text: &str) -> ConnectionConfig {
-        toml::from_str(text).unwrap()
+    /// Binds a connection file's text to a connection declaring `auth`.
+    fn bind(auth: AuthScheme, text: &str) -> Result<BoundConnection, ConnectionError> {
+        let config: ConnectionConfig = toml::from_str(text).unwrap();
+        BoundConnection::bind(&spec(auth), config, "t", &TokenManager::default())
     }
 
     #[test]
     fn secrets_are_redacted_in_debug() {
-        let c = config("connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='s3cr3t-value'");
-        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap();
+        let bound = bind(AuthScheme::OperatorDefined, "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='s3cr3t-value'").unwrap();
         let debug = format!("{bound:?}");
         assert!(!debug.contains("s3cr3t-value"), "{debug}");
         assert!(debug.contains("redacted"));
@@ -62,29 +63,25 @@ mod tests {
 
     #[test]
     fn operator_defined_scheme_needs_auth() {
-        let c = config("connection='default'\nbase_url='https://a.test'");
-        let err = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap_err().to_string();
+        let err = bind(AuthScheme::OperatorDefined, "connection='default'\nbase_url='https://a.test'").unwrap_err().to_string();
         assert!(err.contains("set `auth`"), "{err}");
     }
 
     #[test]
     fn missing_secret_is_named() {
-        let c = config("connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='u'");
-        let err = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap_err().to_string();
+        let err = bind(AuthScheme::OperatorDefined, "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='u'").unwrap_err().to_string();
         assert!(err.contains("missing secret `password`"), "{err}");
     }
 
     #[test]
     fn declared_scheme_must_agree() {
-        let c = config("connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\ntoken='t'");
-        let err = BoundConnection::bind(&spec(AuthScheme::Bearer), c, "t", &TokenManager::default()).unwrap_err().to_string();
+        let err = bind(AuthScheme::Bearer, "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\ntoken='t'").unwrap_err().to_string();
         assert!(err.contains("disagrees"), "{err}");
     }
 
     #[test]
     fn credentials_go_only_to_the_base_origin() {
-        let c = config("connection='default'\nauth='bearer'\nbase_url='https://api.a.test/v1'\n[secrets]\ntoken='t'");
-        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap();
+        let bound = bind(AuthScheme::OperatorDefined, "connection='default'\nauth='bearer'\nbase_url='https://api.a.test/v1'\n[secrets]\ntoken='t'").unwrap();
         assert!(bound.may_authenticate(&Url::parse("https://api.a.test/other").unwrap()));
         assert!(!bound.may_authenticate(&Url::parse("http://api.a.test/v1").unwrap()));
         assert!(!bound.may_authenticate(&Url::parse("https://api.a.test:444/v1").unwrap()));
@@ -93,10 +90,11 @@ mod tests {
 
     #[test]
     fn scrubber_removes_every_encoding() {
-        let c = config(
+        let bound = bind(
+            AuthScheme::OperatorDefined,
             "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='alice'\npassword='p@ss w/rd+?'",
-        );
-        let bound = BoundConnection::bind(&spec(AuthScheme::OperatorDefined), c, "t", &TokenManager::default()).unwrap();
+        )
+        .unwrap();
         let scrub = Scrubber::new([&bound]);
         let basic = STANDARD.encode("alice:p@ss w/rd+?");
         let body = format!(
