@@ -29,7 +29,6 @@ mod manifest;
 mod operator;
 mod outbound;
 mod plugin;
-mod policy;
 mod step;
 mod store;
 mod tls;
@@ -52,7 +51,7 @@ pub use manifest::{
 pub use operator::PluginPolicy;
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use plugin::{LoadLimits, LoadReport};
-pub use policy::{AllowedHost, PatternError};
+pub use courier_egress::{AllowedHost, PatternError};
 pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
 pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
 pub use tls::TlsSettings;
@@ -62,7 +61,7 @@ use credentials::TokenManager;
 use outbound::Sender;
 use plugin::Plugin;
 use operator::OperatorPolicy;
-use policy::NetworkPolicy;
+use courier_egress::NetworkPolicy;
 
 /// Errors of setting up the host or loading plugins. Step failures are not
 /// errors: they are [`StepResult`]s.
@@ -132,8 +131,11 @@ impl HostBuilder {
     }
 
     /// Allows requests matching this pattern (the plugin's manifest must allow
-    /// them too).
+    /// them too). A CIDR pattern (`https://10.0.0.0/8`) matches IP-literal
+    /// URLs in that network and also allows connecting to it, as
+    /// [`allow_network`](Self::allow_network) does.
     pub fn allow_host(mut self, pattern: AllowedHost) -> Self {
+        self.allowed_networks.extend(pattern.network());
         self.allowed_hosts.push(pattern);
         self
     }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::bindings::types as wit;
-use crate::policy::{AllowedHost, parse_allowed_hosts};
+use courier_egress::{AllowedHost, parse_plugin_hosts};
 
 /// What a plugin declares about itself.
 #[derive(Debug, Clone, Serialize)]
@@ -237,7 +237,7 @@ impl Manifest {
         if m.name.is_empty() || !m.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             return Err(fail(format!("name `{}` must be lowercase letters, digits and `-`", m.name)));
         }
-        let hosts = parse_allowed_hosts(&m.allowed_hosts).map_err(|e| fail(e.to_string()))?;
+        let hosts = parse_plugin_hosts(&m.allowed_hosts).map_err(|e| fail(e.to_string()))?;
         let connections: Vec<ConnectionSpec> = m.connections.into_iter().map(ConnectionSpec::from).collect();
         let calls = m
             .calls

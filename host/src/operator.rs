@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::limits::Limits;
-use crate::policy::AllowedHost;
+use courier_egress::AllowedHost;
 
 /// The operator's settings for one plugin; unset fields keep the host-wide ones.
 #[derive(Debug, Clone, Default)]

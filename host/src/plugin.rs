@@ -11,7 +11,7 @@ use wasmtime::component::Linker;
 use crate::bindings::PluginPre;
 use crate::engine::CompileSource;
 use crate::manifest::Manifest;
-use crate::policy::AllowedHost;
+use courier_egress::AllowedHost;
 use crate::step::StepState;
 use crate::{HostError, HostInner};
 

@@ -17,7 +17,7 @@ use crate::bindings::types::{Request, Response, SendError, StepError, TimeoutPha
 use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
 use crate::limits::Limits;
 use crate::operator::Effective;
-use crate::policy::AllowedHost;
+use courier_egress::AllowedHost;
 use crate::outbound::{RequestRecord, Sender, StepOutbound, describe};
 use crate::plugin::Plugin;
 use crate::wasi::NoGrantWasi;

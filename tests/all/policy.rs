@@ -20,6 +20,21 @@ async fn loopback_is_refused_unless_the_operator_allows_it() {
 }
 
 #[tokio::test]
+async fn an_operator_cidr_pattern_allows_ip_literals_in_its_network() {
+    let server = TestServer::echo().await;
+    let host = host_with(Host::builder().allow_host("http://127.0.0.0/8:*".parse().unwrap()), &["http-request"]).await;
+    let r = step(&host, "http-request", "request", json!({"url": server.url("/in")}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(server.received().len(), 1);
+    // Names never match a network pattern, even one that resolves into it.
+    let name = format!("http://localhost:{}/name", server.addr.port());
+    let r = step(&host, "http-request", "request", json!({"url": name}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Denied, "{r:?}");
+    assert!(r.error.unwrap().message.contains("operator"));
+    assert_eq!(server.received().len(), 1, "the denied request never arrived");
+}
+
+#[tokio::test]
 async fn hosts_outside_the_operator_allowlist_are_denied() {
     let server = TestServer::echo().await;
     let builder = Host::builder()

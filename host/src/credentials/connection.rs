@@ -110,21 +110,6 @@ impl BoundConnection {
         Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub, tls })
     }
 
-    /// A connection without credentials, for unit tests of URL handling.
-    #[cfg(test)]
-    pub(crate) fn unauthenticated(name: &str, base_url: Url) -> Self {
-        Self {
-            name: name.into(),
-            origins: vec![base_url.origin()],
-            base_url: Some(base_url),
-            credential: Credential::None,
-            shared_headers: vec![],
-            shared_query: vec![],
-            scrub: vec![],
-            tls: None,
-        }
-    }
-
     /// Whether this URL's origin may receive the connection's credentials.
     pub(crate) fn may_authenticate(&self, url: &Url) -> bool {
         let origin = url.origin();

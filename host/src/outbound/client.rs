@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use crate::limits::Limits;
-use crate::policy::NetworkPolicy;
+use courier_egress::NetworkPolicy;
 use crate::tls::{self, ConnectionTls};
 
 /// Resolves host names to addresses. The host's default uses the system

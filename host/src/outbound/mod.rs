@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::capture_connection;
 use serde::Serialize;
@@ -30,7 +30,8 @@ use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase}
 use crate::credentials::{BoundConnection, Scrubber, Secret, TokenManager};
 use crate::limits::Limits;
 use crate::manifest::Manifest;
-use crate::policy::{AllowedHost, NetworkPolicy};
+use courier_egress::head::{self, HostLists, Refusal};
+use courier_egress::{AllowedHost, NetworkPolicy};
 
 /// The operator's egress settings shared by every step.
 pub(crate) struct Sender {
@@ -71,22 +72,6 @@ pub struct RequestRecord {
     /// connection's `verify_host`/`verify_peer`, allowed by the operator).
     pub insecure: bool,
 }
-
-/// Request headers the host owns; a plugin that sets one gets `invalid-request`.
-const HOST_OWNED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-    "authorization",
-    "cookie",
-    "accept-encoding",
-    "idempotency-key",
-];
 
 impl Sender {
     pub(crate) fn new(
@@ -225,35 +210,10 @@ impl Sender {
         Ok((self.clients.get(tls), insecure))
     }
 
-    /// Scheme, user info, allowed hosts (plugin and operator) and IP literals.
+    /// Scheme, user info, allowed hosts (plugin, operator, tenant) and IP literals.
     fn check_url(&self, step: &StepOutbound<'_>, url: &Url) -> Result<(), SendError> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(SendError::Denied(format!("scheme `{}` is not allowed", url.scheme())));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(SendError::InvalidRequest("URLs must not carry user info".into()));
-        }
-        let origin = origin_text(url);
-        if !step.plugin_hosts.iter().any(|h| h.matches(url)) {
-            return Err(SendError::Denied(format!("{origin} is not among the plugin's allowed hosts")));
-        }
-        if !step.operator_hosts.iter().any(|h| h.matches(url)) {
-            return Err(SendError::Denied(format!("{origin} is not allowed by the operator's policy")));
-        }
-        if step.tenant_hosts.is_some_and(|hosts| !hosts.iter().any(|h| h.matches(url))) {
-            return Err(SendError::Denied(format!("{origin} is not allowed by the tenant's policy")));
-        }
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(ip.into()),
-            Some(url::Host::Ipv6(ip)) => Some(ip.into()),
-            _ => None,
-        };
-        if let Some(ip) = literal {
-            self.network
-                .check(ip)
-                .map_err(|range| SendError::Denied(format!("address {ip} is in a refused range: {range}")))?;
-        }
-        Ok(())
+        let hosts = HostLists { plugin: step.plugin_hosts, operator: step.operator_hosts, tenant: step.tenant_hosts };
+        Ok(head::check_url(url, hosts, &self.network)?)
     }
 
     /// Sends a request and waits for the response head: connect and TLS are
@@ -355,19 +315,15 @@ impl<'a> Prepared<'a> {
                 })?)
             }
         };
-        reject_control_chars("URL", &r.url)?;
-        let mut url = join_url(connection, &r.url)?;
+        if connection.is_some_and(|c| c.base_url.is_none())
+            && matches!(Url::parse(&r.url), Err(url::ParseError::RelativeUrlWithoutBase))
         {
-            let mut pairs = url.query_pairs_mut();
-            for (k, v) in connection.iter().flat_map(|c| c.shared_query.iter()).chain(r.query.iter()) {
-                reject_control_chars("query", k)?;
-                reject_control_chars("query", v)?;
-                pairs.append_pair(k, v);
-            }
+            let name = connection.map(|c| c.name.as_str()).unwrap_or_default();
+            return Err(SendError::InvalidRequest(format!("connection `{name}` has no base URL for `{}`", r.url)));
         }
-        if url.query() == Some("") {
-            url.set_query(None);
-        }
+        let mut url = head::join_url(connection.and_then(|c| c.base_url.as_ref()), &r.url)?;
+        let shared = connection.iter().flat_map(|c| c.shared_query.iter());
+        head::append_query(&mut url, shared.chain(r.query.iter()).map(|(k, v)| (k.as_str(), v.as_str())))?;
         if let Some(conn) = connection
             && let Some((name, _)) = url.query_pairs().find(|(k, _)| conn.reserves_query(k))
         {
@@ -377,10 +333,7 @@ impl<'a> Prepared<'a> {
         }
         let mut headers = HeaderMap::new();
         for (k, v) in connection.iter().flat_map(|c| c.shared_headers.iter()).chain(r.headers.iter()) {
-            let (name, value) = header_pair(k, v)?;
-            if HOST_OWNED_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("proxy-") {
-                return Err(SendError::InvalidRequest(format!("header `{name}` is set by the host")));
-            }
+            let (name, value) = head::plugin_header(k, v)?;
             if connection.is_some_and(|c| c.reserves_header(name.as_str())) {
                 return Err(SendError::InvalidRequest(format!(
                     "header `{name}` carries the connection's credential and is set by the host"
@@ -400,7 +353,7 @@ impl<'a> Prepared<'a> {
         }
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(decode::ACCEPT_ENCODING));
         if let Some(key) = &r.idempotency_key {
-            let (name, value) = header_pair("idempotency-key", key)?;
+            let (name, value) = head::header_pair("idempotency-key", key)?;
             headers.insert(name, value);
         }
         if r.retry.is_some() {
@@ -487,32 +440,6 @@ fn redirect_target(p: &Prepared<'_>, response: &Response) -> Result<Option<Url>,
         .map_err(|e| SendError::Protocol(format!("invalid redirect location `{location}`: {e}")))
 }
 
-/// Joins a request URL to the connection's base URL. Absolute URLs pass as
-/// they are; relative ones keep the base path and never double a `/`.
-fn join_url(connection: Option<&BoundConnection>, target: &str) -> Result<Url, SendError> {
-    match Url::parse(target) {
-        Ok(url) => Ok(url),
-        Err(url::ParseError::RelativeUrlWithoutBase) => {
-            let conn = connection.ok_or_else(|| {
-                SendError::InvalidRequest(format!("relative URL `{target}` needs a connection with a base URL"))
-            })?;
-            let base = conn.base_url.as_ref().ok_or_else(|| {
-                SendError::InvalidRequest(format!("connection `{}` has no base URL for `{target}`", conn.name))
-            })?;
-            let (path, query) = match target.split_once('?') {
-                Some((p, q)) => (p, Some(q)),
-                None => (target, None),
-            };
-            let mut url = base.clone();
-            let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
-            url.set_path(&joined);
-            url.set_query(query);
-            Ok(url)
-        }
-        Err(e) => Err(SendError::InvalidRequest(format!("invalid URL `{target}`: {e}"))),
-    }
-}
-
 /// The URL the plugin may see: a query credential the host added is removed.
 fn url_without_secrets(url: &Url, connection: Option<&BoundConnection>) -> Url {
     let Some(conn) = connection else {
@@ -528,19 +455,13 @@ fn url_without_secrets(url: &Url, connection: Option<&BoundConnection>) -> Url {
     clean
 }
 
-fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), SendError> {
-    reject_control_chars("header", name)?;
-    reject_control_chars("header", value)?;
-    let n = HeaderName::try_from(name).map_err(|_| SendError::InvalidRequest(format!("invalid header name `{name}`")))?;
-    let v = HeaderValue::try_from(value).map_err(|_| SendError::InvalidRequest(format!("invalid value for header `{name}`")))?;
-    Ok((n, v))
-}
-
-fn reject_control_chars(what: &str, s: &str) -> Result<(), SendError> {
-    if s.contains(['\r', '\n', '\0']) {
-        return Err(SendError::InvalidRequest(format!("CR, LF or NUL in a {what}")));
+impl From<Refusal> for SendError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Denied(m) => SendError::Denied(m),
+            Refusal::Invalid(m) => SendError::InvalidRequest(m),
+        }
     }
-    Ok(())
 }
 
 fn origin_text(url: &Url) -> String {
@@ -667,37 +588,5 @@ fn scrub_error(s: &Scrubber, e: SendError) -> SendError {
         SendError::CircuitOpen(m) => SendError::CircuitOpen(s.text(m)),
         SendError::Other(m) => SendError::Other(s.text(m)),
         SendError::Timeout(p) => SendError::Timeout(p),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conn(base: &str) -> BoundConnection {
-        BoundConnection::unauthenticated("c", Url::parse(base).unwrap())
-    }
-
-    #[test]
-    fn relative_urls_keep_the_base_path() {
-        let c = conn("https://api.test/v1/");
-        for (rel, want) in [
-            ("customers", "https://api.test/v1/customers"),
-            ("/customers", "https://api.test/v1/customers"),
-            ("customers/42?expand=a", "https://api.test/v1/customers/42?expand=a"),
-        ] {
-            assert_eq!(join_url(Some(&c), rel).unwrap().as_str(), want);
-        }
-        let c = conn("https://api.test/v1");
-        assert_eq!(join_url(Some(&c), "/x").unwrap().as_str(), "https://api.test/v1/x");
-        assert_eq!(join_url(None, "https://o.test/a").unwrap().as_str(), "https://o.test/a");
-        assert!(matches!(join_url(None, "/x"), Err(SendError::InvalidRequest(_))));
-    }
-
-    #[test]
-    fn control_characters_are_rejected() {
-        assert!(header_pair("x-a", "v\r\nInjected: 1").is_err());
-        assert!(header_pair("x-a\n", "v").is_err());
-        assert!(header_pair("x-a", "ok").is_ok());
     }
 }

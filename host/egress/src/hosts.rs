@@ -1,14 +1,13 @@
-//! Egress policy: which URLs a step may call and which addresses it may reach.
+//! Typed allowed-host patterns: `scheme://host[:port]`, deny by default.
 //!
-//! Two independent checks, both deny by default:
-//! - [`AllowedHost`] patterns (`scheme://host[:port]`) match the URL. A request
-//!   must match the plugin manifest's patterns **and** the operator's.
-//! - [`NetworkPolicy`] checks every address a name resolves to (and IP literals)
-//!   at connect time: special-purpose ranges (loopback, private, link-local, …)
-//!   are refused unless the operator allows their CIDR explicitly.
+//! A host is a literal name or IP address, `*.domain` (strict subdomains) or
+//! `*`; operators may also name a network in CIDR form (`10.0.0.0/8`,
+//! `[fd00::/8]`), which matches URLs whose host is an IP literal in it.
+//! Hosts are normalized like URLs (lowercase, IDNA, canonical IP literals,
+//! no trailing dot) so patterns and URLs compare equal.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
@@ -16,7 +15,7 @@ use url::Url;
 
 /// A pattern could not be parsed; the message shows the accepted format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid allowed host `{pattern}`: {reason} (expected `http[s]://HOST[:PORT]` where HOST is `api.example.com`, `*.example.com` or `*`, and PORT a number or `*`)")]
+#[error("invalid allowed host `{pattern}`: {reason} (expected `http[s]://HOST[:PORT]` where HOST is `api.example.com`, `*.example.com`, `*` or, in an operator's policy, a CIDR such as `10.0.0.0/8` or `[fd00::/8]`, and PORT a number or `*`)")]
 pub struct PatternError {
     pattern: String,
     reason: &'static str,
@@ -32,6 +31,8 @@ enum HostMatch {
     Subdomain(String),
     /// Exactly this normalized host name or IP literal.
     Literal(String),
+    /// IP literals in this network (operators only).
+    Network(IpNet),
 }
 
 /// Which ports a pattern matches.
@@ -86,10 +87,13 @@ impl FromStr for AllowedHost {
         let scheme = Scheme::parse(&scheme.to_ascii_lowercase())
             .ok_or_else(|| fail("only http and https are allowed"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains(['/', '?', '#', '@']) {
+        if rest.contains(['?', '#', '@']) {
             return Err(fail("a pattern names a host, not a path, query or user"));
         }
         let (host, port) = split_host_port(rest).ok_or_else(|| fail("malformed port"))?;
+        if port.is_some_and(|p| p.contains('/')) {
+            return Err(fail("a pattern names a host, not a path, query or user"));
+        }
         let port = match port {
             None => PortMatch::Default,
             Some("*") => PortMatch::Any,
@@ -97,6 +101,8 @@ impl FromStr for AllowedHost {
         };
         let host = if host == "*" {
             HostMatch::Any
+        } else if host.contains('/') {
+            HostMatch::Network(parse_network(host).ok_or_else(|| fail("a pattern names a host, not a path, query or user"))?)
         } else if let Some(domain) = host.strip_prefix("*.") {
             if domain.contains('*') {
                 return Err(fail("`*` may only stand alone or as the first label"));
@@ -129,6 +135,16 @@ fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
+/// A CIDR host: `a.b.c.d/n`, or `[v6/n]` in brackets like any IPv6 host.
+/// The address is truncated to its network.
+fn parse_network(host: &str) -> Option<IpNet> {
+    let net: IpNet = match host.strip_prefix('[') {
+        Some(v6) => IpNet::V6(v6.strip_suffix(']')?.parse().ok()?),
+        None => IpNet::V4(host.parse().ok()?),
+    };
+    Some(net.trunc())
+}
+
 /// Normalizes a host the way URLs are normalized (lowercase, IDNA, IP literals
 /// canonical), so patterns and URLs compare equal.
 fn normalize_pattern_host(host: &str) -> Option<String> {
@@ -156,7 +172,21 @@ impl AllowedHost {
                 HostMatch::Subdomain(d) => {
                     host.len() > d.len() + 1 && host.ends_with(d.as_str()) && host[..host.len() - d.len()].ends_with('.')
                 }
+                HostMatch::Network(net) => match url.host() {
+                    Some(url::Host::Ipv4(ip)) => net.contains(&IpAddr::V4(ip)),
+                    Some(url::Host::Ipv6(ip)) => net.contains(&ip.to_canonical()),
+                    _ => false,
+                },
             }
+    }
+
+    /// The network of a CIDR pattern, which the operator thereby allows to
+    /// be reached even where it is a special-purpose range.
+    pub fn network(&self) -> Option<IpNet> {
+        match self.host {
+            HostMatch::Network(net) => Some(net),
+            _ => None,
+        }
     }
 }
 
@@ -171,6 +201,8 @@ impl fmt::Display for AllowedHost {
             HostMatch::Any => write!(f, "*")?,
             HostMatch::Subdomain(d) => write!(f, "*.{d}")?,
             HostMatch::Literal(h) => write!(f, "{h}")?,
+            HostMatch::Network(IpNet::V4(net)) => write!(f, "{net}")?,
+            HostMatch::Network(IpNet::V6(net)) => write!(f, "[{net}]")?,
         }
         match self.port {
             PortMatch::Default => Ok(()),
@@ -180,100 +212,22 @@ impl fmt::Display for AllowedHost {
     }
 }
 
-/// Parses a list of patterns, failing on the first invalid one.
-pub(crate) fn parse_allowed_hosts<S: AsRef<str>>(patterns: &[S]) -> Result<Vec<AllowedHost>, PatternError> {
-    patterns.iter().map(|p| p.as_ref().parse()).collect()
-}
-
-/// The operator's network policy: special-purpose address ranges are refused
-/// unless one of `allowed` contains the address.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct NetworkPolicy {
-    allowed: Vec<IpNet>,
-}
-
-impl NetworkPolicy {
-    /// A policy that additionally allows these networks (for example
-    /// `127.0.0.1/32` for a local test server).
-    pub(crate) fn allowing(allowed: Vec<IpNet>) -> Self {
-        Self { allowed }
-    }
-
-    /// Checks one resolved address. `Err` names the range that refused it.
-    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), &'static str> {
-        let ip = ip.to_canonical();
-        if self.allowed.iter().any(|net| net.contains(&ip)) {
-            return Ok(());
-        }
-        match special_range(ip) {
-            Some(range) => Err(range),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The special-purpose range an address belongs to, if any. IPv6 forms that
-/// embed an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo) are judged
-/// by the embedded address as well.
-pub(crate) fn special_range(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => special_v4(v4),
-        IpAddr::V6(v6) => special_v6(v6),
-    }
-}
-
-fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, c, _] = ip.octets();
-    Some(match () {
-        _ if ip.is_unspecified() || a == 0 => "unspecified (0.0.0.0/8)",
-        _ if ip.is_loopback() => "loopback (127.0.0.0/8)",
-        _ if ip.is_private() => "private (RFC 1918)",
-        _ if ip.is_link_local() => "link-local (169.254.0.0/16)",
-        _ if a == 100 && (64..128).contains(&b) => "shared address space (100.64.0.0/10)",
-        _ if a == 192 && b == 0 && c == 0 => "IETF protocol assignments (192.0.0.0/24)",
-        _ if (a, b, c) == (192, 0, 2) || (a, b, c) == (198, 51, 100) || (a, b, c) == (203, 0, 113) => {
-            "documentation"
-        }
-        _ if a == 198 && (b == 18 || b == 19) => "benchmarking (198.18.0.0/15)",
-        _ if ip.is_broadcast() => "broadcast",
-        _ if ip.is_multicast() => "multicast (224.0.0.0/4)",
-        _ if a >= 240 => "reserved (240.0.0.0/4)",
-        _ => return None,
-    })
-}
-
-fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    if let Some(v4) = embedded_v4(ip) {
-        return Some(special_v4(v4).unwrap_or("IPv6 form of an IPv4 address"));
-    }
-    let s = ip.segments();
-    Some(match () {
-        _ if ip.is_unspecified() => "unspecified (::)",
-        _ if ip.is_loopback() => "loopback (::1)",
-        _ if s[0] & 0xfe00 == 0xfc00 => "unique local (fc00::/7)",
-        _ if s[0] & 0xffc0 == 0xfe80 => "link-local (fe80::/10)",
-        _ if s[0] & 0xffc0 == 0xfec0 => "site-local (fec0::/10)",
-        _ if s[0] & 0xff00 == 0xff00 => "multicast (ff00::/8)",
-        _ if s[0] == 0x2001 && s[1] == 0x0db8 => "documentation (2001:db8::/32)",
-        _ if s[0] == 0x0100 && s[1..4] == [0, 0, 0] => "discard (100::/64)",
-        _ => return None,
-    })
-}
-
-/// The IPv4 address an IPv6 address carries, for the forms that route to it:
-/// IPv4-mapped, IPv4-compatible, NAT64 (64:ff9b::/96), 6to4 (2002::/16),
-/// Teredo (2001::/32, client address inverted).
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    let s = ip.segments();
-    let from = |hi: u16, lo: u16| Ipv4Addr::from(((hi as u32) << 16) | lo as u32);
-    match s {
-        [0, 0, 0, 0, 0, 0xffff, hi, lo] => Some(from(hi, lo)),
-        [0, 0, 0, 0, 0, 0, hi, lo] if !(hi == 0 && lo <= 1) => Some(from(hi, lo)),
-        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(from(hi, lo)),
-        [0x2002, hi, lo, ..] => Some(from(hi, lo)),
-        [0x2001, 0, .., hi, lo] => Some(from(!hi, !lo)),
-        _ => None,
-    }
+/// Parses a plugin manifest's patterns, failing on the first invalid one.
+/// CIDR hosts are the operator's to grant, not a plugin's.
+pub fn parse_plugin_hosts<S: AsRef<str>>(patterns: &[S]) -> Result<Vec<AllowedHost>, PatternError> {
+    patterns
+        .iter()
+        .map(|p| {
+            let pattern: AllowedHost = p.as_ref().parse()?;
+            match pattern.host {
+                HostMatch::Network(_) => Err(PatternError {
+                    pattern: p.as_ref().to_owned(),
+                    reason: "a CIDR range may only be allowed by the operator",
+                }),
+                _ => Ok(pattern),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -305,7 +259,7 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_rejected_with_the_format() {
-        for bad in ["*", "api.example.com", "ftp://x.com", "https://*stripe.com", "https://api.*.com", "https://x.com/path", "https://u@x.com", "https://x.com:port"] {
+        for bad in ["*", "api.example.com", "ftp://x.com", "https://*stripe.com", "https://api.*.com", "https://x.com/path", "https://x.com:80/path", "https://10.0.0.0/33", "https://[fd00::/8", "https://u@x.com", "https://x.com:port"] {
             let err = bad.parse::<AllowedHost>().unwrap_err().to_string();
             assert!(err.contains("expected `http[s]://HOST[:PORT]`"), "{bad}: {err}");
         }
@@ -322,33 +276,31 @@ mod tests {
     }
 
     #[test]
+    fn operators_may_name_networks() {
+        let v4: AllowedHost = "https://10.1.2.3/8:*".parse().unwrap();
+        assert_eq!(v4.to_string(), "https://10.0.0.0/8:*");
+        assert_eq!(v4.network(), Some("10.0.0.0/8".parse().unwrap()));
+        assert!(v4.matches(&url("https://10.200.0.1:9443/")));
+        assert!(v4.matches(&url("https://[::ffff:10.0.0.7]/")));
+        assert!(v4.matches(&url("https://012.1/")), "octal short form of 10.0.0.1");
+        assert!(!v4.matches(&url("https://11.0.0.1/")));
+        assert!(!v4.matches(&url("https://ten.example/")), "names never match a network");
+
+        let v6: AllowedHost = "http://[FD00::1/8]".parse().unwrap();
+        assert_eq!(v6.to_string(), "http://[fd00::/8]");
+        assert!(v6.matches(&url("http://[fd12::3]/")));
+        assert!(!v6.matches(&url("http://[fe80::1]/")));
+        assert_eq!(v6.to_string().parse::<AllowedHost>().unwrap(), v6);
+
+        let err = parse_plugin_hosts(&["https://10.0.0.0/8"]).unwrap_err().to_string();
+        assert!(err.contains("only be allowed by the operator"), "{err}");
+        assert!(parse_plugin_hosts(&["https://api.example.com"]).is_ok());
+    }
+
+    #[test]
     fn ip_literals_in_patterns_are_canonical() {
         let p: AllowedHost = "http://127.0.0.1:*".parse().unwrap();
         assert!(p.matches(&url("http://0x7f.0.0.1:9/")));
         assert_eq!(p.to_string(), "http://127.0.0.1:*");
-    }
-
-    #[test]
-    fn special_ranges_are_refused_by_default() {
-        let policy = NetworkPolicy::default();
-        for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "192.0.0.8", "198.18.0.1", "255.255.255.255", "224.0.0.1", "::1", "::", "fc00::1", "fe80::1",
-            "::ffff:127.0.0.1", "::127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "2001:0:4136:e378:8000:63bf:80ff:fffe",
-        ] {
-            assert!(policy.check(ip.parse().unwrap()).is_err(), "{ip} should be refused");
-        }
-        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
-            assert!(policy.check(ip.parse().unwrap()).is_ok(), "{ip} should pass");
-        }
-    }
-
-    #[test]
-    fn operator_can_allow_a_cidr() {
-        let policy = NetworkPolicy::allowing(vec!["127.0.0.1/32".parse().unwrap()]);
-        assert!(policy.check("127.0.0.1".parse().unwrap()).is_ok());
-        assert!(policy.check("::ffff:127.0.0.1".parse().unwrap()).is_ok());
-        assert!(policy.check("127.0.0.2".parse().unwrap()).is_err());
-        assert!(policy.check("10.0.0.1".parse().unwrap()).is_err());
     }
 }
