@@ -167,6 +167,26 @@ async fn malformed_and_smuggling_requests_are_rejected_before_sending() {
 }
 
 #[tokio::test]
+async fn names_no_dns_server_would_take_are_refused_before_resolving() {
+    let canary = TestServer::echo().await;
+    let resolver = FixedResolver::new(&[("x;y.test", &["127.0.0.1"]), ("a{b}.test", &["127.0.0.1"])]);
+    let builder = Host::builder()
+        .allow_host("http://*:*".parse().unwrap())
+        .allow_network("127.0.0.1/32".parse().unwrap())
+        .resolver(resolver.clone());
+    let host = host_with(builder, &["http-request"]).await;
+    for name in ["x;y.test", "a{b}.test"] {
+        let url = format!("http://{name}:{}/", canary.addr.port());
+        let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+        let error = r.error.expect("refused");
+        assert_eq!(error.kind, "invalid-request", "{name}");
+        assert!(error.message.contains("not a valid DNS name"), "{name}: {}", error.message);
+    }
+    assert_eq!(resolver.lookups.load(std::sync::atomic::Ordering::SeqCst), 0, "never handed to the resolver");
+    assert_eq!(canary.connections(), 0);
+}
+
+#[tokio::test]
 async fn mixed_answers_keep_only_allowed_addresses_and_resolve_once() {
     let canary = TestServer::echo().await;
     let resolver = FixedResolver::new(&[("mixed.test", &["10.0.0.1", "127.0.0.1", "169.254.169.254"])]);

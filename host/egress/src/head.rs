@@ -143,17 +143,33 @@ pub fn check_url(url: &Url, hosts: HostLists<'_>, network: &NetworkPolicy) -> Re
     if hosts.tenant.is_some_and(|t| !t.iter().any(|h| h.matches(url))) {
         return Err(Refusal::Denied(format!("{origin} is not allowed by the tenant's policy")));
     }
-    let literal = match url.host() {
-        Some(url::Host::Ipv4(ip)) => Some(ip.into()),
-        Some(url::Host::Ipv6(ip)) => Some(ip.into()),
-        _ => None,
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.into(),
+        Some(url::Host::Ipv6(ip)) => ip.into(),
+        Some(url::Host::Domain(name)) => return check_dns_name(name),
+        None => return Err(Refusal::Invalid(format!("URL `{url}` has no host"))),
     };
-    if let Some(ip) = literal {
-        network
-            .check(ip)
-            .map_err(|range| Refusal::Denied(format!("address {ip} is in a refused range: {range}")))?;
+    network.check(ip).map_err(|range| Refusal::Denied(format!("address {ip} is in a refused range: {range}")))
+}
+
+/// A host name the resolver can be asked: labels of 1 to 63 letters, digits,
+/// `-` or `_`, 253 characters in all (a trailing dot allowed). URLs accept
+/// more (`` ` ``, `|`, `}` …), which no DNS name and no HTTP client takes.
+fn check_dns_name(name: &str) -> Result<(), Refusal> {
+    let labels = name.strip_suffix('.').unwrap_or(name);
+    let valid = labels.len() <= 253
+        && labels.split('.').all(|l| {
+            (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !valid {
+        return Err(Refusal::Invalid(format!("host `{name}` is not a valid DNS name")));
     }
     Ok(())
+}
+
+/// The URL as the HTTP client's URI type (refused if it cannot carry it).
+pub fn request_uri(url: &Url) -> Result<http::Uri, Refusal> {
+    url.as_str().parse().map_err(|e| Refusal::Invalid(format!("URL `{url}` cannot be sent: {e}")))
 }
 
 #[cfg(test)]
@@ -207,6 +223,13 @@ mod tests {
         assert!(matches!(check("https://evil.test/"), Err(Refusal::Denied(m)) if m.contains("plugin")));
         assert!(matches!(check("https://u:p@a.example.com/"), Err(Refusal::Invalid(m)) if m.contains("user info")));
         assert!(matches!(check("ftp://a.example.com/"), Err(Refusal::Denied(m)) if m.contains("scheme")));
+        let any = patterns(&["https://*"]);
+        let open = HostLists { plugin: &any, operator: &any, tenant: None };
+        for bad in ["https://`tps/", "https://x;y.example/", "https://a{b}.example/"] {
+            let r = check_url(&Url::parse(bad).unwrap_or_else(|e| panic!("{bad}: {e}")), open, &net);
+            assert!(matches!(&r, Err(Refusal::Invalid(m)) if m.contains("not a valid DNS name")), "{bad}: {r:?}");
+        }
+        assert!(check_url(&Url::parse("https://Under_score.example./").unwrap(), open, &net).is_ok());
 
         let any = patterns(&["http://*:*"]);
         let open = HostLists { plugin: &any, operator: &any, tenant: None };

@@ -135,6 +135,11 @@ fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
+/// A name without its one trailing (root) dot: `example.com.` is `example.com`.
+fn without_root_dot(host: &str) -> &str {
+    host.strip_suffix('.').unwrap_or(host)
+}
+
 /// A CIDR host: `a.b.c.d/n`, or `[v6/n]` in brackets like any IPv6 host.
 /// The address is truncated to its network.
 fn parse_network(host: &str) -> Option<IpNet> {
@@ -149,7 +154,8 @@ fn parse_network(host: &str) -> Option<IpNet> {
 /// canonical), so patterns and URLs compare equal.
 fn normalize_pattern_host(host: &str) -> Option<String> {
     let url = Url::parse(&format!("http://{host}/")).ok()?;
-    url.host_str().map(|h| h.trim_end_matches('.').to_owned())
+    let host = without_root_dot(url.host_str()?);
+    (!host.is_empty() && !host.ends_with('.')).then(|| host.to_owned())
 }
 
 impl AllowedHost {
@@ -158,7 +164,7 @@ impl AllowedHost {
     pub fn matches(&self, url: &Url) -> bool {
         let Some(scheme) = Scheme::parse(url.scheme()) else { return false };
         let Some(host) = url.host_str() else { return false };
-        let host = host.trim_end_matches('.');
+        let host = without_root_dot(host);
         let port = url.port_or_known_default().unwrap_or(0);
         scheme == self.scheme
             && match self.port {
@@ -259,7 +265,7 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_rejected_with_the_format() {
-        for bad in ["*", "api.example.com", "ftp://x.com", "https://*stripe.com", "https://api.*.com", "https://x.com/path", "https://x.com:80/path", "https://10.0.0.0/33", "https://[fd00::/8", "https://u@x.com", "https://x.com:port"] {
+        for bad in ["*", "api.example.com", "ftp://x.com", "https://*stripe.com", "https://api.*.com", "https://x.com/path", "https://.", "https://*..", "https://10.0..", "https://x.com:80/path", "https://10.0.0.0/33", "https://[fd00::/8", "https://u@x.com", "https://x.com:port"] {
             let err = bad.parse::<AllowedHost>().unwrap_err().to_string();
             assert!(err.contains("expected `http[s]://HOST[:PORT]`"), "{bad}: {err}");
         }

@@ -250,7 +250,7 @@ impl Sender {
         let _slot = self.slots.acquire(&origin).await.ok_or_else(|| {
             SendError::Limit(format!("no free connection to {origin} within {:?}", limits.connection_wait))
         })?;
-        let mut builder = http::Request::builder().method(method_name(method)).uri(url.as_str());
+        let mut builder = http::Request::builder().method(method_name(method)).uri(head::request_uri(&url)?);
         *builder.headers_mut().expect("builder is valid") = headers;
         let request = builder
             .body(Full::new(body))
