@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::compute::ComputeShare;
+
 /// The host-wide concurrency limits. Every field has a default; change them
 /// with [`crate::HostBuilder::concurrency`].
 #[derive(Debug, Clone)]
@@ -25,6 +27,11 @@ pub struct ConcurrencyLimits {
     pub max_queued_per_tenant: usize,
     /// How long a step waits for a slot before it is refused (default 2 s).
     pub max_wait: Duration,
+    /// Steps of one tenant running guest code past an epoch tick at once
+    /// (default: the machine's CPU count). More of its busy steps take turns
+    /// a tick at a time, so another tenant's step waits about one tick per
+    /// busy tenant (see `compute.rs`).
+    pub compute_slots_per_tenant: usize,
 }
 
 impl Default for ConcurrencyLimits {
@@ -35,14 +42,16 @@ impl Default for ConcurrencyLimits {
             max_steps_per_plugin: 128,
             max_queued_per_tenant: 64,
             max_wait: Duration::from_secs(2),
+            compute_slots_per_tenant: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
 
-/// A tenant's running-steps cap and its count of waiting steps.
+/// A tenant's running-steps cap, its count of waiting steps and its compute slots.
 struct TenantGate {
     running: Arc<Semaphore>,
     queued: AtomicUsize,
+    compute: ComputeShare,
 }
 
 /// Hands out step permits.
@@ -56,6 +65,8 @@ pub(crate) struct Admission {
 /// Held while a step runs; releases its slots when dropped.
 pub(crate) struct Permit {
     _slots: [OwnedSemaphorePermit; 3],
+    /// The tenant's compute slots, which the step's busy stretches take turns on.
+    pub(crate) compute: ComputeShare,
 }
 
 impl Admission {
@@ -79,6 +90,7 @@ impl Admission {
                     Arc::new(TenantGate {
                         running: Arc::new(Semaphore::new(self.limits.max_steps_per_tenant)),
                         queued: AtomicUsize::new(0),
+                        compute: ComputeShare::new(self.limits.compute_slots_per_tenant),
                     })
                 })
                 .clone()
@@ -94,7 +106,7 @@ impl Admission {
         if let (Ok(t), Ok(p), Ok(g)) =
             (slots[0].clone().try_acquire_owned(), slots[1].clone().try_acquire_owned(), slots[2].clone().try_acquire_owned())
         {
-            return Ok(Permit { _slots: [t, p, g] });
+            return Ok(Permit { _slots: [t, p, g], compute: gate.compute.clone() });
         }
         if gate.queued.fetch_add(1, Ordering::SeqCst) >= self.limits.max_queued_per_tenant {
             gate.queued.fetch_sub(1, Ordering::SeqCst);
@@ -109,7 +121,7 @@ impl Admission {
             let t = gate.running.clone().acquire_owned().await.expect("never closed");
             let p = plugin_slots.clone().acquire_owned().await.expect("never closed");
             let g = self.global.clone().acquire_owned().await.expect("never closed");
-            Permit { _slots: [t, p, g] }
+            Permit { _slots: [t, p, g], compute: gate.compute.clone() }
         })
         .await;
         gate.queued.fetch_sub(1, Ordering::SeqCst);

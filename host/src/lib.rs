@@ -21,6 +21,7 @@
 
 mod admission;
 mod bindings;
+mod compute;
 pub mod builder;
 mod credentials;
 mod engine;
@@ -279,12 +280,13 @@ impl Host {
         let Some(plugin) = self.plugin(&request.plugin) else {
             return StepResult::rejected("invalid-step", format!("no plugin `{}` is loaded", request.plugin), started);
         };
-        let _permit = match self.inner.admission.admit(&request.tenant, &request.plugin).await {
+        let permit = match self.inner.admission.admit(&request.tenant, &request.plugin).await {
             Ok(permit) => permit,
             Err(why) => return StepResult::refused(why, started),
         };
         let policy = self.inner.policy.for_step(&request.tenant, &request.plugin);
-        step::run(plugin, &self.inner.engine, self.inner.sender.clone(), policy, request, started).await
+        let step = step::run(plugin, &self.inner.engine, self.inner.sender.clone(), policy, request, &permit.compute, started);
+        step.await
     }
 }
 
@@ -301,6 +303,7 @@ pub mod bench {
     pub async fn reused_instance(host: &Host, request: StepRequest) -> Result<ReusedInstance, String> {
         let plugin = host.plugin(&request.plugin).ok_or("no such plugin")?;
         let policy = host.inner.policy.for_step(&request.tenant, &request.plugin);
-        ReusedInstance::new(&plugin, &host.inner.engine, host.inner.sender.clone(), policy, request).await
+        let compute = compute::ComputeShare::new(ConcurrencyLimits::default().compute_slots_per_tenant);
+        ReusedInstance::new(&plugin, &host.inner.engine, host.inner.sender.clone(), policy, request, &compute).await
     }
 }

@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtxView, WasiView};
 
 use crate::bindings::courier::plugin::{log, outbound, types};
 use crate::bindings::types::{Request, Response, SendError, StepError, TimeoutPhase};
+use crate::compute::{ComputeShare, ComputeSlot};
 use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
 use crate::limits::Limits;
 use crate::operator::Effective;
@@ -173,6 +174,8 @@ pub(crate) struct StepState {
     outbound: Option<OutboundCtx>,
     records: Vec<RequestRecord>,
     logs: LogBuffer,
+    /// The step's compute slot: held while guest code runs.
+    compute: ComputeSlot,
 }
 
 impl StepState {
@@ -186,6 +189,7 @@ impl StepState {
             outbound: None,
             records: vec![],
             logs: LogBuffer::new(limits),
+            compute: ComputeShare::new(1).step(),
         }
     }
 
@@ -225,15 +229,18 @@ impl types::Host for StepState {}
 
 impl outbound::Host for StepState {
     async fn send(&mut self, request: Request) -> Result<Response, SendError> {
+        self.compute.release();
         let (result, records) = match self.step_outbound() {
             Ok((sender, step)) => sender.send(&step, request).await,
             Err(e) => (Err(e), vec![]),
         };
         self.records.extend(records);
+        self.compute.take().await;
         result
     }
 
     async fn send_all(&mut self, requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
+        self.compute.release();
         let (results, records): (Vec<_>, Vec<_>) = match self.step_outbound() {
             Ok((sender, step)) => {
                 let step = &step;
@@ -248,6 +255,7 @@ impl outbound::Host for StepState {
             Err(e) => requests.iter().map(|_| (Err(e.clone()), vec![])).unzip(),
         };
         self.records.extend(records.into_iter().flatten());
+        self.compute.take().await;
         results
     }
 
@@ -319,15 +327,18 @@ pub(crate) async fn run(
     sender: Arc<Sender>,
     policy: Effective,
     req: StepRequest,
+    compute: &ComputeShare,
     started: Instant,
 ) -> StepResult {
     let limits = policy.limits.clone();
-    let (mut store, call, input) = match prepare(&plugin, engine, sender, policy, req, started) {
+    let (mut store, call, input) = match prepare(&plugin, engine, sender, policy, req, compute, started) {
         Ok(prepared) => prepared,
         Err(rejected) => return *rejected,
     };
     let deadline = store.data().outbound.as_ref().expect("a step has an outbound context").deadline;
+    let slot = store.data().compute.clone();
     let invoke = async {
+        slot.take().await;
         let instance = plugin.pre.instantiate_async(&mut store).await?;
         instance.courier_plugin_integration().call_invoke(&mut store, &call, &input).await
     };
@@ -343,6 +354,7 @@ fn prepare(
     sender: Arc<Sender>,
     policy: Effective,
     req: StepRequest,
+    compute: &ComputeShare,
     started: Instant,
 ) -> Result<(Store<StepState>, String, String), Box<StepResult>> {
     let reject = |kind: &str, message: String| Box::new(StepResult::rejected(kind, message, started));
@@ -380,10 +392,10 @@ fn prepare(
         deadline,
         requests_made: AtomicU32::new(0),
     });
+    state.compute = compute.step();
     let mut store = Store::new(engine, state);
     store.limiter(|s| s.limiter());
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_async_yield_and_update(1);
+    store.data().compute.clone().install(&mut store);
     Ok((store, req.call, req.input.to_string()))
 }
 
@@ -403,11 +415,15 @@ impl ReusedInstance {
         sender: Arc<Sender>,
         policy: Effective,
         req: StepRequest,
+        compute: &ComputeShare,
     ) -> Result<Self, String> {
-        let (mut store, call, _) =
-            prepare(plugin, engine, sender, policy, req, Instant::now()).map_err(|r| format!("{:?}", r.error))?;
-        let instance = plugin.pre.instantiate_async(&mut store).await.map_err(|e| format!("{e:#}"))?;
-        Ok(Self { store, instance, call })
+        let (mut store, call, _) = prepare(plugin, engine, sender, policy, req, compute, Instant::now())
+            .map_err(|r| format!("{:?}", r.error))?;
+        let slot = store.data().compute.clone();
+        slot.take().await;
+        let instance = plugin.pre.instantiate_async(&mut store).await.map_err(|e| format!("{e:#}"));
+        slot.release();
+        Ok(Self { store, instance: instance?, call })
     }
 
     /// Invokes the call again in the same instance; `Ok` holds the output text.
@@ -419,7 +435,11 @@ impl ReusedInstance {
         }
         self.store.data_mut().records.clear();
         self.store.set_epoch_deadline(1);
-        match self.instance.courier_plugin_integration().call_invoke(&mut self.store, &self.call, input).await {
+        let slot = self.store.data().compute.clone();
+        slot.take().await;
+        let result = self.instance.courier_plugin_integration().call_invoke(&mut self.store, &self.call, input).await;
+        slot.release();
+        match result {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(e)) => Err(format!("{e:?}")),
             Err(trap) => Err(format!("{trap:#}")),

@@ -53,3 +53,30 @@ async fn a_flooding_tenant_is_capped_and_others_still_run() {
     assert_eq!(count(Outcome::Timeout), 2, "two of tenant A's steps ran to the deadline: {outcomes:?}");
     assert_eq!(count(Outcome::MaxConnection), 2, "the rest were refused: {outcomes:?}");
 }
+
+#[tokio::test]
+async fn a_tenants_busy_steps_take_turns_on_its_compute_slots() {
+    // One compute slot per tenant: tenant A's busy step holds it, so A's next
+    // step waits for its turn (one quantum) while tenant B's runs at once.
+    let concurrency = ConcurrencyLimits { compute_slots_per_tenant: 1, ..ConcurrencyLimits::default() };
+    let limits = Limits { step_deadline: Duration::from_millis(1500), ..Limits::default() };
+    let host = host_with(host_builder().concurrency(concurrency).limits(limits), &["misbehave"]).await;
+    let run = |tenant: &str, call: &str| {
+        let host = host.clone();
+        let request =
+            StepRequest { tenant: tenant.into(), plugin: "misbehave".into(), call: call.into(), input: json!({}), connections: vec![] };
+        tokio::spawn(async move { host.run_step(request).await })
+    };
+    let busy = run("tenant-a", "spin");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let (same_tenant, other_tenant) = (run("tenant-a", "ok"), run("tenant-b", "ok"));
+
+    let other = other_tenant.await.unwrap();
+    assert_eq!(other.outcome, Outcome::Success, "{other:?}");
+    assert!(!busy.is_finished(), "tenant B ran while A's busy step held A's slot");
+    let same = same_tenant.await.unwrap();
+    assert_eq!(same.outcome, Outcome::Success, "{same:?}");
+    assert!(same.duration_ms >= 60, "A's second step waited for A's slot: {same:?}");
+    assert!(!busy.is_finished(), "and got it from the busy step before that one ended");
+    assert_eq!(busy.await.unwrap().outcome, Outcome::Timeout);
+}
