@@ -32,11 +32,18 @@ pub struct LoadLimits {
     pub max_component_bytes: usize,
     /// Time to compile a component (default 120 s).
     pub compile_timeout: Duration,
+    /// Size of the largest function body in the component's code (default
+    /// 1 MiB). The compiler's peak memory grows with the functions it
+    /// compiles at once (about 1.3 KiB per byte of straight-line code, one
+    /// function per core), so this bounds what compiling may take
+    /// (BENCHMARKS.md, "Compiling"). Interpreter loops of Python and
+    /// JavaScript engines compiled to wasm are well under it.
+    pub max_function_bytes: usize,
 }
 
 impl Default for LoadLimits {
     fn default() -> Self {
-        Self { max_component_bytes: 64 << 20, compile_timeout: Duration::from_secs(120) }
+        Self { max_component_bytes: 64 << 20, compile_timeout: Duration::from_secs(120), max_function_bytes: 1 << 20 }
     }
 }
 
@@ -52,6 +59,19 @@ pub struct LoadReport {
 }
 
 /// Links the host's imports (outbound, log, and a WASI that grants nothing).
+/// The size of the largest function body in the component's core modules,
+/// read without compiling anything.
+fn largest_function(bytes: &[u8]) -> Result<usize, wasmparser::BinaryReaderError> {
+    let mut largest = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let wasmparser::Payload::CodeSectionEntry(body) = payload? {
+            let range = body.range();
+            largest = largest.max(usize::try_from(range.end - range.start).unwrap_or(usize::MAX));
+        }
+    }
+    Ok(largest)
+}
+
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StepState>> {
     let mut linker = Linker::new(engine);
     crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
@@ -69,6 +89,13 @@ impl Plugin {
                 "the component is {} bytes, over the limit of {}",
                 bytes.len(),
                 limits.max_component_bytes
+            )));
+        }
+        let largest = largest_function(bytes).map_err(|e| HostError::Load(format!("not a valid component: {e}")))?;
+        if largest > limits.max_function_bytes {
+            return Err(HostError::Load(format!(
+                "the component has a function of {largest} bytes, over the limit of {}",
+                limits.max_function_bytes
             )));
         }
         // Compilation is CPU-bound: it runs on a blocking thread, and a load

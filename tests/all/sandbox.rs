@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use courier_host::{Limits, Outcome};
+use courier_host::{Host, Limits, Outcome};
 use courier_tests::{host_builder, host_with};
 use serde_json::json;
 
@@ -169,6 +169,20 @@ async fn loading_is_bounded_and_rejects_garbage() {
         let err = host.load_plugin(garbage).await.expect_err("garbage must not load");
         assert!(err.to_string().starts_with("cannot load plugin"), "{err}");
     }
+}
+
+#[tokio::test]
+async fn a_function_over_the_size_limit_is_refused_before_compiling() {
+    let component = courier_tests::component_with_function(20_000);
+    let limits = courier_host::LoadLimits { max_function_bytes: 64 << 10, ..Default::default() };
+    let host = Host::builder().load_limits(limits).build().unwrap();
+    let err = host.load_plugin(&component).await.expect_err("over the limit").to_string();
+    assert!(err.contains("a function of") && err.contains("over the limit of 65536"), "{err}");
+
+    // Within the limit it compiles, and fails only where a plugin must export Courier's interface.
+    let host = Host::builder().build().unwrap();
+    let err = host.load_plugin(&component).await.expect_err("not a plugin").to_string();
+    assert!(!err.contains("over the limit"), "{err}");
 }
 
 #[tokio::test]

@@ -556,3 +556,31 @@ impl Httpbin {
         format!("http://{}{path}", self.addr)
     }
 }
+
+/// A component wrapping one core module with one function of straight-line
+/// arithmetic, `ops` additions long (about 6 bytes each): something to
+/// compile, for load bounds. It exports nothing, so it compiles but does not
+/// link as a plugin.
+pub fn component_with_function(ops: u32) -> Vec<u8> {
+    use wasm_encoder::{CodeSection, Component, Function, FunctionSection, Instruction, Module, ModuleSection, TypeSection, ValType};
+    let mut types = TypeSection::new();
+    types.ty().function([ValType::I32], [ValType::I32]);
+    let mut functions = FunctionSection::new();
+    functions.function(0);
+    let mut body = Function::new([]);
+    for i in 0..ops {
+        body.instruction(&Instruction::LocalGet(0));
+        body.instruction(&Instruction::I32Const(i as i32));
+        body.instruction(&Instruction::I32Add);
+        body.instruction(&Instruction::LocalSet(0));
+    }
+    body.instruction(&Instruction::LocalGet(0));
+    body.instruction(&Instruction::End);
+    let mut code = CodeSection::new();
+    code.function(&body);
+    let mut module = Module::new();
+    module.section(&types).section(&functions).section(&code);
+    let mut component = Component::new();
+    component.section(&ModuleSection(&module));
+    component.finish()
+}
