@@ -115,3 +115,20 @@ async fn system_roots_are_trusted_only_when_the_connection_asks() {
     assert_eq!(outcomes[0], (json!("success"), json!(null)), "{outcomes:?}");
     assert_eq!(outcomes[1], (json!("error"), json!("tls")), "without system_roots the CA is unknown: {outcomes:?}");
 }
+
+#[tokio::test]
+async fn proxy_settings_in_the_environment_are_ignored() {
+    let (server, proxy) = (TestServer::echo().await, TestServer::echo().await);
+    let proxy_url = proxy.url("/");
+    let env: Vec<(&str, &str)> = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .into_iter()
+        .map(|name| (name, proxy_url.as_str()))
+        .collect();
+    let input = json!({"url": server.url("/direct")}).to_string();
+    let p = plugin("http-request");
+    let (code, result) =
+        run_with_env(&["run", p.to_str().unwrap(), "request", "--input", &input, "--allow-network", "127.0.0.1/32"], &env).await;
+    assert_eq!(code, 0, "{result}");
+    assert_eq!(server.received().len(), 1, "the request went straight to its target");
+    assert_eq!(proxy.connections(), 0, "no proxy taken from the environment");
+}
