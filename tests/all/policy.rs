@@ -167,6 +167,39 @@ async fn malformed_and_smuggling_requests_are_rejected_before_sending() {
 }
 
 #[tokio::test]
+async fn host_names_are_normalized_before_matching() {
+    let canary = TestServer::echo().await;
+    let port = canary.addr.port();
+    let resolver = FixedResolver::new(&[
+        ("api.example.test", &["127.0.0.1"]),
+        ("api.example.test.", &["127.0.0.1"]),
+        ("xn--bcher-kva.example.test", &["127.0.0.1"]),
+        ("api.example.test.evil.test", &["127.0.0.1"]),
+        ("evil-api.example.test", &["127.0.0.1"]),
+    ]);
+    let builder = Host::builder()
+        .allow_host(format!("http://api.example.test:{port}").parse().unwrap())
+        .allow_host(format!("http://bücher.example.test:{port}").parse().unwrap())
+        .allow_network("127.0.0.1/32".parse().unwrap())
+        .resolver(resolver.clone());
+    let host = host_with(builder, &["http-request"]).await;
+    // Case, the root dot, ideographic full stops and Unicode labels: the same hosts.
+    for spelling in ["API.Example.TEST", "api.example.test.", "api\u{3002}example\u{3002}test", "BÜCHER.example.test"] {
+        let url = format!("http://{spelling}:{port}/");
+        let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Success, "{spelling}: {r:?}");
+    }
+    assert_eq!(canary.received().len(), 4);
+    // Look-alikes that only contain or extend the allowed name are other hosts.
+    for spelling in ["api.example.test.evil.test", "evil-api.example.test", "api.example.test:1@evil.test"] {
+        let url = format!("http://{spelling}:{port}/");
+        let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+        assert_ne!(r.outcome, Outcome::Success, "{spelling}: {r:?}");
+    }
+    assert_eq!(canary.received().len(), 4, "no look-alike reached the target");
+}
+
+#[tokio::test]
 async fn names_no_dns_server_would_take_are_refused_before_resolving() {
     let canary = TestServer::echo().await;
     let resolver = FixedResolver::new(&[("x;y.test", &["127.0.0.1"]), ("a{b}.test", &["127.0.0.1"])]);
