@@ -5,6 +5,7 @@
 use http::header::{HeaderName, HeaderValue};
 use url::Url;
 
+use crate::hosts::is_dns_name;
 use crate::{AllowedHost, NetworkPolicy};
 
 /// Why a request head is refused.
@@ -152,16 +153,9 @@ pub fn check_url(url: &Url, hosts: HostLists<'_>, network: &NetworkPolicy) -> Re
     network.check(ip).map_err(|range| Refusal::Denied(format!("address {ip} is in a refused range: {range}")))
 }
 
-/// A host name the resolver can be asked: labels of 1 to 63 letters, digits,
-/// `-` or `_`, 253 characters in all (a trailing dot allowed). URLs accept
-/// more (`` ` ``, `|`, `}` …), which no DNS name and no HTTP client takes.
+/// Refuses names no DNS server or HTTP client takes (see [`is_dns_name`]).
 fn check_dns_name(name: &str) -> Result<(), Refusal> {
-    let labels = name.strip_suffix('.').unwrap_or(name);
-    let valid = labels.len() <= 253
-        && labels.split('.').all(|l| {
-            (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if !valid {
+    if !is_dns_name(name) {
         return Err(Refusal::Invalid(format!("host `{name}` is not a valid DNS name")));
     }
     Ok(())

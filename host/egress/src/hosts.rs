@@ -107,7 +107,11 @@ impl FromStr for AllowedHost {
             if domain.contains('*') {
                 return Err(fail("`*` may only stand alone or as the first label"));
             }
-            HostMatch::Subdomain(normalize_pattern_host(domain).ok_or_else(|| fail("invalid host"))?)
+            let domain = normalize_pattern_host(domain).ok_or_else(|| fail("invalid host"))?;
+            if domain.parse::<IpAddr>().is_ok() || domain.starts_with('[') {
+                return Err(fail("`*.` needs a domain name, not an IP address"));
+            }
+            HostMatch::Subdomain(domain)
         } else {
             if host.contains('*') {
                 return Err(fail("`*` may only stand alone or as the first label"));
@@ -135,6 +139,18 @@ fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
+/// Whether a name is one the resolver can be asked: labels of 1 to 63
+/// letters, digits, `-` or `_`, 253 characters in all (a trailing dot
+/// allowed). URLs accept more (`` ` ``, `|`, `}`, `*` …), which no DNS name
+/// and no HTTP client takes.
+pub(crate) fn is_dns_name(name: &str) -> bool {
+    let labels = without_root_dot(name);
+    labels.len() <= 253
+        && labels.split('.').all(|l| {
+            (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
 /// A name without its one trailing (root) dot: `example.com.` is `example.com`.
 fn without_root_dot(host: &str) -> &str {
     host.strip_suffix('.').unwrap_or(host)
@@ -155,7 +171,11 @@ fn parse_network(host: &str) -> Option<IpNet> {
 fn normalize_pattern_host(host: &str) -> Option<String> {
     let url = Url::parse(&format!("http://{host}/")).ok()?;
     let host = without_root_dot(url.host_str()?);
-    (!host.is_empty() && !host.ends_with('.')).then(|| host.to_owned())
+    let valid = match url.host()? {
+        url::Host::Domain(domain) => is_dns_name(domain),
+        url::Host::Ipv4(_) | url::Host::Ipv6(_) => true,
+    };
+    valid.then(|| host.to_owned())
 }
 
 impl AllowedHost {
@@ -265,7 +285,7 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_rejected_with_the_format() {
-        for bad in ["*", "api.example.com", "ftp://x.com", "https://*stripe.com", "https://api.*.com", "https://x.com/path", "https://.", "https://*..", "https://10.0..", "https://x.com:80/path", "https://10.0.0.0/33", "https://[fd00::/8", "https://u@x.com", "https://x.com:port"] {
+        for bad in ["*", "api.example.com", "ftp://x.com", "https://*stripe.com", "https://api.*.com", "https://x.com/path", "https://.", "https://*..", "https://10.0..", "http://*.28:80", "http://%2A", "https://a%7Cb.example", "https://*.[::1]", "https://x.com:80/path", "https://10.0.0.0/33", "https://[fd00::/8", "https://u@x.com", "https://x.com:port"] {
             let err = bad.parse::<AllowedHost>().unwrap_err().to_string();
             assert!(err.contains("expected `http[s]://HOST[:PORT]`"), "{bad}: {err}");
         }
