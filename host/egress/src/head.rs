@@ -97,7 +97,8 @@ pub fn join_url(base: Option<&Url>, target: &str) -> Result<Url, Refusal> {
 /// Appends query pairs (percent-encoded by the URL), refusing control
 /// characters; an empty query is dropped.
 pub fn append_query<'a>(url: &mut Url, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), Refusal> {
-    {
+    let mut pairs = pairs.into_iter().peekable();
+    if pairs.peek().is_some() {
         let mut query = url.query_pairs_mut();
         for (k, v) in pairs {
             reject_control_chars("query", k)?;
@@ -134,15 +135,15 @@ pub fn check_url(url: &Url, hosts: HostLists<'_>, network: &NetworkPolicy) -> Re
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Refusal::Invalid("URLs must not carry user info".into()));
     }
-    let origin = url.origin().ascii_serialization();
+    let denied = |why: &str| Refusal::Denied(format!("{} {why}", url.origin().ascii_serialization()));
     if !hosts.plugin.iter().any(|h| h.matches(url)) {
-        return Err(Refusal::Denied(format!("{origin} is not among the plugin's allowed hosts")));
+        return Err(denied("is not among the plugin's allowed hosts"));
     }
     if !hosts.operator.iter().any(|h| h.matches(url)) {
-        return Err(Refusal::Denied(format!("{origin} is not allowed by the operator's policy")));
+        return Err(denied("is not allowed by the operator's policy"));
     }
     if hosts.tenant.is_some_and(|t| !t.iter().any(|h| h.matches(url))) {
-        return Err(Refusal::Denied(format!("{origin} is not allowed by the tenant's policy")));
+        return Err(denied("is not allowed by the tenant's policy"));
     }
     let ip = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.into(),
