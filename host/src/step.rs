@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -19,7 +18,7 @@ use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
 use crate::limits::Limits;
 use crate::operator::Effective;
 use courier_egress::AllowedHost;
-use crate::outbound::{RequestRecord, Sender, StepOutbound, describe};
+use crate::outbound::{RequestRecord, Sender, StepOutbound, StepTraffic, describe};
 use crate::plugin::Plugin;
 use crate::wasi::NoGrantWasi;
 
@@ -162,7 +161,7 @@ struct OutboundCtx {
     connections: HashMap<String, BoundConnection>,
     scrubber: Scrubber,
     deadline: tokio::time::Instant,
-    requests_made: AtomicU32,
+    traffic: StepTraffic,
 }
 
 /// The store data of one step.
@@ -213,7 +212,7 @@ impl StepState {
                 scrubber: &ctx.scrubber,
                 limits: &self.limits,
                 deadline: ctx.deadline,
-                requests_made: &ctx.requests_made,
+                traffic: &ctx.traffic,
             },
         ))
     }
@@ -390,7 +389,7 @@ fn prepare(
         connections,
         scrubber,
         deadline,
-        requests_made: AtomicU32::new(0),
+        traffic: StepTraffic::default(),
     });
     state.compute = compute.step();
     let mut store = Store::new(engine, state);
@@ -431,7 +430,7 @@ impl ReusedInstance {
         let limits = self.store.data().limits.clone();
         if let Some(ctx) = self.store.data_mut().outbound.as_mut() {
             ctx.deadline = tokio::time::Instant::now() + limits.step_deadline;
-            ctx.requests_made = AtomicU32::new(0);
+            ctx.traffic = StepTraffic::default();
         }
         self.store.data_mut().records.clear();
         self.store.set_epoch_deadline(1);

@@ -49,11 +49,17 @@ async fn client_credentials_with_basic_client_auth_is_cached() {
     let (tokens, api) = (token_server(|_| 3600).await, api().await);
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = client_credentials(&api, &tokens, "scopes = ['read', 'write']\naudience = 'https://api.test'");
-    for _ in 0..2 {
+    for n in 0..2 {
         let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
         assert_eq!(r.output.as_ref().unwrap()["body"]["auth"], "Bearer [REDACTED]");
         assert_no_leak(&r, &[CLIENT_SECRET, "at-1"]);
+        // The token request is listed first in the step that made it.
+        let listed: Vec<(&str, &str)> = r.requests.iter().map(|q| (q.method.as_str(), q.url.as_str())).collect();
+        let token_url = tokens.url("/oauth/token");
+        let me = api.url("/me");
+        let expected = if n == 0 { vec![("POST", token_url.as_str()), ("GET", me.as_str())] } else { vec![("GET", me.as_str())] };
+        assert_eq!(listed, expected, "step {n}");
     }
     let got = tokens.received();
     assert_eq!(got.len(), 1, "the second step reuses the cached token");
@@ -69,6 +75,27 @@ async fn client_credentials_with_basic_client_auth_is_cached() {
         ]
     );
     assert!(api.received().iter().all(|r| r.header("authorization") == Some("Bearer at-1")));
+}
+
+#[tokio::test]
+async fn token_requests_count_toward_the_step_request_limit() {
+    let (tokens, api) = (token_server(|_| 3600).await, api().await);
+    let conn = client_credentials(&api, &tokens, "");
+    let limited = |n| {
+        let limits = courier_host::Limits { max_requests_per_step: n, ..courier_host::Limits::default() };
+        host_with(host_builder().limits(limits), &["http-request"])
+    };
+    let host = limited(1).await;
+    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    assert_eq!(r.outcome, Outcome::MaxConnection, "the request and its token request are two: {r:?}");
+    assert!(r.error.as_ref().unwrap().message.contains("limit of 1 requests"), "{r:?}");
+    assert_eq!((tokens.received().len(), api.received().len()), (0, 0), "nothing was sent");
+
+    let host = limited(2).await;
+    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.requests.len(), 2);
+    assert_eq!((tokens.received().len(), api.received().len()), (1, 1));
 }
 
 #[tokio::test]
@@ -183,7 +210,9 @@ async fn a_401_renews_the_token_and_replays_once() {
     let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!((tokens.received().len(), api.received().len()), (2, 2));
-    assert_eq!(r.requests.len(), 2, "both attempts are recorded");
+    let listed: Vec<(&str, Option<u16>)> = r.requests.iter().map(|q| (q.method.as_str(), q.status)).collect();
+    let expected = [("POST", Some(200)), ("GET", Some(401)), ("POST", Some(200)), ("GET", Some(200))];
+    assert_eq!(listed, expected, "token requests and both attempts, in order");
 
     // An API that always refuses: one replay, then the 401 goes to the plugin.
     let (tokens, api) = (token_server(|_| 3600).await, TestServer::start(|_| Reply::json(401, json!({}))).await);

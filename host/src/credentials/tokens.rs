@@ -272,7 +272,10 @@ impl TokenSource {
                     cell.mark_needs_reauthorization();
                 }
                 state.access = None;
-                state.last_failure = Some(error.clone());
+                // The step's own request limit is not news for the steps waiting on this attempt.
+                if !matches!(error, SendError::Limit(_)) {
+                    state.last_failure = Some(error.clone());
+                }
                 Err(error)
             }
         }
@@ -302,7 +305,11 @@ impl TokenSource {
         let response = sender
             .request_token(step, &endpoint.token_url, headers, body)
             .await
-            .map_err(|e| (fail(format!("token request failed: {}", crate::outbound::describe(&e))), false))?;
+            .map_err(|e| match e {
+                // The step's own limit, not a credential problem.
+                SendError::Limit(_) => (e, false),
+                e => (fail(format!("token request failed: {}", crate::outbound::describe(&e))), false),
+            })?;
         if !(200..300).contains(&response.status) {
             let code = serde_json::from_slice::<TokenErrorResponse>(&response.body)
                 .map(|e| e.error.chars().take(64).collect::<String>())

@@ -52,7 +52,32 @@ pub(crate) struct StepOutbound<'a> {
     pub(crate) scrubber: &'a Scrubber,
     pub(crate) limits: &'a Limits,
     pub(crate) deadline: tokio::time::Instant,
-    pub(crate) requests_made: &'a AtomicU32,
+    pub(crate) traffic: &'a StepTraffic,
+}
+
+/// What one step has sent so far: the count its request limit applies to,
+/// and the records of requests the host made on its behalf (token requests)
+/// until they join the step's records, before the request that caused them.
+#[derive(Default)]
+pub(crate) struct StepTraffic {
+    made: AtomicU32,
+    host_records: std::sync::Mutex<Vec<RequestRecord>>,
+}
+
+impl StepTraffic {
+    /// Counts one more request, refusing it past the step's limit.
+    fn count(&self, limits: &Limits) -> Result<(), SendError> {
+        let used = self.made.fetch_add(1, Ordering::Relaxed) + 1;
+        if used > limits.max_requests_per_step {
+            return Err(SendError::Limit(format!("the step's limit of {} requests is reached", limits.max_requests_per_step)));
+        }
+        Ok(())
+    }
+
+    /// Takes the records of the host's own requests made so far.
+    fn take_host_records(&self) -> Vec<RequestRecord> {
+        std::mem::take(&mut *self.host_records.lock().expect("records lock poisoned"))
+    }
 }
 
 /// One outbound request as the step result reports it (secrets scrubbed).
@@ -71,6 +96,27 @@ pub struct RequestRecord {
     /// Whether TLS verification was relaxed for this request (the
     /// connection's `verify_host`/`verify_peer`, allowed by the operator).
     pub insecure: bool,
+}
+
+impl RequestRecord {
+    /// The record of one exchange, its URL and error scrubbed.
+    fn of(
+        step: &StepOutbound<'_>,
+        method: Method,
+        url: &Url,
+        started: Instant,
+        outcome: &Result<Response, SendError>,
+        insecure: bool,
+    ) -> Self {
+        Self {
+            method: method_name(method).to_owned(),
+            url: step.scrubber.text(url.to_string()),
+            status: outcome.as_ref().ok().map(|r| r.status),
+            duration_ms: started.elapsed().as_millis() as u64,
+            error: outcome.as_ref().err().map(|e| step.scrubber.text(describe(e))),
+            insecure,
+        }
+    }
 }
 
 impl Sender {
@@ -103,13 +149,18 @@ impl Sender {
         form: Bytes,
     ) -> Result<Response, SendError> {
         self.check_url(step, url)?;
+        step.traffic.count(step.limits)?;
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let deadline = step.deadline.min(tokio::time::Instant::now() + step.limits.request_timeout);
         let client = self.clients.get(None);
+        let started = Instant::now();
         let outgoing = Outgoing { method: Method::Post, url: url.clone(), headers, body: form };
         let exchange = self.exchange(&client, outgoing, None, step.limits);
-        timeout_at(deadline, exchange).await.unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)))
+        let outcome = timeout_at(deadline, exchange).await.unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)));
+        let record = RequestRecord::of(step, Method::Post, url, started, &outcome, false);
+        step.traffic.host_records.lock().expect("records lock poisoned").push(record);
+        outcome
     }
 
     /// Sends one plugin request (following redirects if asked). Returns the
@@ -142,14 +193,10 @@ impl Sender {
             self.check_url(step, &p.url)?;
             let mut replayed = false;
             let response = loop {
-                let used = step.requests_made.fetch_add(1, Ordering::Relaxed) + 1;
-                if used > step.limits.max_requests_per_step {
-                    return Err(SendError::Limit(format!(
-                        "the step's limit of {} requests is reached",
-                        step.limits.max_requests_per_step
-                    )));
-                }
-                let (url, headers, body, token) = p.authenticated(self, step).await?;
+                step.traffic.count(step.limits)?;
+                let authenticated = p.authenticated(self, step).await;
+                records.extend(step.traffic.take_host_records());
+                let (url, headers, body, token) = authenticated?;
                 let (client, insecure) = self.client_for(&p)?;
                 let started = Instant::now();
                 let outgoing = Outgoing { method: p.method, url, headers, body };
@@ -158,14 +205,7 @@ impl Sender {
                     Ok(r) => r,
                     Err(_) => Err(SendError::Timeout(phase)),
                 };
-                records.push(RequestRecord {
-                    method: method_name(p.method).to_owned(),
-                    url: step.scrubber.text(p.url.to_string()),
-                    status: outcome.as_ref().ok().map(|r| r.status),
-                    duration_ms: started.elapsed().as_millis() as u64,
-                    error: outcome.as_ref().err().map(|e| step.scrubber.text(describe(e))),
-                    insecure,
-                });
+                records.push(RequestRecord::of(step, p.method, &p.url, started, &outcome, insecure));
                 let response = outcome?;
                 // A 401 to a token the host obtained: renew it and replay once.
                 match (token, p.connection) {
