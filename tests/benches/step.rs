@@ -81,21 +81,21 @@ fn main() {
 }
 
 /// Runs `steps` fresh steps of one kind and nothing else, for a profiler.
+/// They run one at a time, so the host has the default limits, whose smaller
+/// instance pool also fits in the address space `valgrind` allows.
 async fn profile(steps: usize, kind: &str) {
-    let host = bench_host(&["http-request", "misbehave"]).await;
+    let host = host_with(host_builder(), &["http-request", "misbehave"]).await;
     let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
     let connection = bearer_connection(&server);
-    for _ in 0..steps {
-        let step = match kind {
-            "request" => request("http-request", "request", json!({"url": server.url("/profile")})),
-            "bearer" => {
-                let mut r = request("http-request", "request", json!({"url": "/profile"}));
-                r.connections.push(toml::from_str(&connection).unwrap());
-                r
-            }
-            "" | "trivial" => request("misbehave", "ok", json!({})),
-            other => panic!("COURIER_BENCH_PROFILE_KIND: unknown kind `{other}`"),
-        };
+    let step = || match kind {
+        "request" => request("http-request", "request", json!({"url": server.url("/profile")})),
+        "bearer" => bearer_request(&connection, "/profile"),
+        "" | "trivial" => request("misbehave", "ok", json!({})),
+        other => panic!("COURIER_BENCH_PROFILE_KIND: unknown kind `{other}`"),
+    };
+    // Built up front, as in the latency figures: the profile is the step's, not TOML's.
+    let steps: Vec<StepRequest> = (0..steps).map(|_| step()).collect();
+    for step in steps {
         run_ok(&host, step).await;
     }
 }
@@ -104,6 +104,13 @@ async fn profile(steps: usize, kind: &str) {
 fn bearer_connection(server: &TestServer) -> String {
     let token = "tok_bench_0123456789abcdef";
     format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url("/"))
+}
+
+/// A request step to `path` through the bearer connection `connection` (its file's text).
+fn bearer_request(connection: &str, path: &str) -> StepRequest {
+    let mut r = request("http-request", "request", json!({"url": path}));
+    r.connections.push(toml::from_str(connection).unwrap());
+    r
 }
 
 /// The figures and goal ratios, printed at the end.
@@ -216,13 +223,7 @@ async fn latency(scale: &Scale, report: &mut Report) {
     let connection = bearer_connection(&server);
     let warm_up = n / 10 + 1;
     // Connection files are parsed up front: the figure is the step's cost, not TOML's.
-    let mut bound: Vec<StepRequest> = (0..n + warm_up + n / 50 + 1)
-        .map(|_| {
-            let mut r = request("http-request", "request", json!({"url": "/bench"}));
-            r.connections.push(toml::from_str(&connection).unwrap());
-            r
-        })
-        .collect();
+    let mut bound: Vec<StepRequest> = (0..n + warm_up + n / 50 + 1).map(|_| bearer_request(&connection, "/bench")).collect();
 
     // Every figure is sampled in the same rounds, a batch of each per round,
     // so that load from outside the benchmark weighs on all of them alike
