@@ -30,6 +30,7 @@ mod operator;
 mod outbound;
 mod plugin;
 mod policy;
+mod shared;
 mod step;
 mod store;
 mod tls;

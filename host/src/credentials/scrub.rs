@@ -6,11 +6,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use zeroize::Zeroizing;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
 
 use super::tokens::fingerprint;
 use super::{BoundConnection, Secret};
+use crate::shared::SharedBuilds;
 
 /// Replaces every known secret, in every encoding an upstream might echo it
 /// in, with `[REDACTED]`. It learns secrets the host obtains during a step
@@ -88,15 +89,11 @@ impl Scrubber {
     }
 }
 
-/// Automata already built, by the fingerprint (SHA-256) of their secret set:
-/// steps binding the same secrets, and steps learning the same cached access
-/// token, share one automaton instead of building it each. Like the token
-/// caches, it keeps the secrets of recently used connections in memory
-/// between steps.
-static BUILT: Mutex<BTreeMap<[u8; 32], Arc<AhoCorasick>>> = Mutex::new(BTreeMap::new());
-
-/// Secret sets whose automata are kept; past it one is dropped per new set.
-const MAX_BUILT: usize = 256;
+/// Automata by the fingerprint of their secret set: steps binding the same
+/// secrets, and steps learning the same cached access token, share one
+/// automaton instead of building it each. Like the token caches, it keeps
+/// the secrets of recently used connections in memory between steps.
+static BUILT: SharedBuilds<AhoCorasick> = SharedBuilds::new(256);
 
 /// The automaton for these secrets (order and repetitions aside), built once
 /// per set; `None` when there is nothing to scrub.
@@ -107,21 +104,12 @@ fn shared_matcher(secrets: &[Secret]) -> Option<Arc<AhoCorasick>> {
     }
     values.sort_unstable();
     values.dedup();
-    let key = fingerprint(values.iter().copied());
-    if let Some(built) = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&key) {
-        return Some(built.clone());
-    }
-    // Built without the lock: other steps' look-ups need not wait for it.
-    let built = matcher(&values);
-    let mut cache = BUILT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if cache.len() >= MAX_BUILT {
-        cache.pop_first();
-    }
-    Some(cache.entry(key).or_insert(built).clone())
+    let Ok(built) = BUILT.get_or_build(fingerprint(values.iter().copied()), || Ok::<_, Infallible>(matcher(&values)));
+    Some(built)
 }
 
 /// One automaton for every secret in every encoding, longest match first.
-fn matcher(values: &[&str]) -> Arc<AhoCorasick> {
+fn matcher(values: &[&str]) -> AhoCorasick {
     let mut patterns: Vec<Zeroizing<String>> = Vec::new();
     for &value in values {
         let bytes = value.as_bytes();
@@ -139,14 +127,12 @@ fn matcher(values: &[&str]) -> Arc<AhoCorasick> {
     }
     patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     patterns.dedup();
-    Arc::new(
-        // A noncontiguous NFA builds in a fraction of the time of the DFA the
-        // builder would pick for so few patterns, and the literal prefilter
-        // does most of the scanning anyway.
-        AhoCorasick::builder()
-            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
-            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-            .build(patterns.iter().map(|p| p.as_bytes()))
-            .expect("secret patterns are plain literals"),
-    )
+    // A noncontiguous NFA builds in a fraction of the time of the DFA the
+    // builder would pick for so few patterns (it is still built for each new
+    // access token), and the literal prefilter does most of the scanning anyway.
+    AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(patterns.iter().map(|p| p.as_bytes()))
+        .expect("secret patterns are plain literals")
 }
