@@ -54,8 +54,10 @@ fn main() {
     if let Ok(steps) = std::env::var("COURIER_BENCH_PROFILE_STEPS") {
         // For a profiler: nothing but fresh steps, `steps` of them, of the
         // kind `COURIER_BENCH_PROFILE_KIND` names: `trivial` (the default),
-        // `request` (the generic request step against a local server) or
-        // `bearer` (the same with a bearer connection, hence injection and scrubbing).
+        // `request` (the generic request step against a local server),
+        // `bearer` (the same with a bearer connection, hence injection and
+        // scrubbing) or `jwt` (the same with an RS256 JWT the host signs once
+        // and caches: binding reads the key, each step learns the token).
         let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
         let kind = std::env::var("COURIER_BENCH_PROFILE_KIND").unwrap_or_default();
         return runtime.block_on(async { tokio::spawn(async move { profile(steps, &kind).await }).await.unwrap() });
@@ -87,9 +89,11 @@ async fn profile(steps: usize, kind: &str) {
     let host = host_with(host_builder(), &["http-request", "misbehave"]).await;
     let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
     let connection = bearer_connection(&server);
+    let jwt = jwt_connection(&server);
     let step = || match kind {
         "request" => request("http-request", "request", json!({"url": server.url("/profile")})),
-        "bearer" => bearer_request(&connection, "/profile"),
+        "bearer" => connection_request(&connection, "/profile"),
+        "jwt" => connection_request(&jwt, "/profile"),
         "" | "trivial" => request("misbehave", "ok", json!({})),
         other => panic!("COURIER_BENCH_PROFILE_KIND: unknown kind `{other}`"),
     };
@@ -106,8 +110,14 @@ fn bearer_connection(server: &TestServer) -> String {
     format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url("/"))
 }
 
-/// A request step to `path` through the bearer connection `connection` (its file's text).
-fn bearer_request(connection: &str, path: &str) -> StepRequest {
+/// A connection file binding `default` to the server with a host-signed RS256 JWT.
+fn jwt_connection(server: &TestServer) -> String {
+    let key = include_str!("../fixtures/jwt-rs256-test-key.pem");
+    format!("connection = 'default'\nbase_url = '{}'\nauth = 'jwt'\nalgorithm = 'RS256'\n[secrets]\nprivate_key = '''{key}'''", server.url("/"))
+}
+
+/// A request step to `path` through the connection `connection` (its file's text).
+fn connection_request(connection: &str, path: &str) -> StepRequest {
     let mut r = request("http-request", "request", json!({"url": path}));
     r.connections.push(toml::from_str(connection).unwrap());
     r
@@ -223,7 +233,7 @@ async fn latency(scale: &Scale, report: &mut Report) {
     let connection = bearer_connection(&server);
     let warm_up = n / 10 + 1;
     // Connection files are parsed up front: the figure is the step's cost, not TOML's.
-    let mut bound: Vec<StepRequest> = (0..n + warm_up + n / 50 + 1).map(|_| bearer_request(&connection, "/bench")).collect();
+    let mut bound: Vec<StepRequest> = (0..n + warm_up + n / 50 + 1).map(|_| connection_request(&connection, "/bench")).collect();
 
     // Every figure is sampled in the same rounds, a batch of each per round,
     // so that load from outside the benchmark weighs on all of them alike
