@@ -57,7 +57,9 @@ fn main() {
         // `request` (the generic request step against a local server),
         // `bearer` (the same with a bearer connection, hence injection and
         // scrubbing) or `jwt` (the same with an RS256 JWT the host signs once
-        // and caches: binding reads the key, each step learns the token).
+        // and caches: binding reads the key, each step learns the token);
+        // `reused` invokes the `request` kind's call again and again in one
+        // instance (the G1/G2 reference, not a step).
         // `COURIER_BENCH_PROFILE_EPOCHS=off` runs them on a host without
         // epoch interruption (G7).
         let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
@@ -84,7 +86,8 @@ fn main() {
     report.print(scale);
 }
 
-/// Runs `steps` fresh steps of one kind and nothing else, for a profiler.
+/// Runs `steps` fresh steps of one kind (or invocations of a reused
+/// instance) and nothing else, for a profiler.
 /// They run one at a time, so the host has the default limits, whose smaller
 /// instance pool also fits in the address space `valgrind` allows.
 async fn profile(steps: usize, kind: &str) {
@@ -97,8 +100,17 @@ async fn profile(steps: usize, kind: &str) {
     let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
     let connection = bearer_connection(&server);
     let jwt = jwt_connection(&server);
+    let plain = || request("http-request", "request", json!({"url": server.url("/profile")}));
+    if kind == "reused" {
+        let mut reused = bench::reused_instance(&host, plain()).await.unwrap();
+        let input = plain().input.to_string();
+        for _ in 0..steps {
+            reused.invoke(&input).await.unwrap();
+        }
+        return;
+    }
     let step = || match kind {
-        "request" => request("http-request", "request", json!({"url": server.url("/profile")})),
+        "request" => plain(),
         "bearer" => connection_request(&connection, "/profile"),
         "jwt" => connection_request(&jwt, "/profile"),
         "" | "trivial" => request("misbehave", "ok", json!({})),
