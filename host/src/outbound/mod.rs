@@ -233,15 +233,15 @@ impl Sender {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(SendError::InvalidRequest("URLs must not carry user info".into()));
         }
-        let origin = origin_text(url);
+        let denied = |why: &str| SendError::Denied(format!("{} {why}", origin_text(url)));
         if !step.plugin_hosts.iter().any(|h| h.matches(url)) {
-            return Err(SendError::Denied(format!("{origin} is not among the plugin's allowed hosts")));
+            return Err(denied("is not among the plugin's allowed hosts"));
         }
         if !step.operator_hosts.iter().any(|h| h.matches(url)) {
-            return Err(SendError::Denied(format!("{origin} is not allowed by the operator's policy")));
+            return Err(denied("is not allowed by the operator's policy"));
         }
         if step.tenant_hosts.is_some_and(|hosts| !hosts.iter().any(|h| h.matches(url))) {
-            return Err(SendError::Denied(format!("{origin} is not allowed by the tenant's policy")));
+            return Err(denied("is not allowed by the tenant's policy"));
         }
         let literal = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
@@ -286,9 +286,8 @@ impl Sender {
         limits: &Limits,
     ) -> Result<Response, SendError> {
         let Outgoing { method, url, headers, body } = outgoing;
-        let origin = origin_text(&url);
-        let _slot = self.slots.acquire(&origin).await.ok_or_else(|| {
-            SendError::Limit(format!("no free connection to {origin} within {:?}", limits.connection_wait))
+        let _slot = self.slots.acquire(origin_key(&url)).await.ok_or_else(|| {
+            SendError::Limit(format!("no free connection to {} within {:?}", origin_text(&url), limits.connection_wait))
         })?;
         let mut builder = http::Request::builder().method(method_name(method)).uri(url.as_str());
         *builder.headers_mut().expect("builder is valid") = headers;
@@ -357,9 +356,10 @@ impl<'a> Prepared<'a> {
         };
         reject_control_chars("URL", &r.url)?;
         let mut url = join_url(connection, &r.url)?;
-        {
+        let mut added = connection.iter().flat_map(|c| c.shared_query.iter()).chain(r.query.iter()).peekable();
+        if added.peek().is_some() {
             let mut pairs = url.query_pairs_mut();
-            for (k, v) in connection.iter().flat_map(|c| c.shared_query.iter()).chain(r.query.iter()) {
+            for (k, v) in added {
                 reject_control_chars("query", k)?;
                 reject_control_chars("query", v)?;
                 pairs.append_pair(k, v);
@@ -547,6 +547,13 @@ fn origin_text(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
 
+/// The origin as the URL spells it (scheme, host, port unless the default),
+/// without allocating: the same text as [`origin_text`] for the `http(s)`
+/// URLs without user info that [`Sender::check_url`] lets through.
+fn origin_key(url: &Url) -> &str {
+    &url[..url::Position::BeforePath]
+}
+
 pub(crate) fn method_name(m: Method) -> &'static str {
     match m {
         Method::Get => "GET",
@@ -692,6 +699,14 @@ mod tests {
         assert_eq!(join_url(Some(&c), "/x").unwrap().as_str(), "https://api.test/v1/x");
         assert_eq!(join_url(None, "https://o.test/a").unwrap().as_str(), "https://o.test/a");
         assert!(matches!(join_url(None, "/x"), Err(SendError::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn origin_key_is_the_origin_text() {
+        for url in ["https://api.test/v1?a=b", "http://api.test:8080/", "https://API.Test:443/x", "http://[::1]:9/p", "https://bücher.test/"] {
+            let url = Url::parse(url).unwrap();
+            assert_eq!(origin_key(&url), origin_text(&url));
+        }
     }
 
     #[test]
