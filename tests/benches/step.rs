@@ -59,7 +59,8 @@ fn main() {
         // scrubbing) or `jwt` (the same with an RS256 JWT the host signs once
         // and caches: binding reads the key, each step learns the token);
         // `reused` invokes the `request` kind's call again and again in one
-        // instance (the G1/G2 reference, not a step).
+        // instance (the G1/G2 reference, not a step); `raw` sends the same
+        // GET with hyper alone (G1's reference).
         // `COURIER_BENCH_PROFILE_EPOCHS=off` runs them on a host without
         // epoch interruption (G7).
         let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
@@ -87,7 +88,7 @@ fn main() {
 }
 
 /// Runs `steps` fresh steps of one kind (or invocations of a reused
-/// instance) and nothing else, for a profiler.
+/// instance, or raw GETs) and nothing else, for a profiler.
 /// They run one at a time, so the host has the default limits, whose smaller
 /// instance pool also fits in the address space `valgrind` allows.
 async fn profile(steps: usize, kind: &str) {
@@ -101,6 +102,13 @@ async fn profile(steps: usize, kind: &str) {
     let connection = bearer_connection(&server);
     let jwt = jwt_connection(&server);
     let plain = || request("http-request", "request", json!({"url": server.url("/profile")}));
+    if kind == "raw" {
+        let (client, uri) = (raw_client(), server.url("/profile").parse().unwrap());
+        for _ in 0..steps {
+            raw_get(&client, &uri).await;
+        }
+        return;
+    }
     if kind == "reused" {
         let mut reused = bench::reused_instance(&host, plain()).await.unwrap();
         let input = plain().input.to_string();
