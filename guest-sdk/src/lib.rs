@@ -85,9 +85,10 @@ pub mod prelude {
 /// Declares the plugin's entry point: `courier_sdk::export!(plugin);` where
 /// `plugin` is a `fn() -> Plugin`.
 ///
-/// The function runs once per `describe` and once per `invoke` (each step runs
-/// in a fresh instance), so it should only build the [`Plugin`] value. JSON
-/// Schemas are generated in `describe` only.
+/// The function runs once per `describe`, and in an instance that runs calls
+/// once, before its first `invoke` (each step runs in a fresh instance), so it
+/// should only build the [`Plugin`] value. JSON Schemas are generated in
+/// `describe` only.
 #[macro_export]
 macro_rules! export {
     ($plugin:path) => {
@@ -144,10 +145,21 @@ pub mod __private {
         plugin().manifest()
     }
 
+    std::thread_local! {
+        /// The plugin's declaration, built on the instance's first `invoke`:
+        /// an instance is single-threaded and exports one plugin.
+        static PLUGIN: std::cell::OnceCell<Plugin> = const { std::cell::OnceCell::new() };
+    }
+
     /// `integration.invoke`: runs one call. A panic aborts the instance (the
     /// host reports a trap); its message goes to the step's log first.
     pub fn invoke(plugin: fn() -> Plugin, call: &str, input: &str) -> Result<String, WitStepError> {
-        std::panic::set_hook(Box::new(|info| crate::log::error(&info.to_string())));
-        plugin().invoke(call, input).map_err(WitStepError::from)
+        PLUGIN.with(|built| {
+            let plugin = built.get_or_init(|| {
+                std::panic::set_hook(Box::new(|info| crate::log::error(&info.to_string())));
+                plugin()
+            });
+            plugin.invoke(call, input).map_err(WitStepError::from)
+        })
     }
 }

@@ -86,8 +86,8 @@ impl Plugin {
     }
 
     /// Runs the call named `call` on the JSON text `input`.
-    pub(crate) fn invoke(self, call: &str, input: &str) -> Result<String, StepError> {
-        let found = self.calls.into_iter().find(|c| c.name == call);
+    pub(crate) fn invoke(&self, call: &str, input: &str) -> Result<String, StepError> {
+        let found = self.calls.iter().find(|c| c.name == call);
         let found = found.ok_or_else(|| StepError::failed(format!("unknown call `{call}`")))?;
         (found.run)(input)
     }

@@ -34,8 +34,9 @@ const MEMORY_KEEP_RESIDENT_MEMSET: usize = 64 << 10;
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
 /// Builds the engine for these limits, with a pool slot for each step that
-/// may run at once.
-pub(crate) fn build_engine(limits: &Limits, max_steps: usize) -> wasmtime::Result<Engine> {
+/// may run at once. `epochs`: compile epoch checks into plugins (always, but
+/// for the benchmark that measures what they cost).
+pub(crate) fn build_engine(limits: &Limits, max_steps: usize, epochs: bool) -> wasmtime::Result<Engine> {
     let instances = u32::try_from(max_steps).unwrap_or(u32::MAX / 8).saturating_add(LOAD_SLOTS);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(instances)
@@ -57,7 +58,7 @@ pub(crate) fn build_engine(limits: &Limits, max_steps: usize) -> wasmtime::Resul
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .epoch_interruption(true)
+        .epoch_interruption(epochs)
         .wasm_component_model(true)
         .memory_reservation(limits.memory_bytes as u64)
         .memory_guard_size(64 << 10)

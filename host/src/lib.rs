@@ -30,6 +30,7 @@ mod manifest;
 mod operator;
 mod outbound;
 mod plugin;
+mod shared;
 mod step;
 mod store;
 mod tls;
@@ -97,6 +98,8 @@ pub struct HostBuilder {
     resolver: Arc<dyn Resolve>,
     store: Option<Arc<ConnectionStore>>,
     allow_insecure_tls: bool,
+    /// Off only through [`bench::without_epoch_interruption`].
+    epoch_interruption: bool,
 }
 
 impl HostBuilder {
@@ -179,7 +182,8 @@ impl HostBuilder {
 
     /// Builds the host: engine, linker, client. Must be called within a tokio runtime.
     pub fn build(self) -> Result<Host, HostError> {
-        let engine = engine::build_engine(&self.limits, self.concurrency.max_steps).map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let engine = engine::build_engine(&self.limits, self.concurrency.max_steps, self.epoch_interruption)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let linker = plugin::linker(&engine).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let sender = Sender::new(
             self.resolver,
@@ -190,7 +194,7 @@ impl HostBuilder {
         );
         let policy = OperatorPolicy::new(self.allowed_hosts, self.limits, self.plugin_policies, self.tenant_hosts)
             .map_err(HostError::Config)?;
-        let ticker = EpochTicker::start(&engine);
+        let ticker = self.epoch_interruption.then(|| EpochTicker::start(&engine));
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine,
@@ -222,7 +226,7 @@ pub(crate) struct HostInner {
     policy: OperatorPolicy,
     admission: admission::Admission,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
-    _ticker: EpochTicker,
+    _ticker: Option<EpochTicker>,
 }
 
 impl Host {
@@ -240,6 +244,7 @@ impl Host {
             resolver: Arc::new(SystemResolver),
             store: None,
             allow_insecure_tls: false,
+            epoch_interruption: true,
         }
     }
 
@@ -297,6 +302,16 @@ impl Host {
 pub mod bench {
     use super::*;
     pub use step::ReusedInstance;
+
+    /// Builds the host without epoch interruption, to measure what it costs
+    /// (goal G7). **For measurement only:** epochs are what let the step
+    /// deadline interrupt a plugin that computes without calling the host.
+    /// Without them the deadline still ends a step at its next host call
+    /// (a request, a log line), but a plugin looping on its own runs until it
+    /// returns, so only trusted plugins may run on such a host.
+    pub fn without_epoch_interruption(builder: HostBuilder) -> HostBuilder {
+        HostBuilder { epoch_interruption: false, ..builder }
+    }
 
     /// Prepares a step like [`Host::run_step`] but keeps its instance, so its
     /// call can be invoked many times.

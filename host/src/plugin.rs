@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Store;
-use wasmtime::component::Linker;
+use wasmtime::component::{ComponentExportIndex, Linker, TypedFunc};
 
 use crate::bindings::PluginPre;
+use crate::bindings::types::StepError;
 use crate::engine::CompileSource;
 use crate::manifest::Manifest;
 use courier_egress::AllowedHost;
@@ -20,6 +21,9 @@ pub(crate) struct Plugin {
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) hosts: Arc<[AllowedHost]>,
     pub(crate) pre: PluginPre<StepState>,
+    /// The `invoke` export, which a step type-checks and calls (the bindings'
+    /// own instantiation type-checks every export, `describe` included).
+    pub(crate) invoke: ComponentExportIndex,
     /// Input validators by call name, compiled once from the declared schemas.
     validators: HashMap<String, jsonschema::Validator>,
 }
@@ -57,6 +61,12 @@ pub struct LoadReport {
     /// Time spent compiling or reading the cache.
     pub compile_ms: f64,
 }
+
+/// The exported interface with the calls (`wit/integration.wit`).
+const INTEGRATION: &str = "courier:plugin/integration@0.1.0";
+
+/// The `invoke` export: call name and input text in, output text or the step's error out.
+pub(crate) type InvokeFunc = TypedFunc<(String, String), (Result<String, StepError>,)>;
 
 /// Links the host's imports (outbound, log, and a WASI that grants nothing).
 /// The size of the largest function body in the component's core modules,
@@ -110,6 +120,11 @@ impl Plugin {
         let instance_pre = host.linker.instantiate_pre(&component).map_err(|e| {
             HostError::Load(format!("{e:#} (plugins may import only courier:plugin interfaces and WASI)"))
         })?;
+        let component = instance_pre.component();
+        let invoke = component
+            .get_export_index(None, INTEGRATION)
+            .and_then(|integration| component.get_export_index(Some(&integration), "invoke"))
+            .ok_or_else(|| HostError::Load(format!("the component does not export `{INTEGRATION}#invoke`")))?;
         let pre = PluginPre::new(instance_pre).map_err(load_err)?;
         let mut store = Store::new(&host.engine, StepState::for_describe(host.policy.limits()));
         store.limiter(|s| s.limiter());
@@ -131,7 +146,13 @@ impl Plugin {
             validators.insert(call.name.clone(), validator);
         }
         let report = LoadReport { name: manifest.name.clone(), source, compile_ms: took.as_secs_f64() * 1e3 };
-        Ok((Self { manifest: Arc::new(manifest), hosts: hosts.into(), pre, validators }, report))
+        Ok((Self { manifest: Arc::new(manifest), hosts: hosts.into(), pre, invoke, validators }, report))
+    }
+
+    /// A fresh instance in `store`, and its `invoke` export.
+    pub(crate) async fn instantiate_invoke(&self, store: &mut Store<StepState>) -> wasmtime::Result<InvokeFunc> {
+        let instance = self.pre.instance_pre().instantiate_async(&mut *store).await?;
+        instance.get_typed_func(store, self.invoke)
     }
 
     /// Checks a call's input against its declared schema; `Err` lists what is wrong.

@@ -166,7 +166,9 @@ struct OutboundCtx {
 
 /// The store data of one step.
 pub(crate) struct StepState {
-    wasi: NoGrantWasi,
+    /// Built when the plugin first calls WASI (components built with the
+    /// SDK import none of it).
+    wasi: Option<NoGrantWasi>,
     table: ResourceTable,
     limiter: StepLimiter,
     limits: Arc<Limits>,
@@ -181,7 +183,7 @@ impl StepState {
     /// State for the load-time `describe` call: no requests allowed.
     pub(crate) fn for_describe(limits: &Arc<Limits>) -> Self {
         Self {
-            wasi: NoGrantWasi::new(limits.max_log_bytes),
+            wasi: None,
             table: ResourceTable::new(),
             limiter: StepLimiter { memory_bytes: limits.memory_bytes, memory_exceeded: false },
             limits: limits.clone(),
@@ -220,7 +222,9 @@ impl StepState {
 
 impl WasiView for StepState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi.ctx, table: &mut self.table }
+        let output_cap = self.limits.max_log_bytes;
+        let wasi = self.wasi.get_or_insert_with(|| NoGrantWasi::new(output_cap));
+        WasiCtxView { ctx: &mut wasi.ctx, table: &mut self.table }
     }
 }
 
@@ -338,8 +342,8 @@ pub(crate) async fn run(
     let slot = store.data().compute.clone();
     let invoke = async {
         slot.take().await;
-        let instance = plugin.pre.instantiate_async(&mut store).await?;
-        instance.courier_plugin_integration().call_invoke(&mut store, &call, &input).await
+        let invoke = plugin.instantiate_invoke(&mut store).await?;
+        invoke.call_async(&mut store, (call, input)).await.map(|(result,)| result)
     };
     let result = tokio::time::timeout_at(deadline, invoke).await;
     finish(store.into_data(), result, &limits, started)
@@ -485,8 +489,10 @@ fn finish(
         },
         Ok(Ok(Err(step_error))) => classify(step_error),
     };
-    state.logs.push_output("stdout", &state.wasi.stdout.contents());
-    state.logs.push_output("stderr", &state.wasi.stderr.contents());
+    if let Some(wasi) = &state.wasi {
+        state.logs.push_output("stdout", &wasi.stdout.contents());
+        state.logs.push_output("stderr", &wasi.stderr.contents());
+    }
     let error = error.map(|f| StepFailure { kind: f.kind, message: scrub(f.message) });
     StepResult {
         outcome,

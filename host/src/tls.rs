@@ -3,10 +3,9 @@
 //! of its connection file (custom CA, client certificate as PEM, encrypted
 //! PKCS#8 or PKCS#12, relaxed verification where the operator allows it).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pkcs8::EncryptedPrivateKeyInfoRef;
 use rustls::client::WebPkiServerVerifier;
@@ -20,6 +19,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::credentials::Secret;
+use crate::shared::SharedBuilds;
 
 /// The `[tls]` table of a connection file (operator side). Paths are read
 /// when the connection is bound to a step.
@@ -147,16 +147,7 @@ impl ConnectionTls {
         }
         digest.update([u8::from(settings.ca_only), u8::from(settings.system_roots), verification as u8]);
         let identity: [u8; 32] = digest.finalize().into();
-        let mut cache = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(loaded) = cache.get(&identity) {
-            return Ok(Some(loaded.clone()));
-        }
-        let loaded = Arc::new(Self::build(settings, &files, &source, verification, identity)?);
-        if cache.len() >= MAX_CACHED {
-            cache.clear();
-        }
-        cache.insert(identity, loaded.clone());
-        Ok(Some(loaded))
+        LOADED.get_or_build(identity, || Self::build(settings, &files, &source, verification, identity)).map(Some)
     }
 
     fn build(
@@ -250,10 +241,7 @@ fn alpn() -> Vec<Vec<u8>> {
 
 /// Loaded configurations by identity, so steps binding the same connection
 /// share one rustls configuration (and so one pool of connections).
-static CACHE: Mutex<BTreeMap<[u8; 32], Arc<ConnectionTls>>> = Mutex::new(BTreeMap::new());
-
-/// Distinct configurations kept; past it the cache starts afresh.
-const MAX_CACHED: usize = 256;
+static LOADED: SharedBuilds<ConnectionTls> = SharedBuilds::new(256);
 
 fn bytes(file: &Option<Zeroizing<Vec<u8>>>) -> &[u8] {
     file.as_deref().map(Vec::as_slice).unwrap_or_default()

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier_host::{CompileSource, ConcurrencyLimits, Host, Limits, Outcome, StepRequest, bench};
+use courier_host::{CompileSource, ConcurrencyLimits, Host, HostBuilder, Limits, Outcome, StepRequest, bench};
 use courier_tests::{Reply, TestPki, TestServer, host_builder, host_with, plugin, scratch_dir};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -54,8 +54,15 @@ fn main() {
     if let Ok(steps) = std::env::var("COURIER_BENCH_PROFILE_STEPS") {
         // For a profiler: nothing but fresh steps, `steps` of them, of the
         // kind `COURIER_BENCH_PROFILE_KIND` names: `trivial` (the default),
-        // `request` (the generic request step against a local server) or
-        // `bearer` (the same with a bearer connection, hence injection and scrubbing).
+        // `request` (the generic request step against a local server),
+        // `bearer` (the same with a bearer connection, hence injection and
+        // scrubbing) or `jwt` (the same with an RS256 JWT the host signs once
+        // and caches: binding reads the key, each step learns the token);
+        // `reused` invokes the `request` kind's call again and again in one
+        // instance (the G1/G2 reference, not a step); `raw` sends the same
+        // GET with hyper alone (G1's reference).
+        // `COURIER_BENCH_PROFILE_EPOCHS=off` runs them on a host without
+        // epoch interruption (G7).
         let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
         let kind = std::env::var("COURIER_BENCH_PROFILE_KIND").unwrap_or_default();
         return runtime.block_on(async { tokio::spawn(async move { profile(steps, &kind).await }).await.unwrap() });
@@ -80,22 +87,46 @@ fn main() {
     report.print(scale);
 }
 
-/// Runs `steps` fresh steps of one kind and nothing else, for a profiler.
+/// Runs `steps` fresh steps of one kind (or invocations of a reused
+/// instance, or raw GETs) and nothing else, for a profiler.
+/// They run one at a time, so the host has the default limits, whose smaller
+/// instance pool also fits in the address space `valgrind` allows.
 async fn profile(steps: usize, kind: &str) {
-    let host = bench_host(&["http-request", "misbehave"]).await;
+    let builder = match std::env::var("COURIER_BENCH_PROFILE_EPOCHS").as_deref() {
+        Ok("off") => bench::without_epoch_interruption(host_builder()),
+        Ok("on") | Err(_) => host_builder(),
+        Ok(other) => panic!("COURIER_BENCH_PROFILE_EPOCHS: `on` or `off`, not `{other}`"),
+    };
+    let host = host_with(builder, &["http-request", "misbehave"]).await;
     let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
     let connection = bearer_connection(&server);
-    for _ in 0..steps {
-        let step = match kind {
-            "request" => request("http-request", "request", json!({"url": server.url("/profile")})),
-            "bearer" => {
-                let mut r = request("http-request", "request", json!({"url": "/profile"}));
-                r.connections.push(toml::from_str(&connection).unwrap());
-                r
-            }
-            "" | "trivial" => request("misbehave", "ok", json!({})),
-            other => panic!("COURIER_BENCH_PROFILE_KIND: unknown kind `{other}`"),
-        };
+    let jwt = jwt_connection(&server);
+    let plain = || request("http-request", "request", json!({"url": server.url("/profile")}));
+    if kind == "raw" {
+        let (client, uri) = (raw_client(), server.url("/profile").parse().unwrap());
+        for _ in 0..steps {
+            raw_get(&client, &uri).await;
+        }
+        return;
+    }
+    if kind == "reused" {
+        let mut reused = bench::reused_instance(&host, plain()).await.unwrap();
+        let input = plain().input.to_string();
+        for _ in 0..steps {
+            reused.invoke(&input).await.unwrap();
+        }
+        return;
+    }
+    let step = || match kind {
+        "request" => plain(),
+        "bearer" => connection_request(&connection, "/profile"),
+        "jwt" => connection_request(&jwt, "/profile"),
+        "" | "trivial" => request("misbehave", "ok", json!({})),
+        other => panic!("COURIER_BENCH_PROFILE_KIND: unknown kind `{other}`"),
+    };
+    // Built up front, as in the latency figures: the profile is the step's, not TOML's.
+    let steps: Vec<StepRequest> = (0..steps).map(|_| step()).collect();
+    for step in steps {
         run_ok(&host, step).await;
     }
 }
@@ -104,6 +135,19 @@ async fn profile(steps: usize, kind: &str) {
 fn bearer_connection(server: &TestServer) -> String {
     let token = "tok_bench_0123456789abcdef";
     format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url("/"))
+}
+
+/// A connection file binding `default` to the server with a host-signed RS256 JWT.
+fn jwt_connection(server: &TestServer) -> String {
+    let key = include_str!("../fixtures/jwt-rs256-test-key.pem");
+    format!("connection = 'default'\nbase_url = '{}'\nauth = 'jwt'\nalgorithm = 'RS256'\n[secrets]\nprivate_key = '''{key}'''", server.url("/"))
+}
+
+/// A request step to `path` through the connection `connection` (its file's text).
+fn connection_request(connection: &str, path: &str) -> StepRequest {
+    let mut r = request("http-request", "request", json!({"url": path}));
+    r.connections.push(toml::from_str(connection).unwrap());
+    r
 }
 
 /// The figures and goal ratios, printed at the end.
@@ -144,6 +188,11 @@ fn request(plugin: &str, call: &str, input: Value) -> StepRequest {
 
 /// A host sized for the concurrency the suite uses.
 async fn bench_host(plugins: &[&str]) -> Host {
+    host_with(bench_builder(), plugins).await
+}
+
+/// The builder of [`bench_host`].
+fn bench_builder() -> HostBuilder {
     let many = ConcurrencyLimits {
         max_steps: 1_100,
         max_steps_per_tenant: 1_100,
@@ -151,7 +200,7 @@ async fn bench_host(plugins: &[&str]) -> Host {
         max_queued_per_tenant: 1_100,
         ..ConcurrencyLimits::default()
     };
-    host_with(host_builder().concurrency(many), plugins).await
+    host_builder().concurrency(many)
 }
 
 async fn run_ok(host: &Host, request: StepRequest) {
@@ -201,12 +250,13 @@ async fn raw_get(client: &Client<HttpConnector, Full<Bytes>>, uri: &hyper::Uri) 
 }
 
 /// Parts 1, 2 and 6: raw vs reused vs fresh; instantiation alone; credential
-/// injection and scrubbing vs none.
+/// injection and scrubbing vs none; epoch interruption on vs off.
 async fn latency(scale: &Scale, report: &mut Report) {
     let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
     let url = server.url("/bench");
     let uri: hyper::Uri = url.parse().unwrap();
     let host = bench_host(&["http-request", "misbehave"]).await;
+    let no_epochs = host_with(bench::without_epoch_interruption(bench_builder()), &["http-request"]).await;
     let n = scale.latency_iterations;
     let input = json!({"url": url});
 
@@ -216,20 +266,14 @@ async fn latency(scale: &Scale, report: &mut Report) {
     let connection = bearer_connection(&server);
     let warm_up = n / 10 + 1;
     // Connection files are parsed up front: the figure is the step's cost, not TOML's.
-    let mut bound: Vec<StepRequest> = (0..n + warm_up + n / 50 + 1)
-        .map(|_| {
-            let mut r = request("http-request", "request", json!({"url": "/bench"}));
-            r.connections.push(toml::from_str(&connection).unwrap());
-            r
-        })
-        .collect();
+    let mut bound: Vec<StepRequest> = (0..n + warm_up + n / 50 + 1).map(|_| connection_request(&connection, "/bench")).collect();
 
     // Every figure is sampled in the same rounds, a batch of each per round,
     // so that load from outside the benchmark weighs on all of them alike
     // while each batch runs back to back (as a single operation per round,
     // every one would start with cold caches and parked threads).
     let input_text = input.to_string();
-    let mut times: [Vec<Duration>; 6] = std::array::from_fn(|_| Vec::with_capacity(n + warm_up));
+    let mut times: [Vec<Duration>; 7] = std::array::from_fn(|_| Vec::with_capacity(n + warm_up));
     let batch = (n / 50).max(1);
     while times[0].len() < n + warm_up {
         for _ in 0..batch {
@@ -250,8 +294,11 @@ async fn latency(scale: &Scale, report: &mut Report) {
         for _ in 0..batch {
             timed(&mut times[5], run_ok(&host, bound.pop().expect("a request per run"))).await;
         }
+        for _ in 0..batch {
+            timed(&mut times[6], run_ok(&no_epochs, request("http-request", "request", input.clone()))).await;
+        }
     }
-    let [raw, reuse, fresh, trivial_reused, trivial_fresh, with_credentials] =
+    let [raw, reuse, fresh, trivial_reused, trivial_fresh, with_credentials, without_epochs] =
         times.map(|mut samples| summarize(samples.split_off(warm_up)));
 
     report.row("raw hyper GET, p50 / p99 µs", format!("{:.1} / {:.1}", raw.0, raw.1));
@@ -260,9 +307,11 @@ async fn latency(scale: &Scale, report: &mut Report) {
     report.row("trivial call, reused instance, p50 µs", format!("{:.1}", trivial_reused.0));
     report.row("trivial step (instantiate + call + drop), p50 µs", format!("{:.1}", trivial_fresh.0));
     report.row("http-request step with bearer + scrubbing, p50 µs", format!("{:.1}", with_credentials.0));
+    report.row("http-request step, fresh, epochs off (bench only), p50 µs", format!("{:.1}", without_epochs.0));
     report.goal("G1", "reused-instance step / raw hyper, p50", reuse.0 / raw.0, "<= 1.10");
     report.goal("G1", "reused-instance step / raw hyper, p99", reuse.1 / raw.1, "<= 1.20");
     report.goal("G2", "fresh-instance step / reused-instance step, p50", fresh.0 / reuse.0, "<= 1.15");
+    report.goal("G7", "epochs on / off, fresh step p50", fresh.0 / without_epochs.0, "<= 1.03");
     report.goal("G8", "injection + scrubbing / none, step p50", with_credentials.0 / fresh.0, "<= 1.05");
 }
 

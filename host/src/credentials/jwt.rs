@@ -1,5 +1,6 @@
 //! JWTs signed by the host (HS256, RS256, ES256) from a claims template.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -9,7 +10,9 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_S
 use serde_json::{Map, Value};
 
 use super::Secret;
+use super::tokens::fingerprint;
 use crate::manifest::JwtAlgorithm;
+use crate::shared::SharedBuilds;
 
 /// The key a JWT is signed with.
 enum SigningKey {
@@ -18,10 +21,34 @@ enum SigningKey {
     Ecdsa(EcdsaKeyPair),
 }
 
+/// Signing keys by the fingerprint of their algorithm and key secret: steps
+/// binding the same key share it instead of parsing (and, for RSA,
+/// validating) it each time. Like the TLS client keys, they stay in memory
+/// between steps.
+static KEYS: SharedBuilds<SigningKey> = SharedBuilds::new(256);
+
+impl SigningKey {
+    /// Parses the key `secret` holds for `algorithm`: the HMAC key itself, or
+    /// a PKCS#8 PEM private key.
+    fn new(algorithm: JwtAlgorithm, secret: &Secret) -> Result<Self, String> {
+        Ok(match algorithm {
+            JwtAlgorithm::Hs256 => Self::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes())),
+            JwtAlgorithm::Rs256 => Self::Rsa(
+                RsaKeyPair::from_pkcs8(&pkcs8_der(secret)?)
+                    .map_err(|e| format!("`private_key` is not an RSA PKCS#8 key: {e}"))?,
+            ),
+            JwtAlgorithm::Es256 => Self::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8_der(secret)?, &SystemRandom::new())
+                    .map_err(|e| format!("`private_key` is not a P-256 PKCS#8 key: {e}"))?,
+            ),
+        })
+    }
+}
+
 /// Signs JWTs for one connection.
 pub(crate) struct JwtSigner {
     algorithm: JwtAlgorithm,
-    key: SigningKey,
+    key: Arc<SigningKey>,
     claims: Map<String, Value>,
     lifetime: Duration,
 }
@@ -43,21 +70,13 @@ impl JwtSigner {
         claims: Map<String, Value>,
         lifetime_secs: u32,
     ) -> Result<Self, String> {
-        let key = match (algorithm, hmac_key, private_key) {
-            (JwtAlgorithm::Hs256, Some(k), None) => {
-                SigningKey::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.expose().as_bytes()))
-            }
-            (JwtAlgorithm::Rs256, None, Some(pem)) => SigningKey::Rsa(
-                RsaKeyPair::from_pkcs8(&pkcs8_der(pem)?)
-                    .map_err(|e| format!("`private_key` is not an RSA PKCS#8 key: {e}"))?,
-            ),
-            (JwtAlgorithm::Es256, None, Some(pem)) => SigningKey::Ecdsa(
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8_der(pem)?, &SystemRandom::new())
-                    .map_err(|e| format!("`private_key` is not a P-256 PKCS#8 key: {e}"))?,
-            ),
+        let secret = match (algorithm, hmac_key, private_key) {
+            (JwtAlgorithm::Hs256, Some(k), None) => k,
+            (JwtAlgorithm::Rs256 | JwtAlgorithm::Es256, None, Some(pem)) => pem,
             (JwtAlgorithm::Hs256, _, _) => return Err("HS256 needs the secret `hmac_key` (and no `private_key`)".into()),
             _ => return Err("RS256 and ES256 need the secret `private_key` (and no `hmac_key`)".into()),
         };
+        let key = KEYS.get_or_build(fingerprint([alg_name(algorithm), secret.expose()]), || SigningKey::new(algorithm, secret))?;
         if lifetime_secs == 0 {
             return Err("`lifetime_secs` must be positive".into());
         }
@@ -80,18 +99,13 @@ impl JwtSigner {
         }
         claims.entry("iat").or_insert_with(|| Value::from(secs(now)));
         claims.entry("exp").or_insert_with(|| Value::from(secs(exp)));
-        let alg = match self.algorithm {
-            JwtAlgorithm::Hs256 => "HS256",
-            JwtAlgorithm::Rs256 => "RS256",
-            JwtAlgorithm::Es256 => "ES256",
-        };
-        let header = serde_json::json!({"alg": alg, "typ": "JWT"});
+        let header = serde_json::json!({"alg": alg_name(self.algorithm), "typ": "JWT"});
         let signing_input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(Value::Object(claims).to_string())
         );
-        let signature = match &self.key {
+        let signature = match &*self.key {
             SigningKey::Hmac(k) => ring::hmac::sign(k, signing_input.as_bytes()).as_ref().to_vec(),
             SigningKey::Rsa(k) => {
                 let mut sig = vec![0; k.public().modulus_len()];
@@ -106,6 +120,15 @@ impl JwtSigner {
                 .to_vec(),
         };
         Ok((Secret::new(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))), exp))
+    }
+}
+
+/// The algorithm's name in a JWT header (`alg`).
+fn alg_name(algorithm: JwtAlgorithm) -> &'static str {
+    match algorithm {
+        JwtAlgorithm::Hs256 => "HS256",
+        JwtAlgorithm::Rs256 => "RS256",
+        JwtAlgorithm::Es256 => "ES256",
     }
 }
 

@@ -110,5 +110,18 @@ mod tests {
         assert_eq!(out.matches(REDACTED).count(), 6, "{out}");
         assert_eq!(scrub.bytes(b"nothing here".to_vec()), b"nothing here");
     }
+
+    #[test]
+    fn scrubbers_share_an_automaton_per_secret_set_and_learn_new_secrets() {
+        let text = "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='shared-tok-1'";
+        let (first, second) = (bind(AuthScheme::OperatorDefined, text).unwrap(), bind(AuthScheme::OperatorDefined, text).unwrap());
+        let (a, b) = (Scrubber::new([&first]), Scrubber::new([&second]));
+        assert!(std::sync::Arc::ptr_eq(&a.matcher().unwrap(), &b.matcher().unwrap()));
+        a.learn(&Secret::new("learned-access-tok"));
+        assert_eq!(a.text("shared-tok-1 learned-access-tok".into()), format!("{REDACTED} {REDACTED}"));
+        assert_eq!(b.text("learned-access-tok".into()), "learned-access-tok", "learning is per step");
+        b.learn(&Secret::new("learned-access-tok"));
+        assert!(std::sync::Arc::ptr_eq(&a.matcher().unwrap(), &b.matcher().unwrap()));
+    }
 }
 

@@ -6,13 +6,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use zeroize::Zeroizing;
 
+use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 
+use super::tokens::fingerprint;
 use super::{BoundConnection, Secret};
+use crate::shared::SharedBuilds;
 
 /// Replaces every known secret, in every encoding an upstream might echo it
 /// in, with `[REDACTED]`. It learns secrets the host obtains during a step
-/// (access tokens, rotated refresh tokens) before their first use.
+/// (access tokens, rotated refresh tokens) before their first use. Its
+/// automaton is built once per set of secrets and shared by every step that
+/// scrubs the same set (see [`shared_matcher`]).
 pub(crate) struct Scrubber {
     inner: RwLock<Known>,
 }
@@ -36,7 +41,7 @@ impl Scrubber {
     /// A scrubber for the secrets of these connections.
     pub(crate) fn new<'a>(connections: impl IntoIterator<Item = &'a BoundConnection>) -> Self {
         let secrets: Vec<Secret> = connections.into_iter().flat_map(|c| c.scrub.iter().cloned()).collect();
-        let matcher = matcher(&secrets);
+        let matcher = shared_matcher(&secrets);
         Self { inner: RwLock::new(Known { secrets, matcher }) }
     }
 
@@ -47,10 +52,11 @@ impl Scrubber {
             return;
         }
         known.secrets.push(secret.clone());
-        known.matcher = matcher(&known.secrets);
+        known.matcher = shared_matcher(&known.secrets);
     }
 
-    fn matcher(&self) -> Option<Arc<AhoCorasick>> {
+    /// The automaton in use, `None` when there is nothing to scrub.
+    pub(super) fn matcher(&self) -> Option<Arc<AhoCorasick>> {
         self.inner.read().expect("scrubber poisoned").matcher.clone()
     }
 
@@ -83,14 +89,29 @@ impl Scrubber {
     }
 }
 
+/// Automata by the fingerprint of their secret set: steps binding the same
+/// secrets, and steps learning the same cached access token, share one
+/// automaton instead of building it each. Like the token caches, it keeps
+/// the secrets of recently used connections in memory between steps.
+static BUILT: SharedBuilds<AhoCorasick> = SharedBuilds::new(256);
+
+/// The automaton for these secrets (order and repetitions aside), built once
+/// per set; `None` when there is nothing to scrub.
+fn shared_matcher(secrets: &[Secret]) -> Option<Arc<AhoCorasick>> {
+    let mut values: Vec<&str> = secrets.iter().map(Secret::expose).filter(|v| !v.is_empty()).collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    values.dedup();
+    let Ok(built) = BUILT.get_or_build(fingerprint(values.iter().copied()), || Ok::<_, Infallible>(matcher(&values)));
+    Some(built)
+}
+
 /// One automaton for every secret in every encoding, longest match first.
-fn matcher(secrets: &[Secret]) -> Option<Arc<AhoCorasick>> {
+fn matcher(values: &[&str]) -> AhoCorasick {
     let mut patterns: Vec<Zeroizing<String>> = Vec::new();
-    for secret in secrets {
-        let value = secret.expose();
-        if value.is_empty() {
-            continue;
-        }
+    for &value in values {
         let bytes = value.as_bytes();
         for encoded in [
             STANDARD.encode(bytes),
@@ -106,16 +127,12 @@ fn matcher(secrets: &[Secret]) -> Option<Arc<AhoCorasick>> {
     }
     patterns.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     patterns.dedup();
-    (!patterns.is_empty()).then(|| {
-        Arc::new(
-            // Built once per step: a noncontiguous NFA builds in a fraction of
-            // the time of the DFA the builder would pick for so few patterns,
-            // and the literal prefilter does most of the scanning anyway.
-            AhoCorasick::builder()
-                .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
-                .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-                .build(patterns.iter().map(|p| p.as_bytes()))
-                .expect("secret patterns are plain literals"),
-        )
-    })
+    // A noncontiguous NFA builds in a fraction of the time of the DFA the
+    // builder would pick for so few patterns (it is still built for each new
+    // access token), and the literal prefilter does most of the scanning anyway.
+    AhoCorasick::builder()
+        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(patterns.iter().map(|p| p.as_bytes()))
+        .expect("secret patterns are plain literals")
 }

@@ -286,9 +286,8 @@ impl Sender {
         limits: &Limits,
     ) -> Result<Response, SendError> {
         let Outgoing { method, url, headers, body } = outgoing;
-        let origin = origin_text(&url);
-        let _slot = self.slots.acquire(&origin).await.ok_or_else(|| {
-            SendError::Limit(format!("no free connection to {origin} within {:?}", limits.connection_wait))
+        let _slot = self.slots.acquire(origin_key(&url)).await.ok_or_else(|| {
+            SendError::Limit(format!("no free connection to {} within {:?}", origin_text(&url), limits.connection_wait))
         })?;
         let mut builder = http::Request::builder().method(method_name(method)).uri(head::request_uri(&url)?);
         *builder.headers_mut().expect("builder is valid") = headers;
@@ -508,6 +507,13 @@ fn origin_text(url: &Url) -> String {
     url.origin().ascii_serialization()
 }
 
+/// The origin as the URL spells it (scheme, host, port unless the default),
+/// without allocating: the same text as [`origin_text`] for the `http(s)`
+/// URLs without user info that [`Sender::check_url`] lets through.
+fn origin_key(url: &Url) -> &str {
+    &url[..url::Position::BeforePath]
+}
+
 pub(crate) fn method_name(m: Method) -> &'static str {
     match m {
         Method::Get => "GET",
@@ -628,5 +634,18 @@ fn scrub_error(s: &Scrubber, e: SendError) -> SendError {
         SendError::CircuitOpen(m) => SendError::CircuitOpen(s.text(m)),
         SendError::Other(m) => SendError::Other(s.text(m)),
         SendError::Timeout(p) => SendError::Timeout(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_key_is_the_origin_text() {
+        for url in ["https://api.test/v1?a=b", "http://api.test:8080/", "https://API.Test:443/x", "http://[::1]:9/p", "https://bücher.test/"] {
+            let url = Url::parse(url).unwrap();
+            assert_eq!(origin_key(&url), origin_text(&url));
+        }
     }
 }
