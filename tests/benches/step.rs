@@ -450,7 +450,9 @@ async fn payload(scale: &Scale, report: &mut Report) {
 async fn memory(scale: &Scale, report: &mut Report) {
     let release = Arc::new(tokio::sync::Notify::new());
     let addr = parking_server(release.clone()).await;
-    let host = bench_host(&["http-request"]).await;
+    // Every parked step holds a connection to the one parking origin.
+    let limits = Limits { max_connections_per_origin: scale.parked_steps, ..Limits::default() };
+    let host = host_with(bench_builder().limits(limits), &["http-request"]).await;
     let url = format!("http://{addr}/park");
     run_ok(&host, request("http-request", "request", json!({"url": url.clone()}))).await;
     let before = resident_bytes();
@@ -461,6 +463,9 @@ async fn memory(scale: &Scale, report: &mut Report) {
         })
         .collect();
     while PARKED.load(std::sync::atomic::Ordering::SeqCst) < scale.parked_steps {
+        if let Some(ended) = steps.iter().position(|s| s.is_finished()) {
+            panic!("a step ended before all were parked: {:?}", steps.into_iter().nth(ended).unwrap().await);
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let during = resident_bytes();

@@ -267,7 +267,13 @@ impl Sender {
         let mut connection = capture_connection(&mut request);
         let response = client.request(request);
         tokio::pin!(response);
+        // The response first: when a pooled connection is checked out at
+        // once, polling it records the connection, so the wait below is
+        // ready in the same poll. In the other order the record would wake
+        // this task while it runs, and tokio reschedules a task woken during
+        // its own poll behind the others and wakes an idle worker for it.
         tokio::select! {
+            biased;
             done = &mut response => return done.map_err(classify_client_error),
             _ = connection.wait_for_connection_metadata() => {}
         }
