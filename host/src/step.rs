@@ -182,6 +182,11 @@ pub(crate) struct StepState {
 impl StepState {
     /// State for the load-time `describe` call: no requests allowed.
     pub(crate) fn for_describe(limits: &Arc<Limits>) -> Self {
+        Self::new(limits, ComputeShare::new(1).step())
+    }
+
+    /// State with no outbound context yet, running guest code on `compute`.
+    fn new(limits: &Arc<Limits>, compute: ComputeSlot) -> Self {
         Self {
             wasi: None,
             table: ResourceTable::new(),
@@ -190,7 +195,7 @@ impl StepState {
             outbound: None,
             records: vec![],
             logs: LogBuffer::new(limits),
-            compute: ComputeShare::new(1).step(),
+            compute,
         }
     }
 
@@ -384,7 +389,7 @@ fn prepare(
     }
     let scrubber = Scrubber::new(connections.values());
     let deadline = tokio::time::Instant::now() + limits.step_deadline;
-    let mut state = StepState::for_describe(&limits);
+    let mut state = StepState::new(&limits, compute.step());
     state.outbound = Some(OutboundCtx {
         sender,
         plugin: plugin.clone(),
@@ -395,7 +400,6 @@ fn prepare(
         deadline,
         traffic: StepTraffic::default(),
     });
-    state.compute = compute.step();
     let mut store = Store::new(engine, state);
     store.limiter(|s| s.limiter());
     store.data().compute.clone().install(&mut store);
