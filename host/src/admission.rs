@@ -27,10 +27,10 @@ pub struct ConcurrencyLimits {
     pub max_queued_per_tenant: usize,
     /// How long a step waits for a slot before it is refused (default 2 s).
     pub max_wait: Duration,
-    /// Steps of one tenant running guest code past an epoch tick at once
-    /// (default: the machine's CPU count). More of its busy steps take turns
-    /// a tick at a time, so another tenant's step waits about one tick per
-    /// busy tenant (see `compute.rs`).
+    /// Steps of one tenant running guest code at once (default: the
+    /// machine's CPU count). A step waiting on the network holds no slot;
+    /// more busy steps take turns every 20 epoch ticks, so another tenant's
+    /// step waits about one tick per busy tenant (see `compute.rs`).
     pub compute_slots_per_tenant: usize,
 }
 
