@@ -111,7 +111,7 @@ impl AuthScheme {
 }
 
 /// Where a custom placement puts a secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PlacementTarget {
     /// A request header.
@@ -125,7 +125,7 @@ pub enum PlacementTarget {
 }
 
 /// One secret the host puts into a request after the plugin built it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretPlacement {
     /// Where it goes.
@@ -145,7 +145,7 @@ pub(crate) fn secret_template() -> String {
 }
 
 /// How the host authenticates an OAuth 2 client at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientAuth {
     /// HTTP Basic with client id and secret.
@@ -169,7 +169,7 @@ pub struct OAuth2Settings {
 }
 
 /// Signature algorithm of a host-signed JWT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum JwtAlgorithm {
     /// HMAC SHA-256 (secret `hmac_key`).

@@ -10,6 +10,7 @@ use wasmtime::component::{ComponentExportIndex, Linker, TypedFunc};
 
 use crate::bindings::PluginPre;
 use crate::bindings::types::StepError;
+use crate::credentials::KeptBindings;
 use crate::engine::CompileSource;
 use crate::manifest::Manifest;
 use courier_egress::AllowedHost;
@@ -26,6 +27,8 @@ pub(crate) struct Plugin {
     pub(crate) invoke: ComponentExportIndex,
     /// Input validators by call name, compiled once from the declared schemas.
     validators: HashMap<String, jsonschema::Validator>,
+    /// Connection bindings kept for this plugin's steps.
+    pub(crate) bindings: KeptBindings,
 }
 
 /// Bounds on loading a plugin.
@@ -146,7 +149,7 @@ impl Plugin {
             validators.insert(call.name.clone(), validator);
         }
         let report = LoadReport { name: manifest.name.clone(), source, compile_ms: took.as_secs_f64() * 1e3 };
-        Ok((Self { manifest: Arc::new(manifest), hosts: hosts.into(), pre, invoke, validators }, report))
+        Ok((Self { manifest: Arc::new(manifest), hosts: hosts.into(), pre, invoke, validators, bindings: KeptBindings::default() }, report))
     }
 
     /// A fresh instance in `store`, and its `invoke` export.

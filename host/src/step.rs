@@ -158,7 +158,7 @@ struct OutboundCtx {
     plugin: Arc<Plugin>,
     operator_hosts: Arc<[AllowedHost]>,
     tenant_hosts: Option<Arc<[AllowedHost]>>,
-    connections: HashMap<String, BoundConnection>,
+    connections: HashMap<String, Arc<BoundConnection>>,
     scrubber: Scrubber,
     deadline: tokio::time::Instant,
     traffic: StepTraffic,
@@ -381,13 +381,15 @@ fn prepare(
         let spec = plugin.manifest.connection(&name).ok_or_else(|| {
             reject("invalid-step", format!("plugin `{}` declares no connection `{name}`", plugin.manifest.name))
         })?;
-        let bound = BoundConnection::bind(spec, config, &req.tenant, sender.tokens())
+        let bound = plugin
+            .bindings
+            .bind(spec, config, &req.tenant, sender.tokens())
             .map_err(|e| reject("invalid-step", e.to_string()))?;
         if connections.insert(name.clone(), bound).is_some() {
             return Err(reject("invalid-step", format!("connection `{name}` is bound twice")));
         }
     }
-    let scrubber = Scrubber::new(connections.values());
+    let scrubber = Scrubber::new(connections.values().map(Arc::as_ref));
     let deadline = tokio::time::Instant::now() + limits.step_deadline;
     let mut state = StepState::new(&limits, compute.step());
     state.outbound = Some(OutboundCtx {

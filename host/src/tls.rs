@@ -37,7 +37,7 @@ use crate::shared::SharedBuilds;
 /// verify_host = true                        # false/false take effect only where the
 /// verify_peer = true                        # operator allows insecure TLS
 /// ```
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSettings {
     /// Trusted CA certificates (PEM), added to the webpki roots.

@@ -131,6 +131,32 @@ async fn shared_headers_and_query_of_the_connection_are_sent() {
     assert_eq!(server.received()[0].query(), vec![("region".into(), "eu".into())]);
 }
 
+/// Steps binding the same connection file share one binding; any change to
+/// the file (a rotated token, another base URL) binds afresh, so the upstream
+/// always receives the file's current credential, and one step's secrets are
+/// scrubbed for the next even though the binding is shared.
+#[tokio::test]
+async fn a_changed_connection_file_is_bound_afresh() {
+    let server = TestServer::echo().await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let bearer = |token: &str| {
+        format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url(""))
+    };
+    for (i, token) in ["tok-first-1", "tok-first-1", "tok-rotated-2", "tok-first-1"].into_iter().enumerate() {
+        let r = step(&host, "http-request", "request", json!({"url": format!("/{i}")}), &[&bearer(token)]).await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        assert_eq!(server.received()[i].header("authorization"), Some(format!("Bearer {token}").as_str()));
+        assert_eq!(r.output.as_ref().unwrap()["headers"]["x-echo-authorization"], "Bearer [REDACTED]");
+        assert_no_leak(&r, &[token]);
+    }
+    let other = TestServer::echo().await;
+    let moved = bearer("tok-first-1").replace(&server.url(""), &other.url(""));
+    let r = step(&host, "http-request", "request", json!({"url": "/moved"}), &[&moved]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(other.received()[0].header("authorization"), Some("Bearer tok-first-1"));
+    assert_eq!(server.received().len(), 4, "the old base URL got nothing more");
+}
+
 #[tokio::test]
 async fn an_echo_of_everything_leaks_nothing() {
     // The upstream reflects the request in headers, body, an error body and

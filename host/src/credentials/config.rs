@@ -4,6 +4,7 @@
 
 use crate::tls::TlsSettings;
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -13,7 +14,7 @@ use crate::manifest::{ClientAuth, JwtAlgorithm, SecretPlacement};
 
 /// The scheme a connection file chooses (`auth`). When the plugin declares a
 /// scheme, `auth` may be left out and must agree with it otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthKind {
     /// No credentials.
@@ -85,7 +86,7 @@ impl AuthKind {
 }
 
 /// The secrets of a connection file's `[secrets]` table.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Secrets {
     /// Bearer token.
@@ -150,7 +151,7 @@ impl Secrets {
 /// [secrets]
 /// key = "..."
 /// ```
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
     /// The declared connection this binds.
@@ -204,6 +205,43 @@ pub struct ConnectionConfig {
     /// Loaded from the connection store, which keeps rotated refresh tokens.
     #[serde(skip)]
     pub(crate) from_store: bool,
+}
+
+/// `claims` (a TOML table, which may hold floats) compares equal to itself
+/// unless it holds a NaN; such a file is only ever unequal to others.
+impl Eq for ConnectionConfig {}
+
+/// Hashes every field but `claims`, which equal files share anyway.
+impl Hash for ConnectionConfig {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let Self {
+            connection,
+            id,
+            base_url,
+            auth,
+            shared_headers,
+            shared_query,
+            header,
+            query,
+            form_field,
+            json_field,
+            template,
+            placements,
+            token_url,
+            scopes,
+            audience,
+            client_auth,
+            algorithm,
+            claims: _,
+            lifetime_secs,
+            secrets,
+            tls,
+            from_store,
+        } = self;
+        (connection, id, base_url, auth, shared_headers, shared_query, header, query).hash(state);
+        (form_field, json_field, template, placements, token_url, scopes, audience, client_auth).hash(state);
+        (algorithm, lifetime_secs, secrets, tls, from_store).hash(state);
+    }
 }
 
 /// A connection configuration is invalid for the plugin it is bound to.

@@ -1,12 +1,13 @@
 //! A connection bound to a plugin's declaration: base URL, the origins that
 //! may receive its credentials, and the credential with its secrets.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use aho_corasick::AhoCorasick;
 use crate::tls::ConnectionTls;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
-use zeroize::Zeroizing;
 
 use super::jwt::JwtSigner;
 use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, fingerprint};
@@ -23,12 +24,19 @@ pub(crate) struct Placement {
     pub(super) name: String,
     pub(super) template: String,
     pub(super) secret: Secret,
+    /// The template with the secret filled in, once per binding.
+    filled: Secret,
 }
 
 impl Placement {
+    fn new(target: PlacementTarget, name: String, template: String, secret: Secret) -> Self {
+        let filled = Secret::new(template.replace("{secret}", secret.expose()));
+        Self { target, name, template, secret, filled }
+    }
+
     /// The template with the secret filled in.
-    pub(super) fn value(&self) -> Zeroizing<String> {
-        Zeroizing::new(self.template.replace("{secret}", self.secret.expose()))
+    pub(super) fn value(&self) -> &str {
+        self.filled.expose()
     }
 }
 
@@ -57,6 +65,8 @@ pub(crate) struct BoundConnection {
     pub(super) scrub: Vec<Secret>,
     /// TLS material for the connection's origins, if the `[tls]` table names any.
     pub(crate) tls: Option<Arc<ConnectionTls>>,
+    /// The scrubber's automaton for `scrub` alone, found on first use.
+    pub(super) matcher: OnceLock<Option<Arc<AhoCorasick>>>,
 }
 
 impl BoundConnection {
@@ -107,7 +117,8 @@ impl BoundConnection {
         }
         let mut shared_query = spec.shared_query.clone();
         shared_query.extend(config.shared_query);
-        Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub, tls })
+        let matcher = OnceLock::new();
+        Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub, tls, matcher })
     }
 
     /// Whether this URL's origin may receive the connection's credentials.
@@ -175,7 +186,7 @@ fn need(secrets: &Secrets, key: &str) -> Result<Secret, String> {
 }
 
 fn header_placement(name: &str, template: &str, secret: Secret) -> Placement {
-    Placement { target: PlacementTarget::Header, name: name.into(), template: template.into(), secret }
+    Placement::new(PlacementTarget::Header, name.into(), template.into(), secret)
 }
 
 /// The credential of the schemes that put fixed secrets in place.
@@ -209,7 +220,7 @@ fn static_credential(
                 (_, None, Some(q)) => (PlacementTarget::Query, q.clone()),
                 _ => return Err("api-key needs exactly one of `header` or `query`".into()),
             };
-            vec![Placement { target, name, template: secret_template(), secret: need(secrets, "key")? }]
+            vec![Placement::new(target, name, secret_template(), need(secrets, "key")?)]
         }
         AuthKind::Custom => {
             let wanted = custom_placements(declared, config)?;
@@ -218,7 +229,7 @@ fn static_credential(
             }
             wanted
                 .into_iter()
-            .map(|p| Ok(Placement { secret: need(secrets, &p.secret)?, target: p.target, name: p.name, template: p.template }))
+                .map(|p| Ok(Placement::new(p.target, p.name, p.template, need(secrets, &p.secret)?)))
                 .collect::<Result<_, String>>()?
         }
         // The credential is the TLS client certificate of the `[tls]` table,
@@ -388,7 +399,7 @@ fn check_placement(p: &Placement) -> Result<(), String> {
     }
     if p.target == PlacementTarget::Header {
         http::HeaderName::try_from(p.name.as_str()).map_err(|_| format!("invalid header name `{}`", p.name))?;
-        http::HeaderValue::try_from(p.value().as_str())
+        http::HeaderValue::try_from(p.value())
             .map_err(|_| format!("the secret for header `{}` is not a valid header value", p.name))?;
     }
     Ok(())

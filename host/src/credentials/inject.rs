@@ -35,12 +35,12 @@ impl BoundConnection {
         }
         for p in self.placements(PlacementTarget::Header) {
             let name = http::HeaderName::try_from(p.name.as_str()).expect("checked when the connection was bound");
-            let mut value = http::HeaderValue::try_from(p.value().as_str()).map_err(|_| self.not_a_header_value())?;
+            let mut value = http::HeaderValue::try_from(p.value()).map_err(|_| self.not_a_header_value())?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
         for p in self.placements(PlacementTarget::Query) {
-            url.query_pairs_mut().append_pair(&p.name, &p.value());
+            url.query_pairs_mut().append_pair(&p.name, p.value());
         }
         let mut form = self.placements(PlacementTarget::FormField).peekable();
         if form.peek().is_some() {
@@ -52,7 +52,7 @@ impl BoundConnection {
                 if form_urlencoded::parse(body).any(|(k, _)| k == p.name.as_str()) {
                     return Err(reserved_field(&p.name));
                 }
-                encoded.append_pair(&p.name, &p.value());
+                encoded.append_pair(&p.name, p.value());
             }
             *body = Bytes::from(encoded.finish());
         }
@@ -67,7 +67,7 @@ impl BoundConnection {
                 if object.contains_key(&p.name) {
                     return Err(reserved_field(&p.name));
                 }
-                object.insert(p.name.clone(), serde_json::Value::String(p.value().to_string()));
+                object.insert(p.name.clone(), serde_json::Value::String(p.value().to_owned()));
             }
             *body = Bytes::from(serde_json::to_vec(&object).expect("a JSON object serializes"));
         }

@@ -4,6 +4,7 @@
 //!
 //! - `config`: the connection file (TOML) and its validation;
 //! - `connection`: binding a file to the plugin's declared connection, per scheme;
+//! - `kept`: bindings kept by content, shared by the steps binding the same file;
 //! - `inject`: putting the credential into a request for one of its origins;
 //! - `tokens`: the token manager (OAuth 2 grants, JWT), shared across steps;
 //! - `jwt`: host-signed JWTs;
@@ -14,12 +15,14 @@ mod config;
 mod connection;
 mod inject;
 mod jwt;
+mod kept;
 mod scrub;
 mod secret;
 mod tokens;
 
 pub use config::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
 pub(crate) use connection::{BoundConnection, parse_base_url};
+pub(crate) use kept::KeptBindings;
 pub(crate) use scrub::Scrubber;
 pub(crate) use tokens::TokenManager;
 pub use secret::Secret;
@@ -109,6 +112,40 @@ mod tests {
         assert!(!out.contains(&basic), "{out}");
         assert_eq!(out.matches(REDACTED).count(), 6, "{out}");
         assert_eq!(scrub.bytes(b"nothing here".to_vec()), b"nothing here");
+    }
+
+    #[test]
+    fn bindings_are_kept_per_tenant_and_file_content_only_when_fixed() {
+        let kept = KeptBindings::default();
+        let tokens = TokenManager::default();
+        let config = |text: &str| -> ConnectionConfig { toml::from_str(text).unwrap() };
+        let bind = |tenant: &str, text: &str| {
+            kept.bind(&spec(AuthScheme::OperatorDefined), config(text), tenant, &tokens).unwrap()
+        };
+        let bearer = "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='tok-1'";
+        let first = bind("t", bearer);
+        assert!(std::sync::Arc::ptr_eq(&first, &bind("t", bearer)), "the same file binds once");
+        assert!(!std::sync::Arc::ptr_eq(&first, &bind("u", bearer)), "tenants never share a binding");
+        let rotated = bind("t", &bearer.replace("tok-1", "tok-2"));
+        assert!(!std::sync::Arc::ptr_eq(&first, &rotated));
+        assert_eq!(rotated.scrub[0].expose(), "tok-2");
+        assert_eq!(kept.len(), 3);
+        let oauth = "connection='default'\nauth='oauth2-client-credentials'\nbase_url='https://a.test'\n\
+                     token_url='https://a.test/token'\n[secrets]\nclient_id='c'\nclient_secret='s'";
+        let tls = "connection='default'\nauth='none'\nbase_url='https://a.test'\n[tls]\nverify_host=false";
+        for text in [oauth, tls] {
+            assert!(!std::sync::Arc::ptr_eq(&bind("t", text), &bind("t", text)), "{text}");
+        }
+        assert_eq!(kept.len(), 3, "token schemes and TLS material bind on every step");
+        assert!(kept.bind(&spec(AuthScheme::Bearer), config(&bearer.replace("bearer", "basic")), "t", &tokens).is_err());
+        assert_eq!(kept.len(), 3, "a refused binding is not kept");
+    }
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert_eq!(Secret::new("abc"), Secret::new("abc"));
+        assert_ne!(Secret::new("abc"), Secret::new("abd"));
+        assert_ne!(Secret::new("abc"), Secret::new("abcd"));
     }
 
     #[test]

@@ -38,10 +38,15 @@ fn json_escaped(value: &str) -> String {
 pub(crate) const REDACTED: &str = "[REDACTED]";
 
 impl Scrubber {
-    /// A scrubber for the secrets of these connections.
+    /// A scrubber for the secrets of these connections. A step with one connection that has secrets uses that connection's
+    /// automaton, found once per binding (kept bindings are shared by steps).
     pub(crate) fn new<'a>(connections: impl IntoIterator<Item = &'a BoundConnection>) -> Self {
-        let secrets: Vec<Secret> = connections.into_iter().flat_map(|c| c.scrub.iter().cloned()).collect();
-        let matcher = shared_matcher(&secrets);
+        let with_secrets: Vec<&BoundConnection> = connections.into_iter().filter(|c| !c.scrub.is_empty()).collect();
+        let secrets: Vec<Secret> = with_secrets.iter().flat_map(|c| c.scrub.iter().cloned()).collect();
+        let matcher = match with_secrets.as_slice() {
+            [one] => one.matcher.get_or_init(|| shared_matcher(&one.scrub)).clone(),
+            _ => shared_matcher(&secrets),
+        };
         Self { inner: RwLock::new(Known { secrets, matcher }) }
     }
 

@@ -1,6 +1,7 @@
 //! The secret value type: zeroized on drop, redacted in `Debug`.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -24,6 +25,22 @@ impl Secret {
     /// The value, for injection only.
     pub(crate) fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// Equal values; the comparison takes the same time wherever they differ.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+    }
+}
+
+impl Eq for Secret {}
+
+impl Hash for Secret {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.as_str().hash(state);
     }
 }
 

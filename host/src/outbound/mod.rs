@@ -48,7 +48,7 @@ pub(crate) struct StepOutbound<'a> {
     pub(crate) plugin_hosts: &'a [AllowedHost],
     pub(crate) operator_hosts: &'a [AllowedHost],
     pub(crate) tenant_hosts: Option<&'a [AllowedHost]>,
-    pub(crate) connections: &'a HashMap<String, BoundConnection>,
+    pub(crate) connections: &'a HashMap<String, Arc<BoundConnection>>,
     pub(crate) scrubber: &'a Scrubber,
     pub(crate) limits: &'a Limits,
     pub(crate) deadline: tokio::time::Instant,
@@ -355,7 +355,7 @@ impl<'a> Prepared<'a> {
                 if step.manifest.connection(name).is_none() {
                     return Err(SendError::Credential(format!("the plugin declares no connection `{name}`")));
                 }
-                Some(step.connections.get(name).ok_or_else(|| {
+                Some(step.connections.get(name).map(Arc::as_ref).ok_or_else(|| {
                     SendError::Credential(format!("connection `{name}` is not bound to this step"))
                 })?)
             }
