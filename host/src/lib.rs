@@ -281,6 +281,11 @@ impl Host {
     /// Runs one step in a fresh instance, once the concurrency limits admit
     /// it. Never fails: every ending is a classified [`StepResult`].
     pub async fn run_step(&self, request: StepRequest) -> StepResult {
+        self.run_on(request, None).await
+    }
+
+    /// Runs a step in a fresh instance, or on `reused` (benchmarks only).
+    async fn run_on(&self, request: StepRequest, reused: Option<&mut step::ReusedInstance>) -> StepResult {
         let started = Instant::now();
         let Some(plugin) = self.plugin(&request.plugin) else {
             return StepResult::rejected("invalid-step", format!("no plugin `{}` is loaded", request.plugin), started);
@@ -290,8 +295,11 @@ impl Host {
             Err(why) => return StepResult::refused(why, started),
         };
         let policy = self.inner.policy.for_step(&request.tenant, &request.plugin);
-        let step = step::run(plugin, &self.inner.engine, self.inner.sender.clone(), policy, request, &permit.compute, started);
-        step.await
+        let (sender, compute) = (self.inner.sender.clone(), &permit.compute);
+        match reused {
+            None => step::run(plugin, &self.inner.engine, sender, policy, request, compute, started).await,
+            Some(instance) => instance.run(&plugin, sender, policy, request, compute, started).await,
+        }
     }
 }
 
@@ -313,12 +321,14 @@ pub mod bench {
         HostBuilder { epoch_interruption: false, ..builder }
     }
 
-    /// Prepares a step like [`Host::run_step`] but keeps its instance, so its
-    /// call can be invoked many times.
-    pub async fn reused_instance(host: &Host, request: StepRequest) -> Result<ReusedInstance, String> {
-        let plugin = host.plugin(&request.plugin).ok_or("no such plugin")?;
-        let policy = host.inner.policy.for_step(&request.tenant, &request.plugin);
-        let compute = compute::ComputeShare::new(ConcurrencyLimits::default().compute_slots_per_tenant);
-        ReusedInstance::new(&plugin, &host.inner.engine, host.inner.sender.clone(), policy, request, &compute).await
+    /// An instance of `plugin` to run steps on again and again.
+    pub async fn reused_instance(host: &Host, plugin: &str) -> Result<ReusedInstance, String> {
+        let plugin = host.plugin(plugin).ok_or("no such plugin")?;
+        ReusedInstance::new(plugin, &host.inner.engine, host.inner.policy.limits()).await
+    }
+
+    /// Runs a step like [`Host::run_step`], on `instance` instead of a fresh one.
+    pub async fn run_reused(host: &Host, instance: &mut ReusedInstance, request: StepRequest) -> StepResult {
+        host.run_on(request, Some(instance)).await
     }
 }

@@ -328,7 +328,7 @@ impl LogBuffer {
     }
 }
 
-/// Runs one step of a loaded plugin.
+/// Runs one step of a loaded plugin, in a fresh store and instance.
 pub(crate) async fn run(
     plugin: Arc<Plugin>,
     engine: &wasmtime::Engine,
@@ -339,33 +339,32 @@ pub(crate) async fn run(
     started: Instant,
 ) -> StepResult {
     let limits = policy.limits.clone();
-    let (mut store, call, input) = match prepare(&plugin, engine, sender, policy, req, compute, started) {
+    let (state, call, input) = match prepare(&plugin, sender, policy, req, compute) {
         Ok(prepared) => prepared,
-        Err(rejected) => return *rejected,
+        Err(rejected) => return StepResult::rejected(&rejected.0, rejected.1, started),
     };
-    let deadline = store.data().outbound.as_ref().expect("a step has an outbound context").deadline;
-    let slot = store.data().compute.clone();
-    let invoke = async {
-        slot.take().await;
-        let invoke = plugin.instantiate_invoke(&mut store).await?;
-        invoke.call_async(&mut store, (call, input)).await.map(|(result,)| result)
-    };
-    let result = tokio::time::timeout_at(deadline, invoke).await;
-    finish(store.into_data(), result, &limits, started)
+    let mut store = new_store(engine, state);
+    let result = within_deadline(&mut store, async |store| {
+        let invoke = plugin.instantiate_invoke(store).await?;
+        invoke.call_async(store, (call, input)).await.map(|(result,)| result)
+    })
+    .await;
+    finish(store.data_mut(), result, &limits, started)
 }
 
+/// A step rejected before it ran: the error kind and message.
+type Rejection = Box<(String, String)>;
+
 /// Checks a step request against the plugin and binds its connections;
-/// returns the step's store, call and input text, or the rejection.
+/// returns the step's state, call and input text, or why it is rejected.
 fn prepare(
     plugin: &Arc<Plugin>,
-    engine: &wasmtime::Engine,
     sender: Arc<Sender>,
     policy: Effective,
     req: StepRequest,
     compute: &ComputeShare,
-    started: Instant,
-) -> Result<(Store<StepState>, String, String), Box<StepResult>> {
-    let reject = |kind: &str, message: String| Box::new(StepResult::rejected(kind, message, started));
+) -> Result<(StepState, String, String), Rejection> {
+    let reject = |kind: &str, message: String| Box::new((kind.to_owned(), message));
     let Effective { hosts: operator_hosts, tenant_hosts, limits } = policy;
     if plugin.manifest.call(&req.call).is_none() {
         let known: Vec<&str> = plugin.manifest.calls.iter().map(|c| c.name.as_str()).collect();
@@ -402,63 +401,86 @@ fn prepare(
         deadline,
         traffic: StepTraffic::default(),
     });
+    Ok((state, req.call, req.input.to_string()))
+}
+
+/// A store for a step's state, with its memory limiter and compute slot.
+fn new_store(engine: &wasmtime::Engine, state: StepState) -> Store<StepState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| s.limiter());
     store.data().compute.clone().install(&mut store);
-    Ok((store, req.call, req.input.to_string()))
+    store
 }
 
-/// An instance kept across invocations: the opposite of Courier's isolation,
-/// for benchmarks that measure what a fresh instance per step costs.
+/// Runs `call` on the store under the step's deadline, holding the step's
+/// compute slot whenever guest code runs.
+async fn within_deadline<T>(
+    store: &mut Store<StepState>,
+    call: impl AsyncFnOnce(&mut Store<StepState>) -> wasmtime::Result<T>,
+) -> Result<wasmtime::Result<T>, tokio::time::error::Elapsed> {
+    let deadline = store.data().outbound.as_ref().expect("a step has an outbound context").deadline;
+    let slot = store.data().compute.clone();
+    let run = async {
+        slot.take().await;
+        call(store).await
+    };
+    tokio::time::timeout_at(deadline, run).await
+}
+
+/// An instance kept across steps: the opposite of Courier's isolation, for
+/// benchmarks that measure what a fresh instance per step costs. Each step
+/// on it does everything a step does (admission, input validation, binding,
+/// deadline, output parsing) except instantiating.
 #[doc(hidden)]
 pub struct ReusedInstance {
+    plugin: Arc<Plugin>,
     store: Store<StepState>,
-    instance: crate::bindings::Plugin,
-    call: String,
+    invoke: crate::plugin::InvokeFunc,
 }
 
 impl ReusedInstance {
-    pub(crate) async fn new(
+    pub(crate) async fn new(plugin: Arc<Plugin>, engine: &wasmtime::Engine, limits: &Arc<Limits>) -> Result<Self, String> {
+        let mut store = new_store(engine, StepState::for_describe(limits));
+        let slot = store.data().compute.clone();
+        slot.take().await;
+        let invoke = plugin.instantiate_invoke(&mut store).await.map_err(|e| format!("{e:#}"));
+        slot.release();
+        Ok(Self { plugin, store, invoke: invoke? })
+    }
+
+    /// Runs a step of `plugin` (the one this instance was made from) on this instance.
+    pub(crate) async fn run(
+        &mut self,
         plugin: &Arc<Plugin>,
-        engine: &wasmtime::Engine,
         sender: Arc<Sender>,
         policy: Effective,
         req: StepRequest,
         compute: &ComputeShare,
-    ) -> Result<Self, String> {
-        let (mut store, call, _) = prepare(plugin, engine, sender, policy, req, compute, Instant::now())
-            .map_err(|r| format!("{:?}", r.error))?;
-        let slot = store.data().compute.clone();
-        slot.take().await;
-        let instance = plugin.pre.instantiate_async(&mut store).await.map_err(|e| format!("{e:#}"));
-        slot.release();
-        Ok(Self { store, instance: instance?, call })
-    }
-
-    /// Invokes the call again in the same instance; `Ok` holds the output text.
-    pub async fn invoke(&mut self, input: &str) -> Result<String, String> {
-        let limits = self.store.data().limits.clone();
-        if let Some(ctx) = self.store.data_mut().outbound.as_mut() {
-            ctx.deadline = tokio::time::Instant::now() + limits.step_deadline;
-            ctx.traffic = StepTraffic::default();
+        started: Instant,
+    ) -> StepResult {
+        if !Arc::ptr_eq(plugin, &self.plugin) {
+            return StepResult::rejected("invalid-step", "the instance is of another plugin".into(), started);
         }
-        self.store.data_mut().records.clear();
-        self.store.set_epoch_deadline(1);
-        let slot = self.store.data().compute.clone();
-        slot.take().await;
-        let result = self.instance.courier_plugin_integration().call_invoke(&mut self.store, &self.call, input).await;
-        slot.release();
-        match result {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(e)) => Err(format!("{e:?}")),
-            Err(trap) => Err(format!("{trap:#}")),
-        }
+        let limits = policy.limits.clone();
+        let (state, call, input) = match prepare(plugin, sender, policy, req, compute) {
+            Ok(prepared) => prepared,
+            Err(rejected) => return StepResult::rejected(&rejected.0, rejected.1, started),
+        };
+        *self.store.data_mut() = state;
+        self.store.data().compute.clone().install(&mut self.store);
+        let invoke = self.invoke;
+        let result =
+            within_deadline(&mut self.store, async |store| invoke.call_async(store, (call, input)).await.map(|(result,)| result))
+                .await;
+        // The epoch callback holds the slot too, until the next step installs its own.
+        self.store.data().compute.release();
+        finish(self.store.data_mut(), result, &limits, started)
     }
 }
 
 /// Turns what the call returned into a step result.
 fn finish(
-    mut state: StepState,
+    state: &mut StepState,
     result: Result<wasmtime::Result<Result<String, StepError>>, tokio::time::error::Elapsed>,
     limits: &Limits,
     started: Instant,
@@ -506,8 +528,8 @@ fn finish(
         error,
         status,
         duration_ms: started.elapsed().as_millis() as u64,
-        requests: state.records,
-        logs: state.logs.lines,
+        requests: std::mem::take(&mut state.records),
+        logs: std::mem::take(&mut state.logs.lines),
         logs_dropped: state.logs.dropped,
     }
 }

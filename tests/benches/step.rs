@@ -58,8 +58,8 @@ fn main() {
         // `bearer` (the same with a bearer connection, hence injection and
         // scrubbing) or `jwt` (the same with an RS256 JWT the host signs once
         // and caches: binding reads the key, each step learns the token);
-        // `reused` invokes the `request` kind's call again and again in one
-        // instance (the G1/G2 reference, not a step); `raw` sends the same
+        // `reused` runs the `request` kind's steps on one instance kept
+        // across them (the G1/G2 reference); `raw` sends the same
         // GET with hyper alone (G1's reference).
         // `COURIER_BENCH_PROFILE_EPOCHS=off` runs them on a host without
         // epoch interruption (G7).
@@ -87,8 +87,8 @@ fn main() {
     report.print(scale);
 }
 
-/// Runs `steps` fresh steps of one kind (or invocations of a reused
-/// instance, or raw GETs) and nothing else, for a profiler.
+/// Runs `steps` fresh steps of one kind (or steps on a reused instance, or
+/// raw GETs) and nothing else, for a profiler.
 /// They run one at a time, so the host has the default limits, whose smaller
 /// instance pool also fits in the address space `valgrind` allows.
 async fn profile(steps: usize, kind: &str) {
@@ -110,10 +110,9 @@ async fn profile(steps: usize, kind: &str) {
         return;
     }
     if kind == "reused" {
-        let mut reused = bench::reused_instance(&host, plain()).await.unwrap();
-        let input = plain().input.to_string();
+        let mut reused = bench::reused_instance(&host, "http-request").await.unwrap();
         for _ in 0..steps {
-            reused.invoke(&input).await.unwrap();
+            assert_eq!(bench::run_reused(&host, &mut reused, plain()).await.outcome, Outcome::Success);
         }
         return;
     }
@@ -208,6 +207,12 @@ async fn run_ok(host: &Host, request: StepRequest) {
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
 }
 
+/// [`run_ok`] on a reused instance.
+async fn run_reused_ok(host: &Host, instance: &mut bench::ReusedInstance, request: StepRequest) {
+    let r = bench::run_reused(host, instance, request).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+}
+
 /// p50 and p99 of `op` over `n` runs (after a warm-up), in µs.
 async fn percentiles<F, Fut>(n: usize, mut op: F) -> (f64, f64)
 where
@@ -261,8 +266,8 @@ async fn latency(scale: &Scale, report: &mut Report) {
     let input = json!({"url": url});
 
     let client = raw_client();
-    let mut reused = bench::reused_instance(&host, request("http-request", "request", input.clone())).await.unwrap();
-    let mut reused_ok = bench::reused_instance(&host, request("misbehave", "ok", json!({}))).await.unwrap();
+    let mut reused = bench::reused_instance(&host, "http-request").await.unwrap();
+    let mut reused_ok = bench::reused_instance(&host, "misbehave").await.unwrap();
     let connection = bearer_connection(&server);
     let warm_up = n / 10 + 1;
     // Connection files are parsed up front: the figure is the step's cost, not TOML's.
@@ -272,7 +277,6 @@ async fn latency(scale: &Scale, report: &mut Report) {
     // so that load from outside the benchmark weighs on all of them alike
     // while each batch runs back to back (as a single operation per round,
     // every one would start with cold caches and parked threads).
-    let input_text = input.to_string();
     let mut times: [Vec<Duration>; 7] = std::array::from_fn(|_| Vec::with_capacity(n + warm_up));
     let batch = (n / 50).max(1);
     while times[0].len() < n + warm_up {
@@ -280,13 +284,13 @@ async fn latency(scale: &Scale, report: &mut Report) {
             timed(&mut times[0], raw_get(&client, &uri)).await;
         }
         for _ in 0..batch {
-            timed(&mut times[1], async { reused.invoke(&input_text).await.map(drop).unwrap() }).await;
+            timed(&mut times[1], run_reused_ok(&host, &mut reused, request("http-request", "request", input.clone()))).await;
         }
         for _ in 0..batch {
             timed(&mut times[2], run_ok(&host, request("http-request", "request", input.clone()))).await;
         }
         for _ in 0..batch {
-            timed(&mut times[3], async { reused_ok.invoke("{}").await.map(drop).unwrap() }).await;
+            timed(&mut times[3], run_reused_ok(&host, &mut reused_ok, request("misbehave", "ok", json!({})))).await;
         }
         for _ in 0..batch {
             timed(&mut times[4], run_ok(&host, request("misbehave", "ok", json!({})))).await;
@@ -304,7 +308,7 @@ async fn latency(scale: &Scale, report: &mut Report) {
     report.row("raw hyper GET, p50 / p99 µs", format!("{:.1} / {:.1}", raw.0, raw.1));
     report.row("http-request step, reused instance, p50 / p99 µs", format!("{:.1} / {:.1}", reuse.0, reuse.1));
     report.row("http-request step, fresh instance, p50 / p99 µs", format!("{:.1} / {:.1}", fresh.0, fresh.1));
-    report.row("trivial call, reused instance, p50 µs", format!("{:.1}", trivial_reused.0));
+    report.row("trivial step, reused instance, p50 µs", format!("{:.1}", trivial_reused.0));
     report.row("trivial step (instantiate + call + drop), p50 µs", format!("{:.1}", trivial_fresh.0));
     report.row("http-request step with bearer + scrubbing, p50 µs", format!("{:.1}", with_credentials.0));
     report.row("http-request step, fresh, epochs off (bench only), p50 µs", format!("{:.1}", without_epochs.0));
