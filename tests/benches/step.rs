@@ -353,9 +353,20 @@ async fn throughput(scale: &Scale, report: &mut Report) {
     let server = TestServer::start(|_| Reply::json(200, json!({"ok": true}))).await;
     let url = server.url("/t");
     let uri: hyper::Uri = url.parse().unwrap();
-    let host = bench_host(&["http-request"]).await;
+    // The production caps (a tenant runs 64 steps at once), with a queue long
+    // enough that no step of the 256 is refused: the excess waits in
+    // admission, before it has an instance.
+    let queued = ConcurrencyLimits { max_queued_per_tenant: 256, ..ConcurrencyLimits::default() };
+    let host = host_with(host_builder().concurrency(queued), &["http-request"]).await;
     let client = raw_client();
     let total = scale.throughput_requests;
+    let steps_at = |host: Host, concurrency: usize| {
+        let url = url.clone();
+        rate(concurrency, total, move || {
+            let (host, url) = (host.clone(), url.clone());
+            async move { run_ok(&host, request("http-request", "request", json!({"url": url}))).await }
+        })
+    };
     let mut at = std::collections::HashMap::new();
     for concurrency in [1usize, 16, 64, 256] {
         let raw = rate(concurrency, total, {
@@ -366,17 +377,13 @@ async fn throughput(scale: &Scale, report: &mut Report) {
             }
         })
         .await;
-        let steps = rate(concurrency, total, {
-            let (host, url) = (host.clone(), url.clone());
-            move || {
-                let (host, url) = (host.clone(), url.clone());
-                async move { run_ok(&host, request("http-request", "request", json!({"url": url}))).await }
-            }
-        })
-        .await;
+        let steps = steps_at(host.clone(), concurrency).await;
         report.row(format!("throughput c={concurrency}: raw req/s, steps/s"), format!("{raw:.0}, {steps:.0}"));
         at.insert(concurrency, (raw, steps));
     }
+    // The same 256 with every one running at once (an instance each).
+    let uncapped = steps_at(bench_host(&["http-request"]).await, 256).await;
+    report.row("throughput c=256, all 256 running: steps/s", format!("{uncapped:.0}"));
     report.goal("G3", "steps/s / raw req/s at c=64", at[&64].1 / at[&64].0, ">= 0.85");
     report.goal("G4", "steps/s at c=256 / steps/s at c=16", at[&256].1 / at[&16].1, ">= 0.95");
 }
