@@ -325,26 +325,32 @@ async fn https(scale: &Scale, report: &mut Report) {
     let body = || Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}));
     let plain = TestServer::start(move |_| body()).await;
     let pki = TestPki::new("bench");
+    // One server offers HTTP/2 first (as most public APIs do), one HTTP/1.1 only.
     let tls = TestServer::start_tls(pki.server_config(false), move |_| body()).await;
+    let mut http1_only = pki.server_config(false);
+    http1_only.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tls_h1 = TestServer::start_tls(http1_only, move |_| body()).await;
     let ca = scratch_dir("bench").join("ca.pem");
     std::fs::write(&ca, pki.ca_pem()).unwrap();
     let host = bench_host(&["http-request"]).await;
-    let connection = |base: String, tls_table: &str| {
+    let connection = |base: String| {
+        let tls_table = if base.starts_with("https:") { format!("[tls]\nca_file = '{}'", ca.display()) } else { String::new() };
         format!("connection = 'default'\nbase_url = '{base}'\nauth = 'none'\n{tls_table}")
     };
-    let http_conn = connection(plain.url("/"), "");
-    let https_conn = connection(tls.https_url("/"), &format!("[tls]\nca_file = '{}'", ca.display()));
     let n = scale.latency_iterations;
     let step_with = |conn: &str| {
         let mut r = request("http-request", "request", json!({"url": "/bench"}));
         r.connections.push(toml::from_str(conn).unwrap());
         run_ok(&host, r)
     };
-    let http = percentiles(n, || step_with(&http_conn)).await;
-    let https = percentiles(n, || step_with(&https_conn)).await;
+    let [http, https, https_h1] = [plain.url("/"), tls.https_url("/"), tls_h1.https_url("/")].map(connection);
+    let http = percentiles(n, || step_with(&http)).await;
+    let https = percentiles(n, || step_with(&https)).await;
+    let https_h1 = percentiles(n, || step_with(&https_h1)).await;
     let steps = n + n / 10 + 1;
     let handshakes = tls.connections();
     report.row("step over HTTP / HTTPS (pooled), p50 µs", format!("{:.1} / {:.1}", http.0, https.0));
+    report.row("step over HTTPS, server speaking HTTP/1.1 only, p50 µs", format!("{:.1}", https_h1.0));
     report.row("steps needing a new TLS handshake", format!("{handshakes} of {steps} ({:.2} %)", 100.0 * handshakes as f64 / steps as f64));
 }
 
