@@ -60,7 +60,9 @@ fn main() {
         // and caches: binding reads the key, each step learns the token);
         // `reused` runs the `request` kind's steps on one instance kept
         // across them (the G1/G2 reference); `raw` sends the same
-        // GET with hyper alone (G1's reference).
+        // GET with hyper alone (G1's reference), `raw-h2c` over HTTP/2;
+        // `https` and `https1` run the `request` step against a local HTTPS
+        // server offering HTTP/2 first, or HTTP/1.1 only.
         // `COURIER_BENCH_PROFILE_EPOCHS=off` runs them on a host without
         // epoch interruption (G7).
         let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
@@ -102,8 +104,9 @@ async fn profile(steps: usize, kind: &str) {
     let connection = bearer_connection(&server);
     let jwt = jwt_connection(&server);
     let plain = || request("http-request", "request", json!({"url": server.url("/profile")}));
-    if kind == "raw" {
-        let (client, uri) = (raw_client(), server.url("/profile").parse().unwrap());
+    if kind == "raw" || kind == "raw-h2c" {
+        let client = if kind == "raw" { raw_client() } else { Client::builder(TokioExecutor::new()).http2_only(true).build_http() };
+        let uri = server.url("/profile").parse().unwrap();
         for _ in 0..steps {
             raw_get(&client, &uri).await;
         }
@@ -116,8 +119,13 @@ async fn profile(steps: usize, kind: &str) {
         }
         return;
     }
+    let tls_connection = match kind {
+        "https" | "https1" => Some(tls_connection(kind == "https1").await),
+        _ => None,
+    };
     let step = || match kind {
         "request" => plain(),
+        "https" | "https1" => connection_request(&tls_connection.as_ref().expect("started above").1, "/profile"),
         "bearer" => connection_request(&connection, "/profile"),
         "jwt" => connection_request(&jwt, "/profile"),
         "" | "trivial" => request("misbehave", "ok", json!({})),
@@ -128,6 +136,21 @@ async fn profile(steps: usize, kind: &str) {
     for step in steps {
         run_ok(&host, step).await;
     }
+}
+
+/// A local HTTPS server (HTTP/2 first by ALPN, or HTTP/1.1 only) and a
+/// connection file trusting its CA.
+async fn tls_connection(http1_only: bool) -> (TestServer, String) {
+    let pki = TestPki::new("bench");
+    let mut config = pki.server_config(false);
+    if http1_only {
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    }
+    let server = TestServer::start_tls(config, |_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
+    let ca = scratch_dir("bench").join(if http1_only { "ca-h1.pem" } else { "ca.pem" });
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    let text = format!("connection = 'default'\nbase_url = '{}'\nauth = 'none'\n[tls]\nca_file = '{}'", server.https_url("/"), ca.display());
+    (server, text)
 }
 
 /// A connection file binding `default` to the server with a bearer token.
@@ -347,10 +370,15 @@ async fn https(scale: &Scale, report: &mut Report) {
     let http = percentiles(n, || step_with(&http)).await;
     let https = percentiles(n, || step_with(&https)).await;
     let https_h1 = percentiles(n, || step_with(&https_h1)).await;
+    // hyper alone over HTTP/2 (cleartext, prior knowledge) against the same
+    // kind of server: what HTTP/2 itself costs in this process.
+    let (h2c, uri) = (Client::builder(TokioExecutor::new()).http2_only(true).build_http(), plain.url("/bench").parse().unwrap());
+    let raw_h2c = percentiles(n, || raw_get(&h2c, &uri)).await;
     let steps = n + n / 10 + 1;
     let handshakes = tls.connections();
     report.row("step over HTTP / HTTPS (pooled), p50 µs", format!("{:.1} / {:.1}", http.0, https.0));
     report.row("step over HTTPS, server speaking HTTP/1.1 only, p50 µs", format!("{:.1}", https_h1.0));
+    report.row("raw hyper GET over HTTP/2 (h2c), p50 µs", format!("{:.1}", raw_h2c.0));
     report.row("steps needing a new TLS handshake", format!("{handshakes} of {steps} ({:.2} %)", 100.0 * handshakes as f64 / steps as f64));
 }
 
