@@ -90,6 +90,11 @@ impl TlsSettings {
     pub(crate) fn names_client_certificate(&self) -> bool {
         self.client_cert_file.is_some() || self.pkcs12_file.is_some()
     }
+
+    /// The files the table names, which loading reads.
+    pub(crate) fn files(&self) -> impl Iterator<Item = &Path> {
+        [&self.ca_file, &self.client_cert_file, &self.client_key_file, &self.pkcs12_file].into_iter().flatten().map(PathBuf::as_path)
+    }
 }
 
 /// A connection's loaded TLS configuration: the rustls client configuration

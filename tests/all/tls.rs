@@ -61,6 +61,29 @@ async fn a_custom_ca_is_trusted_and_a_wrong_one_is_not() {
     assert_eq!(server.received().len(), 2, "no request passes an untrusted handshake");
 }
 
+/// Steps binding the same connection file share its TLS material, but a CA
+/// file replaced on disk is read by the very next step: trusting the new CA
+/// only, it refuses the server the old one vouched for, and trusts it again
+/// once the old CA is back.
+#[tokio::test]
+async fn a_replaced_ca_file_is_read_by_the_next_step() {
+    let pki = TestPki::new("partner");
+    let other = TestPki::new("stranger");
+    let server = TestServer::start_tls(pki.server_config(false), ok_server_reply).await;
+    let dir = scratch_dir("tls-ca-replaced");
+    let ca = write(&dir, "ca.pem", pki.ca_pem());
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = connection(&server.https_url("/"), &format!("ca_file = '{ca}'\nca_only = true"));
+    for _ in 0..2 {
+        assert_eq!(get(&host, "/x", &conn).await.outcome, Outcome::Success);
+    }
+    write(&dir, "ca.pem", other.ca_pem());
+    assert_tls_error(&get(&host, "/x", &conn).await);
+    write(&dir, "ca.pem", pki.ca_pem());
+    assert_eq!(get(&host, "/x", &conn).await.outcome, Outcome::Success);
+    assert_eq!(server.received().len(), 3);
+}
+
 #[tokio::test]
 async fn mtls_with_pem_encrypted_pkcs8_and_pkcs12_and_a_typed_error_without() {
     let pki = TestPki::new("mtls");

@@ -1,16 +1,20 @@
 //! Bindings kept by content: a step that binds the same connection file as an
 //! earlier step of its tenant, for the same plugin, shares that step's
-//! binding instead of parsing the base URL, checking the placements and
-//! copying the secrets again.
+//! binding instead of parsing the base URL, checking the placements, copying
+//! the secrets and reading the TLS files again.
 //!
-//! Only bindings that are fixed by the file's content are kept: a static
-//! credential (or none) and no TLS material. Token schemes bind on every step
-//! (their token cell follows the rules of the token manager), and so do files
-//! naming TLS files (which are read again on each binding, so a replaced
-//! certificate is picked up).
+//! Only bindings fixed by the file's content are kept: a static credential
+//! (or none), and TLS material from named files only. Token schemes bind on
+//! every step (their token cell follows the rules of the token manager), and
+//! so do files trusting the platform's roots. A kept binding with TLS files
+//! is used only while each file's size, modification time and inode are
+//! those seen before it was bound, so a replaced certificate or key is read
+//! by the next step.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use super::connection::Credential;
 use super::{BoundConnection, ConnectionConfig, ConnectionError, TokenManager};
@@ -30,11 +34,35 @@ pub(crate) struct KeptBindings {
 /// Hashed with foldhash (seeded per map): the standard SipHash of a whole
 /// connection file cost a step about 3,000 instructions. The map holds at
 /// most [`KEPT`] entries, which bounds what crafted collisions could cost.
-type Kept = HashMap<(String, ConnectionConfig), Arc<BoundConnection>, foldhash::quality::RandomState>;
+type Kept = HashMap<(String, ConnectionConfig), (Arc<BoundConnection>, Vec<FileStamp>), foldhash::quality::RandomState>;
+
+/// What identifies a file's content without reading it.
+#[derive(Debug, PartialEq)]
+struct FileStamp {
+    path: PathBuf,
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+/// The stamps of the files a connection's `[tls]` table names; `None` if one
+/// cannot be read (binding then reports why).
+fn stamps(config: &ConnectionConfig) -> Option<Vec<FileStamp>> {
+    use std::os::unix::fs::MetadataExt;
+    config
+        .tls
+        .files()
+        .map(|path| {
+            let meta = std::fs::metadata(path).ok()?;
+            Some(FileStamp { path: path.to_owned(), len: meta.len(), modified: meta.modified().ok(), inode: meta.ino() })
+        })
+        .collect()
+}
 
 impl KeptBindings {
     /// The binding of `config` to `spec` for `tenant`: a kept one if an
-    /// earlier step bound the same file, else a new one (kept if it may be).
+    /// earlier step bound the same file (and its TLS files are unchanged),
+    /// else a new one (kept if it may be).
     pub(crate) fn bind(
         &self,
         spec: &ConnectionSpec,
@@ -43,16 +71,21 @@ impl KeptBindings {
         tokens: &TokenManager,
     ) -> Result<Arc<BoundConnection>, ConnectionError> {
         let key = (tenant.to_owned(), config);
-        if let Some(bound) = self.lock().get(&key) {
+        let stamped = key.1.tls.files().next().is_some();
+        let seen = if stamped { stamps(&key.1) } else { Some(vec![]) };
+        if let Some((bound, files)) = self.lock().get(&key)
+            && seen.as_ref() == Some(files)
+        {
             return Ok(bound.clone());
         }
         let bound = Arc::new(BoundConnection::bind(spec, key.1.clone(), tenant, tokens)?);
-        if matches!(bound.credential, Credential::None | Credential::Static(_)) && bound.tls.is_none() {
+        let fixed = matches!(bound.credential, Credential::None | Credential::Static(_)) && !key.1.tls.system_roots;
+        if let Some(files) = seen.filter(|_| fixed) {
             let mut kept = self.lock();
             if kept.len() >= KEPT {
                 kept.clear();
             }
-            kept.insert(key, bound.clone());
+            kept.insert(key, (bound.clone(), files));
         }
         Ok(bound)
     }
