@@ -271,7 +271,10 @@ fn raw_client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-async fn raw_get(client: &Client<HttpConnector, Full<Bytes>>, uri: &hyper::Uri) {
+async fn raw_get<C>(client: &Client<C, Full<Bytes>>, uri: &hyper::Uri)
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let resp = client.get(uri.clone()).await.unwrap();
     assert_eq!(resp.status(), 200);
     resp.into_body().collect().await.unwrap();
@@ -370,15 +373,30 @@ async fn https(scale: &Scale, report: &mut Report) {
     let http = percentiles(n, || step_with(&http)).await;
     let https = percentiles(n, || step_with(&https)).await;
     let https_h1 = percentiles(n, || step_with(&https_h1)).await;
+    let handshakes = tls.connections();
     // hyper alone over HTTP/2 (cleartext, prior knowledge) against the same
     // kind of server: what HTTP/2 itself costs in this process.
     let (h2c, uri) = (Client::builder(TokioExecutor::new()).http2_only(true).build_http(), plain.url("/bench").parse().unwrap());
     let raw_h2c = percentiles(n, || raw_get(&h2c, &uri)).await;
+    // hyper alone over HTTPS against the two TLS servers (HTTP/2 and HTTP/1.1 by ALPN).
+    let https_client = || {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(pki.client_config())
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        Client::builder(TokioExecutor::new()).build(connector)
+    };
+    let (client, uri) = (https_client(), tls.https_url("/bench").parse().unwrap());
+    let raw_https = percentiles(n, || raw_get(&client, &uri)).await;
+    let (client, uri) = (https_client(), tls_h1.https_url("/bench").parse().unwrap());
+    let raw_https_h1 = percentiles(n, || raw_get(&client, &uri)).await;
     let steps = n + n / 10 + 1;
-    let handshakes = tls.connections();
     report.row("step over HTTP / HTTPS (pooled), p50 µs", format!("{:.1} / {:.1}", http.0, https.0));
     report.row("step over HTTPS, server speaking HTTP/1.1 only, p50 µs", format!("{:.1}", https_h1.0));
     report.row("raw hyper GET over HTTP/2 (h2c), p50 µs", format!("{:.1}", raw_h2c.0));
+    report.row("raw hyper GET over HTTPS: HTTP/2 / HTTP/1.1 server, p50 µs", format!("{:.1} / {:.1}", raw_https.0, raw_https_h1.0));
     report.row("steps needing a new TLS handshake", format!("{handshakes} of {steps} ({:.2} %)", 100.0 * handshakes as f64 / steps as f64));
 }
 

@@ -408,6 +408,18 @@ impl TestPki {
         self.ca.pem()
     }
 
+    /// A client configuration trusting only this CA (for clients other than the host's).
+    pub fn client_config(&self) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    }
+
     /// The client key as unencrypted PKCS#8 PEM.
     pub fn client_key_pem(&self) -> String {
         self.client_key.serialize_pem()
