@@ -60,7 +60,8 @@ fn main() {
         // and caches: binding reads the key, each step learns the token);
         // `reused` runs the `request` kind's steps on one instance kept
         // across them (the G1/G2 reference); `raw` sends the same
-        // GET with hyper alone (G1's reference), `raw-h2c` over HTTP/2;
+        // GET with hyper alone (G1's reference), `raw-h2c` over HTTP/2,
+        // `raw-https` over HTTPS with HTTP/2;
         // `https` and `https1` run the `request` step against a local HTTPS
         // server offering HTTP/2 first, or HTTP/1.1 only.
         // `COURIER_BENCH_PROFILE_EPOCHS=off` runs them on a host without
@@ -116,6 +117,22 @@ async fn profile(steps: usize, kind: &str) {
         let mut reused = bench::reused_instance(&host, "http-request").await.unwrap();
         for _ in 0..steps {
             assert_eq!(bench::run_reused(&host, &mut reused, plain()).await.outcome, Outcome::Success);
+        }
+        return;
+    }
+    if kind == "raw-https" {
+        let pki = TestPki::new("bench");
+        let server = TestServer::start_tls(pki.server_config(false), |_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(pki.client_config())
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let uri = server.https_url("/profile").parse().unwrap();
+        for _ in 0..steps {
+            raw_get(&client, &uri).await;
         }
         return;
     }
