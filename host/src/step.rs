@@ -339,9 +339,9 @@ pub(crate) async fn run(
     started: Instant,
 ) -> StepResult {
     let limits = policy.limits.clone();
-    let (state, call, input) = match prepare(&plugin, sender, policy, req, compute) {
+    let (state, call, input) = match prepare(&plugin, sender, policy, req, compute, started) {
         Ok(prepared) => prepared,
-        Err(rejected) => return StepResult::rejected(&rejected.0, rejected.1, started),
+        Err(rejected) => return *rejected,
     };
     let mut store = new_store(engine, state);
     let result = within_deadline(&mut store, async |store| {
@@ -352,9 +352,6 @@ pub(crate) async fn run(
     finish(store.data_mut(), result, &limits, started)
 }
 
-/// A step rejected before it ran: the error kind and message.
-type Rejection = Box<(String, String)>;
-
 /// Checks a step request against the plugin and binds its connections;
 /// returns the step's state, call and input text, or why it is rejected.
 fn prepare(
@@ -363,8 +360,9 @@ fn prepare(
     policy: Effective,
     req: StepRequest,
     compute: &ComputeShare,
-) -> Result<(StepState, String, String), Rejection> {
-    let reject = |kind: &str, message: String| Box::new((kind.to_owned(), message));
+    started: Instant,
+) -> Result<(StepState, String, String), Box<StepResult>> {
+    let reject = |kind: &str, message: String| Box::new(StepResult::rejected(kind, message, started));
     let Effective { hosts: operator_hosts, tenant_hosts, limits } = policy;
     if plugin.manifest.call(&req.call).is_none() {
         let known: Vec<&str> = plugin.manifest.calls.iter().map(|c| c.name.as_str()).collect();
@@ -441,11 +439,8 @@ pub struct ReusedInstance {
 impl ReusedInstance {
     pub(crate) async fn new(plugin: Arc<Plugin>, engine: &wasmtime::Engine, limits: &Arc<Limits>) -> Result<Self, String> {
         let mut store = new_store(engine, StepState::for_describe(limits));
-        let slot = store.data().compute.clone();
-        slot.take().await;
-        let invoke = plugin.instantiate_invoke(&mut store).await.map_err(|e| format!("{e:#}"));
-        slot.release();
-        Ok(Self { plugin, store, invoke: invoke? })
+        let invoke = plugin.instantiate_invoke(&mut store).await.map_err(|e| format!("{e:#}"))?;
+        Ok(Self { plugin, store, invoke })
     }
 
     /// Runs a step of `plugin` (the one this instance was made from) on this instance.
@@ -462,9 +457,9 @@ impl ReusedInstance {
             return StepResult::rejected("invalid-step", "the instance is of another plugin".into(), started);
         }
         let limits = policy.limits.clone();
-        let (state, call, input) = match prepare(plugin, sender, policy, req, compute) {
+        let (state, call, input) = match prepare(plugin, sender, policy, req, compute, started) {
             Ok(prepared) => prepared,
-            Err(rejected) => return StepResult::rejected(&rejected.0, rejected.1, started),
+            Err(rejected) => return *rejected,
         };
         *self.store.data_mut() = state;
         self.store.data().compute.clone().install(&mut self.store);

@@ -101,12 +101,12 @@ async fn profile(steps: usize, kind: &str) {
         Ok(other) => panic!("COURIER_BENCH_PROFILE_EPOCHS: `on` or `off`, not `{other}`"),
     };
     let host = host_with(builder, &["http-request", "misbehave"]).await;
-    let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
+    let server = TestServer::start(|_| padded_reply()).await;
     let connection = bearer_connection(&server);
     let jwt = jwt_connection(&server);
     let plain = || request("http-request", "request", json!({"url": server.url("/profile")}));
     if kind == "raw" || kind == "raw-h2c" {
-        let client = if kind == "raw" { raw_client() } else { Client::builder(TokioExecutor::new()).http2_only(true).build_http() };
+        let client = if kind == "raw" { raw_client() } else { raw_h2c_client() };
         let uri = server.url("/profile").parse().unwrap();
         for _ in 0..steps {
             raw_get(&client, &uri).await;
@@ -122,15 +122,8 @@ async fn profile(steps: usize, kind: &str) {
     }
     if kind == "raw-https" {
         let pki = TestPki::new("bench");
-        let server = TestServer::start_tls(pki.server_config(false), |_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(pki.client_config())
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .build();
-        let client = Client::builder(TokioExecutor::new()).build(connector);
-        let uri = server.https_url("/profile").parse().unwrap();
+        let server = TestServer::start_tls(pki.server_config(false), |_| padded_reply()).await;
+        let (client, uri) = (raw_https_client(&pki), server.https_url("/profile").parse().unwrap());
         for _ in 0..steps {
             raw_get(&client, &uri).await;
         }
@@ -163,7 +156,7 @@ async fn tls_connection(http1_only: bool) -> (TestServer, String) {
     if http1_only {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
     }
-    let server = TestServer::start_tls(config, |_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
+    let server = TestServer::start_tls(config, |_| padded_reply()).await;
     let ca = scratch_dir("bench").join(if http1_only { "ca-h1.pem" } else { "ca.pem" });
     std::fs::write(&ca, pki.ca_pem()).unwrap();
     let text = format!("connection = 'default'\nbase_url = '{}'\nauth = 'none'\n[tls]\nca_file = '{}'", server.https_url("/"), ca.display());
@@ -288,6 +281,27 @@ fn raw_client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// hyper alone over cleartext HTTP/2 (prior knowledge).
+fn raw_h2c_client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).http2_only(true).build_http()
+}
+
+/// hyper alone over HTTPS trusting `pki`'s CA, HTTP/2 or HTTP/1.1 by ALPN.
+fn raw_https_client(pki: &TestPki) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>> {
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(pki.client_config())
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// The 1 KiB JSON answer of the latency, HTTPS and profiling servers.
+fn padded_reply() -> Reply {
+    Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))
+}
+
 async fn raw_get<C>(client: &Client<C, Full<Bytes>>, uri: &hyper::Uri)
 where
     C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
@@ -300,7 +314,7 @@ where
 /// Parts 1, 2 and 6: raw vs reused vs fresh; instantiation alone; credential
 /// injection and scrubbing vs none; epoch interruption on vs off.
 async fn latency(scale: &Scale, report: &mut Report) {
-    let server = TestServer::start(|_| Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))).await;
+    let server = TestServer::start(|_| padded_reply()).await;
     let url = server.url("/bench");
     let uri: hyper::Uri = url.parse().unwrap();
     let host = bench_host(&["http-request", "misbehave"]).await;
@@ -365,14 +379,13 @@ async fn latency(scale: &Scale, report: &mut Report) {
 /// Part 6: HTTPS vs HTTP steps through the pooled client (custom CA from the
 /// connection's `[tls]` table); every new TCP connection is one handshake.
 async fn https(scale: &Scale, report: &mut Report) {
-    let body = || Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}));
-    let plain = TestServer::start(move |_| body()).await;
+    let plain = TestServer::start(|_| padded_reply()).await;
     let pki = TestPki::new("bench");
     // One server offers HTTP/2 first (as most public APIs do), one HTTP/1.1 only.
-    let tls = TestServer::start_tls(pki.server_config(false), move |_| body()).await;
+    let tls = TestServer::start_tls(pki.server_config(false), |_| padded_reply()).await;
     let mut http1_only = pki.server_config(false);
     http1_only.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tls_h1 = TestServer::start_tls(http1_only, move |_| body()).await;
+    let tls_h1 = TestServer::start_tls(http1_only, |_| padded_reply()).await;
     let ca = scratch_dir("bench").join("ca.pem");
     std::fs::write(&ca, pki.ca_pem()).unwrap();
     let host = bench_host(&["http-request"]).await;
@@ -393,21 +406,12 @@ async fn https(scale: &Scale, report: &mut Report) {
     let handshakes = tls.connections();
     // hyper alone over HTTP/2 (cleartext, prior knowledge) against the same
     // kind of server: what HTTP/2 itself costs in this process.
-    let (h2c, uri) = (Client::builder(TokioExecutor::new()).http2_only(true).build_http(), plain.url("/bench").parse().unwrap());
+    let (h2c, uri) = (raw_h2c_client(), plain.url("/bench").parse().unwrap());
     let raw_h2c = percentiles(n, || raw_get(&h2c, &uri)).await;
     // hyper alone over HTTPS against the two TLS servers (HTTP/2 and HTTP/1.1 by ALPN).
-    let https_client = || {
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(pki.client_config())
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .build();
-        Client::builder(TokioExecutor::new()).build(connector)
-    };
-    let (client, uri) = (https_client(), tls.https_url("/bench").parse().unwrap());
+    let (client, uri) = (raw_https_client(&pki), tls.https_url("/bench").parse().unwrap());
     let raw_https = percentiles(n, || raw_get(&client, &uri)).await;
-    let (client, uri) = (https_client(), tls_h1.https_url("/bench").parse().unwrap());
+    let (client, uri) = (raw_https_client(&pki), tls_h1.https_url("/bench").parse().unwrap());
     let raw_https_h1 = percentiles(n, || raw_get(&client, &uri)).await;
     let steps = n + n / 10 + 1;
     report.row("step over HTTP / HTTPS (pooled), p50 µs", format!("{:.1} / {:.1}", http.0, https.0));
