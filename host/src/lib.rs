@@ -98,6 +98,7 @@ pub struct HostBuilder {
     resolver: Arc<dyn Resolve>,
     store: Option<Arc<ConnectionStore>>,
     allow_insecure_tls: bool,
+    http2: bool,
     /// Off only through [`bench::without_epoch_interruption`].
     epoch_interruption: bool,
 }
@@ -174,6 +175,15 @@ impl HostBuilder {
         self
     }
 
+    /// Whether HTTPS requests offer HTTP/2 (ALPN `h2` before `http/1.1`; the
+    /// server chooses). On by default; off, HTTPS connections speak
+    /// HTTP/1.1, except to the origins of a connection whose `[tls]` table
+    /// says `http2 = true`. Cleartext requests always use HTTP/1.1.
+    pub fn http2(mut self, offer: bool) -> Self {
+        self.http2 = offer;
+        self
+    }
+
     /// Replaces the system resolver.
     pub fn resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
         self.resolver = resolver;
@@ -191,6 +201,7 @@ impl HostBuilder {
             &self.limits,
             TokenManager::new(self.store),
             self.allow_insecure_tls,
+            self.http2,
         );
         let policy = OperatorPolicy::new(self.allowed_hosts, self.limits, self.plugin_policies, self.tenant_hosts)
             .map_err(HostError::Config)?;
@@ -244,6 +255,7 @@ impl Host {
             resolver: Arc::new(SystemResolver),
             store: None,
             allow_insecure_tls: false,
+            http2: true,
             epoch_interruption: true,
         }
     }

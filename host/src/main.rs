@@ -46,6 +46,10 @@ enum Command {
         /// `verify_host`/`verify_peer = false`); such requests are marked insecure.
         #[arg(long)]
         allow_insecure_tls: bool,
+        /// Keeps HTTPS requests on HTTP/1.1 (no `h2` offered by ALPN), except
+        /// to the origins of a connection whose `[tls]` says `http2 = true`.
+        #[arg(long)]
+        no_http2: bool,
         /// Narrows the hosts steps may call (`https://api.example.com`,
         /// `https://*.example.com:*`); default: whatever the plugin declares.
         #[arg(long = "allow-host", value_name = "PATTERN")]
@@ -184,7 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&*manifest)?);
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Run { plugin, call, input, connections, networks, hosts, deadline, memory_mib, tenant, verbose, allow_insecure_tls } => {
+        Command::Run { plugin, call, input, connections, networks, hosts, deadline, memory_mib, tenant, verbose, allow_insecure_tls, no_http2 } => {
             let input: serde_json::Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
             let connections = connections.iter().map(|c| connection_arg(c)).collect::<anyhow::Result<Vec<_>>>()?;
             if !(deadline > 0.0 && deadline <= 3600.0) {
@@ -204,7 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             runtime.block_on(async {
                 let mut builder =
-                    with_cache(Host::builder(), cache_dir).limits(limits).allow_insecure_tls(allow_insecure_tls);
+                    with_cache(Host::builder(), cache_dir).limits(limits).allow_insecure_tls(allow_insecure_tls).http2(!no_http2);
                 for h in hosts {
                     builder = builder.allow_host(h);
                 }

@@ -36,6 +36,7 @@ use crate::shared::SharedBuilds;
 /// # pkcs12_password = "..."
 /// verify_host = true                        # false/false take effect only where the
 /// verify_peer = true                        # operator allows insecure TLS
+/// # http2 = false                           # offer only HTTP/1.1 (default: the host's choice)
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +64,10 @@ pub struct TlsSettings {
     pub verify_host: Option<bool>,
     /// Check the certificate chain at all (default true).
     pub verify_peer: Option<bool>,
+    /// Offer HTTP/2 to the connection's origins (ALPN `h2` before
+    /// `http/1.1`); `false` keeps them on HTTP/1.1. Default: the host's
+    /// setting ([`crate::HostBuilder::http2`], on).
+    pub http2: Option<bool>,
 }
 
 /// A connection's TLS material could not be loaded.
@@ -242,6 +247,17 @@ pub(crate) fn default_client_config() -> Arc<ClientConfig> {
 
 fn alpn() -> Vec<Vec<u8>> {
     vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+}
+
+/// `config` as it is when `http2`, else a copy offering only `http/1.1` by
+/// ALPN, so that the server never picks HTTP/2.
+pub(crate) fn offering_http2(config: Arc<ClientConfig>, http2: bool) -> Arc<ClientConfig> {
+    if http2 {
+        return config;
+    }
+    let mut http1 = (*config).clone();
+    http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(http1)
 }
 
 /// Loaded configurations by identity, so steps binding the same connection

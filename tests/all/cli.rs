@@ -132,3 +132,22 @@ async fn proxy_settings_in_the_environment_are_ignored() {
     assert_eq!(server.received().len(), 1, "the request went straight to its target");
     assert_eq!(proxy.connections(), 0, "no proxy taken from the environment");
 }
+
+#[tokio::test]
+async fn no_http2_keeps_https_on_http1() {
+    let pki = courier_tests::TestPki::new("cli-http2");
+    let server = TestServer::start_tls(pki.server_config(false), |_| Reply::json(200, json!({"ok": true}))).await;
+    let dir = courier_tests::scratch_dir("cli-http2");
+    let (ca, file) = (dir.join("ca.pem"), dir.join("conn.toml"));
+    std::fs::write(&ca, pki.ca_pem()).unwrap();
+    let text = format!("connection = 'default'\nbase_url = '{}'\nauth = 'none'\n[tls]\nca_file = '{}'\n", server.https_url("/"), ca.display());
+    std::fs::write(&file, text).unwrap();
+    let (p, conn) = (plugin("http-request"), format!("default={}", file.display()));
+    let args = ["run", p.to_str().unwrap(), "request", "--input", r#"{"url":"/v"}"#, "--connection", &conn, "--allow-network", "127.0.0.1/32"];
+    for extra in [&[][..], &["--no-http2"][..]] {
+        let (code, result) = run(&[&args[..], extra].concat()).await;
+        assert_eq!(code, 0, "{result}");
+    }
+    let versions: Vec<http::Version> = server.received().iter().map(|r| r.version).collect();
+    assert_eq!(versions, [http::Version::HTTP_2, http::Version::HTTP_11]);
+}

@@ -264,3 +264,43 @@ async fn client_certificate_auth_presents_the_certificate_to_its_origin_only() {
     assert!(err.message.contains("client-certificate needs"), "{err:?}");
     assert_eq!(server.received().len(), 1, "nothing was sent without the certificate");
 }
+
+/// HTTPS offers HTTP/2 by default; `HostBuilder::http2(false)` keeps it on
+/// HTTP/1.1, and a connection's `[tls]` `http2` overrides the host for the
+/// connection's origins, each choice on its own pooled connection.
+#[tokio::test]
+async fn http2_is_offered_unless_the_host_or_the_connection_turns_it_off() {
+    let pki = TestPki::new("h2");
+    let server = TestServer::start_tls(pki.server_config(false), ok_server_reply).await;
+    let dir = scratch_dir("tls-http2");
+    let ca = write(&dir, "ca.pem", pki.ca_pem());
+    let base = server.https_url("/");
+    let with = |extra: &str| connection(&base, &format!("ca_file = '{ca}'\n{extra}"));
+    let offering = host_with(host_builder(), &["http-request"]).await;
+    let http1 = host_with(host_builder().http2(false), &["http-request"]).await;
+    let cases = [
+        (&offering, "", http::Version::HTTP_2),
+        (&offering, "http2 = false", http::Version::HTTP_11),
+        (&http1, "", http::Version::HTTP_11),
+        (&http1, "http2 = true", http::Version::HTTP_2),
+        (&offering, "", http::Version::HTTP_2),
+    ];
+    for (i, (host, extra, version)) in cases.into_iter().enumerate() {
+        let r = get(host, "/x", &with(extra)).await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        let received = server.received();
+        assert_eq!((received.len(), received[i].version), (i + 1, version), "case {i}: `{extra}`");
+    }
+    assert_eq!(server.connections(), 4, "each host and HTTP/2 choice has its own connection; the last case reused the first's");
+}
+
+/// `http2` concerns HTTPS only: cleartext requests stay on HTTP/1.1 (no
+/// `h2c`), whatever the connection asks for.
+#[tokio::test]
+async fn http2_never_applies_to_cleartext() {
+    let server = TestServer::start(ok_server_reply).await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let r = get(&host, "/x", &connection(&server.url("/"), "http2 = true")).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(server.received()[0].version, http::Version::HTTP_11);
+}

@@ -62,10 +62,14 @@ fn main() {
         // across them (the G1/G2 reference); `raw` sends the same
         // GET with hyper alone (G1's reference), `raw-h2c` over HTTP/2,
         // `raw-https` over HTTPS with HTTP/2;
+        // `post` sends the `request` kind's step as a POST with a 1 KiB text body;
         // `https` and `https1` run the `request` step against a local HTTPS
         // server offering HTTP/2 first, or HTTP/1.1 only.
+        // `raw-post` sends the `post` kind's request with hyper alone.
         // `COURIER_BENCH_PROFILE_EPOCHS=off` runs them on a host without
-        // epoch interruption (G7).
+        // epoch interruption (G7); `COURIER_BENCH_UPSTREAM=thread` runs the
+        // local server on a runtime and thread of its own instead of the
+        // host's workers.
         let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
         let kind = std::env::var("COURIER_BENCH_PROFILE_KIND").unwrap_or_default();
         return runtime.block_on(async { tokio::spawn(async move { profile(steps, &kind).await }).await.unwrap() });
@@ -101,7 +105,7 @@ async fn profile(steps: usize, kind: &str) {
         Ok(other) => panic!("COURIER_BENCH_PROFILE_EPOCHS: `on` or `off`, not `{other}`"),
     };
     let host = host_with(builder, &["http-request", "misbehave"]).await;
-    let server = TestServer::start(|_| padded_reply()).await;
+    let server = profiled_upstream(TestServer::start(|_| padded_reply())).await;
     let connection = bearer_connection(&server);
     let jwt = jwt_connection(&server);
     let plain = || request("http-request", "request", json!({"url": server.url("/profile")}));
@@ -110,6 +114,16 @@ async fn profile(steps: usize, kind: &str) {
         let uri = server.url("/profile").parse().unwrap();
         for _ in 0..steps {
             raw_get(&client, &uri).await;
+        }
+        return;
+    }
+    if kind == "raw-post" {
+        let (client, uri) = (raw_client(), server.url("/profile").parse::<hyper::Uri>().unwrap());
+        for _ in 0..steps {
+            let body = Full::new(Bytes::from("x".repeat(1 << 10)));
+            let post = hyper::Request::post(uri.clone()).header("content-type", "text/plain").body(body).unwrap();
+            let resp = client.request(post).await.unwrap();
+            resp.into_body().collect().await.unwrap();
         }
         return;
     }
@@ -122,7 +136,7 @@ async fn profile(steps: usize, kind: &str) {
     }
     if kind == "raw-https" {
         let pki = TestPki::new("bench");
-        let server = TestServer::start_tls(pki.server_config(false), |_| padded_reply()).await;
+        let server = profiled_upstream(TestServer::start_tls(pki.server_config(false), |_| padded_reply())).await;
         let (client, uri) = (raw_https_client(&pki), server.https_url("/profile").parse().unwrap());
         for _ in 0..steps {
             raw_get(&client, &uri).await;
@@ -135,6 +149,7 @@ async fn profile(steps: usize, kind: &str) {
     };
     let step = || match kind {
         "request" => plain(),
+        "post" => request("http-request", "request", json!({"url": server.url("/profile"), "method": "POST", "body_type": "text", "body": "x".repeat(1 << 10)})),
         "https" | "https1" => connection_request(&tls_connection.as_ref().expect("started above").1, "/profile"),
         "bearer" => connection_request(&connection, "/profile"),
         "jwt" => connection_request(&jwt, "/profile"),
@@ -148,6 +163,26 @@ async fn profile(steps: usize, kind: &str) {
     }
 }
 
+/// Starts the profiling mode's server where `COURIER_BENCH_UPSTREAM` says:
+/// on the host's workers (`runtime`, the default) or on a `thread` of its own.
+async fn profiled_upstream(start: impl Future<Output = TestServer> + Send + 'static) -> TestServer {
+    match std::env::var("COURIER_BENCH_UPSTREAM").as_deref() {
+        Ok("thread") => on_own_thread(start).await,
+        Ok("runtime") | Err(_) => start.await,
+        Ok(other) => panic!("COURIER_BENCH_UPSTREAM: `runtime` or `thread`, not `{other}`"),
+    }
+}
+
+/// Runs `start` (a server's start) on a runtime of its own, on its own
+/// thread, so that the server's tasks never run on the host's workers, as a
+/// remote upstream's never do.
+async fn on_own_thread<T: Send + 'static>(start: impl Future<Output = T> + Send + 'static) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let handle = runtime.handle().clone();
+    std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
+    handle.spawn(start).await.unwrap()
+}
+
 /// A local HTTPS server (HTTP/2 first by ALPN, or HTTP/1.1 only) and a
 /// connection file trusting its CA.
 async fn tls_connection(http1_only: bool) -> (TestServer, String) {
@@ -156,7 +191,7 @@ async fn tls_connection(http1_only: bool) -> (TestServer, String) {
     if http1_only {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
     }
-    let server = TestServer::start_tls(config, |_| padded_reply()).await;
+    let server = profiled_upstream(TestServer::start_tls(config, |_| padded_reply())).await;
     let ca = scratch_dir("bench").join(if http1_only { "ca-h1.pem" } else { "ca.pem" });
     std::fs::write(&ca, pki.ca_pem()).unwrap();
     let text = format!("connection = 'default'\nbase_url = '{}'\nauth = 'none'\n[tls]\nca_file = '{}'", server.https_url("/"), ca.display());
@@ -199,9 +234,9 @@ impl Report {
     }
 
     fn print(&self, scale: &Scale) {
-        println!("\n{:<58} value", "figure");
+        println!("\n{:<68} value", "figure");
         for (name, value) in &self.rows {
-            println!("{name:<58} {value}");
+            println!("{name:<68} {value}");
         }
         println!("\n{:<4} {:<52} {:>8}  target", "goal", "ratio", "value");
         for (id, what, value, target) in &self.goals {
@@ -404,6 +439,9 @@ async fn https(scale: &Scale, report: &mut Report) {
     let https = percentiles(n, || step_with(&https)).await;
     let https_h1 = percentiles(n, || step_with(&https_h1)).await;
     let handshakes = tls.connections();
+    // The same HTTP/2 server with the connection keeping to HTTP/1.1 (`[tls]` `http2 = false`).
+    let http2_off = format!("{}\nhttp2 = false", connection(tls.https_url("/")));
+    let https_http2_off = percentiles(n, || step_with(&http2_off)).await;
     // hyper alone over HTTP/2 (cleartext, prior knowledge) against the same
     // kind of server: what HTTP/2 itself costs in this process.
     let (h2c, uri) = (raw_h2c_client(), plain.url("/bench").parse().unwrap());
@@ -416,6 +454,7 @@ async fn https(scale: &Scale, report: &mut Report) {
     let steps = n + n / 10 + 1;
     report.row("step over HTTP / HTTPS (pooled), p50 µs", format!("{:.1} / {:.1}", http.0, https.0));
     report.row("step over HTTPS, server speaking HTTP/1.1 only, p50 µs", format!("{:.1}", https_h1.0));
+    report.row("step over HTTPS, HTTP/2 server, connection `http2 = false`, p50 µs", format!("{:.1}", https_http2_off.0));
     report.row("raw hyper GET over HTTP/2 (h2c), p50 µs", format!("{:.1}", raw_h2c.0));
     report.row("raw hyper GET over HTTPS: HTTP/2 / HTTP/1.1 server, p50 µs", format!("{:.1} / {:.1}", raw_https.0, raw_https_h1.0));
     report.row("steps needing a new TLS handshake", format!("{handshakes} of {steps} ({:.2} %)", 100.0 * handshakes as f64 / steps as f64));

@@ -27,6 +27,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// Whether the client presented a certificate (TLS servers only).
     pub client_cert: bool,
+    /// The HTTP version the request came with.
+    pub version: http::Version,
 }
 
 impl Received {
@@ -157,6 +159,7 @@ impl TestServer {
                                     .collect(),
                                 body,
                                 client_cert,
+                                version: parts.version,
                             };
                             let reply = handler(&got);
                             recv.lock().unwrap().push(got);

@@ -65,6 +65,9 @@ pub(crate) struct BoundConnection {
     pub(super) scrub: Vec<Secret>,
     /// TLS material for the connection's origins, if the `[tls]` table names any.
     pub(crate) tls: Option<Arc<ConnectionTls>>,
+    /// Whether HTTPS requests to the connection's origins offer HTTP/2
+    /// (`[tls]` `http2`); `None` leaves it to the host.
+    pub(crate) http2: Option<bool>,
     /// The scrubber's automaton for `scrub` alone, found on first use.
     pub(super) matcher: OnceLock<Option<Arc<AhoCorasick>>>,
 }
@@ -89,6 +92,7 @@ impl BoundConnection {
             origins.push(Url::parse(o).map_err(|e| fail(format!("auth origin `{o}`: {e}")))?.origin());
         }
         let tls = ConnectionTls::load(&config.tls).map_err(|e| fail(e.to_string()))?;
+        let http2 = config.tls.http2;
         let kind = scheme_kind(&spec.auth, config.auth).map_err(fail)?;
         check_keys(kind, &config).map_err(fail)?;
         let mut scrub = Vec::new();
@@ -118,7 +122,7 @@ impl BoundConnection {
         let mut shared_query = spec.shared_query.clone();
         shared_query.extend(config.shared_query);
         let matcher = OnceLock::new();
-        Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub, tls, matcher })
+        Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub, tls, http2, matcher })
     }
 
     /// Whether this URL's origin may receive the connection's credentials.

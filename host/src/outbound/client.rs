@@ -168,17 +168,23 @@ impl tower_service::Service<Uri> for Connector {
 /// The pooled client type.
 pub(crate) type HttpClient = Client<Connector, Full<Bytes>>;
 
-/// The pooled clients: one for requests that carry no connection TLS, one per
-/// TLS identity (roots, client certificate, verification mode), so a
+/// The pooled clients: one for requests that carry no connection TLS and
+/// follow the host's HTTP/2 setting, one per TLS identity (roots, client
+/// certificate, verification mode) and HTTP/2 choice otherwise, so a
 /// connection opened with one tenant's client certificate is never reused
 /// for another's request.
 pub(crate) struct Clients {
     resolver: Arc<dyn Resolve>,
     network: Arc<NetworkPolicy>,
     limits: Limits,
+    http2: bool,
     plain: HttpClient,
-    by_identity: Mutex<HashMap<[u8; 32], HttpClient>>,
+    by_identity: Mutex<HashMap<ClientKey, HttpClient>>,
 }
+
+/// What sets a client apart: the connection's TLS identity (none: the
+/// host's default TLS) and whether it offers HTTP/2.
+type ClientKey = (Option<[u8; 32]>, bool);
 
 /// Caps the requests in flight to each origin, so the host never holds more
 /// than `max_connections_per_origin` connections to it.
@@ -215,28 +221,37 @@ impl OriginSlots {
 const MAX_TLS_IDENTITIES: usize = 256;
 
 impl Clients {
-    pub(crate) fn new(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolicy>, limits: &Limits) -> Self {
-        let plain = build_client(resolver.clone(), network.clone(), tls::default_client_config(), limits);
-        Self { resolver, network, limits: limits.clone(), plain, by_identity: Mutex::new(HashMap::new()) }
+    /// Clients offering HTTP/2 to HTTPS origins when `http2`, unless a
+    /// connection says otherwise.
+    pub(crate) fn new(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolicy>, limits: &Limits, http2: bool) -> Self {
+        let config = tls::offering_http2(tls::default_client_config(), http2);
+        let plain = build_client(resolver.clone(), network.clone(), config, limits);
+        Self { resolver, network, limits: limits.clone(), http2, plain, by_identity: Mutex::new(HashMap::new()) }
     }
 
-    /// The client for a hop: the connection's TLS identity, or the plain one.
-    pub(crate) fn get(&self, tls: Option<&ConnectionTls>) -> HttpClient {
-        let Some(tls) = tls else { return self.plain.clone() };
+    /// The client for a hop: the connection's TLS identity and HTTP/2 choice
+    /// (`None`: the host's), or the plain one.
+    pub(crate) fn get(&self, tls: Option<&ConnectionTls>, http2: Option<bool>) -> HttpClient {
+        let http2 = http2.unwrap_or(self.http2);
+        if tls.is_none() && http2 == self.http2 {
+            return self.plain.clone();
+        }
+        let key = (tls.map(ConnectionTls::identity), http2);
         let mut clients = self.by_identity.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = clients.get(&tls.identity()) {
+        if let Some(client) = clients.get(&key) {
             return client.clone();
         }
         if clients.len() >= MAX_TLS_IDENTITIES {
             clients.clear();
         }
-        let client = build_client(self.resolver.clone(), self.network.clone(), tls.config(), &self.limits);
-        clients.insert(tls.identity(), client.clone());
+        let config = tls.map_or_else(tls::default_client_config, ConnectionTls::config);
+        let client = build_client(self.resolver.clone(), self.network.clone(), tls::offering_http2(config, http2), &self.limits);
+        clients.insert(key, client.clone());
         client
     }
 }
 
-/// Builds a pooled client: HTTP/1.1 and HTTP/2 (by ALPN) over `tls`,
+/// Builds a pooled client: HTTP/1.1, and HTTP/2 where `tls` offers it by ALPN,
 /// connection and handshake timeouts and response-head caps as `limits` say,
 /// idle connections closed after `pool_idle_timeout`.
 fn build_client(

@@ -126,9 +126,10 @@ impl Sender {
         limits: &Limits,
         tokens: TokenManager,
         allow_insecure_tls: bool,
+        http2: bool,
     ) -> Self {
         let network = Arc::new(network);
-        let clients = Clients::new(resolver, network.clone(), limits);
+        let clients = Clients::new(resolver, network.clone(), limits, http2);
         Self { clients, slots: OriginSlots::new(limits), allow_insecure_tls, network, tokens }
     }
 
@@ -153,7 +154,7 @@ impl Sender {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         let deadline = step.deadline.min(tokio::time::Instant::now() + step.limits.request_timeout);
-        let client = self.clients.get(None);
+        let client = self.clients.get(None, None);
         let started = Instant::now();
         let outgoing = Outgoing { method: Method::Post, url: url.clone(), headers, body: form };
         let exchange = self.exchange(&client, outgoing, None, step.limits);
@@ -232,8 +233,9 @@ impl Sender {
 
     /// The client for the next hop, and whether it relaxes TLS verification.
     /// The connection's TLS (custom roots, client certificate, relaxed
-    /// verification) applies only to its own origins: a hop elsewhere uses
-    /// the plain client, so no client certificate follows a redirect away.
+    /// verification, HTTP/2 choice) applies only to its own origins: a hop
+    /// elsewhere uses the plain client, so no client certificate follows a
+    /// redirect away.
     fn client_for(&self, p: &Prepared<'_>) -> Result<(HttpClient, bool), SendError> {
         let conn = p.connection.filter(|c| c.may_authenticate(&p.url));
         let tls = conn.and_then(|c| c.tls.as_deref());
@@ -247,7 +249,7 @@ impl Sender {
             }
             tracing::warn!(connection = name, origin = %origin_text(&p.url), "insecure TLS: certificate verification relaxed");
         }
-        Ok((self.clients.get(tls), insecure))
+        Ok((self.clients.get(tls, conn.and_then(|c| c.http2)), insecure))
     }
 
     /// Scheme, user info, allowed hosts (plugin, operator, tenant) and IP literals.
