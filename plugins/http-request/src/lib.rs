@@ -2,6 +2,8 @@
 //! step's input, sent by the host through the operator's `default` connection
 //! when the step binds it.
 
+mod json_text;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -12,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use courier_sdk::prelude::*;
 use courier_sdk::schemars::{Schema, SchemaGenerator, json_schema};
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// The connection the operator configures for this step.
 const CONNECTION: &str = "default";
@@ -282,7 +285,8 @@ struct Output {
     headers: BTreeMap<String, String>,
     /// The body: parsed JSON when the content type is JSON and it parses, else
     /// the text when it is UTF-8, else base64.
-    body: Value,
+    #[schemars(with = "Value")]
+    body: Box<RawValue>,
     /// Whether `body` is base64.
     body_base64: bool,
     /// The URL that answered, after redirects.
@@ -444,15 +448,21 @@ fn is_json_media_type(content_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
-/// The body as JSON (when `is_json` and it parses), else text, else base64.
-fn body_value(body: Vec<u8>, is_json: bool) -> (Value, bool) {
-    if is_json && let Ok(json) = serde_json::from_slice(&body) {
-        return (json, false);
+/// The body as the output's JSON text: the body itself when `is_json` and it
+/// parses, else a string of its text, else of its base64.
+///
+/// A JSON body is parsed only to check it (as the host will read it: numbers
+/// in range, no lone surrogates) and is then passed on as it came, not
+/// serialized again.
+fn body_value(body: Vec<u8>, is_json: bool) -> (Box<RawValue>, bool) {
+    let body = match String::from_utf8(body) {
+        Ok(text) => text,
+        Err(error) => return (json_text::string_literal(&BASE64.encode(error.into_bytes())), true),
+    };
+    if is_json && serde_json::from_str::<Value>(&body).is_ok() {
+        return (RawValue::from_string(body).expect("checked to be JSON"), false);
     }
-    match String::from_utf8(body) {
-        Ok(text) => (Value::String(text), false),
-        Err(error) => (Value::String(BASE64.encode(error.into_bytes())), true),
-    }
+    (json_text::string_literal(&body), false)
 }
 
 #[cfg(test)]
@@ -605,18 +615,18 @@ mod tests {
         assert!(is_json_media_type("application/json; charset=utf-8"));
         assert!(is_json_media_type("Application/Problem+JSON"));
         assert!(!is_json_media_type("text/json-ish"));
-        assert_eq!(
-            body_value(br#"{"a":1}"#.to_vec(), true),
-            (json!({"a": 1}), false)
-        );
-        assert_eq!(
-            body_value(br#"{"a":1}"#.to_vec(), false),
-            (json!(r#"{"a":1}"#), false)
-        );
-        assert_eq!(
-            body_value(b"not json".to_vec(), true),
-            (json!("not json"), false)
-        );
-        assert_eq!(body_value(vec![0xff, 0x00], false), (json!("/wA="), true));
+        let value = |body: &[u8], is_json| {
+            let (raw, base64) = body_value(body.to_vec(), is_json);
+            (serde_json::from_str::<Value>(raw.get()).unwrap(), base64)
+        };
+        assert_eq!(value(br#" {"a": 1} "#, true), (json!({"a": 1}), false));
+        assert_eq!(value(br#"{"a":1}"#, false), (json!(r#"{"a":1}"#), false));
+        assert_eq!(value(b"not json", true), (json!("not json"), false));
+        assert_eq!(value(b"line\n\"x\"\t\x01", false), (json!("line\n\"x\"\t\u{1}"), false));
+        assert_eq!(value(&[0xff, 0x00], false), (json!("/wA="), true));
+        // JSON the host could not read stays text: a number out of range,
+        // a lone surrogate.
+        assert_eq!(value(b"[1e400]", true), (json!("[1e400]"), false));
+        assert_eq!(value(br#"["\ud800"]"#, true), (json!(r#"["\ud800"]"#), false));
     }
 }
