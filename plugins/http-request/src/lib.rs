@@ -137,7 +137,7 @@ impl Encoding {
                 .map_err(|e| invalid(&format!("invalid base64: {e}"))),
             Self::Hex => {
                 let digits = text.as_bytes();
-                if digits.len() % 2 != 0 {
+                if !digits.len().is_multiple_of(2) {
                     return Err(invalid("hex needs an even number of digits"));
                 }
                 digits
