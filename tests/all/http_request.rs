@@ -102,6 +102,31 @@ async fn non_2xx_is_an_http_error_with_the_response_in_output() {
     assert_eq!(out["body"]["error"], "no such thing");
 }
 
+/// Response bodies reach the output as the upstream sent them: JSON as the
+/// same value (escapes, numbers, nesting), text byte for byte
+/// whatever it needs escaping, across the plugin's word-at-a-time escaper.
+#[tokio::test]
+async fn json_and_text_bodies_arrive_in_the_output_unchanged() {
+    let json_text = r#"{"z":1,"a":[1.5,-0,1e3,12345678901234567890,{"\u00e9\"":"\ud83e\udd80\n"}],"m":null}"#;
+    let text: String = (0u8..0x80).map(char::from).chain("é漢字🦀 \"q\" \\".chars()).cycle().take(5000).collect();
+    let (json_reply, text_reply) = (json_text.to_owned(), text.clone());
+    let server = TestServer::start(move |r| {
+        let (kind, body) = if r.uri == "/json" { ("application/json", &json_reply) } else { ("text/plain; charset=utf-8", &text_reply) };
+        Reply { status: 200, headers: vec![("content-type".into(), kind.into())], body: body.clone().into_bytes() }
+    })
+    .await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let r = step(&host, "http-request", "request", json!({"url": server.url("/json")}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    let expected: serde_json::Value = serde_json::from_str(json_text).unwrap();
+    let output = r.output.unwrap();
+    assert_eq!(output["body"], expected);
+    assert_eq!(output["body_base64"], false);
+    let r = step(&host, "http-request", "request", json!({"url": server.url("/text")}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.output.unwrap()["body"].as_str(), Some(text.as_str()));
+}
+
 #[tokio::test]
 async fn binary_response_is_base64_with_a_flag() {
     let server = TestServer::start(|_| Reply {
