@@ -118,12 +118,9 @@ async fn profile(steps: usize, kind: &str) {
         return;
     }
     if kind == "raw-post" {
-        let (client, uri) = (raw_client(), server.url("/profile").parse::<hyper::Uri>().unwrap());
+        let (client, uri) = (raw_client(), server.url("/profile").parse().unwrap());
         for _ in 0..steps {
-            let body = Full::new(Bytes::from("x".repeat(1 << 10)));
-            let post = hyper::Request::post(uri.clone()).header("content-type", "text/plain").body(body).unwrap();
-            let resp = client.request(post).await.unwrap();
-            resp.into_body().collect().await.unwrap();
+            raw_post(&client, &uri, Bytes::from("x".repeat(1 << 10))).await;
         }
         return;
     }
@@ -149,7 +146,7 @@ async fn profile(steps: usize, kind: &str) {
     };
     let step = || match kind {
         "request" => plain(),
-        "post" => request("http-request", "request", json!({"url": server.url("/profile"), "method": "POST", "body_type": "text", "body": "x".repeat(1 << 10)})),
+        "post" => request("http-request", "request", text_post(&server.url("/profile"), "x".repeat(1 << 10))),
         "https" | "https1" => connection_request(&tls_connection.as_ref().expect("started above").1, "/profile"),
         "bearer" => connection_request(&connection, "/profile"),
         "jwt" => connection_request(&jwt, "/profile"),
@@ -335,6 +332,17 @@ fn raw_https_client(pki: &TestPki) -> Client<hyper_rustls::HttpsConnector<HttpCo
 /// The 1 KiB JSON answer of the latency, HTTPS and profiling servers.
 fn padded_reply() -> Reply {
     Reply::json(200, json!({"ok": true, "pad": "x".repeat(900)}))
+}
+
+/// The `http-request` input of a POST with a text body.
+fn text_post(url: &str, body: String) -> Value {
+    json!({"url": url, "method": "POST", "body_type": "text", "body": body})
+}
+
+/// A POST of a text body with hyper alone; returns the response body.
+async fn raw_post(client: &Client<HttpConnector, Full<Bytes>>, uri: &hyper::Uri, body: Bytes) -> Bytes {
+    let post = hyper::Request::post(uri.clone()).header("content-type", "text/plain").body(Full::new(body)).unwrap();
+    client.request(post).await.unwrap().into_body().collect().await.unwrap().to_bytes()
 }
 
 async fn raw_get<C>(client: &Client<C, Full<Bytes>>, uri: &hyper::Uri)
@@ -539,16 +547,12 @@ async fn payload(scale: &Scale, report: &mut Report) {
     for &size in scale.payload_sizes {
         let body = "x".repeat(size);
         let raw = percentiles(n, || {
-            let request = hyper::Request::post(uri.clone()).body(Full::new(Bytes::from(body.clone()))).unwrap();
-            let client = client.clone();
-            async move {
-                let resp = client.request(request).await.unwrap();
-                assert_eq!(resp.into_body().collect().await.unwrap().to_bytes().len(), size);
-            }
+            let (client, uri, body) = (client.clone(), uri.clone(), Bytes::from(body.clone()));
+            async move { assert_eq!(raw_post(&client, &uri, body).await.len(), size) }
         })
         .await
         .0;
-        let input = json!({"url": url, "method": "POST", "body_type": "text", "body": body});
+        let input = text_post(&url, body.clone());
         let step = percentiles(n, || run_ok(&host, request("http-request", "request", input.clone()))).await.0;
         let source = vec![1u8; size];
         let mut target = vec![0u8; size];

@@ -216,9 +216,10 @@ impl OriginSlots {
     }
 }
 
-/// Distinct TLS identities kept; past it the map starts afresh (connections
-/// in use stay open, idle ones close with their client).
-const MAX_TLS_IDENTITIES: usize = 256;
+/// Clients kept beyond the plain one (a TLS identity and HTTP/2 choice each);
+/// past it the map starts afresh (connections in use stay open, idle ones
+/// close with their client).
+const MAX_CLIENTS: usize = 256;
 
 impl Clients {
     /// Clients offering HTTP/2 to HTTPS origins when `http2`, unless a
@@ -241,7 +242,7 @@ impl Clients {
         if let Some(client) = clients.get(&key) {
             return client.clone();
         }
-        if clients.len() >= MAX_TLS_IDENTITIES {
+        if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }
         let config = tls.map_or_else(tls::default_client_config, ConnectionTls::config);
