@@ -54,8 +54,10 @@ pub fn reject_control_chars(what: &str, s: &str) -> Result<(), Refusal> {
 pub fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Refusal> {
     reject_control_chars("header", name)?;
     reject_control_chars("header", value)?;
-    let n = HeaderName::try_from(name).map_err(|_| Refusal::Invalid(format!("invalid header name `{name}`")))?;
-    let v = HeaderValue::try_from(value).map_err(|_| Refusal::Invalid(format!("invalid value for header `{name}`")))?;
+    let n = HeaderName::try_from(name)
+        .map_err(|_| Refusal::Invalid(format!("invalid header name `{name}`")))?;
+    let v = HeaderValue::try_from(value)
+        .map_err(|_| Refusal::Invalid(format!("invalid value for header `{name}`")))?;
     Ok((n, v))
 }
 
@@ -64,7 +66,9 @@ pub fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue),
 pub fn plugin_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Refusal> {
     let (name, value) = header_pair(name, value)?;
     if is_host_owned(&name) {
-        return Err(Refusal::Invalid(format!("header `{name}` is set by the host")));
+        return Err(Refusal::Invalid(format!(
+            "header `{name}` is set by the host"
+        )));
     }
     Ok((name, value))
 }
@@ -72,31 +76,66 @@ pub fn plugin_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue
 /// Joins a request URL to a base URL. Absolute URLs pass as they are;
 /// relative ones keep the base path and never double a `/`. CR, LF and NUL
 /// are refused first.
+///
+/// The base path is a boundary: a relative URL with a segment that a server
+/// could read as a step outside it (`.` or `..`, in any `%2e`/`%2E` form, or
+/// a segment holding an encoded `/` or `\\` such as `..%2f`, or a raw `\\`)
+/// is refused, and the joined path must still start with the base path at a
+/// segment boundary.
 pub fn join_url(base: Option<&Url>, target: &str) -> Result<Url, Refusal> {
     reject_control_chars("URL", target)?;
     match Url::parse(target) {
         Ok(url) => Ok(url),
         Err(url::ParseError::RelativeUrlWithoutBase) => {
             let base = base.ok_or_else(|| {
-                Refusal::Invalid(format!("relative URL `{target}` needs a connection with a base URL"))
+                Refusal::Invalid(format!(
+                    "relative URL `{target}` needs a connection with a base URL"
+                ))
             })?;
             let (path, query) = match target.split_once('?') {
                 Some((p, q)) => (p, Some(q)),
                 None => (target, None),
             };
+            let escapes = || {
+                Refusal::Invalid(format!(
+                    "relative URL `{target}` leaves the base path `{}`",
+                    base.path()
+                ))
+            };
+            if path.split('/').any(leaves_its_parent) {
+                return Err(escapes());
+            }
             let mut url = base.clone();
-            let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
+            let prefix = base.path().trim_end_matches('/');
+            let joined = format!("{prefix}/{}", path.trim_start_matches('/'));
             url.set_path(&joined);
             url.set_query(query);
+            if !url
+                .path()
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            {
+                return Err(escapes());
+            }
             Ok(url)
         }
         Err(e) => Err(Refusal::Invalid(format!("invalid URL `{target}`: {e}"))),
     }
 }
 
+/// Whether a path segment, as a server might decode it, is a dot segment or
+/// holds a separator (`..%2f`, `%5c..`, `\\`).
+fn leaves_its_parent(segment: &str) -> bool {
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(segment).collect();
+    decoded == b"." || decoded == b".." || decoded.iter().any(|b| matches!(b, b'/' | b'\\'))
+}
+
 /// Appends query pairs (percent-encoded by the URL), refusing control
 /// characters; an empty query is dropped.
-pub fn append_query<'a>(url: &mut Url, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), Refusal> {
+pub fn append_query<'a>(
+    url: &mut Url,
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), Refusal> {
     let mut pairs = pairs.into_iter().peekable();
     if pairs.peek().is_some() {
         let mut query = url.query_pairs_mut();
@@ -130,19 +169,26 @@ pub struct HostLists<'a> {
 /// when they resolve.
 pub fn check_url(url: &Url, hosts: HostLists<'_>, network: &NetworkPolicy) -> Result<(), Refusal> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Refusal::Denied(format!("scheme `{}` is not allowed", url.scheme())));
+        return Err(Refusal::Denied(format!(
+            "scheme `{}` is not allowed",
+            url.scheme()
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Refusal::Invalid("URLs must not carry user info".into()));
     }
-    let denied = |why: &str| Refusal::Denied(format!("{} {why}", url.origin().ascii_serialization()));
+    let denied =
+        |why: &str| Refusal::Denied(format!("{} {why}", url.origin().ascii_serialization()));
     if !hosts.plugin.iter().any(|h| h.matches(url)) {
         return Err(denied("is not among the plugin's allowed hosts"));
     }
     if !hosts.operator.iter().any(|h| h.matches(url)) {
         return Err(denied("is not allowed by the operator's policy"));
     }
-    if hosts.tenant.is_some_and(|t| !t.iter().any(|h| h.matches(url))) {
+    if hosts
+        .tenant
+        .is_some_and(|t| !t.iter().any(|h| h.matches(url)))
+    {
         return Err(denied("is not allowed by the tenant's policy"));
     }
     let ip = match url.host() {
@@ -151,20 +197,26 @@ pub fn check_url(url: &Url, hosts: HostLists<'_>, network: &NetworkPolicy) -> Re
         Some(url::Host::Domain(name)) => return check_dns_name(name),
         None => return Err(Refusal::Invalid(format!("URL `{url}` has no host"))),
     };
-    network.check(ip).map_err(|range| Refusal::Denied(format!("address {ip} is in a refused range: {range}")))
+    network
+        .check(ip)
+        .map_err(|range| Refusal::Denied(format!("address {ip} is in a refused range: {range}")))
 }
 
 /// Refuses names no DNS server or HTTP client takes (see [`is_dns_name`]).
 fn check_dns_name(name: &str) -> Result<(), Refusal> {
     if !is_dns_name(name) {
-        return Err(Refusal::Invalid(format!("host `{name}` is not a valid DNS name")));
+        return Err(Refusal::Invalid(format!(
+            "host `{name}` is not a valid DNS name"
+        )));
     }
     Ok(())
 }
 
 /// The URL as the HTTP client's URI type (refused if it cannot carry it).
 pub fn request_uri(url: &Url) -> Result<http::Uri, Refusal> {
-    url.as_str().parse().map_err(|e| Refusal::Invalid(format!("URL `{url}` cannot be sent: {e}")))
+    url.as_str()
+        .parse()
+        .map_err(|e| Refusal::Invalid(format!("URL `{url}` cannot be sent: {e}")))
 }
 
 #[cfg(test)]
@@ -182,26 +234,101 @@ mod tests {
             for (rel, want) in [
                 ("customers", "https://api.test/v1/customers"),
                 ("/customers", "https://api.test/v1/customers"),
-                ("customers/42?expand=a", "https://api.test/v1/customers/42?expand=a"),
+                (
+                    "customers/42?expand=a",
+                    "https://api.test/v1/customers/42?expand=a",
+                ),
             ] {
                 assert_eq!(join_url(Some(&base), rel).unwrap().as_str(), want);
             }
         }
         let base = Url::parse("https://api.example.com/v1/").unwrap();
-        assert_eq!(join_url(Some(&base), "/charges?limit=2").unwrap().as_str(), "https://api.example.com/v1/charges?limit=2");
-        assert_eq!(join_url(Some(&base), "https://other.example/x").unwrap().as_str(), "https://other.example/x");
-        assert!(matches!(join_url(None, "charges"), Err(Refusal::Invalid(m)) if m.contains("needs a connection")));
-        assert!(matches!(join_url(Some(&base), "a\r\nb"), Err(Refusal::Invalid(m)) if m.contains("CR, LF or NUL")));
+        assert_eq!(
+            join_url(Some(&base), "/charges?limit=2").unwrap().as_str(),
+            "https://api.example.com/v1/charges?limit=2"
+        );
+        assert_eq!(
+            join_url(Some(&base), "https://other.example/x")
+                .unwrap()
+                .as_str(),
+            "https://other.example/x"
+        );
+        assert!(
+            matches!(join_url(None, "charges"), Err(Refusal::Invalid(m)) if m.contains("needs a connection"))
+        );
+        assert!(
+            matches!(join_url(Some(&base), "a\r\nb"), Err(Refusal::Invalid(m)) if m.contains("CR, LF or NUL"))
+        );
+    }
+
+    #[test]
+    fn relative_urls_never_leave_the_base_path() {
+        let base = Url::parse("https://api.example.com/accounts/acme/").unwrap();
+        for rel in [
+            "../globex/orders",
+            "%2e%2e/globex/orders",
+            "%2E%2E/globex/orders",
+            ".%2e/globex",
+            "orders/../../globex",
+            "./../globex",
+            "..%2fglobex/orders",
+            "..%2Fglobex",
+            "..%5cglobex",
+            "..\\globex\\orders",
+            "orders\\..\\..\\globex",
+            "..",
+            "%2e",
+            "orders/%2e%2e",
+            "a%2fb",
+        ] {
+            assert!(
+                matches!(join_url(Some(&base), rel), Err(Refusal::Invalid(ref m)) if m.contains("leaves the base path")),
+                "{rel} -> {:?}",
+                join_url(Some(&base), rel)
+            );
+        }
+        for (rel, want) in [
+            ("orders", "https://api.example.com/accounts/acme/orders"),
+            (
+                "orders..json",
+                "https://api.example.com/accounts/acme/orders..json",
+            ),
+            ("...", "https://api.example.com/accounts/acme/..."),
+            (
+                "a%20b/.well",
+                "https://api.example.com/accounts/acme/a%20b/.well",
+            ),
+            ("", "https://api.example.com/accounts/acme/"),
+        ] {
+            assert_eq!(join_url(Some(&base), rel).unwrap().as_str(), want, "{rel}");
+        }
     }
 
     #[test]
     fn host_owned_and_malformed_headers_are_refused() {
-        for name in ["Host", "content-length", "Transfer-Encoding", "Proxy-Authorization", "Cookie", "TE"] {
-            assert!(matches!(plugin_header(name, "x"), Err(Refusal::Invalid(m)) if m.contains("set by the host")), "{name}");
+        for name in [
+            "Host",
+            "content-length",
+            "Transfer-Encoding",
+            "Proxy-Authorization",
+            "Cookie",
+            "TE",
+        ] {
+            assert!(
+                matches!(plugin_header(name, "x"), Err(Refusal::Invalid(m)) if m.contains("set by the host")),
+                "{name}"
+            );
         }
-        assert!(matches!(plugin_header("x-a", "1\r\nx-b: 2"), Err(Refusal::Invalid(m)) if m.contains("CR, LF or NUL")));
-        assert!(matches!(plugin_header("bad name", "1"), Err(Refusal::Invalid(m)) if m.contains("invalid header name")));
-        assert_eq!(plugin_header("X-Trace", "abc").unwrap().0.as_str(), "x-trace");
+        assert!(
+            matches!(plugin_header("x-a", "1\r\nx-b: 2"), Err(Refusal::Invalid(m)) if m.contains("CR, LF or NUL"))
+        );
+        assert!(
+            matches!(plugin_header("bad name", "1"), Err(Refusal::Invalid(m)) if m.contains("invalid header name"))
+        );
+        assert_eq!(
+            plugin_header("X-Trace", "abc").unwrap().0.as_str(),
+            "x-trace"
+        );
     }
 
     #[test]
@@ -209,27 +336,69 @@ mod tests {
         let plugin = patterns(&["https://*.example.com", "http://8.8.8.8"]);
         let operator = patterns(&["https://*"]);
         let tenant = patterns(&["https://a.example.com"]);
-        let lists = HostLists { plugin: &plugin, operator: &operator, tenant: Some(&tenant) };
+        let lists = HostLists {
+            plugin: &plugin,
+            operator: &operator,
+            tenant: Some(&tenant),
+        };
         let net = NetworkPolicy::default();
         let check = |u: &str| check_url(&Url::parse(u).unwrap(), lists, &net);
         assert!(check("https://a.example.com/x").is_ok());
-        assert!(matches!(check("https://b.example.com/"), Err(Refusal::Denied(m)) if m.contains("tenant")));
-        assert!(matches!(check("http://8.8.8.8/"), Err(Refusal::Denied(m)) if m.contains("operator")));
-        assert!(matches!(check("https://evil.test/"), Err(Refusal::Denied(m)) if m.contains("plugin")));
-        assert!(matches!(check("https://u:p@a.example.com/"), Err(Refusal::Invalid(m)) if m.contains("user info")));
-        assert!(matches!(check("ftp://a.example.com/"), Err(Refusal::Denied(m)) if m.contains("scheme")));
+        assert!(
+            matches!(check("https://b.example.com/"), Err(Refusal::Denied(m)) if m.contains("tenant"))
+        );
+        assert!(
+            matches!(check("http://8.8.8.8/"), Err(Refusal::Denied(m)) if m.contains("operator"))
+        );
+        assert!(
+            matches!(check("https://evil.test/"), Err(Refusal::Denied(m)) if m.contains("plugin"))
+        );
+        assert!(
+            matches!(check("https://u:p@a.example.com/"), Err(Refusal::Invalid(m)) if m.contains("user info"))
+        );
+        assert!(
+            matches!(check("ftp://a.example.com/"), Err(Refusal::Denied(m)) if m.contains("scheme"))
+        );
         let any = patterns(&["https://*"]);
-        let open = HostLists { plugin: &any, operator: &any, tenant: None };
-        for bad in ["https://`tps/", "https://x;y.example/", "https://a{b}.example/"] {
-            let r = check_url(&Url::parse(bad).unwrap_or_else(|e| panic!("{bad}: {e}")), open, &net);
-            assert!(matches!(&r, Err(Refusal::Invalid(m)) if m.contains("not a valid DNS name")), "{bad}: {r:?}");
+        let open = HostLists {
+            plugin: &any,
+            operator: &any,
+            tenant: None,
+        };
+        for bad in [
+            "https://`tps/",
+            "https://x;y.example/",
+            "https://a{b}.example/",
+        ] {
+            let r = check_url(
+                &Url::parse(bad).unwrap_or_else(|e| panic!("{bad}: {e}")),
+                open,
+                &net,
+            );
+            assert!(
+                matches!(&r, Err(Refusal::Invalid(m)) if m.contains("not a valid DNS name")),
+                "{bad}: {r:?}"
+            );
         }
-        assert!(check_url(&Url::parse("https://Under_score.example./").unwrap(), open, &net).is_ok());
+        assert!(
+            check_url(
+                &Url::parse("https://Under_score.example./").unwrap(),
+                open,
+                &net
+            )
+            .is_ok()
+        );
 
         let any = patterns(&["http://*:*"]);
-        let open = HostLists { plugin: &any, operator: &any, tenant: None };
+        let open = HostLists {
+            plugin: &any,
+            operator: &any,
+            tenant: None,
+        };
         let refused = check_url(&Url::parse("http://0x7f.1:8080/").unwrap(), open, &net);
-        assert!(matches!(refused, Err(Refusal::Denied(m)) if m.contains("127.0.0.1") && m.contains("loopback")));
+        assert!(
+            matches!(refused, Err(Refusal::Denied(m)) if m.contains("127.0.0.1") && m.contains("loopback"))
+        );
     }
 
     #[test]

@@ -15,7 +15,9 @@ use url::Url;
 
 /// A pattern could not be parsed; the message shows the accepted format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid allowed host `{pattern}`: {reason} (expected `http[s]://HOST[:PORT]` where HOST is `api.example.com`, `*.example.com`, `*` or, in an operator's policy, a CIDR such as `10.0.0.0/8` or `[fd00::/8]`, and PORT a number or `*`)")]
+#[error(
+    "invalid allowed host `{pattern}`: {reason} (expected `http[s]://HOST[:PORT]` where HOST is `api.example.com`, `*.example.com`, `*` or, in an operator's policy, a CIDR such as `10.0.0.0/8` or `[fd00::/8]`, and PORT a number or `*`)"
+)]
 pub struct PatternError {
     pattern: String,
     reason: &'static str,
@@ -82,8 +84,13 @@ impl FromStr for AllowedHost {
     type Err = PatternError;
 
     fn from_str(pattern: &str) -> Result<Self, Self::Err> {
-        let fail = |reason| PatternError { pattern: pattern.to_owned(), reason };
-        let (scheme, rest) = pattern.split_once("://").ok_or_else(|| fail("missing scheme"))?;
+        let fail = |reason| PatternError {
+            pattern: pattern.to_owned(),
+            reason,
+        };
+        let (scheme, rest) = pattern
+            .split_once("://")
+            .ok_or_else(|| fail("missing scheme"))?;
         let scheme = Scheme::parse(&scheme.to_ascii_lowercase())
             .ok_or_else(|| fail("only http and https are allowed"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -102,7 +109,10 @@ impl FromStr for AllowedHost {
         let host = if host == "*" {
             HostMatch::Any
         } else if host.contains('/') {
-            HostMatch::Network(parse_network(host).ok_or_else(|| fail("a pattern names a host, not a path, query or user"))?)
+            HostMatch::Network(
+                parse_network(host)
+                    .ok_or_else(|| fail("a pattern names a host, not a path, query or user"))?,
+            )
         } else if let Some(domain) = host.strip_prefix("*.") {
             if domain.contains('*') {
                 return Err(fail("`*` may only stand alone or as the first label"));
@@ -147,7 +157,9 @@ pub(crate) fn is_dns_name(name: &str) -> bool {
     let labels = without_root_dot(name);
     labels.len() <= 253
         && labels.split('.').all(|l| {
-            (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            (1..=63).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }
 
@@ -182,8 +194,12 @@ impl AllowedHost {
     /// Whether the URL's scheme, host and port match this pattern. The URL must
     /// already be parsed (its host normalized by the URL parser).
     pub fn matches(&self, url: &Url) -> bool {
-        let Some(scheme) = Scheme::parse(url.scheme()) else { return false };
-        let Some(host) = url.host_str() else { return false };
+        let Some(scheme) = Scheme::parse(url.scheme()) else {
+            return false;
+        };
+        let Some(host) = url.host_str() else {
+            return false;
+        };
         let host = without_root_dot(host);
         let port = url.port_or_known_default().unwrap_or(0);
         scheme == self.scheme
@@ -196,7 +212,9 @@ impl AllowedHost {
                 HostMatch::Any => true,
                 HostMatch::Literal(h) => host == h,
                 HostMatch::Subdomain(d) => {
-                    host.len() > d.len() + 1 && host.ends_with(d.as_str()) && host[..host.len() - d.len()].ends_with('.')
+                    host.len() > d.len() + 1
+                        && host.ends_with(d.as_str())
+                        && host[..host.len() - d.len()].ends_with('.')
                 }
                 HostMatch::Network(net) => match url.host() {
                     Some(url::Host::Ipv4(ip)) => net.contains(&IpAddr::V4(ip)),
@@ -285,9 +303,31 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_rejected_with_the_format() {
-        for bad in ["*", "api.example.com", "ftp://x.com", "https://*stripe.com", "https://api.*.com", "https://x.com/path", "https://.", "https://*..", "https://10.0..", "http://*.28:80", "http://%2A", "https://a%7Cb.example", "https://*.[::1]", "https://x.com:80/path", "https://10.0.0.0/33", "https://[fd00::/8", "https://u@x.com", "https://x.com:port"] {
+        for bad in [
+            "*",
+            "api.example.com",
+            "ftp://x.com",
+            "https://*stripe.com",
+            "https://api.*.com",
+            "https://x.com/path",
+            "https://.",
+            "https://*..",
+            "https://10.0..",
+            "http://*.28:80",
+            "http://%2A",
+            "https://a%7Cb.example",
+            "https://*.[::1]",
+            "https://x.com:80/path",
+            "https://10.0.0.0/33",
+            "https://[fd00::/8",
+            "https://u@x.com",
+            "https://x.com:port",
+        ] {
             let err = bad.parse::<AllowedHost>().unwrap_err().to_string();
-            assert!(err.contains("expected `http[s]://HOST[:PORT]`"), "{bad}: {err}");
+            assert!(
+                err.contains("expected `http[s]://HOST[:PORT]`"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -295,7 +335,11 @@ mod tests {
     fn hosts_are_normalized_before_matching() {
         let p: AllowedHost = "https://Bücher.Example".parse().unwrap();
         assert_eq!(p.to_string(), "https://xn--bcher-kva.example");
-        for same in ["https://xn--bcher-kva.example/", "https://BÜCHER.example./", "https://bücher.EXAMPLE:443/"] {
+        for same in [
+            "https://xn--bcher-kva.example/",
+            "https://BÜCHER.example./",
+            "https://bücher.EXAMPLE:443/",
+        ] {
             assert!(p.matches(&url(same)), "{same}");
         }
         assert!(!p.matches(&url("https://bucher.example/")));
@@ -308,9 +352,15 @@ mod tests {
         assert_eq!(v4.network(), Some("10.0.0.0/8".parse().unwrap()));
         assert!(v4.matches(&url("https://10.200.0.1:9443/")));
         assert!(v4.matches(&url("https://[::ffff:10.0.0.7]/")));
-        assert!(v4.matches(&url("https://012.1/")), "octal short form of 10.0.0.1");
+        assert!(
+            v4.matches(&url("https://012.1/")),
+            "octal short form of 10.0.0.1"
+        );
         assert!(!v4.matches(&url("https://11.0.0.1/")));
-        assert!(!v4.matches(&url("https://ten.example/")), "names never match a network");
+        assert!(
+            !v4.matches(&url("https://ten.example/")),
+            "names never match a network"
+        );
 
         let v6: AllowedHost = "http://[FD00::1/8]".parse().unwrap();
         assert_eq!(v6.to_string(), "http://[fd00::/8]");
@@ -318,7 +368,9 @@ mod tests {
         assert!(!v6.matches(&url("http://[fe80::1]/")));
         assert_eq!(v6.to_string().parse::<AllowedHost>().unwrap(), v6);
 
-        let err = parse_plugin_hosts(&["https://10.0.0.0/8"]).unwrap_err().to_string();
+        let err = parse_plugin_hosts(&["https://10.0.0.0/8"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("only be allowed by the operator"), "{err}");
         assert!(parse_plugin_hosts(&["https://api.example.com"]).is_ok());
     }

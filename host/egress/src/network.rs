@@ -53,7 +53,10 @@ fn special_v4(ip: Ipv4Addr) -> Option<&'static str> {
         _ if ip.is_link_local() => "link-local (169.254.0.0/16)",
         _ if a == 100 && (64..128).contains(&b) => "shared address space (100.64.0.0/10)",
         _ if a == 192 && b == 0 && c == 0 => "IETF protocol assignments (192.0.0.0/24)",
-        _ if (a, b, c) == (192, 0, 2) || (a, b, c) == (198, 51, 100) || (a, b, c) == (203, 0, 113) => {
+        _ if (a, b, c) == (192, 0, 2)
+            || (a, b, c) == (198, 51, 100)
+            || (a, b, c) == (203, 0, 113) =>
+        {
             "documentation"
         }
         _ if a == 198 && (b == 18 || b == 19) => "benchmarking (198.18.0.0/15)",
@@ -98,7 +101,6 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,14 +109,37 @@ mod tests {
     fn special_ranges_are_refused_by_default() {
         let policy = NetworkPolicy::default();
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-            "192.0.0.8", "198.18.0.1", "255.255.255.255", "224.0.0.1", "::1", "::", "fc00::1", "fe80::1",
-            "::ffff:127.0.0.1", "::127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "192.0.0.8",
+            "198.18.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
         ] {
-            assert!(policy.check(ip.parse().unwrap()).is_err(), "{ip} should be refused");
+            assert!(
+                policy.check(ip.parse().unwrap()).is_err(),
+                "{ip} should be refused"
+            );
         }
         for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
-            assert!(policy.check(ip.parse().unwrap()).is_ok(), "{ip} should pass");
+            assert!(
+                policy.check(ip.parse().unwrap()).is_ok(),
+                "{ip} should pass"
+            );
         }
     }
 
