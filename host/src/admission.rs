@@ -103,10 +103,15 @@ impl Admission {
                 .clone()
         };
         let slots = [&gate.running, &plugin_slots, &self.global];
-        if let (Ok(t), Ok(p), Ok(g)) =
-            (slots[0].clone().try_acquire_owned(), slots[1].clone().try_acquire_owned(), slots[2].clone().try_acquire_owned())
-        {
-            return Ok(Permit { _slots: [t, p, g], compute: gate.compute.clone() });
+        if let (Ok(t), Ok(p), Ok(g)) = (
+            slots[0].clone().try_acquire_owned(),
+            slots[1].clone().try_acquire_owned(),
+            slots[2].clone().try_acquire_owned(),
+        ) {
+            return Ok(Permit {
+                _slots: [t, p, g],
+                compute: gate.compute.clone(),
+            });
         }
         if gate.queued.fetch_add(1, Ordering::SeqCst) >= self.limits.max_queued_per_tenant {
             gate.queued.fetch_sub(1, Ordering::SeqCst);
@@ -118,15 +123,35 @@ impl Admission {
         // The tenant's own slot first: a flooding tenant queues on its own
         // cap without holding plugin or host slots meanwhile.
         let waited = tokio::time::timeout(self.limits.max_wait, async {
-            let t = gate.running.clone().acquire_owned().await.expect("never closed");
-            let p = plugin_slots.clone().acquire_owned().await.expect("never closed");
-            let g = self.global.clone().acquire_owned().await.expect("never closed");
-            Permit { _slots: [t, p, g], compute: gate.compute.clone() }
+            let t = gate
+                .running
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("never closed");
+            let p = plugin_slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("never closed");
+            let g = self
+                .global
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("never closed");
+            Permit {
+                _slots: [t, p, g],
+                compute: gate.compute.clone(),
+            }
         })
         .await;
         gate.queued.fetch_sub(1, Ordering::SeqCst);
         waited.map_err(|_| {
-            format!("no step slot became free within {:?} (tenant, plugin or host concurrency limit)", self.limits.max_wait)
+            format!(
+                "no step slot became free within {:?} (tenant, plugin or host concurrency limit)",
+                self.limits.max_wait
+            )
         })
     }
 }

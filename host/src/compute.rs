@@ -26,12 +26,17 @@ pub(crate) struct ComputeShare {
 impl ComputeShare {
     /// A share of `slots` steps running guest code at once (at least one).
     pub(crate) fn new(slots: usize) -> Self {
-        Self { slots: Arc::new(Semaphore::new(slots.max(1))) }
+        Self {
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+        }
     }
 
     /// A step's handle on the share, holding no slot yet.
     pub(crate) fn step(&self) -> ComputeSlot {
-        ComputeSlot { share: self.slots.clone(), held: Arc::default() }
+        ComputeSlot {
+            share: self.slots.clone(),
+            held: Arc::default(),
+        }
     }
 }
 
@@ -48,7 +53,12 @@ impl ComputeSlot {
         if self.held.lock().expect("slot lock poisoned").is_some() {
             return;
         }
-        let permit = self.share.clone().acquire_owned().await.expect("the compute semaphore is never closed");
+        let permit = self
+            .share
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the compute semaphore is never closed");
         *self.held.lock().expect("slot lock poisoned") = Some(permit);
     }
 
@@ -72,7 +82,10 @@ impl ComputeSlot {
             ticks = 0;
             slot.release();
             let slot = slot.clone();
-            Ok(UpdateDeadline::YieldCustom(1, Box::pin(async move { slot.take().await })))
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(async move { slot.take().await }),
+            ))
         });
     }
 }
@@ -104,10 +117,16 @@ mod tests {
         };
         let (second_waits, third_waits) = (waiting(&second), waiting(&third));
         tokio::task::yield_now().await;
-        assert!(!second_waits.is_finished() && !third_waits.is_finished(), "one slot, held by the first");
+        assert!(
+            !second_waits.is_finished() && !third_waits.is_finished(),
+            "one slot, held by the first"
+        );
         first.release();
         second_waits.await.unwrap();
-        assert!(held(&second) && !third_waits.is_finished(), "the slot went to the earlier waiter");
+        assert!(
+            held(&second) && !third_waits.is_finished(),
+            "the slot went to the earlier waiter"
+        );
         second.release();
         third_waits.await.unwrap();
         assert!(held(&third));

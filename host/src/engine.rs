@@ -36,8 +36,14 @@ const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 /// Builds the engine for these limits, with a pool slot for each step that
 /// may run at once. `epochs`: compile epoch checks into plugins (always, but
 /// for the benchmark that measures what they cost).
-pub(crate) fn build_engine(limits: &Limits, max_steps: usize, epochs: bool) -> wasmtime::Result<Engine> {
-    let instances = u32::try_from(max_steps).unwrap_or(u32::MAX / 8).saturating_add(LOAD_SLOTS);
+pub(crate) fn build_engine(
+    limits: &Limits,
+    max_steps: usize,
+    epochs: bool,
+) -> wasmtime::Result<Engine> {
+    let instances = u32::try_from(max_steps)
+        .unwrap_or(u32::MAX / 8)
+        .saturating_add(LOAD_SLOTS);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(instances)
         .total_core_instances(instances * 4)
@@ -122,10 +128,18 @@ impl ComponentCache {
     }
 
     /// Returns the compiled component, from the cache when possible.
-    pub(crate) fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CompileSource, Duration)> {
+    pub(crate) fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, CompileSource, Duration)> {
         let started = Instant::now();
         let Some(dir) = &self.dir else {
-            return Ok((Component::new(engine, bytes)?, CompileSource::Compiled, started.elapsed()));
+            return Ok((
+                Component::new(engine, bytes)?,
+                CompileSource::Compiled,
+                started.elapsed(),
+            ));
         };
         let path = dir.join(format!("{}.cwasm", cache_key(engine, bytes)));
         if path.exists() {
@@ -138,7 +152,10 @@ impl ComponentCache {
         let component = match store_atomically(dir, &path, &compiled) {
             Ok(()) => deserialize(engine, &path)?,
             Err(e) => {
-                tracing::warn!("cannot write the compiled-component cache {}: {e}", path.display());
+                tracing::warn!(
+                    "cannot write the compiled-component cache {}: {e}",
+                    path.display()
+                );
                 Component::new(engine, bytes)?
             }
         };
@@ -176,7 +193,11 @@ fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
 
 fn store_atomically(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
     create_private_dir(dir)?;
-    let tmp = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let tmp = dir.join(format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::write(&tmp, data)?;
     std::fs::rename(&tmp, path)
 }

@@ -21,8 +21,8 @@
 
 mod admission;
 mod bindings;
-mod compute;
 pub mod builder;
+mod compute;
 mod credentials;
 mod engine;
 mod limits;
@@ -42,28 +42,28 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 pub use admission::ConcurrencyLimits;
+pub use courier_egress::{AllowedHost, PatternError};
 pub use credentials::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secrets};
 pub use engine::CompileSource;
 pub use ipnet::IpNet;
 pub use limits::Limits;
 pub use manifest::{
-    AuthScheme, CallKind, CallSpec, ClientAuth, ConnectionSpec, JwtAlgorithm, JwtSettings, KeyLocation, Manifest,
-    ManifestError, OAuth2Settings, PlacementTarget, SecretPlacement,
+    AuthScheme, CallKind, CallSpec, ClientAuth, ConnectionSpec, JwtAlgorithm, JwtSettings,
+    KeyLocation, Manifest, ManifestError, OAuth2Settings, PlacementTarget, SecretPlacement,
 };
 pub use operator::PluginPolicy;
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use plugin::{LoadLimits, LoadReport};
-pub use courier_egress::{AllowedHost, PatternError};
-pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
 pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
+pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
 pub use tls::TlsSettings;
 
-use engine::{ComponentCache, EpochTicker};
+use courier_egress::NetworkPolicy;
 use credentials::TokenManager;
+use engine::{ComponentCache, EpochTicker};
+use operator::OperatorPolicy;
 use outbound::Sender;
 use plugin::Plugin;
-use operator::OperatorPolicy;
-use courier_egress::NetworkPolicy;
 
 /// Errors of setting up the host or loading plugins. Step failures are not
 /// errors: they are [`StepResult`]s.
@@ -192,8 +192,12 @@ impl HostBuilder {
 
     /// Builds the host: engine, linker, client. Must be called within a tokio runtime.
     pub fn build(self) -> Result<Host, HostError> {
-        let engine = engine::build_engine(&self.limits, self.concurrency.max_steps, self.epoch_interruption)
-            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        let engine = engine::build_engine(
+            &self.limits,
+            self.concurrency.max_steps,
+            self.epoch_interruption,
+        )
+        .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let linker = plugin::linker(&engine).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let sender = Sender::new(
             self.resolver,
@@ -203,8 +207,13 @@ impl HostBuilder {
             self.allow_insecure_tls,
             self.http2,
         );
-        let policy = OperatorPolicy::new(self.allowed_hosts, self.limits, self.plugin_policies, self.tenant_hosts)
-            .map_err(HostError::Config)?;
+        let policy = OperatorPolicy::new(
+            self.allowed_hosts,
+            self.limits,
+            self.plugin_policies,
+            self.tenant_hosts,
+        )
+        .map_err(HostError::Config)?;
         let ticker = self.epoch_interruption.then(|| EpochTicker::start(&engine));
         Ok(Host {
             inner: Arc::new(HostInner {
@@ -262,7 +271,8 @@ impl Host {
 
     /// Loads a plugin component from a file; it replaces a loaded plugin of the same name.
     pub async fn load_plugin_file(&self, path: &Path) -> Result<LoadReport, HostError> {
-        let bytes = std::fs::read(path).map_err(|e| HostError::Load(format!("{}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| HostError::Load(format!("{}: {e}", path.display())))?;
         self.load_plugin(&bytes).await
     }
 
@@ -270,7 +280,11 @@ impl Host {
     pub async fn load_plugin(&self, bytes: &[u8]) -> Result<LoadReport, HostError> {
         let (plugin, report) = Plugin::load(&self.inner, bytes).await?;
         let name = plugin.manifest.name.clone();
-        self.inner.plugins.write().expect("plugin registry poisoned").insert(name, Arc::new(plugin));
+        self.inner
+            .plugins
+            .write()
+            .expect("plugin registry poisoned")
+            .insert(name, Arc::new(plugin));
         Ok(report)
     }
 
@@ -280,14 +294,22 @@ impl Host {
     }
 
     fn plugin(&self, name: &str) -> Option<Arc<Plugin>> {
-        self.inner.plugins.read().expect("plugin registry poisoned").get(name).cloned()
+        self.inner
+            .plugins
+            .read()
+            .expect("plugin registry poisoned")
+            .get(name)
+            .cloned()
     }
 
     /// Whether a tenant's token-based connection (by connection id) needs
     /// re-authorization because its token endpoint refused the client or the
     /// grant; `None` if no step has used it since the host started.
     pub fn needs_reauthorization(&self, tenant: &str, connection_id: &str) -> Option<bool> {
-        self.inner.sender.tokens().needs_reauthorization(tenant, connection_id)
+        self.inner
+            .sender
+            .tokens()
+            .needs_reauthorization(tenant, connection_id)
     }
 
     /// Runs one step in a fresh instance, once the concurrency limits admit
@@ -297,20 +319,48 @@ impl Host {
     }
 
     /// Runs a step in a fresh instance, or on `reused` (benchmarks only).
-    async fn run_on(&self, request: StepRequest, reused: Option<&mut step::ReusedInstance>) -> StepResult {
+    async fn run_on(
+        &self,
+        request: StepRequest,
+        reused: Option<&mut step::ReusedInstance>,
+    ) -> StepResult {
         let started = Instant::now();
         let Some(plugin) = self.plugin(&request.plugin) else {
-            return StepResult::rejected("invalid-step", format!("no plugin `{}` is loaded", request.plugin), started);
+            return StepResult::rejected(
+                "invalid-step",
+                format!("no plugin `{}` is loaded", request.plugin),
+                started,
+            );
         };
-        let permit = match self.inner.admission.admit(&request.tenant, &request.plugin).await {
+        let permit = match self
+            .inner
+            .admission
+            .admit(&request.tenant, &request.plugin)
+            .await
+        {
             Ok(permit) => permit,
             Err(why) => return StepResult::refused(why, started),
         };
         let policy = self.inner.policy.for_step(&request.tenant, &request.plugin);
         let (sender, compute) = (self.inner.sender.clone(), &permit.compute);
         match reused {
-            None => step::run(plugin, &self.inner.engine, sender, policy, request, compute, started).await,
-            Some(instance) => instance.run(&plugin, sender, policy, request, compute, started).await,
+            None => {
+                step::run(
+                    plugin,
+                    &self.inner.engine,
+                    sender,
+                    policy,
+                    request,
+                    compute,
+                    started,
+                )
+                .await
+            }
+            Some(instance) => {
+                instance
+                    .run(&plugin, sender, policy, request, compute, started)
+                    .await
+            }
         }
     }
 }
@@ -330,7 +380,10 @@ pub mod bench {
     /// (a request, a log line), but a plugin looping on its own runs until it
     /// returns, so only trusted plugins may run on such a host.
     pub fn without_epoch_interruption(builder: HostBuilder) -> HostBuilder {
-        HostBuilder { epoch_interruption: false, ..builder }
+        HostBuilder {
+            epoch_interruption: false,
+            ..builder
+        }
     }
 
     /// An instance of `plugin` to run steps on again and again.
@@ -340,7 +393,11 @@ pub mod bench {
     }
 
     /// Runs a step like [`Host::run_step`], on `instance` instead of a fresh one.
-    pub async fn run_reused(host: &Host, instance: &mut ReusedInstance, request: StepRequest) -> StepResult {
+    pub async fn run_reused(
+        host: &Host,
+        instance: &mut ReusedInstance,
+        request: StepRequest,
+    ) -> StepResult {
         host.run_on(request, Some(instance)).await
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use courier_host::{
-    AllowedHost, ConnectionConfig, ConnectionStore, Host, HostBuilder, IpNet, Limits, MASTER_KEY_ENV, MasterKey, StepRequest,
+    AllowedHost, ConnectionConfig, ConnectionStore, Host, HostBuilder, IpNet, Limits,
+    MASTER_KEY_ENV, MasterKey, StepRequest,
 };
 
 /// Courier: a WebAssembly plugin host for API request steps.
@@ -163,7 +164,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let cache_dir = cli.cache_dir.or_else(default_cache_dir);
     let plugin_dir = cli
         .plugin_dir
@@ -171,32 +174,60 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("target/plugins"));
     match cli.command {
         Command::Build { path, out } => {
-            let built = courier_host::builder::build(&courier_host::builder::BuildOptions { path, out_dir: out })?;
+            let built = courier_host::builder::build(&courier_host::builder::BuildOptions {
+                path,
+                out_dir: out,
+            })?;
             for p in built {
                 println!("{} -> {} ({} bytes)", p.name, p.component.display(), p.size);
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Connections { data_dir, command } => {
-            let data_dir = data_dir.or_else(default_data_dir).context("no data directory: pass --data-dir")?;
+            let data_dir = data_dir
+                .or_else(default_data_dir)
+                .context("no data directory: pass --data-dir")?;
             connections(&runtime, &data_dir, command, cache_dir, &plugin_dir)
         }
         Command::Inspect { plugin } => runtime.block_on(async {
             let host = with_cache(Host::builder(), cache_dir).build()?;
-            let report = host.load_plugin_file(&plugin_path(&plugin_dir, &plugin)).await?;
-            let manifest = host.manifest(&report.name).context("the plugin disappeared")?;
+            let report = host
+                .load_plugin_file(&plugin_path(&plugin_dir, &plugin))
+                .await?;
+            let manifest = host
+                .manifest(&report.name)
+                .context("the plugin disappeared")?;
             println!("{}", serde_json::to_string_pretty(&*manifest)?);
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Run { plugin, call, input, connections, networks, hosts, deadline, memory_mib, tenant, verbose, allow_insecure_tls, no_http2 } => {
-            let input: serde_json::Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
-            let connections = connections.iter().map(|c| connection_arg(c)).collect::<anyhow::Result<Vec<_>>>()?;
+        Command::Run {
+            plugin,
+            call,
+            input,
+            connections,
+            networks,
+            hosts,
+            deadline,
+            memory_mib,
+            tenant,
+            verbose,
+            allow_insecure_tls,
+            no_http2,
+        } => {
+            let input: serde_json::Value =
+                serde_json::from_str(&input).context("--input is not valid JSON")?;
+            let connections = connections
+                .iter()
+                .map(|c| connection_arg(c))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             if !(deadline > 0.0 && deadline <= 3600.0) {
                 bail!("--deadline must be between 0 and 3600 seconds");
             }
             let limits = Limits {
                 step_deadline: Duration::from_secs_f64(deadline),
-                memory_bytes: memory_mib.checked_mul(1 << 20).context("--memory-mib is too large")?,
+                memory_bytes: memory_mib
+                    .checked_mul(1 << 20)
+                    .context("--memory-mib is too large")?,
                 ..Limits::default()
             };
             let hosts = if hosts.is_empty() {
@@ -207,8 +238,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 hosts
             };
             runtime.block_on(async {
-                let mut builder =
-                    with_cache(Host::builder(), cache_dir).limits(limits).allow_insecure_tls(allow_insecure_tls).http2(!no_http2);
+                let mut builder = with_cache(Host::builder(), cache_dir)
+                    .limits(limits)
+                    .allow_insecure_tls(allow_insecure_tls)
+                    .http2(!no_http2);
                 for h in hosts {
                     builder = builder.allow_host(h);
                 }
@@ -216,13 +249,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     builder = builder.allow_network(n);
                 }
                 let host = builder.build()?;
-                let report = host.load_plugin_file(&plugin_path(&plugin_dir, &plugin)).await?;
+                let report = host
+                    .load_plugin_file(&plugin_path(&plugin_dir, &plugin))
+                    .await?;
                 if verbose {
-                    eprintln!("loaded {} ({:?} in {:.1} ms)", report.name, report.source, report.compile_ms);
+                    eprintln!(
+                        "loaded {} ({:?} in {:.1} ms)",
+                        report.name, report.source, report.compile_ms
+                    );
                 }
-                let result = host.run_step(StepRequest { tenant, plugin: report.name, call, input, connections }).await;
+                let result = host
+                    .run_step(StepRequest {
+                        tenant,
+                        plugin: report.name,
+                        call,
+                        input,
+                        connections,
+                    })
+                    .await;
                 println!("{}", serde_json::to_string_pretty(&result)?);
-                Ok(if result.outcome == courier_host::Outcome::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                Ok(if result.outcome == courier_host::Outcome::Success {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
             })
         }
     }
@@ -240,7 +290,9 @@ fn connections(
     match command {
         ConnectionsCommand::RotateMasterKey => {
             if std::env::var_os(MASTER_KEY_ENV).is_some() {
-                bail!("the master key comes from ${MASTER_KEY_ENV}: rotation replaces the key file only");
+                bail!(
+                    "the master key comes from ${MASTER_KEY_ENV}: rotation replaces the key file only"
+                );
             }
             let mut store = open()?;
             let new = MasterKey::generate()?;
@@ -252,15 +304,24 @@ fn connections(
                 .with_context(|| format!("the records now use the key in {}", pending.display()))?;
             println!("{n} connections re-wrapped under master key {id}");
         }
-        ConnectionsCommand::Set { id, file, plugin, tenant } => {
+        ConnectionsCommand::Set {
+            id,
+            file,
+            plugin,
+            tenant,
+        } => {
             let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?,
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
             );
             open()?.put(&tenant, &id, &plugin, &text)?;
             println!("stored connection `{id}` for tenant `{tenant}`");
         }
         ConnectionsCommand::List { tenant } => {
-            println!("{}", serde_json::to_string_pretty(&open()?.list(tenant.as_deref())?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&open()?.list(tenant.as_deref())?)?
+            );
         }
         ConnectionsCommand::Delete { id, tenant } => {
             if !open()?.delete(&tenant, &id)? {
@@ -268,8 +329,15 @@ fn connections(
             }
             println!("deleted connection `{id}` of tenant `{tenant}`");
         }
-        ConnectionsCommand::Test { id, tenant, call, input, networks } => {
-            let input: serde_json::Value = serde_json::from_str(&input).context("--input is not valid JSON")?;
+        ConnectionsCommand::Test {
+            id,
+            tenant,
+            call,
+            input,
+            networks,
+        } => {
+            let input: serde_json::Value =
+                serde_json::from_str(&input).context("--input is not valid JSON")?;
             let store = std::sync::Arc::new(open()?);
             let (plugin, config) = store.get(&tenant, &id)?;
             return runtime.block_on(async {
@@ -281,21 +349,40 @@ fn connections(
                     builder = builder.allow_network(n);
                 }
                 let host = builder.build()?;
-                let report = host.load_plugin_file(&plugin_path(plugin_dir, &plugin)).await?;
-                let manifest = host.manifest(&report.name).context("the plugin disappeared")?;
+                let report = host
+                    .load_plugin_file(&plugin_path(plugin_dir, &plugin))
+                    .await?;
+                let manifest = host
+                    .manifest(&report.name)
+                    .context("the plugin disappeared")?;
                 let call = match call {
                     Some(c) => c,
                     None => manifest
                         .connection(&config.connection)
                         .and_then(|c| c.verify_call.clone())
-                        .with_context(|| format!("`{plugin}` declares no verification call for `{}`: pass --call", config.connection))?,
+                        .with_context(|| {
+                            format!(
+                                "`{plugin}` declares no verification call for `{}`: pass --call",
+                                config.connection
+                            )
+                        })?,
                 };
-                let request = StepRequest { tenant: tenant.clone(), plugin: report.name, call, input, connections: vec![config] };
+                let request = StepRequest {
+                    tenant: tenant.clone(),
+                    plugin: report.name,
+                    call,
+                    input,
+                    connections: vec![config],
+                };
                 let result = host.run_step(request).await;
                 let needs = host.needs_reauthorization(&tenant, &id).unwrap_or(false);
                 store.set_needs_reauthorization(&tenant, &id, needs)?;
                 println!("{}", serde_json::to_string_pretty(&result)?);
-                Ok(if result.outcome == courier_host::Outcome::Success { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                Ok(if result.outcome == courier_host::Outcome::Success {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
             });
         }
     }
@@ -341,10 +428,15 @@ fn plugin_path(dir: &Path, plugin: &str) -> PathBuf {
 
 /// Parses `SLOT=FILE` and checks the file binds that slot.
 fn connection_arg(arg: &str) -> anyhow::Result<ConnectionConfig> {
-    let (slot, file) = arg.split_once('=').context("--connection takes SLOT=FILE")?;
+    let (slot, file) = arg
+        .split_once('=')
+        .context("--connection takes SLOT=FILE")?;
     let config = ConnectionConfig::from_file(Path::new(file))?;
     if config.connection != slot {
-        bail!("{file} binds connection `{}`, not `{slot}`", config.connection);
+        bail!(
+            "{file} binds connection `{}`, not `{slot}`",
+            config.connection
+        );
     }
     Ok(config)
 }

@@ -234,11 +234,23 @@ impl Manifest {
     /// Converts and validates the WIT manifest; also returns the parsed host patterns.
     pub(crate) fn from_wit(m: wit::Manifest) -> Result<(Self, Vec<AllowedHost>), ManifestError> {
         let fail = |s: String| ManifestError(s);
-        if m.name.is_empty() || !m.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(fail(format!("name `{}` must be lowercase letters, digits and `-`", m.name)));
+        if m.name.is_empty()
+            || !m
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(fail(format!(
+                "name `{}` must be lowercase letters, digits and `-`",
+                m.name
+            )));
         }
         let hosts = parse_plugin_hosts(&m.allowed_hosts).map_err(|e| fail(e.to_string()))?;
-        let connections: Vec<ConnectionSpec> = m.connections.into_iter().map(ConnectionSpec::from).collect();
+        let connections: Vec<ConnectionSpec> = m
+            .connections
+            .into_iter()
+            .map(ConnectionSpec::from)
+            .collect();
         let calls = m
             .calls
             .into_iter()
@@ -253,7 +265,8 @@ impl Manifest {
         }
         for c in &connections {
             if let Some(u) = &c.base_url {
-                crate::credentials::parse_base_url(u).map_err(|e| fail(format!("connection `{}`: {e}", c.name)))?;
+                crate::credentials::parse_base_url(u)
+                    .map_err(|e| fail(format!("connection `{}`: {e}", c.name)))?;
             }
         }
         let manifest = Self {
@@ -313,7 +326,9 @@ impl From<wit::AuthScheme> for AuthScheme {
                 },
                 name: k.name,
             },
-            W::Custom(p) => Self::Custom { placements: p.into_iter().map(SecretPlacement::from).collect() },
+            W::Custom(p) => Self::Custom {
+                placements: p.into_iter().map(SecretPlacement::from).collect(),
+            },
             W::Oauth2ClientCredentials(o) => Self::Oauth2ClientCredentials(o.into()),
             W::Oauth2RefreshToken(o) => Self::Oauth2RefreshToken(o.into()),
             W::Oauth2Password(o) => Self::Oauth2Password(o.into()),

@@ -66,7 +66,12 @@ impl OperatorPolicy {
             limits: Arc::new(limits),
             plugins: plugins
                 .into_iter()
-                .map(|(name, p)| (name, (p.allowed_hosts.map(Into::into), p.limits.map(Arc::new))))
+                .map(|(name, p)| {
+                    (
+                        name,
+                        (p.allowed_hosts.map(Into::into), p.limits.map(Arc::new)),
+                    )
+                })
                 .collect(),
             tenants: tenants.into_iter().map(|(t, h)| (t, h.into())).collect(),
         })
@@ -80,9 +85,16 @@ impl OperatorPolicy {
     /// What applies to a step of `tenant` running `plugin`.
     pub(crate) fn for_step(&self, tenant: &str, plugin: &str) -> Effective {
         let (hosts, limits) = match self.plugins.get(plugin) {
-            Some((h, l)) => (h.as_ref().unwrap_or(&self.hosts), l.as_ref().unwrap_or(&self.limits)),
+            Some((h, l)) => (
+                h.as_ref().unwrap_or(&self.hosts),
+                l.as_ref().unwrap_or(&self.limits),
+            ),
             None => (&self.hosts, &self.limits),
         };
-        Effective { hosts: hosts.clone(), tenant_hosts: self.tenants.get(tenant).cloned(), limits: limits.clone() }
+        Effective {
+            hosts: hosts.clone(),
+            tenant_hosts: self.tenants.get(tenant).cloned(),
+            limits: limits.clone(),
+        }
     }
 }

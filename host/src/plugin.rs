@@ -13,9 +13,9 @@ use crate::bindings::types::StepError;
 use crate::credentials::KeptBindings;
 use crate::engine::CompileSource;
 use crate::manifest::Manifest;
-use courier_egress::AllowedHost;
 use crate::step::StepState;
 use crate::{HostError, HostInner};
+use courier_egress::AllowedHost;
 
 /// A loaded plugin, ready to run steps.
 pub(crate) struct Plugin {
@@ -50,7 +50,11 @@ pub struct LoadLimits {
 
 impl Default for LoadLimits {
     fn default() -> Self {
-        Self { max_component_bytes: 64 << 20, compile_timeout: Duration::from_secs(120), max_function_bytes: 1 << 20 }
+        Self {
+            max_component_bytes: 64 << 20,
+            compile_timeout: Duration::from_secs(120),
+            max_function_bytes: 1 << 20,
+        }
     }
 }
 
@@ -87,14 +91,20 @@ fn largest_function(bytes: &[u8]) -> Result<usize, wasmparser::BinaryReaderError
 
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StepState>> {
     let mut linker = Linker::new(engine);
-    crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+    crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        &mut linker,
+        |s| s,
+    )?;
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Ok(linker)
 }
 
 impl Plugin {
     /// Compiles (or reads from cache) and instantiates once to read the manifest.
-    pub(crate) async fn load(host: &HostInner, bytes: &[u8]) -> Result<(Self, LoadReport), HostError> {
+    pub(crate) async fn load(
+        host: &HostInner,
+        bytes: &[u8],
+    ) -> Result<(Self, LoadReport), HostError> {
         let load_err = |e: wasmtime::Error| HostError::Load(format!("{e:#}"));
         let limits = &host.load_limits;
         if bytes.len() > limits.max_component_bytes {
@@ -104,7 +114,8 @@ impl Plugin {
                 limits.max_component_bytes
             )));
         }
-        let largest = largest_function(bytes).map_err(|e| HostError::Load(format!("not a valid component: {e}")))?;
+        let largest = largest_function(bytes)
+            .map_err(|e| HostError::Load(format!("not a valid component: {e}")))?;
         if largest > limits.max_function_bytes {
             return Err(HostError::Load(format!(
                 "the component has a function of {largest} bytes, over the limit of {}",
@@ -117,17 +128,28 @@ impl Plugin {
         let compile = tokio::task::spawn_blocking(move || cache.load(&engine, &owned));
         let (component, source, took) = tokio::time::timeout(limits.compile_timeout, compile)
             .await
-            .map_err(|_| HostError::Load(format!("compiling took longer than {:?}", limits.compile_timeout)))?
+            .map_err(|_| {
+                HostError::Load(format!(
+                    "compiling took longer than {:?}",
+                    limits.compile_timeout
+                ))
+            })?
             .map_err(|e| HostError::Load(format!("the compiler thread failed: {e}")))?
             .map_err(load_err)?;
         let instance_pre = host.linker.instantiate_pre(&component).map_err(|e| {
-            HostError::Load(format!("{e:#} (plugins may import only courier:plugin interfaces and WASI)"))
+            HostError::Load(format!(
+                "{e:#} (plugins may import only courier:plugin interfaces and WASI)"
+            ))
         })?;
         let component = instance_pre.component();
         let invoke = component
             .get_export_index(None, INTEGRATION)
             .and_then(|integration| component.get_export_index(Some(&integration), "invoke"))
-            .ok_or_else(|| HostError::Load(format!("the component does not export `{INTEGRATION}#invoke`")))?;
+            .ok_or_else(|| {
+                HostError::Load(format!(
+                    "the component does not export `{INTEGRATION}#invoke`"
+                ))
+            })?;
         let pre = PluginPre::new(instance_pre).map_err(load_err)?;
         let mut store = Store::new(&host.engine, StepState::for_describe(host.policy.limits()));
         store.limiter(|s| s.limiter());
@@ -135,7 +157,10 @@ impl Plugin {
         store.epoch_deadline_async_yield_and_update(1);
         let describe = async {
             let instance = pre.instantiate_async(&mut store).await?;
-            instance.courier_plugin_integration().call_describe(&mut store).await
+            instance
+                .courier_plugin_integration()
+                .call_describe(&mut store)
+                .await
         };
         let wit_manifest = tokio::time::timeout(Duration::from_secs(10), describe)
             .await
@@ -144,31 +169,70 @@ impl Plugin {
         let (manifest, hosts) = Manifest::from_wit(wit_manifest)?;
         let mut validators = HashMap::new();
         for call in &manifest.calls {
-            let validator = jsonschema::validator_for(&call.input_schema)
-                .map_err(|e| HostError::Load(format!("call `{}`: invalid input schema: {e}", call.name)))?;
+            let validator = jsonschema::validator_for(&call.input_schema).map_err(|e| {
+                HostError::Load(format!("call `{}`: invalid input schema: {e}", call.name))
+            })?;
             validators.insert(call.name.clone(), validator);
         }
-        let report = LoadReport { name: manifest.name.clone(), source, compile_ms: took.as_secs_f64() * 1e3 };
-        Ok((Self { manifest: Arc::new(manifest), hosts: hosts.into(), pre, invoke, validators, bindings: KeptBindings::default() }, report))
+        let report = LoadReport {
+            name: manifest.name.clone(),
+            source,
+            compile_ms: took.as_secs_f64() * 1e3,
+        };
+        Ok((
+            Self {
+                manifest: Arc::new(manifest),
+                hosts: hosts.into(),
+                pre,
+                invoke,
+                validators,
+                bindings: KeptBindings::default(),
+            },
+            report,
+        ))
     }
 
     /// A fresh instance in `store`, and its `invoke` export.
-    pub(crate) async fn instantiate_invoke(&self, store: &mut Store<StepState>) -> wasmtime::Result<InvokeFunc> {
-        let instance = self.pre.instance_pre().instantiate_async(&mut *store).await?;
+    pub(crate) async fn instantiate_invoke(
+        &self,
+        store: &mut Store<StepState>,
+    ) -> wasmtime::Result<InvokeFunc> {
+        let instance = self
+            .pre
+            .instance_pre()
+            .instantiate_async(&mut *store)
+            .await?;
         instance.get_typed_func(store, self.invoke)
     }
 
     /// Checks a call's input against its declared schema; `Err` lists what is wrong.
-    pub(crate) fn validate_input(&self, call: &str, input: &serde_json::Value) -> Result<(), String> {
-        let Some(validator) = self.validators.get(call) else { return Ok(()) };
+    pub(crate) fn validate_input(
+        &self,
+        call: &str,
+        input: &serde_json::Value,
+    ) -> Result<(), String> {
+        let Some(validator) = self.validators.get(call) else {
+            return Ok(());
+        };
         let problems: Vec<String> = validator
             .iter_errors(input)
             .take(5)
             .map(|e| {
                 let at = e.instance_path().to_string();
-                if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{at}: {e}")
+                }
             })
             .collect();
-        if problems.is_empty() { Ok(()) } else { Err(format!("input does not match the call's schema: {}", problems.join("; "))) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "input does not match the call's schema: {}",
+                problems.join("; ")
+            ))
+        }
     }
 }

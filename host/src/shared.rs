@@ -19,14 +19,21 @@ pub(crate) struct SharedBuilds<V> {
 impl<V> SharedBuilds<V> {
     /// An empty map keeping at most `capacity` values.
     pub(crate) const fn new(capacity: usize) -> Self {
-        Self { built: Mutex::new(BTreeMap::new()), capacity }
+        Self {
+            built: Mutex::new(BTreeMap::new()),
+            capacity,
+        }
     }
 
     /// The value built from the content `fingerprint` identifies, building it
     /// with `build` if there is none. The build runs without the lock, so
     /// look-ups of other content never wait for it; if two steps build the
     /// same content at once, both get the value stored first.
-    pub(crate) fn get_or_build<E>(&self, fingerprint: [u8; 32], build: impl FnOnce() -> Result<V, E>) -> Result<Arc<V>, E> {
+    pub(crate) fn get_or_build<E>(
+        &self,
+        fingerprint: [u8; 32],
+        build: impl FnOnce() -> Result<V, E>,
+    ) -> Result<Arc<V>, E> {
         if let Some(value) = self.lock().get(&fingerprint) {
             return Ok(value.clone());
         }
@@ -39,7 +46,9 @@ impl<V> SharedBuilds<V> {
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<[u8; 32], Arc<V>>> {
-        self.built.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.built
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -52,7 +61,14 @@ mod tests {
         let shared = SharedBuilds::<u32>::new(2);
         let mut builds = 0;
         let mut get = |key: u8, value: u32| {
-            shared.get_or_build([key; 32], || Ok::<_, ()>({ builds += 1; value })).unwrap()
+            shared
+                .get_or_build([key; 32], || {
+                    Ok::<_, ()>({
+                        builds += 1;
+                        value
+                    })
+                })
+                .unwrap()
         };
         let first = get(1, 10);
         assert!(Arc::ptr_eq(&first, &get(1, 11)));
@@ -61,7 +77,10 @@ mod tests {
         assert_eq!(*get(3, 31), 30);
         assert_eq!(builds, 3);
         assert_eq!(shared.lock().len(), 2);
-        assert_eq!(shared.get_or_build([4; 32], || Err("refused")), Err("refused"));
+        assert_eq!(
+            shared.get_or_build([4; 32], || Err("refused")),
+            Err("refused")
+        );
         assert_eq!(shared.lock().len(), 2, "a failed build stores nothing");
     }
 }

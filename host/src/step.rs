@@ -17,10 +17,10 @@ use crate::compute::{ComputeShare, ComputeSlot};
 use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
 use crate::limits::Limits;
 use crate::operator::Effective;
-use courier_egress::AllowedHost;
 use crate::outbound::{RequestRecord, Sender, StepOutbound, StepTraffic, describe};
 use crate::plugin::Plugin;
 use crate::wasi::NoGrantWasi;
+use courier_egress::AllowedHost;
 
 /// A step to run: which plugin, which call, what input, which connections.
 #[derive(Debug)]
@@ -110,7 +110,10 @@ impl StepResult {
         Self {
             outcome,
             output: None,
-            error: Some(StepFailure { kind: kind.to_owned(), message }),
+            error: Some(StepFailure {
+                kind: kind.to_owned(),
+                message,
+            }),
             status: None,
             duration_ms: started.elapsed().as_millis() as u64,
             requests: vec![],
@@ -127,7 +130,12 @@ pub(crate) struct StepLimiter {
 }
 
 impl ResourceLimiter for StepLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.memory_exceeded = true;
             wasmtime::bail!("memory limit of {} bytes exceeded", self.memory_bytes);
@@ -135,7 +143,12 @@ impl ResourceLimiter for StepLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 
@@ -190,7 +203,10 @@ impl StepState {
         Self {
             wasi: None,
             table: ResourceTable::new(),
-            limiter: StepLimiter { memory_bytes: limits.memory_bytes, memory_exceeded: false },
+            limiter: StepLimiter {
+                memory_bytes: limits.memory_bytes,
+                memory_exceeded: false,
+            },
             limits: limits.clone(),
             outbound: None,
             records: vec![],
@@ -204,10 +220,9 @@ impl StepState {
     }
 
     fn step_outbound(&self) -> Result<(&Sender, StepOutbound<'_>), SendError> {
-        let ctx = self
-            .outbound
-            .as_ref()
-            .ok_or_else(|| SendError::Other("requests are not allowed while the plugin describes itself".into()))?;
+        let ctx = self.outbound.as_ref().ok_or_else(|| {
+            SendError::Other("requests are not allowed while the plugin describes itself".into())
+        })?;
         Ok((
             &ctx.sender,
             StepOutbound {
@@ -228,8 +243,13 @@ impl StepState {
 impl WasiView for StepState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         let output_cap = self.limits.max_log_bytes;
-        let wasi = self.wasi.get_or_insert_with(|| NoGrantWasi::new(output_cap));
-        WasiCtxView { ctx: &mut wasi.ctx, table: &mut self.table }
+        let wasi = self
+            .wasi
+            .get_or_insert_with(|| NoGrantWasi::new(output_cap));
+        WasiCtxView {
+            ctx: &mut wasi.ctx,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -268,8 +288,11 @@ impl outbound::Host for StepState {
     }
 
     async fn bound_connections(&mut self) -> Vec<String> {
-        let mut names: Vec<String> =
-            self.outbound.iter().flat_map(|o| o.connections.keys().cloned()).collect();
+        let mut names: Vec<String> = self
+            .outbound
+            .iter()
+            .flat_map(|o| o.connections.keys().cloned())
+            .collect();
         names.sort();
         names
     }
@@ -299,7 +322,13 @@ struct LogBuffer {
 
 impl LogBuffer {
     fn new(limits: &Limits) -> Self {
-        Self { lines: vec![], bytes: 0, dropped: 0, max_bytes: limits.max_log_bytes, max_line: limits.max_log_line }
+        Self {
+            lines: vec![],
+            bytes: 0,
+            dropped: 0,
+            max_bytes: limits.max_log_bytes,
+            max_line: limits.max_log_line,
+        }
     }
 
     fn push(&mut self, level: &'static str, message: &str) {
@@ -317,7 +346,10 @@ impl LogBuffer {
             return;
         }
         self.bytes += escaped.len();
-        self.lines.push(LogLine { level, message: escaped });
+        self.lines.push(LogLine {
+            level,
+            message: escaped,
+        });
     }
 
     /// Adds captured WASI output, a line per line.
@@ -346,7 +378,10 @@ pub(crate) async fn run(
     let mut store = new_store(engine, state);
     let result = within_deadline(&mut store, async |store| {
         let invoke = plugin.instantiate_invoke(store).await?;
-        invoke.call_async(store, (call, input)).await.map(|(result,)| result)
+        invoke
+            .call_async(store, (call, input))
+            .await
+            .map(|(result,)| result)
     })
     .await;
     finish(store.data_mut(), result, &limits, started)
@@ -362,28 +397,54 @@ fn prepare(
     compute: &ComputeShare,
     started: Instant,
 ) -> Result<(StepState, String, String), Box<StepResult>> {
-    let reject = |kind: &str, message: String| Box::new(StepResult::rejected(kind, message, started));
-    let Effective { hosts: operator_hosts, tenant_hosts, limits } = policy;
+    let reject =
+        |kind: &str, message: String| Box::new(StepResult::rejected(kind, message, started));
+    let Effective {
+        hosts: operator_hosts,
+        tenant_hosts,
+        limits,
+    } = policy;
     if plugin.manifest.call(&req.call).is_none() {
-        let known: Vec<&str> = plugin.manifest.calls.iter().map(|c| c.name.as_str()).collect();
+        let known: Vec<&str> = plugin
+            .manifest
+            .calls
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         return Err(reject(
             "invalid-step",
-            format!("plugin `{}` has no call `{}` (calls: {})", plugin.manifest.name, req.call, known.join(", ")),
+            format!(
+                "plugin `{}` has no call `{}` (calls: {})",
+                plugin.manifest.name,
+                req.call,
+                known.join(", ")
+            ),
         ));
     }
-    plugin.validate_input(&req.call, &req.input).map_err(|problems| reject("invalid-input", problems))?;
+    plugin
+        .validate_input(&req.call, &req.input)
+        .map_err(|problems| reject("invalid-input", problems))?;
     let mut connections = HashMap::new();
     for config in req.connections {
         let name = config.connection.clone();
         let spec = plugin.manifest.connection(&name).ok_or_else(|| {
-            reject("invalid-step", format!("plugin `{}` declares no connection `{name}`", plugin.manifest.name))
+            reject(
+                "invalid-step",
+                format!(
+                    "plugin `{}` declares no connection `{name}`",
+                    plugin.manifest.name
+                ),
+            )
         })?;
         let bound = plugin
             .bindings
             .bind(spec, config, &req.tenant, sender.tokens())
             .map_err(|e| reject("invalid-step", e.to_string()))?;
         if connections.insert(name.clone(), bound).is_some() {
-            return Err(reject("invalid-step", format!("connection `{name}` is bound twice")));
+            return Err(reject(
+                "invalid-step",
+                format!("connection `{name}` is bound twice"),
+            ));
         }
     }
     let scrubber = Scrubber::new(connections.values().map(Arc::as_ref));
@@ -416,7 +477,12 @@ async fn within_deadline<T>(
     store: &mut Store<StepState>,
     call: impl AsyncFnOnce(&mut Store<StepState>) -> wasmtime::Result<T>,
 ) -> Result<wasmtime::Result<T>, tokio::time::error::Elapsed> {
-    let deadline = store.data().outbound.as_ref().expect("a step has an outbound context").deadline;
+    let deadline = store
+        .data()
+        .outbound
+        .as_ref()
+        .expect("a step has an outbound context")
+        .deadline;
     let slot = store.data().compute.clone();
     let run = async {
         slot.take().await;
@@ -437,10 +503,21 @@ pub struct ReusedInstance {
 }
 
 impl ReusedInstance {
-    pub(crate) async fn new(plugin: Arc<Plugin>, engine: &wasmtime::Engine, limits: &Arc<Limits>) -> Result<Self, String> {
+    pub(crate) async fn new(
+        plugin: Arc<Plugin>,
+        engine: &wasmtime::Engine,
+        limits: &Arc<Limits>,
+    ) -> Result<Self, String> {
         let mut store = new_store(engine, StepState::for_describe(limits));
-        let invoke = plugin.instantiate_invoke(&mut store).await.map_err(|e| format!("{e:#}"))?;
-        Ok(Self { plugin, store, invoke })
+        let invoke = plugin
+            .instantiate_invoke(&mut store)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(Self {
+            plugin,
+            store,
+            invoke,
+        })
     }
 
     /// Runs a step of `plugin` (the one this instance was made from) on this instance.
@@ -454,7 +531,11 @@ impl ReusedInstance {
         started: Instant,
     ) -> StepResult {
         if !Arc::ptr_eq(plugin, &self.plugin) {
-            return StepResult::rejected("invalid-step", "the instance is of another plugin".into(), started);
+            return StepResult::rejected(
+                "invalid-step",
+                "the instance is of another plugin".into(),
+                started,
+            );
         }
         let limits = policy.limits.clone();
         let (state, call, input) = match prepare(plugin, sender, policy, req, compute, started) {
@@ -464,9 +545,13 @@ impl ReusedInstance {
         *self.store.data_mut() = state;
         self.store.data().compute.clone().install(&mut self.store);
         let invoke = self.invoke;
-        let result =
-            within_deadline(&mut self.store, async |store| invoke.call_async(store, (call, input)).await.map(|(result,)| result))
-                .await;
+        let result = within_deadline(&mut self.store, async |store| {
+            invoke
+                .call_async(store, (call, input))
+                .await
+                .map(|(result,)| result)
+        })
+        .await;
         // The epoch callback holds the slot too, until the next step installs its own.
         self.store.data().compute.release();
         finish(self.store.data_mut(), result, &limits, started)
@@ -488,13 +573,22 @@ fn finish(
         Err(_) => (
             Outcome::Timeout,
             None,
-            Some(failure("deadline", format!("the step did not finish within {:?}", limits.step_deadline))),
+            Some(failure(
+                "deadline",
+                format!("the step did not finish within {:?}", limits.step_deadline),
+            )),
             None,
         ),
         Ok(Err(trap)) if state.limiter.memory_exceeded => (
             Outcome::Error,
             None,
-            Some(failure("memory", format!("the plugin exceeded its memory limit of {} bytes ({trap})", limits.memory_bytes))),
+            Some(failure(
+                "memory",
+                format!(
+                    "the plugin exceeded its memory limit of {} bytes ({trap})",
+                    limits.memory_bytes
+                ),
+            )),
             None,
         ),
         Ok(Err(trap)) => {
@@ -504,11 +598,24 @@ fn finish(
                 None => ("plugin", Outcome::Error),
             };
             tracing::debug!("step failed in the plugin: {trap:?}");
-            (outcome, None, Some(failure(kind, trap.root_cause().to_string())), None)
+            (
+                outcome,
+                None,
+                Some(failure(kind, trap.root_cause().to_string())),
+                None,
+            )
         }
         Ok(Ok(Ok(text))) => match serde_json::from_str(&text) {
             Ok(value) => (Outcome::Success, Some(value), None, None),
-            Err(e) => (Outcome::Error, None, Some(failure("plugin", format!("the plugin returned invalid JSON: {e}"))), None),
+            Err(e) => (
+                Outcome::Error,
+                None,
+                Some(failure(
+                    "plugin",
+                    format!("the plugin returned invalid JSON: {e}"),
+                )),
+                None,
+            ),
         },
         Ok(Ok(Err(step_error))) => classify(step_error),
     };
@@ -516,7 +623,10 @@ fn finish(
         state.logs.push_output("stdout", &wasi.stdout.contents());
         state.logs.push_output("stderr", &wasi.stderr.contents());
     }
-    let error = error.map(|f| StepFailure { kind: f.kind, message: scrub(f.message) });
+    let error = error.map(|f| StepFailure {
+        kind: f.kind,
+        message: scrub(f.message),
+    });
     StepResult {
         outcome,
         output,
@@ -530,19 +640,40 @@ fn finish(
 }
 
 fn failure(kind: &str, message: String) -> StepFailure {
-    StepFailure { kind: kind.to_owned(), message }
+    StepFailure {
+        kind: kind.to_owned(),
+        message,
+    }
 }
 
-type Classified = (Outcome, Option<serde_json::Value>, Option<StepFailure>, Option<u16>);
+type Classified = (
+    Outcome,
+    Option<serde_json::Value>,
+    Option<StepFailure>,
+    Option<u16>,
+);
 
 /// Maps the plugin's step error to an outcome.
 fn classify(e: StepError) -> Classified {
     match e {
-        StepError::InvalidInput(m) => (Outcome::Error, None, Some(failure("invalid-input", m)), None),
+        StepError::InvalidInput(m) => (
+            Outcome::Error,
+            None,
+            Some(failure("invalid-input", m)),
+            None,
+        ),
         StepError::Failed(m) => (Outcome::Error, None, Some(failure("plugin", m)), None),
         StepError::Http(h) => {
-            let output = h.output.as_deref().and_then(|o| serde_json::from_str(o).ok());
-            (Outcome::HttpError, output, Some(failure("http", h.message)), Some(h.status))
+            let output = h
+                .output
+                .as_deref()
+                .and_then(|o| serde_json::from_str(o).ok());
+            (
+                Outcome::HttpError,
+                output,
+                Some(failure("http", h.message)),
+                Some(h.status),
+            )
         }
         StepError::Send(s) => {
             let outcome = match &s {
@@ -554,7 +685,9 @@ fn classify(e: StepError) -> Classified {
             let text = describe(&s);
             let (kind, message) = text.split_once(": ").unwrap_or((&text, ""));
             let message = match &s {
-                SendError::Timeout(TimeoutPhase::StepDeadline) => "the step deadline ran out during a request".into(),
+                SendError::Timeout(TimeoutPhase::StepDeadline) => {
+                    "the step deadline ran out during a request".into()
+                }
                 _ => message.to_owned(),
             };
             (outcome, None, Some(failure(kind, message)), None)

@@ -13,7 +13,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -98,7 +100,15 @@ impl TlsSettings {
 
     /// The files the table names, which loading reads.
     pub(crate) fn files(&self) -> impl Iterator<Item = &Path> {
-        [&self.ca_file, &self.client_cert_file, &self.client_key_file, &self.pkcs12_file].into_iter().flatten().map(PathBuf::as_path)
+        [
+            &self.ca_file,
+            &self.client_cert_file,
+            &self.client_key_file,
+            &self.pkcs12_file,
+        ]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
     }
 }
 
@@ -112,14 +122,19 @@ pub(crate) struct ConnectionTls {
 
 impl fmt::Debug for ConnectionTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConnectionTls").field("verification", &self.verification).finish_non_exhaustive()
+        f.debug_struct("ConnectionTls")
+            .field("verification", &self.verification)
+            .finish_non_exhaustive()
     }
 }
 
 impl ConnectionTls {
     /// Loads the material a `[tls]` table names; `None` when it names nothing.
     pub(crate) fn load(settings: &TlsSettings) -> Result<Option<Arc<Self>>, TlsError> {
-        let verification = match (settings.verify_peer.unwrap_or(true), settings.verify_host.unwrap_or(true)) {
+        let verification = match (
+            settings.verify_peer.unwrap_or(true),
+            settings.verify_host.unwrap_or(true),
+        ) {
             (false, _) => Verification::None,
             (true, false) => Verification::ChainOnly,
             (true, true) => Verification::Full,
@@ -153,11 +168,21 @@ impl ConnectionTls {
             digest.update(Sha256::digest(bytes(part)));
         }
         for password in [&settings.client_key_password, &settings.pkcs12_password] {
-            digest.update(Sha256::digest(password.as_ref().map(Secret::expose).unwrap_or_default()));
+            digest.update(Sha256::digest(
+                password.as_ref().map(Secret::expose).unwrap_or_default(),
+            ));
         }
-        digest.update([u8::from(settings.ca_only), u8::from(settings.system_roots), verification as u8]);
+        digest.update([
+            u8::from(settings.ca_only),
+            u8::from(settings.system_roots),
+            verification as u8,
+        ]);
         let identity: [u8; 32] = digest.finalize().into();
-        LOADED.get_or_build(identity, || Self::build(settings, &files, &source, verification, identity)).map(Some)
+        LOADED
+            .get_or_build(identity, || {
+                Self::build(settings, &files, &source, verification, identity)
+            })
+            .map(Some)
     }
 
     fn build(
@@ -174,15 +199,26 @@ impl ConnectionTls {
         if settings.system_roots {
             let native = rustls_native_certs::load_native_certs();
             if native.certs.is_empty() {
-                let why = native.errors.first().map(ToString::to_string).unwrap_or_else(|| "none found".into());
-                return Err(fail(format!("`system_roots`: cannot read the platform's roots: {why}")));
+                let why = native
+                    .errors
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "none found".into());
+                return Err(fail(format!(
+                    "`system_roots`: cannot read the platform's roots: {why}"
+                )));
             }
             let (added, _unusable) = roots.add_parsable_certificates(native.certs);
             tracing::debug!(added, "platform roots trusted for a connection");
         }
         if let (Some(path), Some(data)) = (&settings.ca_file, &files.ca) {
             for cert in parse_certs(path, data)? {
-                roots.add(cert).map_err(|e| fail(format!("{}: not a usable CA certificate: {e}", path.display())))?;
+                roots.add(cert).map_err(|e| {
+                    fail(format!(
+                        "{}: not a usable CA certificate: {e}",
+                        path.display()
+                    ))
+                })?;
             }
         }
         let client = source.identity(settings, files)?;
@@ -197,20 +233,30 @@ impl ConnectionTls {
                 let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
                     .build()
                     .map_err(|e| fail(format!("cannot build the certificate verifier: {e}")))?;
-                builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyHostName(inner)))
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AnyHostName(inner)))
             }
             Verification::None => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.signature_verification_algorithms))),
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(
+                    provider.signature_verification_algorithms,
+                ))),
         };
         let mut config = match client {
-            Some((chain, key)) => builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| fail(format!("the client certificate and key do not fit together: {e}")))?,
+            Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+                fail(format!(
+                    "the client certificate and key do not fit together: {e}"
+                ))
+            })?,
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = alpn();
-        Ok(Self { config: Arc::new(config), identity, verification })
+        Ok(Self {
+            config: Arc::new(config),
+            identity,
+            verification,
+        })
     }
 
     /// The rustls configuration for this connection's origins.
@@ -235,12 +281,15 @@ impl ConnectionTls {
 /// The rustls client configuration every request uses unless its connection
 /// says otherwise: webpki roots, TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`.
 pub(crate) fn default_client_config() -> Arc<ClientConfig> {
-    let roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     config.alpn_protocols = alpn();
     Arc::new(config)
 }
@@ -277,7 +326,9 @@ struct Files {
 }
 
 fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, TlsError> {
-    std::fs::read(path).map(Zeroizing::new).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path)
+        .map(Zeroizing::new)
+        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))
 }
 
 fn parse_certs(path: &Path, data: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -306,7 +357,9 @@ impl<'a> ClientSource<'a> {
     /// Checks the combination of keys before any file is read.
     fn of(s: &'a TlsSettings) -> Result<Self, TlsError> {
         match (&s.client_cert_file, &s.client_key_file, &s.pkcs12_file) {
-            (None, None, None) if s.client_key_password.is_some() || s.pkcs12_password.is_some() => {
+            (None, None, None)
+                if s.client_key_password.is_some() || s.pkcs12_password.is_some() =>
+            {
                 Err(fail("a password is set but no key file"))
             }
             (None, None, None) => Ok(Self::None),
@@ -315,7 +368,9 @@ impl<'a> ClientSource<'a> {
             (Some(_), None, None) | (None, Some(_), None) => {
                 Err(fail("`client_cert_file` and `client_key_file` go together"))
             }
-            _ => Err(fail("use either `pkcs12_file` or `client_cert_file` + `client_key_file`, not both")),
+            _ => Err(fail(
+                "use either `pkcs12_file` or `client_cert_file` + `client_key_file`, not both",
+            )),
         }
     }
 
@@ -327,39 +382,78 @@ impl<'a> ClientSource<'a> {
                 parse_certs(cert, bytes(&files.cert))?,
                 parse_key(key, bytes(&files.key), s.client_key_password.as_ref())?,
             )),
-            Self::Pkcs12(p12) => Some(pkcs12_identity(p12, bytes(&files.pkcs12), s.pkcs12_password.as_ref())?),
+            Self::Pkcs12(p12) => Some(pkcs12_identity(
+                p12,
+                bytes(&files.pkcs12),
+                s.pkcs12_password.as_ref(),
+            )?),
         })
     }
 }
 
 /// A PEM private key; an `ENCRYPTED PRIVATE KEY` (PKCS#8, PBES2) needs its password.
-fn parse_key(path: &Path, data: &[u8], password: Option<&Secret>) -> Result<PrivateKeyDer<'static>, TlsError> {
+fn parse_key(
+    path: &Path,
+    data: &[u8],
+    password: Option<&Secret>,
+) -> Result<PrivateKeyDer<'static>, TlsError> {
     let invalid = |e: &dyn fmt::Display| fail(format!("{}: invalid key: {e}", path.display()));
     if let Ok((label, der)) = pkcs8::der::pem::decode_vec(data)
         && label == "ENCRYPTED PRIVATE KEY"
     {
         let der = Zeroizing::new(der);
-        let password = password.ok_or_else(|| fail(format!("{} is encrypted: set `client_key_password`", path.display())))?;
+        let password = password.ok_or_else(|| {
+            fail(format!(
+                "{} is encrypted: set `client_key_password`",
+                path.display()
+            ))
+        })?;
         let info = EncryptedPrivateKeyInfoRef::try_from(der.as_slice()).map_err(|e| invalid(&e))?;
-        let plain = info
-            .decrypt(password.expose().as_bytes())
-            .map_err(|_| fail(format!("{}: cannot decrypt the key (wrong password?)", path.display())))?;
+        let plain = info.decrypt(password.expose().as_bytes()).map_err(|_| {
+            fail(format!(
+                "{}: cannot decrypt the key (wrong password?)",
+                path.display()
+            ))
+        })?;
         return Ok(PrivatePkcs8KeyDer::from(plain.as_bytes().to_vec()).into());
     }
     if password.is_some() {
-        return Err(fail(format!("{} is not an encrypted PKCS#8 key, yet `client_key_password` is set", path.display())));
+        return Err(fail(format!(
+            "{} is not an encrypted PKCS#8 key, yet `client_key_password` is set",
+            path.display()
+        )));
     }
     PrivateKeyDer::from_pem_slice(data).map_err(|e| invalid(&e))
 }
 
-fn pkcs12_identity(path: &Path, data: &[u8], password: Option<&Secret>) -> Result<ClientIdentity, TlsError> {
+fn pkcs12_identity(
+    path: &Path,
+    data: &[u8],
+    password: Option<&Secret>,
+) -> Result<ClientIdentity, TlsError> {
     let password = password.map(Secret::expose).unwrap_or_default();
-    let store = p12_keystore::KeyStore::from_pkcs12(data, password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
-        .map_err(|e| fail(format!("{}: cannot open the PKCS#12 bundle (wrong password?): {e}", path.display())))?;
-    let (_, chain) = store
-        .private_key_chain()
-        .ok_or_else(|| fail(format!("{}: the bundle holds no private key", path.display())))?;
-    let certs = chain.certs().iter().map(|c| CertificateDer::from(c.as_der().to_vec())).collect();
+    let store = p12_keystore::KeyStore::from_pkcs12(
+        data,
+        password,
+        p12_keystore::Pkcs12ImportPolicy::Relaxed,
+    )
+    .map_err(|e| {
+        fail(format!(
+            "{}: cannot open the PKCS#12 bundle (wrong password?): {e}",
+            path.display()
+        ))
+    })?;
+    let (_, chain) = store.private_key_chain().ok_or_else(|| {
+        fail(format!(
+            "{}: the bundle holds no private key",
+            path.display()
+        ))
+    })?;
+    let certs = chain
+        .certs()
+        .iter()
+        .map(|c| CertificateDer::from(c.as_der().to_vec()))
+        .collect();
     let key = PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()).into();
     Ok((certs, key))
 }
@@ -377,7 +471,10 @@ impl ServerCertVerifier for AnyHostName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -454,28 +551,56 @@ mod tests {
 
     #[test]
     fn an_empty_table_is_the_default_configuration() {
-        assert!(ConnectionTls::load(&TlsSettings::default()).unwrap().is_none());
+        assert!(
+            ConnectionTls::load(&TlsSettings::default())
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
     fn inconsistent_tables_are_refused() {
-        let only = TlsSettings { ca_only: true, ..TlsSettings::default() };
+        let only = TlsSettings {
+            ca_only: true,
+            ..TlsSettings::default()
+        };
         assert!(ConnectionTls::load(&only).is_err());
-        let half = TlsSettings { client_cert_file: Some("c.pem".into()), ..TlsSettings::default() };
-        assert!(ConnectionTls::load(&half).unwrap_err().to_string().contains("go together"));
+        let half = TlsSettings {
+            client_cert_file: Some("c.pem".into()),
+            ..TlsSettings::default()
+        };
+        assert!(
+            ConnectionTls::load(&half)
+                .unwrap_err()
+                .to_string()
+                .contains("go together")
+        );
     }
 
     #[test]
     fn relaxed_verification_is_insecure_and_keys_its_own_pool() {
-        let host = ConnectionTls::load(&TlsSettings { verify_host: Some(false), ..TlsSettings::default() }).unwrap().unwrap();
-        let peer = ConnectionTls::load(&TlsSettings { verify_peer: Some(false), ..TlsSettings::default() }).unwrap().unwrap();
+        let host = ConnectionTls::load(&TlsSettings {
+            verify_host: Some(false),
+            ..TlsSettings::default()
+        })
+        .unwrap()
+        .unwrap();
+        let peer = ConnectionTls::load(&TlsSettings {
+            verify_peer: Some(false),
+            ..TlsSettings::default()
+        })
+        .unwrap()
+        .unwrap();
         assert!(host.is_insecure() && peer.is_insecure());
         assert_ne!(host.identity(), peer.identity());
     }
 
     #[test]
     fn an_unchanged_configuration_is_built_once() {
-        let settings = || TlsSettings { verify_host: Some(false), ..TlsSettings::default() };
+        let settings = || TlsSettings {
+            verify_host: Some(false),
+            ..TlsSettings::default()
+        };
         let first = ConnectionTls::load(&settings()).unwrap().unwrap();
         let again = ConnectionTls::load(&settings()).unwrap().unwrap();
         assert!(Arc::ptr_eq(&first, &again));

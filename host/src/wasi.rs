@@ -26,6 +26,10 @@ impl NoGrantWasi {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .build();
-        Self { ctx, stdout, stderr }
+        Self {
+            ctx,
+            stdout,
+            stderr,
+        }
     }
 }

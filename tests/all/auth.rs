@@ -21,7 +21,8 @@ pub(crate) fn encodings(secret: &str) -> Vec<String> {
         STANDARD.encode(b),
         URL_SAFE.encode(b),
         URL_SAFE_NO_PAD.encode(b),
-        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string(),
+        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
         form_urlencoded::byte_serialize(b).collect(),
         json[1..json.len() - 1].to_owned(),
     ]
@@ -32,30 +33,64 @@ pub(crate) fn assert_no_leak(result: &StepResult, secrets: &[&str]) {
     let everything = serde_json::to_string(result).unwrap();
     for secret in secrets {
         for form in encodings(secret) {
-            assert!(!everything.contains(&form), "`{form}` (a form of a secret) leaked: {everything}");
+            assert!(
+                !everything.contains(&form),
+                "`{form}` (a form of a secret) leaked: {everything}"
+            );
         }
     }
 }
 
 fn custom(base: &str, placement: &str) -> String {
-    format!("connection = 'default'\nbase_url = '{base}'\nauth = 'custom'\n{placement}\n[secrets]\nkey = '''{CANARY}'''")
+    format!(
+        "connection = 'default'\nbase_url = '{base}'\nauth = 'custom'\n{placement}\n[secrets]\nkey = '''{CANARY}'''"
+    )
 }
 
 #[tokio::test]
 async fn custom_header_template_and_query() {
     let server = TestServer::echo().await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let conn = custom(&server.url(""), "header = 'Authorization'\ntemplate = 'Token {secret}'");
-    let r = step(&host, "http-request", "request", json!({"url": "/h"}), &[&conn]).await;
+    let conn = custom(
+        &server.url(""),
+        "header = 'Authorization'\ntemplate = 'Token {secret}'",
+    );
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/h"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-    assert_eq!(server.received()[0].header("authorization"), Some(format!("Token {CANARY}").as_str()));
-    assert_eq!(r.output.as_ref().unwrap()["headers"]["x-echo-authorization"], "Token [REDACTED]");
+    assert_eq!(
+        server.received()[0].header("authorization"),
+        Some(format!("Token {CANARY}").as_str())
+    );
+    assert_eq!(
+        r.output.as_ref().unwrap()["headers"]["x-echo-authorization"],
+        "Token [REDACTED]"
+    );
     assert_no_leak(&r, &[CANARY]);
 
     let conn = custom(&server.url(""), "query = 'sig'\ntemplate = 'v1:{secret}'");
-    let r = step(&host, "http-request", "request", json!({"url": "/q", "params": {"a": "1"}}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/q", "params": {"a": "1"}}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-    assert_eq!(server.received()[1].query(), vec![("a".into(), "1".into()), ("sig".into(), format!("v1:{CANARY}"))]);
+    assert_eq!(
+        server.received()[1].query(),
+        vec![
+            ("a".into(), "1".into()),
+            ("sig".into(), format!("v1:{CANARY}"))
+        ]
+    );
     assert_eq!(r.output.as_ref().unwrap()["url"], server.url("/q?a=1"));
     assert_no_leak(&r, &[CANARY]);
 }
@@ -65,16 +100,23 @@ async fn custom_form_and_json_fields_are_filled_in_by_the_host() {
     let server = TestServer::echo().await;
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = custom(&server.url(""), "form_field = 'api_secret'");
-    let input = json!({"url": "/f", "method": "POST", "body": {"amount": "5"}, "body_type": "form"});
+    let input =
+        json!({"url": "/f", "method": "POST", "body": {"amount": "5"}, "body_type": "form"});
     let r = step(&host, "http-request", "request", input, &[&conn]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(
         form_pairs(&server.received()[0].body),
-        vec![("amount".into(), "5".into()), ("api_secret".into(), CANARY.into())]
+        vec![
+            ("amount".into(), "5".into()),
+            ("api_secret".into(), CANARY.into())
+        ]
     );
     assert_no_leak(&r, &[CANARY]);
 
-    let conn = custom(&server.url(""), "json_field = 'auth'\ntemplate = 'k={secret}'");
+    let conn = custom(
+        &server.url(""),
+        "json_field = 'auth'\ntemplate = 'k={secret}'",
+    );
     let input = json!({"url": "/j", "method": "POST", "body": {"n": 1}});
     let r = step(&host, "http-request", "request", input, &[&conn]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
@@ -85,10 +127,18 @@ async fn custom_form_and_json_fields_are_filled_in_by_the_host() {
     // A JSON field needs a JSON object body; the plugin may not set the field itself.
     let input = json!({"url": "/j", "method": "POST", "body": "plain", "body_type": "text"});
     let r = step(&host, "http-request", "request", input, &[&conn]).await;
-    assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("invalid-request"), "{r:?}");
+    assert_eq!(
+        r.error.as_ref().map(|e| e.kind.as_str()),
+        Some("invalid-request"),
+        "{r:?}"
+    );
     let input = json!({"url": "/j", "method": "POST", "body": {"auth": "mine"}});
     let r = step(&host, "http-request", "request", input, &[&conn]).await;
-    assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("invalid-request"), "{r:?}");
+    assert_eq!(
+        r.error.as_ref().map(|e| e.kind.as_str()),
+        Some("invalid-request"),
+        "{r:?}"
+    );
     assert_eq!(server.received().len(), 2);
 }
 
@@ -103,16 +153,37 @@ async fn several_placements_with_their_own_secrets() {
          [secrets]\nclient_id = 'cid-123'\nclient_secret = '''{CANARY}'''",
         server.url("")
     );
-    let r = step(&host, "http-request", "request", json!({"url": "/m"}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/m"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let got = &server.received()[0];
     assert_eq!(got.header("x-client"), Some("cid-123"));
-    assert_eq!(got.header("x-signature"), Some(format!("sig {CANARY}").as_str()));
+    assert_eq!(
+        got.header("x-signature"),
+        Some(format!("sig {CANARY}").as_str())
+    );
     assert_no_leak(&r, &[CANARY, "cid-123"]);
 
     // The plugin may not set a header the connection places its secret in.
-    let r = step(&host, "http-request", "request", json!({"url": "/m", "headers": {"x-signature": "x"}}), &[&conn]).await;
-    assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("invalid-request"), "{r:?}");
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/m", "headers": {"x-signature": "x"}}),
+        &[&conn],
+    )
+    .await;
+    assert_eq!(
+        r.error.as_ref().map(|e| e.kind.as_str()),
+        Some("invalid-request"),
+        "{r:?}"
+    );
     assert_eq!(server.received().len(), 1);
 }
 
@@ -125,10 +196,20 @@ async fn shared_headers_and_query_of_the_connection_are_sent() {
          [shared_headers]\nX-Org = 'acme'\n[shared_query]\nregion = 'eu'",
         server.url("")
     );
-    let r = step(&host, "http-request", "request", json!({"url": "/s"}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/s"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(server.received()[0].header("x-org"), Some("acme"));
-    assert_eq!(server.received()[0].query(), vec![("region".into(), "eu".into())]);
+    assert_eq!(
+        server.received()[0].query(),
+        vec![("region".into(), "eu".into())]
+    );
 }
 
 /// Steps binding the same connection file share one binding; any change to
@@ -140,21 +221,54 @@ async fn a_changed_connection_file_is_bound_afresh() {
     let server = TestServer::echo().await;
     let host = host_with(host_builder(), &["http-request"]).await;
     let bearer = |token: &str| {
-        format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url(""))
+        format!(
+            "connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'",
+            server.url("")
+        )
     };
-    for (i, token) in ["tok-first-1", "tok-first-1", "tok-rotated-2", "tok-first-1"].into_iter().enumerate() {
-        let r = step(&host, "http-request", "request", json!({"url": format!("/{i}")}), &[&bearer(token)]).await;
+    for (i, token) in ["tok-first-1", "tok-first-1", "tok-rotated-2", "tok-first-1"]
+        .into_iter()
+        .enumerate()
+    {
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": format!("/{i}")}),
+            &[&bearer(token)],
+        )
+        .await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-        assert_eq!(server.received()[i].header("authorization"), Some(format!("Bearer {token}").as_str()));
-        assert_eq!(r.output.as_ref().unwrap()["headers"]["x-echo-authorization"], "Bearer [REDACTED]");
+        assert_eq!(
+            server.received()[i].header("authorization"),
+            Some(format!("Bearer {token}").as_str())
+        );
+        assert_eq!(
+            r.output.as_ref().unwrap()["headers"]["x-echo-authorization"],
+            "Bearer [REDACTED]"
+        );
         assert_no_leak(&r, &[token]);
     }
     let other = TestServer::echo().await;
     let moved = bearer("tok-first-1").replace(&server.url(""), &other.url(""));
-    let r = step(&host, "http-request", "request", json!({"url": "/moved"}), &[&moved]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/moved"}),
+        &[&moved],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-    assert_eq!(other.received()[0].header("authorization"), Some("Bearer tok-first-1"));
-    assert_eq!(server.received().len(), 4, "the old base URL got nothing more");
+    assert_eq!(
+        other.received()[0].header("authorization"),
+        Some("Bearer tok-first-1")
+    );
+    assert_eq!(
+        server.received().len(),
+        4,
+        "the old base URL got nothing more"
+    );
 }
 
 #[tokio::test]
@@ -167,12 +281,19 @@ async fn an_echo_of_everything_leaks_nothing() {
         match hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
             0 => Reply {
                 status: 307,
-                headers: vec![("location".into(), format!("/again?{}", r.uri.split_once('?').unwrap().1))],
+                headers: vec![(
+                    "location".into(),
+                    format!("/again?{}", r.uri.split_once('?').unwrap().1),
+                )],
                 body: all.into_bytes(),
             },
             _ => {
                 let mut reply = Reply::json(400, json!({"error": "bad request", "you_sent": all}));
-                reply.headers.extend(r.headers.iter().map(|(k, v)| (format!("x-echo-{k}"), v.clone())));
+                reply.headers.extend(
+                    r.headers
+                        .iter()
+                        .map(|(k, v)| (format!("x-echo-{k}"), v.clone())),
+                );
                 reply.headers.push(("x-echo-uri".into(), r.uri.clone()));
                 reply
             }
@@ -198,9 +319,12 @@ async fn an_echo_of_everything_leaks_nothing() {
 
 #[test]
 fn unknown_and_misplaced_keys_are_named() {
-    let err = toml::from_str::<ConnectionConfig>("connection = 'd'\nauth = 'bearer'\ntoken_urll = 'x'").unwrap_err();
+    let err =
+        toml::from_str::<ConnectionConfig>("connection = 'd'\nauth = 'bearer'\ntoken_urll = 'x'")
+            .unwrap_err();
     assert!(err.to_string().contains("token_urll"), "{err}");
-    let err = toml::from_str::<ConnectionConfig>("connection = 'd'\n[secrets]\napi_token = 'x'").unwrap_err();
+    let err = toml::from_str::<ConnectionConfig>("connection = 'd'\n[secrets]\napi_token = 'x'")
+        .unwrap_err();
     assert!(err.to_string().contains("api_token"), "{err}");
 }
 
@@ -208,16 +332,39 @@ fn unknown_and_misplaced_keys_are_named() {
 async fn settings_foreign_to_the_scheme_are_refused() {
     let host = host_with(host_builder(), &["http-request"]).await;
     for (conn, named) in [
-        ("auth = 'bearer'\ntoken_url = 'https://a.test/t'\n[secrets]\ntoken = 't'", "`token_url` does not apply"),
-        ("auth = 'bearer'\n[secrets]\ntoken = 't'\nclient_secret = 's'", "secret `client_secret`"),
-        ("auth = 'custom'\nheader = 'X-A'\ntemplate = 'no placeholder'\n[secrets]\nkey = 'k'", "{secret}"),
-        ("auth = 'custom'\nheader = 'X-A'\n[secrets]\ntoken = 'k'", "secret `token`"),
+        (
+            "auth = 'bearer'\ntoken_url = 'https://a.test/t'\n[secrets]\ntoken = 't'",
+            "`token_url` does not apply",
+        ),
+        (
+            "auth = 'bearer'\n[secrets]\ntoken = 't'\nclient_secret = 's'",
+            "secret `client_secret`",
+        ),
+        (
+            "auth = 'custom'\nheader = 'X-A'\ntemplate = 'no placeholder'\n[secrets]\nkey = 'k'",
+            "{secret}",
+        ),
+        (
+            "auth = 'custom'\nheader = 'X-A'\n[secrets]\ntoken = 'k'",
+            "secret `token`",
+        ),
     ] {
         let text = format!("connection = 'default'\nbase_url = 'https://a.test'\n{conn}");
-        let r = step(&host, "http-request", "request", json!({"url": "/"}), &[&text]).await;
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": "/"}),
+            &[&text],
+        )
+        .await;
         let e = r.error.expect("binding fails");
         assert_eq!(e.kind, "invalid-step");
-        assert!(e.message.contains(named), "{} should name {named}", e.message);
+        assert!(
+            e.message.contains(named),
+            "{} should name {named}",
+            e.message
+        );
     }
 }
 
@@ -226,12 +373,31 @@ async fn a_plugin_cannot_set_host_owned_or_credential_names() {
     let server = TestServer::echo().await;
     let host = host_with(host_builder(), &["http-request", "misbehave"]).await;
     let conn = custom(&server.url(""), "query = 'sig'");
-    for headers in [json!({"Cookie": "a=b"}), json!({"Proxy-Authorization": "Basic eA=="}), json!({"authorization": "x"})] {
+    for headers in [
+        json!({"Cookie": "a=b"}),
+        json!({"Proxy-Authorization": "Basic eA=="}),
+        json!({"authorization": "x"}),
+    ] {
         let input = json!({"url": server.url("/"), "headers": headers});
         let r = step(&host, "misbehave", "send", input, &[]).await;
-        assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("invalid-request"), "{headers}: {r:?}");
+        assert_eq!(
+            r.error.as_ref().map(|e| e.kind.as_str()),
+            Some("invalid-request"),
+            "{headers}: {r:?}"
+        );
     }
-    let r = step(&host, "http-request", "request", json!({"url": "/", "params": {"sig": "mine"}}), &[&conn]).await;
-    assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("invalid-request"), "{r:?}");
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/", "params": {"sig": "mine"}}),
+        &[&conn],
+    )
+    .await;
+    assert_eq!(
+        r.error.as_ref().map(|e| e.kind.as_str()),
+        Some("invalid-request"),
+        "{r:?}"
+    );
     assert_eq!(server.connections(), 0);
 }

@@ -21,12 +21,16 @@ async fn get_sends_repeated_query_keys_and_headers() {
     assert_eq!(got.method, "GET");
     assert_eq!(
         got.query(),
-        [("fixed", "1"), ("tag", "a"), ("tag", "b c"), ("n", "1")].map(|(k, v)| (k.to_string(), v.to_string()))
+        [("fixed", "1"), ("tag", "a"), ("tag", "b c"), ("n", "1")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
     );
     assert_eq!(got.header("x-trace"), Some("t-1"));
     let out = r.output.unwrap();
     assert_eq!(out["status"], 200);
-    assert_eq!(out["body"]["method"], "GET", "a JSON response body is parsed: {out}");
+    assert_eq!(
+        out["body"]["method"], "GET",
+        "a JSON response body is parsed: {out}"
+    );
     assert_eq!(out["headers"]["content-type"], "application/json");
     assert_eq!(r.requests.len(), 1);
     assert_eq!(r.requests[0].status, Some(200));
@@ -37,7 +41,8 @@ async fn post_json_arrives_as_json() {
     let server = TestServer::echo().await;
     let host = host_with(host_builder(), &["http-request"]).await;
     let body = json!({"name": "Ada", "tags": ["x", "y"], "n": 3});
-    let input = json!({"url": server.url("/json"), "method": "post", "body": body, "body_type": "json"});
+    let input =
+        json!({"url": server.url("/json"), "method": "post", "body": body, "body_type": "json"});
     let r = step(&host, "http-request", "request", input, &[]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let got = &server.received()[0];
@@ -60,13 +65,20 @@ async fn post_form_keeps_repeated_and_bracketed_keys() {
     let r = step(&host, "http-request", "request", input, &[]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let got = &server.received()[0];
-    assert_eq!(got.header("content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        got.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
     let mut pairs = form_pairs(&got.body);
     pairs.sort();
-    let mut want: Vec<(String, String)> =
-        [("item", "a"), ("item", "b"), ("metadata[order_id]", "6735"), ("note", "x&y=z")]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
+    let mut want: Vec<(String, String)> = [
+        ("item", "a"),
+        ("item", "b"),
+        ("metadata[order_id]", "6735"),
+        ("note", "x&y=z"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .into();
     want.sort();
     assert_eq!(pairs, want);
 }
@@ -80,10 +92,14 @@ async fn text_body_and_non_json_response() {
     })
     .await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let input = json!({"url": server.url("/t"), "method": "PUT", "body": "hello", "body_type": "text"});
+    let input =
+        json!({"url": server.url("/t"), "method": "PUT", "body": "hello", "body_type": "text"});
     let r = step(&host, "http-request", "request", input, &[]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-    assert_eq!(server.received()[0].header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        server.received()[0].header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     let out = r.output.unwrap();
     assert_eq!(out["status"], 201);
     assert_eq!(out["body"], "got 5 bytes");
@@ -94,7 +110,14 @@ async fn text_body_and_non_json_response() {
 async fn non_2xx_is_an_http_error_with_the_response_in_output() {
     let server = TestServer::start(|_| Reply::json(404, json!({"error": "no such thing"}))).await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/missing")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/missing")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::HttpError, "{r:?}");
     assert_eq!(r.status, Some(404));
     let out = r.output.expect("the response stays in output");
@@ -107,22 +130,50 @@ async fn non_2xx_is_an_http_error_with_the_response_in_output() {
 /// whatever it needs escaping, across the plugin's word-at-a-time escaper.
 #[tokio::test]
 async fn json_and_text_bodies_arrive_in_the_output_unchanged() {
-    let json_text = r#"{"z":1,"a":[1.5,-0,1e3,12345678901234567890,{"\u00e9\"":"\ud83e\udd80\n"}],"m":null}"#;
-    let text: String = (0u8..0x80).map(char::from).chain("é漢字🦀 \"q\" \\".chars()).cycle().take(5000).collect();
+    let json_text =
+        r#"{"z":1,"a":[1.5,-0,1e3,12345678901234567890,{"\u00e9\"":"\ud83e\udd80\n"}],"m":null}"#;
+    let text: String = (0u8..0x80)
+        .map(char::from)
+        .chain("é漢字🦀 \"q\" \\".chars())
+        .cycle()
+        .take(5000)
+        .collect();
     let (json_reply, text_reply) = (json_text.to_owned(), text.clone());
     let server = TestServer::start(move |r| {
-        let (kind, body) = if r.uri == "/json" { ("application/json", &json_reply) } else { ("text/plain; charset=utf-8", &text_reply) };
-        Reply { status: 200, headers: vec![("content-type".into(), kind.into())], body: body.clone().into_bytes() }
+        let (kind, body) = if r.uri == "/json" {
+            ("application/json", &json_reply)
+        } else {
+            ("text/plain; charset=utf-8", &text_reply)
+        };
+        Reply {
+            status: 200,
+            headers: vec![("content-type".into(), kind.into())],
+            body: body.clone().into_bytes(),
+        }
     })
     .await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/json")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/json")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let expected: serde_json::Value = serde_json::from_str(json_text).unwrap();
     let output = r.output.unwrap();
     assert_eq!(output["body"], expected);
     assert_eq!(output["body_base64"], false);
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/text")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/text")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(r.output.unwrap()["body"].as_str(), Some(text.as_str()));
 }
@@ -136,7 +187,14 @@ async fn binary_response_is_base64_with_a_flag() {
     })
     .await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/bin")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/bin")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let out = r.output.unwrap();
     assert_eq!(out["body_base64"], true);
@@ -147,8 +205,18 @@ async fn binary_response_is_base64_with_a_flag() {
 async fn relative_url_joins_the_connection_base_url() {
     let server = TestServer::echo().await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let conn = format!("connection = 'default'\nbase_url = '{}'\nauth = 'none'", server.url("/api/v2/"));
-    let r = step(&host, "http-request", "request", json!({"url": "/users/7?x=1"}), &[&conn]).await;
+    let conn = format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'none'",
+        server.url("/api/v2/")
+    );
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/users/7?x=1"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(server.received()[0].uri, "/api/v2/users/7?x=1");
 }
@@ -156,19 +224,37 @@ async fn relative_url_joins_the_connection_base_url() {
 #[tokio::test]
 async fn redirects_are_followed_within_the_origin() {
     let server = TestServer::start(|r| match r.uri.as_str() {
-        "/old" => Reply { status: 302, headers: vec![("location".into(), "/new".into())], body: vec![] },
+        "/old" => Reply {
+            status: 302,
+            headers: vec![("location".into(), "/new".into())],
+            body: vec![],
+        },
         _ => Reply::json(200, json!({"at": r.uri})),
     })
     .await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/old")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/old")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let out = r.output.unwrap();
     assert_eq!(out["body"]["at"], "/new");
     assert_eq!(out["url"], server.url("/new"));
     assert_eq!(r.requests.len(), 2, "each hop is recorded");
 
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/old"), "follow_location": false}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/old"), "follow_location": false}),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, Some(302), "{r:?}");
 }
 
@@ -176,7 +262,14 @@ async fn redirects_are_followed_within_the_origin() {
 async fn invalid_input_is_an_error_before_any_request() {
     let server = TestServer::echo().await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/"), "method": "BREW"}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/"), "method": "BREW"}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Error, "{r:?}");
     assert_eq!(r.error.unwrap().kind, "invalid-input");
     assert_eq!(server.connections(), 0);

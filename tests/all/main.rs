@@ -23,8 +23,23 @@ mod tls;
 use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
 
 /// Runs `call` of `plugin` with `input` and these connection files (TOML text).
-async fn step(host: &Host, plugin: &str, call: &str, input: serde_json::Value, connections: &[&str]) -> StepResult {
-    let connections: Vec<ConnectionConfig> =
-        connections.iter().map(|t| toml::from_str(t).expect("connection TOML parses")).collect();
-    host.run_step(StepRequest { tenant: "test".into(), plugin: plugin.into(), call: call.into(), input, connections }).await
+async fn step(
+    host: &Host,
+    plugin: &str,
+    call: &str,
+    input: serde_json::Value,
+    connections: &[&str],
+) -> StepResult {
+    let connections: Vec<ConnectionConfig> = connections
+        .iter()
+        .map(|t| toml::from_str(t).expect("connection TOML parses"))
+        .collect();
+    host.run_step(StepRequest {
+        tenant: "test".into(),
+        plugin: plugin.into(),
+        call: call.into(),
+        input,
+        connections,
+    })
+    .await
 }

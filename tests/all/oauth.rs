@@ -48,22 +48,50 @@ fn client_credentials(api: &TestServer, tokens: &TestServer, extra: &str) -> Str
 async fn client_credentials_with_basic_client_auth_is_cached() {
     let (tokens, api) = (token_server(|_| 3600).await, api().await);
     let host = host_with(host_builder(), &["http-request"]).await;
-    let conn = client_credentials(&api, &tokens, "scopes = ['read', 'write']\naudience = 'https://api.test'");
+    let conn = client_credentials(
+        &api,
+        &tokens,
+        "scopes = ['read', 'write']\naudience = 'https://api.test'",
+    );
     for n in 0..2 {
-        let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": "/me"}),
+            &[&conn],
+        )
+        .await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-        assert_eq!(r.output.as_ref().unwrap()["body"]["auth"], "Bearer [REDACTED]");
+        assert_eq!(
+            r.output.as_ref().unwrap()["body"]["auth"],
+            "Bearer [REDACTED]"
+        );
         assert_no_leak(&r, &[CLIENT_SECRET, "at-1"]);
         // The token request is listed first in the step that made it.
-        let listed: Vec<(&str, &str)> = r.requests.iter().map(|q| (q.method.as_str(), q.url.as_str())).collect();
+        let listed: Vec<(&str, &str)> = r
+            .requests
+            .iter()
+            .map(|q| (q.method.as_str(), q.url.as_str()))
+            .collect();
         let token_url = tokens.url("/oauth/token");
         let me = api.url("/me");
-        let expected = if n == 0 { vec![("POST", token_url.as_str()), ("GET", me.as_str())] } else { vec![("GET", me.as_str())] };
+        let expected = if n == 0 {
+            vec![("POST", token_url.as_str()), ("GET", me.as_str())]
+        } else {
+            vec![("GET", me.as_str())]
+        };
         assert_eq!(listed, expected, "step {n}");
     }
     let got = tokens.received();
     assert_eq!(got.len(), 1, "the second step reuses the cached token");
-    let basic = format!("Basic {}", STANDARD.encode(format!("app-1:{}", form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect::<String>())));
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!(
+            "app-1:{}",
+            form_urlencoded::byte_serialize(CLIENT_SECRET.as_bytes()).collect::<String>()
+        ))
+    );
     assert_eq!(got[0].method, "POST");
     assert_eq!(got[0].header("authorization"), Some(basic.as_str()));
     assert_eq!(
@@ -74,7 +102,11 @@ async fn client_credentials_with_basic_client_auth_is_cached() {
             ("audience".into(), "https://api.test".into())
         ]
     );
-    assert!(api.received().iter().all(|r| r.header("authorization") == Some("Bearer at-1")));
+    assert!(
+        api.received()
+            .iter()
+            .all(|r| r.header("authorization") == Some("Bearer at-1"))
+    );
 }
 
 #[tokio::test]
@@ -82,17 +114,49 @@ async fn token_requests_count_toward_the_step_request_limit() {
     let (tokens, api) = (token_server(|_| 3600).await, api().await);
     let conn = client_credentials(&api, &tokens, "");
     let limited = |n| {
-        let limits = courier_host::Limits { max_requests_per_step: n, ..courier_host::Limits::default() };
+        let limits = courier_host::Limits {
+            max_requests_per_step: n,
+            ..courier_host::Limits::default()
+        };
         host_with(host_builder().limits(limits), &["http-request"])
     };
     let host = limited(1).await;
-    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
-    assert_eq!(r.outcome, Outcome::MaxConnection, "the request and its token request are two: {r:?}");
-    assert!(r.error.as_ref().unwrap().message.contains("limit of 1 requests"), "{r:?}");
-    assert_eq!((tokens.received().len(), api.received().len()), (0, 0), "nothing was sent");
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/me"}),
+        &[&conn],
+    )
+    .await;
+    assert_eq!(
+        r.outcome,
+        Outcome::MaxConnection,
+        "the request and its token request are two: {r:?}"
+    );
+    assert!(
+        r.error
+            .as_ref()
+            .unwrap()
+            .message
+            .contains("limit of 1 requests"),
+        "{r:?}"
+    );
+    assert_eq!(
+        (tokens.received().len(), api.received().len()),
+        (0, 0),
+        "nothing was sent"
+    );
 
     let host = limited(2).await;
-    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/me"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(r.requests.len(), 2);
     assert_eq!((tokens.received().len(), api.received().len()), (1, 1));
@@ -105,7 +169,14 @@ async fn client_auth_in_the_body_and_expired_tokens_are_renewed() {
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = client_credentials(&api, &tokens, "client_auth = 'body'");
     for _ in 0..2 {
-        let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": "/me"}),
+            &[&conn],
+        )
+        .await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     }
     let got = tokens.received();
@@ -119,27 +190,57 @@ async fn client_auth_in_the_body_and_expired_tokens_are_renewed() {
             ("client_secret".into(), CLIENT_SECRET.into())
         ]
     );
-    assert_eq!(api.received()[1].header("authorization"), Some("Bearer at-2"));
+    assert_eq!(
+        api.received()[1].header("authorization"),
+        Some("Bearer at-2")
+    );
 }
 
 #[tokio::test]
 async fn fifty_concurrent_steps_on_an_expired_token_make_one_token_request() {
-    let (tokens, api) = (token_server(|n| if n == 1 { 1 } else { 3600 }).await, api().await);
+    let (tokens, api) = (
+        token_server(|n| if n == 1 { 1 } else { 3600 }).await,
+        api().await,
+    );
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = Arc::new(client_credentials(&api, &tokens, ""));
-    let r = step(&host, "http-request", "request", json!({"url": "/warm"}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/warm"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let mut steps = tokio::task::JoinSet::new();
     for i in 0..50 {
         let (host, conn) = (host.clone(), conn.clone());
-        steps.spawn(async move { step(&host, "http-request", "request", json!({"url": format!("/n/{i}")}), &[&conn]).await });
+        steps.spawn(async move {
+            step(
+                &host,
+                "http-request",
+                "request",
+                json!({"url": format!("/n/{i}")}),
+                &[&conn],
+            )
+            .await
+        });
     }
     while let Some(r) = steps.join_next().await {
         let r = r.unwrap();
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     }
-    assert_eq!(tokens.received().len(), 2, "one request for the first token, exactly one to renew it");
-    let renewed = api.received().iter().filter(|r| r.header("authorization") == Some("Bearer at-2")).count();
+    assert_eq!(
+        tokens.received().len(),
+        2,
+        "one request for the first token, exactly one to renew it"
+    );
+    let renewed = api
+        .received()
+        .iter()
+        .filter(|r| r.header("authorization") == Some("Bearer at-2"))
+        .count();
     assert_eq!(renewed, 50);
 }
 
@@ -160,14 +261,27 @@ async fn a_rotated_refresh_token_is_used_next_time() {
         tokens.url("/token")
     );
     for _ in 0..3 {
-        let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": "/me"}),
+            &[&conn],
+        )
+        .await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
         assert_no_leak(&r, &["rt-1", "rt-2", "rt-3"]);
     }
     let sent: Vec<Vec<(String, String)>> = tokens.received().iter().map(form).collect();
     for (i, form) in sent.iter().enumerate() {
-        assert!(form.contains(&("grant_type".into(), "refresh_token".into())), "{form:?}");
-        assert!(form.contains(&("refresh_token".into(), format!("rt-{}", i + 1))), "{form:?}");
+        assert!(
+            form.contains(&("grant_type".into(), "refresh_token".into())),
+            "{form:?}"
+        );
+        assert!(
+            form.contains(&("refresh_token".into(), format!("rt-{}", i + 1))),
+            "{form:?}"
+        );
     }
     assert_eq!(sent.len(), 3);
 }
@@ -182,7 +296,14 @@ async fn password_grant_sends_the_owner_credentials() {
         api.url(""),
         tokens.url("/token")
     );
-    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/me"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(
         form(&tokens.received()[0]),
@@ -193,7 +314,10 @@ async fn password_grant_sends_the_owner_credentials() {
             ("scope".into(), "all".into())
         ]
     );
-    assert_eq!(api.received()[0].header("authorization"), Some("Bearer at-1"));
+    assert_eq!(
+        api.received()[0].header("authorization"),
+        Some("Bearer at-1")
+    );
     assert_no_leak(&r, &[CANARY, "at-1"]);
 }
 
@@ -207,17 +331,46 @@ async fn a_401_renews_the_token_and_replays_once() {
     .await;
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = client_credentials(&api, &tokens, "");
-    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/me"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!((tokens.received().len(), api.received().len()), (2, 2));
-    let listed: Vec<(&str, Option<u16>)> = r.requests.iter().map(|q| (q.method.as_str(), q.status)).collect();
-    let expected = [("POST", Some(200)), ("GET", Some(401)), ("POST", Some(200)), ("GET", Some(200))];
-    assert_eq!(listed, expected, "token requests and both attempts, in order");
+    let listed: Vec<(&str, Option<u16>)> = r
+        .requests
+        .iter()
+        .map(|q| (q.method.as_str(), q.status))
+        .collect();
+    let expected = [
+        ("POST", Some(200)),
+        ("GET", Some(401)),
+        ("POST", Some(200)),
+        ("GET", Some(200)),
+    ];
+    assert_eq!(
+        listed, expected,
+        "token requests and both attempts, in order"
+    );
 
     // An API that always refuses: one replay, then the 401 goes to the plugin.
-    let (tokens, api) = (token_server(|_| 3600).await, TestServer::start(|_| Reply::json(401, json!({}))).await);
+    let (tokens, api) = (
+        token_server(|_| 3600).await,
+        TestServer::start(|_| Reply::json(401, json!({}))).await,
+    );
     let conn = client_credentials(&api, &tokens, "");
-    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/me"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::HttpError, "{r:?}");
     assert_eq!(r.status, Some(401));
     assert_eq!((tokens.received().len(), api.received().len()), (2, 2));
@@ -225,7 +378,13 @@ async fn a_401_renews_the_token_and_replays_once() {
 
 #[tokio::test]
 async fn a_refused_refresh_is_a_credential_error_and_needs_reauthorization() {
-    let tokens = TestServer::start(|_| Reply::json(400, json!({"error": "invalid_grant", "error_description": CANARY}))).await;
+    let tokens = TestServer::start(|_| {
+        Reply::json(
+            400,
+            json!({"error": "invalid_grant", "error_description": CANARY}),
+        )
+    })
+    .await;
     let api = api().await;
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = format!(
@@ -236,13 +395,24 @@ async fn a_refused_refresh_is_a_credential_error_and_needs_reauthorization() {
     );
     assert_eq!(host.needs_reauthorization("test", "crm-7"), None);
     for _ in 0..2 {
-        let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": "/me"}),
+            &[&conn],
+        )
+        .await;
         assert_eq!(r.outcome, Outcome::Error, "{r:?}");
         let e = r.error.as_ref().unwrap();
         assert_eq!(e.kind, "credential", "{e:?}");
         assert_no_leak(&r, &[CANARY]);
     }
-    assert_eq!(tokens.received().len(), 1, "a connection needing re-authorization is not retried");
+    assert_eq!(
+        tokens.received().len(),
+        1,
+        "a connection needing re-authorization is not retried"
+    );
     assert_eq!(api.received().len(), 0);
     assert_eq!(host.needs_reauthorization("test", "crm-7"), Some(true));
 }
@@ -256,9 +426,19 @@ async fn token_endpoints_obey_the_egress_policy() {
          [secrets]\nclient_id = 'app-1'\nclient_secret = 'cs'",
         api.url("")
     );
-    let r = step(&host, "http-request", "request", json!({"url": "/me"}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/me"}),
+        &[&conn],
+    )
+    .await;
     let e = r.error.as_ref().unwrap();
     assert_eq!(e.kind, "credential", "{e:?}");
-    assert!(e.message.contains("denied") && e.message.contains("10.1.2.3"), "{e:?}");
+    assert!(
+        e.message.contains("denied") && e.message.contains("10.1.2.3"),
+        "{e:?}"
+    );
     assert_eq!(api.received().len(), 0);
 }

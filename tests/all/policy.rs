@@ -11,7 +11,11 @@ async fn loopback_is_refused_unless_the_operator_allows_it() {
     let server = TestServer::echo().await;
     let builder = Host::builder().allow_host("http://*:*".parse().unwrap());
     let host = host_with(builder, &["http-request"]).await;
-    for url in [server.url("/"), format!("http://localhost:{}/", server.addr.port()), format!("http://0x7f.0.0.1:{}/", server.addr.port())] {
+    for url in [
+        server.url("/"),
+        format!("http://localhost:{}/", server.addr.port()),
+        format!("http://0x7f.0.0.1:{}/", server.addr.port()),
+    ] {
         let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
         assert_eq!(r.outcome, Outcome::Denied, "{url}: {r:?}");
         assert_eq!(r.error.unwrap().kind, "denied");
@@ -22,8 +26,19 @@ async fn loopback_is_refused_unless_the_operator_allows_it() {
 #[tokio::test]
 async fn an_operator_cidr_pattern_allows_ip_literals_in_its_network() {
     let server = TestServer::echo().await;
-    let host = host_with(Host::builder().allow_host("http://127.0.0.0/8:*".parse().unwrap()), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/in")}), &[]).await;
+    let host = host_with(
+        Host::builder().allow_host("http://127.0.0.0/8:*".parse().unwrap()),
+        &["http-request"],
+    )
+    .await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/in")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(server.received().len(), 1);
     // Names never match a network pattern, even one that resolves into it.
@@ -31,7 +46,11 @@ async fn an_operator_cidr_pattern_allows_ip_literals_in_its_network() {
     let r = step(&host, "http-request", "request", json!({"url": name}), &[]).await;
     assert_eq!(r.outcome, Outcome::Denied, "{r:?}");
     assert!(r.error.unwrap().message.contains("operator"));
-    assert_eq!(server.received().len(), 1, "the denied request never arrived");
+    assert_eq!(
+        server.received().len(),
+        1,
+        "the denied request never arrived"
+    );
 }
 
 #[tokio::test]
@@ -41,7 +60,14 @@ async fn hosts_outside_the_operator_allowlist_are_denied() {
         .allow_host("https://api.example.com".parse().unwrap())
         .allow_network("127.0.0.1/32".parse().unwrap());
     let host = host_with(builder, &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Denied, "{r:?}");
     assert!(r.error.unwrap().message.contains("operator"));
     assert_eq!(server.connections(), 0);
@@ -50,8 +76,19 @@ async fn hosts_outside_the_operator_allowlist_are_denied() {
 #[tokio::test]
 async fn no_allowlist_means_nothing_is_reachable() {
     let server = TestServer::echo().await;
-    let host = host_with(Host::builder().allow_network("127.0.0.1/32".parse().unwrap()), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/")}), &[]).await;
+    let host = host_with(
+        Host::builder().allow_network("127.0.0.1/32".parse().unwrap()),
+        &["http-request"],
+    )
+    .await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Denied, "{r:?}");
     assert_eq!(server.connections(), 0);
 }
@@ -60,12 +97,22 @@ async fn no_allowlist_means_nothing_is_reachable() {
 async fn redirect_to_a_refused_address_is_denied() {
     let server = TestServer::start(|_| courier_tests::Reply {
         status: 302,
-        headers: vec![("location".into(), "http://169.254.169.254/latest/meta-data".into())],
+        headers: vec![(
+            "location".into(),
+            "http://169.254.169.254/latest/meta-data".into(),
+        )],
         body: vec![],
     })
     .await;
     let host = host_with(courier_tests::host_builder(), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Denied, "{r:?}");
     assert!(r.error.unwrap().message.contains("link-local"));
 }
@@ -79,7 +126,10 @@ struct FixedResolver {
 impl FixedResolver {
     fn new(answers: &[(&'static str, &[&str])]) -> std::sync::Arc<Self> {
         std::sync::Arc::new(Self {
-            answers: answers.iter().map(|(n, ips)| (*n, ips.iter().map(|ip| ip.parse().unwrap()).collect())).collect(),
+            answers: answers
+                .iter()
+                .map(|(n, ips)| (*n, ips.iter().map(|ip| ip.parse().unwrap()).collect()))
+                .collect(),
             lookups: 0.into(),
         })
     }
@@ -89,10 +139,15 @@ impl courier_host::Resolve for FixedResolver {
     fn resolve(
         &self,
         host: &str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<std::net::IpAddr>>> + Send + '_>> {
-        self.lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Vec<std::net::IpAddr>>> + Send + '_>,
+    > {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let found = self.answers.get(host).cloned();
-        Box::pin(async move { found.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such name")) })
+        Box::pin(async move {
+            found.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such name"))
+        })
     }
 }
 
@@ -123,13 +178,30 @@ async fn every_special_address_class_is_denied_and_the_canary_sees_nothing() {
     let canary = TestServer::echo().await;
     let port = canary.addr.port();
     let resolver = FixedResolver::new(SPECIAL_NAMES);
-    let builder = Host::builder().allow_host("http://*:*".parse().unwrap()).resolver(resolver);
+    let builder = Host::builder()
+        .allow_host("http://*:*".parse().unwrap())
+        .resolver(resolver);
     let host = host_with(builder, &["http-request"]).await;
-    let mut urls: Vec<String> = SPECIAL_NAMES.iter().map(|(name, _)| format!("http://{name}:{port}/")).collect();
+    let mut urls: Vec<String> = SPECIAL_NAMES
+        .iter()
+        .map(|(name, _)| format!("http://{name}:{port}/"))
+        .collect();
     // IP literals in every spelling are canonicalized and checked, never resolved.
     for literal in [
-        "127.0.0.1", "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0x7f.1", "0", "[::1]", "[::ffff:7f00:1]",
-        "[::ffff:127.0.0.1]", "[64:ff9b::127.0.0.1]", "169.254.169.254", "0xa9fea9fe", "LOCALHOST.",
+        "127.0.0.1",
+        "2130706433",
+        "0x7f000001",
+        "0177.0.0.1",
+        "127.1",
+        "0x7f.1",
+        "0",
+        "[::1]",
+        "[::ffff:7f00:1]",
+        "[::ffff:127.0.0.1]",
+        "[64:ff9b::127.0.0.1]",
+        "169.254.169.254",
+        "0xa9fea9fe",
+        "LOCALHOST.",
     ] {
         urls.push(format!("http://{literal}:{port}/"));
     }
@@ -138,7 +210,11 @@ async fn every_special_address_class_is_denied_and_the_canary_sees_nothing() {
         assert_eq!(r.outcome, Outcome::Denied, "{url}: {r:?}");
         assert_eq!(r.error.as_ref().unwrap().kind, "denied", "{url}");
     }
-    assert_eq!(canary.connections(), 0, "no refused address may be connected to");
+    assert_eq!(
+        canary.connections(),
+        0,
+        "no refused address may be connected to"
+    );
 }
 
 #[tokio::test]
@@ -161,7 +237,10 @@ async fn malformed_and_smuggling_requests_are_rejected_before_sending() {
         let r = step(&host, "http-request", "request", input.clone(), &[]).await;
         assert_ne!(r.outcome, Outcome::Success, "{input}: {r:?}");
         let kind = &r.error.as_ref().unwrap().kind;
-        assert!(kind == "invalid-request" || kind == "denied", "{input}: {r:?}");
+        assert!(
+            kind == "invalid-request" || kind == "denied",
+            "{input}: {r:?}"
+        );
     }
     assert_eq!(canary.connections(), 0);
 }
@@ -179,30 +258,48 @@ async fn host_names_are_normalized_before_matching() {
     ]);
     let builder = Host::builder()
         .allow_host(format!("http://api.example.test:{port}").parse().unwrap())
-        .allow_host(format!("http://bücher.example.test:{port}").parse().unwrap())
+        .allow_host(
+            format!("http://bücher.example.test:{port}")
+                .parse()
+                .unwrap(),
+        )
         .allow_network("127.0.0.1/32".parse().unwrap())
         .resolver(resolver.clone());
     let host = host_with(builder, &["http-request"]).await;
     // Case, the root dot, ideographic full stops and Unicode labels: the same hosts.
-    for spelling in ["API.Example.TEST", "api.example.test.", "api\u{3002}example\u{3002}test", "BÜCHER.example.test"] {
+    for spelling in [
+        "API.Example.TEST",
+        "api.example.test.",
+        "api\u{3002}example\u{3002}test",
+        "BÜCHER.example.test",
+    ] {
         let url = format!("http://{spelling}:{port}/");
         let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
         assert_eq!(r.outcome, Outcome::Success, "{spelling}: {r:?}");
     }
     assert_eq!(canary.received().len(), 4);
     // Look-alikes that only contain or extend the allowed name are other hosts.
-    for spelling in ["api.example.test.evil.test", "evil-api.example.test", "api.example.test:1@evil.test"] {
+    for spelling in [
+        "api.example.test.evil.test",
+        "evil-api.example.test",
+        "api.example.test:1@evil.test",
+    ] {
         let url = format!("http://{spelling}:{port}/");
         let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
         assert_ne!(r.outcome, Outcome::Success, "{spelling}: {r:?}");
     }
-    assert_eq!(canary.received().len(), 4, "no look-alike reached the target");
+    assert_eq!(
+        canary.received().len(),
+        4,
+        "no look-alike reached the target"
+    );
 }
 
 #[tokio::test]
 async fn names_no_dns_server_would_take_are_refused_before_resolving() {
     let canary = TestServer::echo().await;
-    let resolver = FixedResolver::new(&[("x;y.test", &["127.0.0.1"]), ("a{b}.test", &["127.0.0.1"])]);
+    let resolver =
+        FixedResolver::new(&[("x;y.test", &["127.0.0.1"]), ("a{b}.test", &["127.0.0.1"])]);
     let builder = Host::builder()
         .allow_host("http://*:*".parse().unwrap())
         .allow_network("127.0.0.1/32".parse().unwrap())
@@ -213,16 +310,25 @@ async fn names_no_dns_server_would_take_are_refused_before_resolving() {
         let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
         let error = r.error.expect("refused");
         assert_eq!(error.kind, "invalid-request", "{name}");
-        assert!(error.message.contains("not a valid DNS name"), "{name}: {}", error.message);
+        assert!(
+            error.message.contains("not a valid DNS name"),
+            "{name}: {}",
+            error.message
+        );
     }
-    assert_eq!(resolver.lookups.load(std::sync::atomic::Ordering::SeqCst), 0, "never handed to the resolver");
+    assert_eq!(
+        resolver.lookups.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "never handed to the resolver"
+    );
     assert_eq!(canary.connections(), 0);
 }
 
 #[tokio::test]
 async fn mixed_answers_keep_only_allowed_addresses_and_resolve_once() {
     let canary = TestServer::echo().await;
-    let resolver = FixedResolver::new(&[("mixed.test", &["10.0.0.1", "127.0.0.1", "169.254.169.254"])]);
+    let resolver =
+        FixedResolver::new(&[("mixed.test", &["10.0.0.1", "127.0.0.1", "169.254.169.254"])]);
     let builder = Host::builder()
         .allow_host("http://*:*".parse().unwrap())
         .allow_network("127.0.0.1/32".parse().unwrap())
@@ -232,7 +338,11 @@ async fn mixed_answers_keep_only_allowed_addresses_and_resolve_once() {
     let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(canary.connections(), 1, "the vetted address was used");
-    assert_eq!(resolver.lookups.load(std::sync::atomic::Ordering::SeqCst), 1, "resolved once, no second lookup");
+    assert_eq!(
+        resolver.lookups.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "resolved once, no second lookup"
+    );
 }
 
 #[tokio::test]
@@ -245,17 +355,28 @@ async fn operator_policy_per_plugin_and_per_tenant() {
         .allow_host("https://api.example.com".parse().unwrap())
         .plugin_policy(
             "http-request",
-            PluginPolicy { allowed_hosts: Some(vec![format!("http://127.0.0.1:{port}").parse().unwrap()]), limits: None },
+            PluginPolicy {
+                allowed_hosts: Some(vec![format!("http://127.0.0.1:{port}").parse().unwrap()]),
+                limits: None,
+            },
         )
         .tenant_hosts("narrow", vec!["https://api.example.com".parse().unwrap()]);
     let host = host_with(builder, &["http-request", "misbehave"]).await;
     let url = server.url("/p");
 
     let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
-    assert_eq!(r.outcome, Outcome::Success, "the plugin's own operator list extends the default: {r:?}");
+    assert_eq!(
+        r.outcome,
+        Outcome::Success,
+        "the plugin's own operator list extends the default: {r:?}"
+    );
 
     let r = step(&host, "misbehave", "send", json!({"url": url}), &[]).await;
-    assert_eq!(r.outcome, Outcome::Denied, "other plugins keep the host-wide list: {r:?}");
+    assert_eq!(
+        r.outcome,
+        Outcome::Denied,
+        "other plugins keep the host-wide list: {r:?}"
+    );
 
     let request = courier_host::StepRequest {
         tenant: "narrow".into(),
@@ -267,5 +388,9 @@ async fn operator_policy_per_plugin_and_per_tenant() {
     let r = host.run_step(request).await;
     assert_eq!(r.outcome, Outcome::Denied, "{r:?}");
     assert!(r.error.unwrap().message.contains("tenant's policy"));
-    assert_eq!(server.received().len(), 1, "only the allowed step reached the server");
+    assert_eq!(
+        server.received().len(),
+        1,
+        "only the allowed step reached the server"
+    );
 }

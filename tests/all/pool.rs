@@ -13,7 +13,11 @@ use crate::step;
 async fn an_exhausted_origin_ends_the_step_with_max_connection() {
     let server = stalling_server(Stall::AfterRequest).await;
     let other = TestServer::echo().await;
-    let limits = Limits { max_connections_per_origin: 1, connection_wait: Duration::from_millis(100), ..Limits::default() };
+    let limits = Limits {
+        max_connections_per_origin: 1,
+        connection_wait: Duration::from_millis(100),
+        ..Limits::default()
+    };
     let host = host_with(host_builder().limits(limits), &["http-request"]).await;
     let url = format!("http://{}/held", server.addr);
 
@@ -27,12 +31,30 @@ async fn an_exhausted_origin_ends_the_step_with_max_connection() {
     assert_eq!(r.outcome, Outcome::MaxConnection, "{r:?}");
     assert_eq!(r.error.unwrap().kind, "limit");
 
-    let r = step(&host, "http-request", "request", json!({"url": other.url("/free")}), &[]).await;
-    assert_eq!(r.outcome, Outcome::Success, "another origin has its own slots: {r:?}");
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": other.url("/free")}),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Success,
+        "another origin has its own slots: {r:?}"
+    );
 
     first.abort();
     let _ = first.await;
-    let r = step(&host, "http-request", "request", json!({"url": other.url("/again")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": other.url("/again")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
 }
 
@@ -41,19 +63,47 @@ async fn idle_connections_are_reused_then_closed() {
     let server = TestServer::echo().await;
     let host = host_with(host_builder(), &["http-request"]).await;
     for _ in 0..3 {
-        let r = step(&host, "http-request", "request", json!({"url": server.url("/")}), &[]).await;
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": server.url("/")}),
+            &[],
+        )
+        .await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     }
     assert_eq!(server.connections(), 1, "steps share the pooled connection");
 
-    let limits = Limits { pool_idle_timeout: Duration::from_millis(50), ..Limits::default() };
+    let limits = Limits {
+        pool_idle_timeout: Duration::from_millis(50),
+        ..Limits::default()
+    };
     let host = host_with(host_builder().limits(limits), &["http-request"]).await;
     let server = TestServer::echo().await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     // Wait well past the idle timeout (the pool's timer checks periodically).
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-    assert_eq!(server.connections(), 2, "the idle connection was closed, a new one opened");
+    assert_eq!(
+        server.connections(),
+        2,
+        "the idle connection was closed, a new one opened"
+    );
 }

@@ -32,7 +32,10 @@ fn brotli(data: &[u8]) -> Vec<u8> {
 fn encoded(coding: &str, body: Vec<u8>) -> Reply {
     Reply {
         status: 200,
-        headers: vec![("content-type".into(), "application/json".into()), ("content-encoding".into(), coding.into())],
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("content-encoding".into(), coding.into()),
+        ],
         body,
     }
 }
@@ -49,11 +52,21 @@ async fn gzip_deflate_and_brotli_are_decoded() {
     .await;
     let host = host_with(host_builder(), &["http-request"]).await;
     for path in ["/gzip", "/deflate", "/br"] {
-        let r = step(&host, "http-request", "request", json!({"url": server.url(path)}), &[]).await;
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": server.url(path)}),
+            &[],
+        )
+        .await;
         assert_eq!(r.outcome, Outcome::Success, "{path}: {r:?}");
         let out = r.output.unwrap();
         assert_eq!(out["body"], doc, "{path}");
-        assert!(out["headers"].get("content-encoding").is_none(), "{path}: the coding is gone once decoded: {out}");
+        assert!(
+            out["headers"].get("content-encoding").is_none(),
+            "{path}: the coding is gone once decoded: {out}"
+        );
     }
     for got in server.received() {
         assert_eq!(got.header("accept-encoding"), Some("gzip, deflate, br"));
@@ -63,10 +76,21 @@ async fn gzip_deflate_and_brotli_are_decoded() {
 #[tokio::test]
 async fn a_compressed_bomb_ends_in_too_large() {
     let bomb = gzip(&vec![b'a'; 64 << 20]);
-    assert!(bomb.len() < 128 << 10, "64 MiB compress to {} bytes", bomb.len());
+    assert!(
+        bomb.len() < 128 << 10,
+        "64 MiB compress to {} bytes",
+        bomb.len()
+    );
     let server = TestServer::start(move |_| encoded("gzip", bomb.clone())).await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/bomb")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/bomb")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Error, "{r:?}");
     let error = r.error.unwrap();
     assert_eq!(error.kind, "too-large", "{error:?}");
@@ -75,15 +99,40 @@ async fn a_compressed_bomb_ends_in_too_large() {
 
 #[tokio::test]
 async fn an_oversized_plain_body_ends_in_too_large() {
-    let server = TestServer::start(|_| Reply { status: 200, headers: vec![], body: vec![b'x'; 4096] }).await;
-    let limits = Limits { max_response_bytes: 4095, ..Limits::default() };
+    let server = TestServer::start(|_| Reply {
+        status: 200,
+        headers: vec![],
+        body: vec![b'x'; 4096],
+    })
+    .await;
+    let limits = Limits {
+        max_response_bytes: 4095,
+        ..Limits::default()
+    };
     let host = host_with(host_builder().limits(limits), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/big")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/big")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.error.unwrap().kind, "too-large");
 
-    let limits = Limits { max_response_bytes: 4096, ..Limits::default() };
+    let limits = Limits {
+        max_response_bytes: 4096,
+        ..Limits::default()
+    };
     let host = host_with(host_builder().limits(limits), &["http-request"]).await;
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/big")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/big")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "exactly the cap passes: {r:?}");
 }
 
@@ -95,15 +144,37 @@ async fn oversized_or_too_many_response_headers_end_in_too_large() {
             "/many" => (0..150).map(|i| (format!("x-h{i}"), "v".into())).collect(),
             _ => (0..50).map(|i| (format!("x-h{i}"), "v".into())).collect(),
         };
-        Reply { status: 200, headers, body: b"ok".to_vec() }
+        Reply {
+            status: 200,
+            headers,
+            body: b"ok".to_vec(),
+        }
     })
     .await;
     let host = host_with(host_builder(), &["http-request"]).await;
     for path in ["/long", "/many"] {
-        let r = step(&host, "http-request", "request", json!({"url": server.url(path)}), &[]).await;
-        assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("too-large"), "{path}: {r:?}");
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": server.url(path)}),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            r.error.as_ref().map(|e| e.kind.as_str()),
+            Some("too-large"),
+            "{path}: {r:?}"
+        );
     }
-    let r = step(&host, "http-request", "request", json!({"url": server.url("/fine")}), &[]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": server.url("/fine")}),
+        &[],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
 }
 
@@ -116,14 +187,37 @@ async fn secrets_are_scrubbed_from_decoded_bodies_and_accept_encoding_is_the_hos
     })
     .await;
     let host = host_with(host_builder(), &["http-request"]).await;
-    let conn = format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{TOKEN}'", server.url("/"));
-    let r = step(&host, "http-request", "request", json!({"url": "/echo"}), &[&conn]).await;
+    let conn = format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{TOKEN}'",
+        server.url("/")
+    );
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/echo"}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-    assert_eq!(server.received()[0].header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    assert_eq!(
+        server.received()[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
     let out = serde_json::to_string(&r.output).unwrap();
-    assert!(!out.contains(TOKEN), "the decoded body leaks the token: {out}");
+    assert!(
+        !out.contains(TOKEN),
+        "the decoded body leaks the token: {out}"
+    );
 
-    let r = step(&host, "http-request", "request", json!({"url": "/echo", "headers": {"Accept-Encoding": "identity"}}), &[&conn]).await;
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "/echo", "headers": {"Accept-Encoding": "identity"}}),
+        &[&conn],
+    )
+    .await;
     assert_eq!(r.error.unwrap().kind, "invalid-request");
     assert_eq!(server.received().len(), 1);
 }

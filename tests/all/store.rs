@@ -12,13 +12,17 @@ use crate::auth::{CANARY, assert_no_leak, encodings};
 
 /// A fresh, empty directory under target/ for one test.
 fn data_dir(name: &str) -> PathBuf {
-    let dir = target_dir().join("test-data").join(format!("{name}-{}", std::process::id()));
+    let dir = target_dir()
+        .join("test-data")
+        .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
 fn bearer_file(base: &str) -> String {
-    format!("connection = 'default'\nbase_url = '{base}'\nauth = 'bearer'\n[secrets]\ntoken = '''{CANARY}'''")
+    format!(
+        "connection = 'default'\nbase_url = '{base}'\nauth = 'bearer'\n[secrets]\ntoken = '''{CANARY}'''"
+    )
 }
 
 fn sqlite(dir: &Path) -> rusqlite::Connection {
@@ -30,10 +34,15 @@ async fn stored_secrets_are_sealed_and_still_reach_the_upstream() {
     let dir = data_dir("sealed");
     let server = TestServer::echo().await;
     let store = ConnectionStore::open(&dir, MasterKey::generate().unwrap()).unwrap();
-    store.put("acme", "crm", "http-request", &bearer_file(&server.url(""))).unwrap();
+    store
+        .put("acme", "crm", "http-request", &bearer_file(&server.url("")))
+        .unwrap();
     let file = std::fs::read(dir.join("connections.sqlite")).unwrap();
     for form in encodings(CANARY) {
-        assert!(!file.windows(form.len()).any(|w| w == form.as_bytes()), "the store holds `{form}` in the clear");
+        assert!(
+            !file.windows(form.len()).any(|w| w == form.as_bytes()),
+            "the store holds `{form}` in the clear"
+        );
     }
     let listed = store.list(Some("acme")).unwrap();
     assert_eq!(listed.len(), 1);
@@ -53,7 +62,10 @@ async fn stored_secrets_are_sealed_and_still_reach_the_upstream() {
         })
         .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-    assert_eq!(server.received()[0].header("authorization"), Some(format!("Bearer {CANARY}").as_str()));
+    assert_eq!(
+        server.received()[0].header("authorization"),
+        Some(format!("Bearer {CANARY}").as_str())
+    );
     assert_no_leak(&r, &[CANARY]);
 }
 
@@ -62,13 +74,23 @@ fn tampered_or_moved_ciphertexts_fail_closed() {
     let dir = data_dir("tamper");
     let store = ConnectionStore::open(&dir, MasterKey::generate().unwrap()).unwrap();
     for id in ["a", "b", "c"] {
-        store.put("acme", id, "http-request", &bearer_file("https://a.test")).unwrap();
+        store
+            .put("acme", id, "http-request", &bearer_file("https://a.test"))
+            .unwrap();
     }
     let db = sqlite(&dir);
     // Flip one bit of a's sealed secrets.
-    let mut sealed: Vec<u8> = db.query_row("SELECT secrets FROM connections WHERE id = 'a'", [], |r| r.get(0)).unwrap();
+    let mut sealed: Vec<u8> = db
+        .query_row("SELECT secrets FROM connections WHERE id = 'a'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     *sealed.last_mut().unwrap() ^= 1;
-    db.execute("UPDATE connections SET secrets = ?1 WHERE id = 'a'", [sealed]).unwrap();
+    db.execute(
+        "UPDATE connections SET secrets = ?1 WHERE id = 'a'",
+        [sealed],
+    )
+    .unwrap();
     // Copy c's sealed secrets and wrapped key over b's.
     db.execute(
         "UPDATE connections SET (secrets, wrapped_key) = (SELECT secrets, wrapped_key FROM connections WHERE id = 'c') WHERE id = 'b'",
@@ -94,8 +116,12 @@ fn master_key_rotation_rewraps_every_record() {
         std::fs::read_to_string(&key_file).unwrap()
     };
     let mut store = ConnectionStore::open(&dir, old).unwrap();
-    store.put("acme", "a", "http-request", &bearer_file("https://a.test")).unwrap();
-    store.put("beta", "b", "http-request", &bearer_file("https://b.test")).unwrap();
+    store
+        .put("acme", "a", "http-request", &bearer_file("https://a.test"))
+        .unwrap();
+    store
+        .put("beta", "b", "http-request", &bearer_file("https://b.test"))
+        .unwrap();
     let new = MasterKey::generate().unwrap();
     let new_id = new.id();
     assert_eq!(store.rotate_master_key(new).unwrap(), 2);
@@ -103,7 +129,10 @@ fn master_key_rotation_rewraps_every_record() {
     drop(store);
     let stale = ConnectionStore::open(&dir, MasterKey::from_base64(&old_text).unwrap()).unwrap();
     let err = stale.get("acme", "a").unwrap_err().to_string();
-    assert!(err.contains(&new_id), "the error names the key the record needs: {err}");
+    assert!(
+        err.contains(&new_id),
+        "the error names the key the record needs: {err}"
+    );
 }
 
 #[cfg(unix)]
@@ -114,13 +143,21 @@ fn the_master_key_file_is_created_owner_only() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("master.key");
     let first = MasterKey::from_env_or_file(&path).unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(MasterKey::from_env_or_file(&path).unwrap().id(), first.id(), "the file is reused");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        MasterKey::from_env_or_file(&path).unwrap().id(),
+        first.id(),
+        "the file is reused"
+    );
 }
 
 fn courier(dir: &Path) -> Command {
     let mut cmd = Command::new(target_dir().join("debug/courier"));
-    cmd.env("COURIER_CACHE_DIR", target_dir().join("courier-test-cache")).env_remove("COURIER_MASTER_KEY");
+    cmd.env("COURIER_CACHE_DIR", target_dir().join("courier-test-cache"))
+        .env_remove("COURIER_MASTER_KEY");
     cmd.arg("connections").arg("--data-dir").arg(dir);
     cmd
 }
@@ -128,8 +165,14 @@ fn courier(dir: &Path) -> Command {
 async fn cli(dir: &Path, args: &[&str]) -> (bool, String) {
     let mut cmd = courier(dir);
     cmd.args(args);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -137,13 +180,32 @@ async fn cli(dir: &Path, args: &[&str]) -> (bool, String) {
 async fn connections_cli_set_list_test_delete() {
     let dir = data_dir("cli");
     let server = TestServer::echo().await;
-    let file = target_dir().join("test-data").join(format!("cli-conn-{}.toml", std::process::id()));
+    let file = target_dir()
+        .join("test-data")
+        .join(format!("cli-conn-{}.toml", std::process::id()));
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, bearer_file(&server.url(""))).unwrap();
     let file = file.to_str().unwrap();
-    let plugin_dir = plugin("http-request").parent().unwrap().to_str().unwrap().to_owned();
+    let plugin_dir = plugin("http-request")
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
 
-    let (ok, out) = cli(&dir, &["set", "crm", file, "--plugin", "http-request", "--tenant", "acme"]).await;
+    let (ok, out) = cli(
+        &dir,
+        &[
+            "set",
+            "crm",
+            file,
+            "--plugin",
+            "http-request",
+            "--tenant",
+            "acme",
+        ],
+    )
+    .await;
     assert!(ok, "{out}");
     let (ok, out) = cli(&dir, &["list"]).await;
     assert!(ok, "{out}");
@@ -161,13 +223,33 @@ async fn connections_cli_set_list_test_delete() {
 
     let input = json!({"url": "/verify"}).to_string();
     let mut cmd = courier(&dir);
-    cmd.args(["test", "crm", "--tenant", "acme", "--call", "request", "--input", &input, "--allow-network", "127.0.0.1/32"]);
+    cmd.args([
+        "test",
+        "crm",
+        "--tenant",
+        "acme",
+        "--call",
+        "request",
+        "--input",
+        &input,
+        "--allow-network",
+        "127.0.0.1/32",
+    ]);
     cmd.env("COURIER_PLUGIN_DIR", &plugin_dir);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!stdout.contains(CANARY), "{stdout}");
-    assert_eq!(server.received()[0].header("authorization"), Some(format!("Bearer {CANARY}").as_str()));
+    assert_eq!(
+        server.received()[0].header("authorization"),
+        Some(format!("Bearer {CANARY}").as_str())
+    );
 
     let (ok, out) = cli(&dir, &["delete", "crm", "--tenant", "acme"]).await;
     assert!(ok, "{out}");
@@ -200,40 +282,90 @@ fn refresh_file(api: &TestServer, tokens: &TestServer, refresh_token: &str) -> S
     )
 }
 
-async fn stored_step(host: &courier_host::Host, store: &ConnectionStore, id: &str) -> courier_host::StepResult {
+async fn stored_step(
+    host: &courier_host::Host,
+    store: &ConnectionStore,
+    id: &str,
+) -> courier_host::StepResult {
     let (plugin, config) = store.get("acme", id).unwrap();
-    host.run_step(StepRequest { tenant: "acme".into(), plugin, call: "request".into(), input: json!({"url": "/me"}), connections: vec![config] })
-        .await
+    host.run_step(StepRequest {
+        tenant: "acme".into(),
+        plugin,
+        call: "request".into(),
+        input: json!({"url": "/me"}),
+        connections: vec![config],
+    })
+    .await
 }
 
 #[tokio::test]
 async fn rotated_refresh_tokens_and_refusals_are_persisted() {
     let dir = data_dir("rotation");
     let (tokens, api) = (rotating_token_server().await, TestServer::echo().await);
-    let store = std::sync::Arc::new(ConnectionStore::open(&dir, MasterKey::generate().unwrap()).unwrap());
-    store.put("acme", "crm", "http-request", &refresh_file(&api, &tokens, "rt-1")).unwrap();
-    store.put("acme", "old", "http-request", &refresh_file(&api, &tokens, "rt-bad")).unwrap();
+    let store =
+        std::sync::Arc::new(ConnectionStore::open(&dir, MasterKey::generate().unwrap()).unwrap());
+    store
+        .put(
+            "acme",
+            "crm",
+            "http-request",
+            &refresh_file(&api, &tokens, "rt-1"),
+        )
+        .unwrap();
+    store
+        .put(
+            "acme",
+            "old",
+            "http-request",
+            &refresh_file(&api, &tokens, "rt-bad"),
+        )
+        .unwrap();
 
-    let host = host_with(host_builder().connection_store(store.clone()), &["http-request"]).await;
+    let host = host_with(
+        host_builder().connection_store(store.clone()),
+        &["http-request"],
+    )
+    .await;
     for _ in 0..2 {
         let r = stored_step(&host, &store, "crm").await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
         assert_no_leak(&r, &["rt-1", "rt-2", "at-1"]);
     }
-    assert_eq!(tokens.received().len(), 1, "the rotated connection keeps its cached access token");
+    assert_eq!(
+        tokens.received().len(),
+        1,
+        "the rotated connection keeps its cached access token"
+    );
 
     // A new host (nothing cached) uses the rotated refresh token from the store.
-    let host = host_with(host_builder().connection_store(store.clone()), &["http-request"]).await;
+    let host = host_with(
+        host_builder().connection_store(store.clone()),
+        &["http-request"],
+    )
+    .await;
     let r = stored_step(&host, &store, "crm").await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let second = courier_tests::form_pairs(&tokens.received()[1].body);
-    assert!(second.contains(&("refresh_token".into(), "rt-2".into())), "{second:?}");
+    assert!(
+        second.contains(&("refresh_token".into(), "rt-2".into())),
+        "{second:?}"
+    );
     let file = std::fs::read(dir.join("connections.sqlite")).unwrap();
-    assert!(!file.windows(4).any(|w| w == b"rt-3"), "the rotated token is sealed too");
+    assert!(
+        !file.windows(4).any(|w| w == b"rt-3"),
+        "the rotated token is sealed too"
+    );
 
     let r = stored_step(&host, &store, "old").await;
-    assert_eq!(r.error.as_ref().map(|e| e.kind.as_str()), Some("credential"), "{r:?}");
+    assert_eq!(
+        r.error.as_ref().map(|e| e.kind.as_str()),
+        Some("credential"),
+        "{r:?}"
+    );
     let listed = store.list(Some("acme")).unwrap();
-    let flags: Vec<(&str, bool)> = listed.iter().map(|c| (c.id.as_str(), c.needs_reauthorization)).collect();
+    let flags: Vec<(&str, bool)> = listed
+        .iter()
+        .map(|c| (c.id.as_str(), c.needs_reauthorization))
+        .collect();
     assert_eq!(flags, vec![("crm", false), ("old", true)]);
 }

@@ -14,13 +14,24 @@ const SHORT: Duration = Duration::from_millis(300);
 
 async fn run(limits: Limits, url: String, timeout_s: f64) -> StepResult {
     let host = host_with(host_builder().limits(limits), &["http-request"]).await;
-    step(&host, "http-request", "request", json!({"url": url, "timeout": timeout_s}), &[]).await
+    step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": url, "timeout": timeout_s}),
+        &[],
+    )
+    .await
 }
 
 fn assert_timeout(r: &StepResult, phase: &str) {
     assert_eq!(r.outcome, Outcome::Timeout, "{r:?}");
     let error = r.error.as_ref().unwrap();
-    assert_eq!((error.kind.as_str(), error.message.as_str()), ("timeout", phase), "{r:?}");
+    assert_eq!(
+        (error.kind.as_str(), error.message.as_str()),
+        ("timeout", phase),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
@@ -32,10 +43,15 @@ async fn connect_phase() {
     let listener = socket.listen(1).unwrap();
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
-    while let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+    while let Ok(Ok(stream)) =
+        tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await
+    {
         fillers.push(stream);
     }
-    let limits = Limits { connect_timeout: SHORT, ..Limits::default() };
+    let limits = Limits {
+        connect_timeout: SHORT,
+        ..Limits::default()
+    };
     let r = run(limits, format!("http://{addr}/"), 10.0).await;
     assert_timeout(&r, "connect");
     drop(listener);
@@ -45,7 +61,10 @@ async fn connect_phase() {
 async fn tls_handshake_phase() {
     let server = stalling_server(Stall::Silent).await;
     let addr = server.addr;
-    let limits = Limits { tls_handshake_timeout: SHORT, ..Limits::default() };
+    let limits = Limits {
+        tls_handshake_timeout: SHORT,
+        ..Limits::default()
+    };
     let r = run(limits, format!("https://{addr}/"), 10.0).await;
     assert_timeout(&r, "tls-handshake");
 }
@@ -54,7 +73,10 @@ async fn tls_handshake_phase() {
 async fn first_byte_phase() {
     let server = stalling_server(Stall::AfterRequest).await;
     let addr = server.addr;
-    let limits = Limits { first_byte_timeout: SHORT, ..Limits::default() };
+    let limits = Limits {
+        first_byte_timeout: SHORT,
+        ..Limits::default()
+    };
     let r = run(limits, format!("http://{addr}/"), 10.0).await;
     assert_timeout(&r, "first-byte");
 }

@@ -13,7 +13,11 @@ use courier_tests::{component_with_function, plugin};
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(run(full));
 }
 
@@ -50,10 +54,21 @@ async fn measure(bytes: &[u8]) -> Result<(f64, f64), String> {
 async fn run(full: bool) {
     // The last full size is just over the default `max_function_bytes` (1 MiB).
     let sizes: &[u32] = if full { &[64, 256, 900, 1100] } else { &[16] };
-    println!("{:<44} {:>10} {:>10} {:>12} {:>14}", "component", "KiB", "compile ms", "peak +MiB", "MiB per KiB fn");
-    let http_request = std::fs::read(plugin("http-request")).expect("built plugins (./dev build-plugins)");
+    println!(
+        "{:<44} {:>10} {:>10} {:>12} {:>14}",
+        "component", "KiB", "compile ms", "peak +MiB", "MiB per KiB fn"
+    );
+    let http_request =
+        std::fs::read(plugin("http-request")).expect("built plugins (./dev build-plugins)");
     let (ms, mib) = measure(&http_request).await.expect("the plugin loads");
-    println!("{:<44} {:>10} {:>10.1} {:>12.1} {:>14}", "http-request plugin", http_request.len() / 1024, ms, mib, "-");
+    println!(
+        "{:<44} {:>10} {:>10.1} {:>12.1} {:>14}",
+        "http-request plugin",
+        http_request.len() / 1024,
+        ms,
+        mib,
+        "-"
+    );
     for &kib in sizes {
         // About 8 bytes per addition; the function is nearly all of the component.
         let component = component_with_function(kib * 1024 / 8);
@@ -61,7 +76,14 @@ async fn run(full: bool) {
         match measure(&component).await {
             Ok((ms, mib)) => {
                 let per_kib = mib / component.len() as f64 * 1024.0;
-                println!("{:<44} {:>10} {:>10.1} {:>12.1} {:>14.3}", name, component.len() / 1024, ms, mib, per_kib);
+                println!(
+                    "{:<44} {:>10} {:>10.1} {:>12.1} {:>14.3}",
+                    name,
+                    component.len() / 1024,
+                    ms,
+                    mib,
+                    per_kib
+                );
             }
             Err(refused) => println!("{name}: refused before compiling ({refused})"),
         }

@@ -15,16 +15,30 @@ use serde_json::json;
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (samples, flooders, rounds) = if full { (200, 256, 2) } else { (20, 16, 1) };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(WORKERS).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+        .unwrap();
     // Both tenants run as tasks on the same two workers, as in a server.
-    runtime.block_on(async { tokio::spawn(run(samples, flooders, rounds, full)).await.expect("the benchmark task") });
+    runtime.block_on(async {
+        tokio::spawn(run(samples, flooders, rounds, full))
+            .await
+            .expect("the benchmark task")
+    });
 }
 
 /// The runtime's workers, and the compute slots per tenant of the host that shares CPU.
 const WORKERS: usize = 2;
 
 fn request(tenant: &str, call: &str) -> StepRequest {
-    StepRequest { tenant: tenant.into(), plugin: "misbehave".into(), call: call.into(), input: json!({}), connections: vec![] }
+    StepRequest {
+        tenant: tenant.into(),
+        plugin: "misbehave".into(),
+        call: call.into(),
+        input: json!({}),
+        connections: vec![],
+    }
 }
 
 /// p50 and p99 of `n` sequential trivial steps of tenant B, each spawned as a task, in µs.
@@ -62,10 +76,22 @@ struct Figures {
 async fn host(compute_slots: usize) -> Host {
     let spin = PluginPolicy {
         allowed_hosts: None,
-        limits: Some(Limits { step_deadline: Duration::from_millis(100), ..Limits::default() }),
+        limits: Some(Limits {
+            step_deadline: Duration::from_millis(100),
+            ..Limits::default()
+        }),
     };
-    let concurrency = ConcurrencyLimits { compute_slots_per_tenant: compute_slots, ..ConcurrencyLimits::default() };
-    host_with(host_builder().plugin_policy("misbehave", spin).concurrency(concurrency), &["misbehave"]).await
+    let concurrency = ConcurrencyLimits {
+        compute_slots_per_tenant: compute_slots,
+        ..ConcurrencyLimits::default()
+    };
+    host_with(
+        host_builder()
+            .plugin_policy("misbehave", spin)
+            .concurrency(concurrency),
+        &["misbehave"],
+    )
+    .await
 }
 
 /// One round on one host: B alone, then B while A's `flooders` loop.
@@ -75,7 +101,8 @@ async fn round(host: &Host, samples: usize, flooders: usize, figures: &mut Figur
     let (ran, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let flood: Vec<_> = (0..flooders)
         .map(|_| {
-            let (host, stop, ran, refused) = (host.clone(), stop.clone(), ran.clone(), refused.clone());
+            let (host, stop, ran, refused) =
+                (host.clone(), stop.clone(), ran.clone(), refused.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     match host.run_step(request("tenant-a", "spin")).await.outcome {
@@ -109,7 +136,10 @@ fn median(of: &[(f64, f64)]) -> (f64, f64) {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    (pick(of.iter().map(|x| x.0).collect()), pick(of.iter().map(|x| x.1).collect()))
+    (
+        pick(of.iter().map(|x| x.0).collect()),
+        pick(of.iter().map(|x| x.1).collect()),
+    )
 }
 
 async fn run(samples: usize, flooders: usize, rounds: usize, full: bool) {
@@ -124,17 +154,33 @@ async fn run(samples: usize, flooders: usize, rounds: usize, full: bool) {
         round(&yielding, samples, flooders, &mut by_yield).await;
     }
 
-    println!("tenant B: {samples} sequential trivial steps; tenant A: {flooders} workers looping CPU-bound steps (100 ms deadline); {rounds} round(s), medians");
+    println!(
+        "tenant B: {samples} sequential trivial steps; tenant A: {flooders} workers looping CPU-bound steps (100 ms deadline); {rounds} round(s), medians"
+    );
     println!("{:<52} {:>10} {:>10}", "", "p50 µs", "p99 µs");
-    for (name, f) in [("compute slots per tenant = workers", &by_turns), ("no compute slots (yield at ticks only)", &by_yield)] {
+    for (name, f) in [
+        ("compute slots per tenant = workers", &by_turns),
+        ("no compute slots (yield at ticks only)", &by_yield),
+    ] {
         let (alone, flooded) = (median(&f.alone), median(&f.flooded));
         println!("{name}");
         println!("{:<52} {:>10.1} {:>10.1}", "  B alone", alone.0, alone.1);
-        println!("{:<52} {:>10.1} {:>10.1}", "  B while A floods", flooded.0, flooded.1);
-        println!("{:<52} {:>10} {:>10}", "  A: steps ran / refused by its concurrency cap", f.ran, f.refused);
+        println!(
+            "{:<52} {:>10.1} {:>10.1}",
+            "  B while A floods", flooded.0, flooded.1
+        );
+        println!(
+            "{:<52} {:>10} {:>10}",
+            "  A: steps ran / refused by its concurrency cap", f.ran, f.refused
+        );
     }
     let (turns, yields) = (median(&by_turns.flooded), median(&by_yield.flooded));
-    println!("{:<52} {:>10.2} {:>10.2}", "B while A floods: slots / no slots", turns.0 / yields.0, turns.1 / yields.1);
+    println!(
+        "{:<52} {:>10.2} {:>10.2}",
+        "B while A floods: slots / no slots",
+        turns.0 / yields.0,
+        turns.1 / yields.1
+    );
     if !full {
         println!("(smoke run: `cargo bench -p courier-tests --bench fairness` measures)");
     }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier_host::{CompileSource, ConcurrencyLimits, Host, HostBuilder, Limits, Outcome, StepRequest, bench};
+use courier_host::{
+    CompileSource, ConcurrencyLimits, Host, HostBuilder, Limits, Outcome, StepRequest, bench,
+};
 use courier_tests::{Reply, TestPki, TestServer, host_builder, host_with, plugin, scratch_dir};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -49,8 +51,16 @@ const SMOKE: Scale = Scale {
 };
 
 fn main() {
-    let scale: &'static Scale = if std::env::args().any(|a| a == "--bench") { &FULL } else { &SMOKE };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let scale: &'static Scale = if std::env::args().any(|a| a == "--bench") {
+        &FULL
+    } else {
+        &SMOKE
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     if let Ok(steps) = std::env::var("COURIER_BENCH_PROFILE_STEPS") {
         // For a profiler: nothing but fresh steps, `steps` of them, of the
         // kind `COURIER_BENCH_PROFILE_KIND` names: `trivial` (the default),
@@ -70,9 +80,15 @@ fn main() {
         // epoch interruption (G7); `COURIER_BENCH_UPSTREAM=thread` runs the
         // local server on a runtime and thread of its own instead of the
         // host's workers.
-        let steps: usize = steps.parse().expect("COURIER_BENCH_PROFILE_STEPS is a number");
+        let steps: usize = steps
+            .parse()
+            .expect("COURIER_BENCH_PROFILE_STEPS is a number");
         let kind = std::env::var("COURIER_BENCH_PROFILE_KIND").unwrap_or_default();
-        return runtime.block_on(async { tokio::spawn(async move { profile(steps, &kind).await }).await.unwrap() });
+        return runtime.block_on(async {
+            tokio::spawn(async move { profile(steps, &kind).await })
+                .await
+                .unwrap()
+        });
     }
     // The suite runs as a task on the runtime's workers, as a host's callers
     // do: measured from the `block_on` thread, every operation would also pay
@@ -108,9 +124,19 @@ async fn profile(steps: usize, kind: &str) {
     let server = profiled_upstream(TestServer::start(|_| padded_reply())).await;
     let connection = bearer_connection(&server);
     let jwt = jwt_connection(&server);
-    let plain = || request("http-request", "request", json!({"url": server.url("/profile")}));
+    let plain = || {
+        request(
+            "http-request",
+            "request",
+            json!({"url": server.url("/profile")}),
+        )
+    };
     if kind == "raw" || kind == "raw-h2c" {
-        let client = if kind == "raw" { raw_client() } else { raw_h2c_client() };
+        let client = if kind == "raw" {
+            raw_client()
+        } else {
+            raw_h2c_client()
+        };
         let uri = server.url("/profile").parse().unwrap();
         for _ in 0..steps {
             raw_get(&client, &uri).await;
@@ -127,14 +153,23 @@ async fn profile(steps: usize, kind: &str) {
     if kind == "reused" {
         let mut reused = bench::reused_instance(&host, "http-request").await.unwrap();
         for _ in 0..steps {
-            assert_eq!(bench::run_reused(&host, &mut reused, plain()).await.outcome, Outcome::Success);
+            assert_eq!(
+                bench::run_reused(&host, &mut reused, plain()).await.outcome,
+                Outcome::Success
+            );
         }
         return;
     }
     if kind == "raw-https" {
         let pki = TestPki::new("bench");
-        let server = profiled_upstream(TestServer::start_tls(pki.server_config(false), |_| padded_reply())).await;
-        let (client, uri) = (raw_https_client(&pki), server.https_url("/profile").parse().unwrap());
+        let server = profiled_upstream(TestServer::start_tls(pki.server_config(false), |_| {
+            padded_reply()
+        }))
+        .await;
+        let (client, uri) = (
+            raw_https_client(&pki),
+            server.https_url("/profile").parse().unwrap(),
+        );
         for _ in 0..steps {
             raw_get(&client, &uri).await;
         }
@@ -146,8 +181,15 @@ async fn profile(steps: usize, kind: &str) {
     };
     let step = || match kind {
         "request" => plain(),
-        "post" => request("http-request", "request", text_post(&server.url("/profile"), "x".repeat(1 << 10))),
-        "https" | "https1" => connection_request(&tls_connection.as_ref().expect("started above").1, "/profile"),
+        "post" => request(
+            "http-request",
+            "request",
+            text_post(&server.url("/profile"), "x".repeat(1 << 10)),
+        ),
+        "https" | "https1" => connection_request(
+            &tls_connection.as_ref().expect("started above").1,
+            "/profile",
+        ),
         "bearer" => connection_request(&connection, "/profile"),
         "jwt" => connection_request(&jwt, "/profile"),
         "" | "trivial" => request("misbehave", "ok", json!({})),
@@ -174,7 +216,10 @@ async fn profiled_upstream(start: impl Future<Output = TestServer> + Send + 'sta
 /// thread, so that the server's tasks never run on the host's workers, as a
 /// remote upstream's never do.
 async fn on_own_thread<T: Send + 'static>(start: impl Future<Output = T> + Send + 'static) -> T {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let handle = runtime.handle().clone();
     std::thread::spawn(move || runtime.block_on(std::future::pending::<()>()));
     handle.spawn(start).await.unwrap()
@@ -191,20 +236,30 @@ async fn tls_connection(http1_only: bool) -> (TestServer, String) {
     let server = profiled_upstream(TestServer::start_tls(config, |_| padded_reply())).await;
     let ca = scratch_dir("bench").join(if http1_only { "ca-h1.pem" } else { "ca.pem" });
     std::fs::write(&ca, pki.ca_pem()).unwrap();
-    let text = format!("connection = 'default'\nbase_url = '{}'\nauth = 'none'\n[tls]\nca_file = '{}'", server.https_url("/"), ca.display());
+    let text = format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'none'\n[tls]\nca_file = '{}'",
+        server.https_url("/"),
+        ca.display()
+    );
     (server, text)
 }
 
 /// A connection file binding `default` to the server with a bearer token.
 fn bearer_connection(server: &TestServer) -> String {
     let token = "tok_bench_0123456789abcdef";
-    format!("connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'", server.url("/"))
+    format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'",
+        server.url("/")
+    )
 }
 
 /// A connection file binding `default` to the server with a host-signed RS256 JWT.
 fn jwt_connection(server: &TestServer) -> String {
     let key = include_str!("../fixtures/jwt-rs256-test-key.pem");
-    format!("connection = 'default'\nbase_url = '{}'\nauth = 'jwt'\nalgorithm = 'RS256'\n[secrets]\nprivate_key = '''{key}'''", server.url("/"))
+    format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'jwt'\nalgorithm = 'RS256'\n[secrets]\nprivate_key = '''{key}'''",
+        server.url("/")
+    )
 }
 
 /// A request step to `path` through the connection `connection` (its file's text).
@@ -247,7 +302,13 @@ impl Report {
 
 /// A step request of the benchmark tenant.
 fn request(plugin: &str, call: &str, input: Value) -> StepRequest {
-    StepRequest { tenant: "bench".into(), plugin: plugin.into(), call: call.into(), input, connections: vec![] }
+    StepRequest {
+        tenant: "bench".into(),
+        plugin: plugin.into(),
+        call: call.into(),
+        input,
+        connections: vec![],
+    }
 }
 
 /// A host sized for the concurrency the suite uses.
@@ -315,11 +376,15 @@ fn raw_client() -> Client<HttpConnector, Full<Bytes>> {
 
 /// hyper alone over cleartext HTTP/2 (prior knowledge).
 fn raw_h2c_client() -> Client<HttpConnector, Full<Bytes>> {
-    Client::builder(TokioExecutor::new()).http2_only(true).build_http()
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http()
 }
 
 /// hyper alone over HTTPS trusting `pki`'s CA, HTTP/2 or HTTP/1.1 by ALPN.
-fn raw_https_client(pki: &TestPki) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>> {
+fn raw_https_client(
+    pki: &TestPki,
+) -> Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>> {
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(pki.client_config())
         .https_only()
@@ -340,9 +405,24 @@ fn text_post(url: &str, body: String) -> Value {
 }
 
 /// A POST of a text body with hyper alone; returns the response body.
-async fn raw_post(client: &Client<HttpConnector, Full<Bytes>>, uri: &hyper::Uri, body: Bytes) -> Bytes {
-    let post = hyper::Request::post(uri.clone()).header("content-type", "text/plain").body(Full::new(body)).unwrap();
-    client.request(post).await.unwrap().into_body().collect().await.unwrap().to_bytes()
+async fn raw_post(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    uri: &hyper::Uri,
+    body: Bytes,
+) -> Bytes {
+    let post = hyper::Request::post(uri.clone())
+        .header("content-type", "text/plain")
+        .body(Full::new(body))
+        .unwrap();
+    client
+        .request(post)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
 }
 
 async fn raw_get<C>(client: &Client<C, Full<Bytes>>, uri: &hyper::Uri)
@@ -361,7 +441,11 @@ async fn latency(scale: &Scale, report: &mut Report) {
     let url = server.url("/bench");
     let uri: hyper::Uri = url.parse().unwrap();
     let host = bench_host(&["http-request", "misbehave"]).await;
-    let no_epochs = host_with(bench::without_epoch_interruption(bench_builder()), &["http-request"]).await;
+    let no_epochs = host_with(
+        bench::without_epoch_interruption(bench_builder()),
+        &["http-request"],
+    )
+    .await;
     let n = scale.latency_iterations;
     let input = json!({"url": url});
 
@@ -371,7 +455,9 @@ async fn latency(scale: &Scale, report: &mut Report) {
     let connection = bearer_connection(&server);
     let warm_up = n / 10 + 1;
     // Connection files are parsed up front: the figure is the step's cost, not TOML's.
-    let mut bound: Vec<StepRequest> = (0..n + warm_up + n / 50 + 1).map(|_| connection_request(&connection, "/bench")).collect();
+    let mut bound: Vec<StepRequest> = (0..n + warm_up + n / 50 + 1)
+        .map(|_| connection_request(&connection, "/bench"))
+        .collect();
 
     // Every figure is sampled in the same rounds, a batch of each per round,
     // so that load from outside the benchmark weighs on all of them alike
@@ -384,39 +470,123 @@ async fn latency(scale: &Scale, report: &mut Report) {
             timed(&mut times[0], raw_get(&client, &uri)).await;
         }
         for _ in 0..batch {
-            timed(&mut times[1], run_reused_ok(&host, &mut reused, request("http-request", "request", input.clone()))).await;
+            timed(
+                &mut times[1],
+                run_reused_ok(
+                    &host,
+                    &mut reused,
+                    request("http-request", "request", input.clone()),
+                ),
+            )
+            .await;
         }
         for _ in 0..batch {
-            timed(&mut times[2], run_ok(&host, request("http-request", "request", input.clone()))).await;
+            timed(
+                &mut times[2],
+                run_ok(&host, request("http-request", "request", input.clone())),
+            )
+            .await;
         }
         for _ in 0..batch {
-            timed(&mut times[3], run_reused_ok(&host, &mut reused_ok, request("misbehave", "ok", json!({})))).await;
+            timed(
+                &mut times[3],
+                run_reused_ok(&host, &mut reused_ok, request("misbehave", "ok", json!({}))),
+            )
+            .await;
         }
         for _ in 0..batch {
-            timed(&mut times[4], run_ok(&host, request("misbehave", "ok", json!({})))).await;
+            timed(
+                &mut times[4],
+                run_ok(&host, request("misbehave", "ok", json!({}))),
+            )
+            .await;
         }
         for _ in 0..batch {
-            timed(&mut times[5], run_ok(&host, bound.pop().expect("a request per run"))).await;
+            timed(
+                &mut times[5],
+                run_ok(&host, bound.pop().expect("a request per run")),
+            )
+            .await;
         }
         for _ in 0..batch {
-            timed(&mut times[6], run_ok(&no_epochs, request("http-request", "request", input.clone()))).await;
+            timed(
+                &mut times[6],
+                run_ok(
+                    &no_epochs,
+                    request("http-request", "request", input.clone()),
+                ),
+            )
+            .await;
         }
     }
-    let [raw, reuse, fresh, trivial_reused, trivial_fresh, with_credentials, without_epochs] =
-        times.map(|mut samples| summarize(samples.split_off(warm_up)));
+    let [
+        raw,
+        reuse,
+        fresh,
+        trivial_reused,
+        trivial_fresh,
+        with_credentials,
+        without_epochs,
+    ] = times.map(|mut samples| summarize(samples.split_off(warm_up)));
 
-    report.row("raw hyper GET, p50 / p99 µs", format!("{:.1} / {:.1}", raw.0, raw.1));
-    report.row("http-request step, reused instance, p50 / p99 µs", format!("{:.1} / {:.1}", reuse.0, reuse.1));
-    report.row("http-request step, fresh instance, p50 / p99 µs", format!("{:.1} / {:.1}", fresh.0, fresh.1));
-    report.row("trivial step, reused instance, p50 µs", format!("{:.1}", trivial_reused.0));
-    report.row("trivial step (instantiate + call + drop), p50 µs", format!("{:.1}", trivial_fresh.0));
-    report.row("http-request step with bearer + scrubbing, p50 µs", format!("{:.1}", with_credentials.0));
-    report.row("http-request step, fresh, epochs off (bench only), p50 µs", format!("{:.1}", without_epochs.0));
-    report.goal("G1", "reused-instance step / raw hyper, p50", reuse.0 / raw.0, "<= 1.10");
-    report.goal("G1", "reused-instance step / raw hyper, p99", reuse.1 / raw.1, "<= 1.20");
-    report.goal("G2", "fresh-instance step / reused-instance step, p50", fresh.0 / reuse.0, "<= 1.15");
-    report.goal("G7", "epochs on / off, fresh step p50", fresh.0 / without_epochs.0, "<= 1.03");
-    report.goal("G8", "injection + scrubbing / none, step p50", with_credentials.0 / fresh.0, "<= 1.05");
+    report.row(
+        "raw hyper GET, p50 / p99 µs",
+        format!("{:.1} / {:.1}", raw.0, raw.1),
+    );
+    report.row(
+        "http-request step, reused instance, p50 / p99 µs",
+        format!("{:.1} / {:.1}", reuse.0, reuse.1),
+    );
+    report.row(
+        "http-request step, fresh instance, p50 / p99 µs",
+        format!("{:.1} / {:.1}", fresh.0, fresh.1),
+    );
+    report.row(
+        "trivial step, reused instance, p50 µs",
+        format!("{:.1}", trivial_reused.0),
+    );
+    report.row(
+        "trivial step (instantiate + call + drop), p50 µs",
+        format!("{:.1}", trivial_fresh.0),
+    );
+    report.row(
+        "http-request step with bearer + scrubbing, p50 µs",
+        format!("{:.1}", with_credentials.0),
+    );
+    report.row(
+        "http-request step, fresh, epochs off (bench only), p50 µs",
+        format!("{:.1}", without_epochs.0),
+    );
+    report.goal(
+        "G1",
+        "reused-instance step / raw hyper, p50",
+        reuse.0 / raw.0,
+        "<= 1.10",
+    );
+    report.goal(
+        "G1",
+        "reused-instance step / raw hyper, p99",
+        reuse.1 / raw.1,
+        "<= 1.20",
+    );
+    report.goal(
+        "G2",
+        "fresh-instance step / reused-instance step, p50",
+        fresh.0 / reuse.0,
+        "<= 1.15",
+    );
+    report.goal(
+        "G7",
+        "epochs on / off, fresh step p50",
+        fresh.0 / without_epochs.0,
+        "<= 1.03",
+    );
+    report.goal(
+        "G8",
+        "injection + scrubbing / none, step p50",
+        with_credentials.0 / fresh.0,
+        "<= 1.05",
+    );
 }
 
 /// Part 6: HTTPS vs HTTP steps through the pooled client (custom CA from the
@@ -433,7 +603,11 @@ async fn https(scale: &Scale, report: &mut Report) {
     std::fs::write(&ca, pki.ca_pem()).unwrap();
     let host = bench_host(&["http-request"]).await;
     let connection = |base: String| {
-        let tls_table = if base.starts_with("https:") { format!("[tls]\nca_file = '{}'", ca.display()) } else { String::new() };
+        let tls_table = if base.starts_with("https:") {
+            format!("[tls]\nca_file = '{}'", ca.display())
+        } else {
+            String::new()
+        };
         format!("connection = 'default'\nbase_url = '{base}'\nauth = 'none'\n{tls_table}")
     };
     let n = scale.latency_iterations;
@@ -442,7 +616,8 @@ async fn https(scale: &Scale, report: &mut Report) {
         r.connections.push(toml::from_str(conn).unwrap());
         run_ok(&host, r)
     };
-    let [http, https, https_h1] = [plain.url("/"), tls.https_url("/"), tls_h1.https_url("/")].map(connection);
+    let [http, https, https_h1] =
+        [plain.url("/"), tls.https_url("/"), tls_h1.https_url("/")].map(connection);
     let http = percentiles(n, || step_with(&http)).await;
     let https = percentiles(n, || step_with(&https)).await;
     let https_h1 = percentiles(n, || step_with(&https_h1)).await;
@@ -455,17 +630,44 @@ async fn https(scale: &Scale, report: &mut Report) {
     let (h2c, uri) = (raw_h2c_client(), plain.url("/bench").parse().unwrap());
     let raw_h2c = percentiles(n, || raw_get(&h2c, &uri)).await;
     // hyper alone over HTTPS against the two TLS servers (HTTP/2 and HTTP/1.1 by ALPN).
-    let (client, uri) = (raw_https_client(&pki), tls.https_url("/bench").parse().unwrap());
+    let (client, uri) = (
+        raw_https_client(&pki),
+        tls.https_url("/bench").parse().unwrap(),
+    );
     let raw_https = percentiles(n, || raw_get(&client, &uri)).await;
-    let (client, uri) = (raw_https_client(&pki), tls_h1.https_url("/bench").parse().unwrap());
+    let (client, uri) = (
+        raw_https_client(&pki),
+        tls_h1.https_url("/bench").parse().unwrap(),
+    );
     let raw_https_h1 = percentiles(n, || raw_get(&client, &uri)).await;
     let steps = n + n / 10 + 1;
-    report.row("step over HTTP / HTTPS (pooled), p50 µs", format!("{:.1} / {:.1}", http.0, https.0));
-    report.row("step over HTTPS, server speaking HTTP/1.1 only, p50 µs", format!("{:.1}", https_h1.0));
-    report.row("step over HTTPS, HTTP/2 server, connection `http2 = false`, p50 µs", format!("{:.1}", https_http2_off.0));
-    report.row("raw hyper GET over HTTP/2 (h2c), p50 µs", format!("{:.1}", raw_h2c.0));
-    report.row("raw hyper GET over HTTPS: HTTP/2 / HTTP/1.1 server, p50 µs", format!("{:.1} / {:.1}", raw_https.0, raw_https_h1.0));
-    report.row("steps needing a new TLS handshake", format!("{handshakes} of {steps} ({:.2} %)", 100.0 * handshakes as f64 / steps as f64));
+    report.row(
+        "step over HTTP / HTTPS (pooled), p50 µs",
+        format!("{:.1} / {:.1}", http.0, https.0),
+    );
+    report.row(
+        "step over HTTPS, server speaking HTTP/1.1 only, p50 µs",
+        format!("{:.1}", https_h1.0),
+    );
+    report.row(
+        "step over HTTPS, HTTP/2 server, connection `http2 = false`, p50 µs",
+        format!("{:.1}", https_http2_off.0),
+    );
+    report.row(
+        "raw hyper GET over HTTP/2 (h2c), p50 µs",
+        format!("{:.1}", raw_h2c.0),
+    );
+    report.row(
+        "raw hyper GET over HTTPS: HTTP/2 / HTTP/1.1 server, p50 µs",
+        format!("{:.1} / {:.1}", raw_https.0, raw_https_h1.0),
+    );
+    report.row(
+        "steps needing a new TLS handshake",
+        format!(
+            "{handshakes} of {steps} ({:.2} %)",
+            100.0 * handshakes as f64 / steps as f64
+        ),
+    );
 }
 
 /// Part 3: requests per second at several concurrencies, raw vs steps.
@@ -476,7 +678,10 @@ async fn throughput(scale: &Scale, report: &mut Report) {
     // The production caps (a tenant runs 64 steps at once), with a queue long
     // enough that no step of the 256 is refused: the excess waits in
     // admission, before it has an instance.
-    let queued = ConcurrencyLimits { max_queued_per_tenant: 256, ..ConcurrencyLimits::default() };
+    let queued = ConcurrencyLimits {
+        max_queued_per_tenant: 256,
+        ..ConcurrencyLimits::default()
+    };
     let host = host_with(host_builder().concurrency(queued), &["http-request"]).await;
     let client = raw_client();
     let total = scale.throughput_requests;
@@ -484,7 +689,13 @@ async fn throughput(scale: &Scale, report: &mut Report) {
         let url = url.clone();
         rate(concurrency, total, move || {
             let (host, url) = (host.clone(), url.clone());
-            async move { run_ok(&host, request("http-request", "request", json!({"url": url}))).await }
+            async move {
+                run_ok(
+                    &host,
+                    request("http-request", "request", json!({"url": url})),
+                )
+                .await
+            }
         })
     };
     let mut at = std::collections::HashMap::new();
@@ -498,14 +709,30 @@ async fn throughput(scale: &Scale, report: &mut Report) {
         })
         .await;
         let steps = steps_at(host.clone(), concurrency).await;
-        report.row(format!("throughput c={concurrency}: raw req/s, steps/s"), format!("{raw:.0}, {steps:.0}"));
+        report.row(
+            format!("throughput c={concurrency}: raw req/s, steps/s"),
+            format!("{raw:.0}, {steps:.0}"),
+        );
         at.insert(concurrency, (raw, steps));
     }
     // The same 256 with every one running at once (an instance each).
     let uncapped = steps_at(bench_host(&["http-request"]).await, 256).await;
-    report.row("throughput c=256, all 256 running: steps/s", format!("{uncapped:.0}"));
-    report.goal("G3", "steps/s / raw req/s at c=64", at[&64].1 / at[&64].0, ">= 0.85");
-    report.goal("G4", "steps/s at c=256 / steps/s at c=16", at[&256].1 / at[&16].1, ">= 0.95");
+    report.row(
+        "throughput c=256, all 256 running: steps/s",
+        format!("{uncapped:.0}"),
+    );
+    report.goal(
+        "G3",
+        "steps/s / raw req/s at c=64",
+        at[&64].1 / at[&64].0,
+        ">= 0.85",
+    );
+    report.goal(
+        "G4",
+        "steps/s at c=256 / steps/s at c=16",
+        at[&256].1 / at[&16].1,
+        ">= 0.95",
+    );
 }
 
 /// Completed operations per second with `concurrency` workers sharing `total` operations.
@@ -521,7 +748,11 @@ where
             let (op, remaining) = (op.clone(), remaining.clone());
             tokio::spawn(async move {
                 while remaining
-                    .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1))
+                    .fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |n| n.checked_sub(1),
+                    )
                     .is_ok()
                 {
                     op().await;
@@ -537,7 +768,12 @@ where
 
 /// Part 4: per-byte cost of a step vs raw hyper vs memcpy, request and response of each size.
 async fn payload(scale: &Scale, report: &mut Report) {
-    let server = TestServer::start(|r| Reply { status: 200, headers: vec![("content-type".into(), "text/plain".into())], body: r.body.clone() }).await;
+    let server = TestServer::start(|r| Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "text/plain".into())],
+        body: r.body.clone(),
+    })
+    .await;
     let url = server.url("/echo");
     let uri: hyper::Uri = url.parse().unwrap();
     let host = bench_host(&["http-request"]).await;
@@ -553,7 +789,11 @@ async fn payload(scale: &Scale, report: &mut Report) {
         .await
         .0;
         let input = text_post(&url, body.clone());
-        let step = percentiles(n, || run_ok(&host, request("http-request", "request", input.clone()))).await.0;
+        let step = percentiles(n, || {
+            run_ok(&host, request("http-request", "request", input.clone()))
+        })
+        .await
+        .0;
         let source = vec![1u8; size];
         let mut target = vec![0u8; size];
         let copy = percentiles(n.max(20), || {
@@ -563,16 +803,36 @@ async fn payload(scale: &Scale, report: &mut Report) {
         })
         .await
         .0;
-        report.row(format!("payload {} KiB: raw / step / memcpy p50 µs", size >> 10), format!("{raw:.1} / {step:.1} / {copy:.2}"));
+        report.row(
+            format!("payload {} KiB: raw / step / memcpy p50 µs", size >> 10),
+            format!("{raw:.1} / {step:.1} / {copy:.2}"),
+        );
         points.push((size as f64, raw, step, copy));
     }
     let (first, last) = (points[0], points[points.len() - 1]);
-    let slope = |pick: fn(&(f64, f64, f64, f64)) -> f64| (pick(&last) - pick(&first)) / (last.0 - first.0);
+    let slope =
+        |pick: fn(&(f64, f64, f64, f64)) -> f64| (pick(&last) - pick(&first)) / (last.0 - first.0);
     let (raw_b, step_b, copy_b) = (slope(|p| p.1), slope(|p| p.2), slope(|p| p.3));
-    report.row("per-byte cost ns: raw, step, memcpy", format!("{:.3}, {:.3}, {:.4}", raw_b * 1e3, step_b * 1e3, copy_b * 1e3));
+    report.row(
+        "per-byte cost ns: raw, step, memcpy",
+        format!(
+            "{:.3}, {:.3}, {:.4}",
+            raw_b * 1e3,
+            step_b * 1e3,
+            copy_b * 1e3
+        ),
+    );
     // The server runs in this process: its own per-byte work is in both slopes.
-    report.row("per-byte cost a step adds to raw hyper / memcpy's", format!("{:.1}", (step_b - raw_b) / copy_b));
-    report.goal("G5", "per-byte step cost / per-byte memcpy", step_b / copy_b, "<= 3");
+    report.row(
+        "per-byte cost a step adds to raw hyper / memcpy's",
+        format!("{:.1}", (step_b - raw_b) / copy_b),
+    );
+    report.goal(
+        "G5",
+        "per-byte step cost / per-byte memcpy",
+        step_b / copy_b,
+        "<= 3",
+    );
 }
 
 /// Part 5: resident memory per live instance, with steps parked in a host call.
@@ -580,20 +840,33 @@ async fn memory(scale: &Scale, report: &mut Report) {
     let release = Arc::new(tokio::sync::Notify::new());
     let addr = parking_server(release.clone()).await;
     // Every parked step holds a connection to the one parking origin.
-    let limits = Limits { max_connections_per_origin: scale.parked_steps, ..Limits::default() };
+    let limits = Limits {
+        max_connections_per_origin: scale.parked_steps,
+        ..Limits::default()
+    };
     let host = host_with(bench_builder().limits(limits), &["http-request"]).await;
     let url = format!("http://{addr}/park");
-    run_ok(&host, request("http-request", "request", json!({"url": url.clone()}))).await;
+    run_ok(
+        &host,
+        request("http-request", "request", json!({"url": url.clone()})),
+    )
+    .await;
     let before = resident_bytes();
     let steps: Vec<_> = (0..scale.parked_steps)
         .map(|_| {
             let (host, url) = (host.clone(), url.clone());
-            tokio::spawn(async move { host.run_step(request("http-request", "request", json!({"url": url}))).await })
+            tokio::spawn(async move {
+                host.run_step(request("http-request", "request", json!({"url": url})))
+                    .await
+            })
         })
         .collect();
     while PARKED.load(std::sync::atomic::Ordering::SeqCst) < scale.parked_steps {
         if let Some(ended) = steps.iter().position(|s| s.is_finished()) {
-            panic!("a step ended before all were parked: {:?}", steps.into_iter().nth(ended).unwrap().await);
+            panic!(
+                "a step ended before all were parked: {:?}",
+                steps.into_iter().nth(ended).unwrap().await
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -603,8 +876,19 @@ async fn memory(scale: &Scale, report: &mut Report) {
         assert_eq!(s.await.unwrap().outcome, Outcome::Success);
     }
     let per_instance = (during.saturating_sub(before)) as f64 / scale.parked_steps as f64 / 1024.0;
-    report.row(format!("RSS growth with {} parked steps, KiB per step", scale.parked_steps), format!("{per_instance:.0}"));
-    report.goal("G6", "RSS per live instance, KiB", per_instance, "<= 128 + touched guest memory");
+    report.row(
+        format!(
+            "RSS growth with {} parked steps, KiB per step",
+            scale.parked_steps
+        ),
+        format!("{per_instance:.0}"),
+    );
+    report.goal(
+        "G6",
+        "RSS per live instance, KiB",
+        per_instance,
+        "<= 128 + touched guest memory",
+    );
 }
 
 /// Requests parked on the server so far.
@@ -629,10 +913,14 @@ async fn parking_server(release: Arc<tokio::sync::Notify>) -> std::net::SocketAd
                             PARKED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             released.await;
                         }
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
+                            b"ok",
+                        ))))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -641,7 +929,12 @@ async fn parking_server(release: Arc<tokio::sync::Notify>) -> std::net::SocketAd
 
 fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()).unwrap_or(0) * 4096
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(0)
+        * 4096
 }
 
 /// Part 7: loading a plugin by compiling it vs from the compiled cache.
@@ -649,12 +942,24 @@ async fn cold_start(report: &mut Report) {
     let dir = std::env::temp_dir().join(format!("courier-bench-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let load = || async {
-        let host = Host::builder().cache_dir(&dir).limits(Limits::default()).build().unwrap();
-        host.load_plugin_file(&plugin("http-request")).await.unwrap()
+        let host = Host::builder()
+            .cache_dir(&dir)
+            .limits(Limits::default())
+            .build()
+            .unwrap();
+        host.load_plugin_file(&plugin("http-request"))
+            .await
+            .unwrap()
     };
     let compiled = load().await;
     let cached = load().await;
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!((compiled.source, cached.source), (CompileSource::Compiled, CompileSource::Cache));
-    report.row("load http-request: compile / from cache, ms", format!("{:.1} / {:.1}", compiled.compile_ms, cached.compile_ms));
+    assert_eq!(
+        (compiled.source, cached.source),
+        (CompileSource::Compiled, CompileSource::Cache)
+    );
+    report.row(
+        "load http-request: compile / from cache, ms",
+        format!("{:.1} / {:.1}", compiled.compile_ms, cached.compile_ms),
+    );
 }

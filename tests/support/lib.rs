@@ -34,7 +34,10 @@ pub struct Received {
 impl Received {
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Query pairs, decoded, in order.
@@ -91,7 +94,11 @@ pub struct Reply {
 impl Reply {
     /// A JSON reply.
     pub fn json(status: u16, value: serde_json::Value) -> Self {
-        Self { status, headers: vec![("content-type".into(), "application/json".into())], body: value.to_string().into_bytes() }
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: value.to_string().into_bytes(),
+        }
     }
 }
 
@@ -117,14 +124,20 @@ impl TestServer {
         config: rustls::ServerConfig,
         handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
     ) -> Self {
-        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))), handler).await
+        Self::start_with(
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+            handler,
+        )
+        .await
     }
 
     async fn start_with(
         tls: Option<tokio_rustls::TlsAcceptor>,
         handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -132,15 +145,23 @@ impl TestServer {
         let (conns, recv) = (connections.clone(), received.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 conns.fetch_add(1, Ordering::SeqCst);
                 let (handler, recv, tls) = (handler.clone(), recv.clone(), tls.clone());
                 tokio::spawn(async move {
                     let (stream, client_cert) = match tls {
                         None => (Io::Plain(stream), false),
                         Some(acceptor) => {
-                            let Ok(tls) = acceptor.accept(stream).await else { return };
-                            let client_cert = tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                            let Ok(tls) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let client_cert = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .is_some_and(|c| !c.is_empty());
                             (Io::Tls(Box::new(tls)), client_cert)
                         }
                     };
@@ -148,14 +169,23 @@ impl TestServer {
                         let (handler, recv) = (handler.clone(), recv.clone());
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
                             let got = Received {
                                 method: parts.method.to_string(),
                                 uri: parts.uri.to_string(),
                                 headers: parts
                                     .headers
                                     .iter()
-                                    .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                                    .map(|(k, v)| {
+                                        (
+                                            k.to_string(),
+                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                        )
+                                    })
                                     .collect(),
                                 body,
                                 client_cert,
@@ -167,7 +197,9 @@ impl TestServer {
                             for (k, v) in &reply.headers {
                                 resp = resp.header(k, v);
                             }
-                            Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(reply.body))).unwrap())
+                            Ok::<_, Infallible>(
+                                resp.body(Full::new(Bytes::from(reply.body))).unwrap(),
+                            )
                         }
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -176,7 +208,12 @@ impl TestServer {
                 });
             }
         });
-        Self { addr, connections, received, task }
+        Self {
+            addr,
+            connections,
+            received,
+            task,
+        }
     }
 
     /// A server that echoes every request back as JSON, and echoes the
@@ -185,7 +222,9 @@ impl TestServer {
         Self::start(|r| {
             let mut reply = Reply::json(200, echo_json(r));
             if let Some(auth) = r.header("authorization") {
-                reply.headers.push(("x-echo-authorization".into(), auth.into()));
+                reply
+                    .headers
+                    .push(("x-echo-authorization".into(), auth.into()));
             }
             reply
         })
@@ -244,14 +283,20 @@ impl tokio::io::AsyncWrite for Io {
         }
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Io::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
             Io::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
         }
     }
 
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         match self.get_mut() {
             Io::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
             Io::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
@@ -285,7 +330,11 @@ pub fn target_dir() -> PathBuf {
 /// A compiled plugin under `target/plugins`.
 pub fn plugin(name: &str) -> PathBuf {
     let path = target_dir().join("plugins").join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} is missing: build the plugins first (./dev build-plugins)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins first (./dev build-plugins)",
+        path.display()
+    );
     path
 }
 
@@ -303,7 +352,9 @@ pub fn host_builder() -> HostBuilder {
 pub async fn host_with(builder: HostBuilder, plugins: &[&str]) -> Host {
     let host = builder.build().expect("host builds");
     for p in plugins {
-        host.load_plugin_file(&plugin(p)).await.expect("plugin loads");
+        host.load_plugin_file(&plugin(p))
+            .await
+            .expect("plugin loads");
     }
     host
 }
@@ -331,16 +382,26 @@ pub fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<ReceivedPart> {
     // A leading CRLF makes the first delimiter look like the others.
     let body = [b"\r\n".as_slice(), body].concat();
     let mut chunks = split(&body, &delimiter);
-    assert!(chunks.remove(0).is_empty(), "nothing before the first boundary");
+    assert!(
+        chunks.remove(0).is_empty(),
+        "nothing before the first boundary"
+    );
     let last = chunks.pop().expect("a closing boundary");
     assert_eq!(last, b"--\r\n", "the body ends with the closing boundary");
     chunks
         .into_iter()
         .map(|chunk| {
-            let chunk = chunk.strip_prefix(b"\r\n").expect("CRLF after the boundary");
+            let chunk = chunk
+                .strip_prefix(b"\r\n")
+                .expect("CRLF after the boundary");
             let end = find(chunk, b"\r\n\r\n").expect("a blank line after the part headers");
             let head = std::str::from_utf8(&chunk[..end]).expect("part headers are UTF-8");
-            let mut part = ReceivedPart { name: String::new(), filename: None, content_type: None, data: chunk[end + 4..].to_vec() };
+            let mut part = ReceivedPart {
+                name: String::new(),
+                filename: None,
+                content_type: None,
+                data: chunk[end + 4..].to_vec(),
+            };
             for line in head.split("\r\n") {
                 let (key, value) = line.split_once(": ").expect("a part header line");
                 match key.to_ascii_lowercase().as_str() {
@@ -394,16 +455,30 @@ impl TestPki {
     pub fn new(name: &str) -> Self {
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, name);
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
         let server_key = rcgen::KeyPair::generate().unwrap();
-        let server_params = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let server_params =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+                .unwrap();
         let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
         let client_key = rcgen::KeyPair::generate().unwrap();
         let mut client_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        client_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} client"));
+        client_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} client"));
         let client_cert_pem = client_params.signed_by(&client_key, &ca).unwrap().pem();
-        Self { ca, server_cert, server_key, client_cert_pem, client_key }
+        Self {
+            ca,
+            server_cert,
+            server_key,
+            client_cert_pem,
+            client_key,
+        }
     }
 
     /// The CA certificate (PEM).
@@ -437,17 +512,27 @@ impl TestPki {
     /// `require_client_cert`, only clients with a certificate from this CA are accepted.
     pub fn server_config(&self, require_client_cert: bool) -> rustls::ServerConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().unwrap();
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
         let builder = if require_client_cert {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(self.ca.der().clone()).unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
             builder.with_client_cert_verifier(verifier)
         } else {
             builder.with_no_client_auth()
         };
-        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(self.server_key.serialize_der()).into();
-        let mut config = builder.with_single_cert(vec![self.server_cert.der().clone()], key).unwrap();
+        let key =
+            rustls::pki_types::PrivatePkcs8KeyDer::from(self.server_key.serialize_der()).into();
+        let mut config = builder
+            .with_single_cert(vec![self.server_cert.der().clone()], key)
+            .unwrap();
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         config
     }
@@ -456,7 +541,11 @@ impl TestPki {
 /// A fresh directory under `target/tmp` for files a test writes.
 pub fn scratch_dir(name: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = target_dir().join("tmp").join(format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst)));
+    let dir = target_dir().join("tmp").join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
     std::fs::create_dir_all(&dir).expect("create the scratch directory");
     dir
 }
@@ -483,7 +572,11 @@ pub struct StallingServer {
 impl StallingServer {
     /// Waits until the server has read one more request head.
     pub async fn request_arrived(&self) {
-        self.requests.acquire().await.expect("the semaphore stays open").forget();
+        self.requests
+            .acquire()
+            .await
+            .expect("the semaphore stays open")
+            .forget();
     }
 }
 
@@ -496,7 +589,9 @@ impl Drop for StallingServer {
 /// Starts a server on 127.0.0.1 that stalls as `stall` says.
 pub async fn stalling_server(stall: Stall) -> StallingServer {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().unwrap();
     let requests = Arc::new(tokio::sync::Semaphore::new(0));
     let arrived = requests.clone();
@@ -507,18 +602,26 @@ pub async fn stalling_server(stall: Stall) -> StallingServer {
                 let mut buf = vec![0; 8192];
                 let mut head = Vec::new();
                 while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let Ok(n @ 1..) = stream.read(&mut buf).await else { break };
+                    let Ok(n @ 1..) = stream.read(&mut buf).await else {
+                        break;
+                    };
                     head.extend_from_slice(&buf[..n]);
                 }
                 arrived.add_permits(1);
             }
             if matches!(stall, Stall::InBody) {
-                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part").await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part")
+                    .await;
             }
             held.push(stream);
         }
     });
-    StallingServer { addr, requests, task }
+    StallingServer {
+        addr,
+        requests,
+        task,
+    }
 }
 
 /// httpbin (from PyPI), the third-party peer: one process per test binary,
@@ -552,7 +655,11 @@ impl Httpbin {
     fn start() -> Self {
         use std::io::BufRead;
         let python = target_dir().join("httpbin-venv/bin/python");
-        assert!(python.exists(), "{} is missing: `./dev test` installs httpbin (or run `./dev httpbin`)", python.display());
+        assert!(
+            python.exists(),
+            "{} is missing: `./dev test` installs httpbin (or run `./dev httpbin`)",
+            python.display()
+        );
         let mut child = std::process::Command::new(python)
             .args(["-c", HTTPBIN_LAUNCHER])
             .stdin(std::process::Stdio::piped())
@@ -561,9 +668,17 @@ impl Httpbin {
             .spawn()
             .expect("start httpbin");
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("httpbin prints its port");
-        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("httpbin did not start: {line:?}"));
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], port)), _child: Mutex::new(child) }
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("httpbin prints its port");
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("httpbin did not start: {line:?}"));
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _child: Mutex::new(child),
+        }
     }
 
     /// `http://127.0.0.1:PORT` + path.
@@ -577,7 +692,10 @@ impl Httpbin {
 /// compile, for load bounds. It exports nothing, so it compiles but does not
 /// link as a plugin.
 pub fn component_with_function(ops: u32) -> Vec<u8> {
-    use wasm_encoder::{CodeSection, Component, Function, FunctionSection, Instruction, Module, ModuleSection, TypeSection, ValType};
+    use wasm_encoder::{
+        CodeSection, Component, Function, FunctionSection, Instruction, Module, ModuleSection,
+        TypeSection, ValType,
+    };
     let mut types = TypeSection::new();
     types.ty().function([ValType::I32], [ValType::I32]);
     let mut functions = FunctionSection::new();

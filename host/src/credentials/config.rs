@@ -61,11 +61,24 @@ impl AuthKind {
         match self {
             Self::None | Self::Bearer | Self::Basic | Self::ClientCertificate => &[],
             Self::ApiKey => &["header", "query"],
-            Self::Custom => &["header", "query", "form_field", "json_field", "template", "placements"],
+            Self::Custom => &[
+                "header",
+                "query",
+                "form_field",
+                "json_field",
+                "template",
+                "placements",
+            ],
             Self::Oauth2ClientCredentials | Self::Oauth2RefreshToken | Self::Oauth2Password => {
                 &["token_url", "scopes", "audience", "client_auth"]
             }
-            Self::Jwt => &["algorithm", "claims", "lifetime_secs", "token_url", "scopes"],
+            Self::Jwt => &[
+                "algorithm",
+                "claims",
+                "lifetime_secs",
+                "token_url",
+                "scopes",
+            ],
         }
     }
 
@@ -238,8 +251,28 @@ impl Hash for ConnectionConfig {
             tls,
             from_store,
         } = self;
-        (connection, id, base_url, auth, shared_headers, shared_query, header, query).hash(state);
-        (form_field, json_field, template, placements, token_url, scopes, audience, client_auth).hash(state);
+        (
+            connection,
+            id,
+            base_url,
+            auth,
+            shared_headers,
+            shared_query,
+            header,
+            query,
+        )
+            .hash(state);
+        (
+            form_field,
+            json_field,
+            template,
+            placements,
+            token_url,
+            scopes,
+            audience,
+            client_auth,
+        )
+            .hash(state);
         (algorithm, lifetime_secs, secrets, tls, from_store).hash(state);
     }
 }
@@ -255,7 +288,10 @@ pub struct ConnectionError {
 impl ConnectionConfig {
     /// Reads a TOML connection file.
     pub fn from_file(path: &Path) -> Result<Self, ConnectionError> {
-        let fail = |message: String| ConnectionError { connection: path.display().to_string(), message };
+        let fail = |message: String| ConnectionError {
+            connection: path.display().to_string(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         toml::from_str(&text).map_err(|e| fail(format!("invalid connection file: {e}")))
     }
@@ -282,11 +318,18 @@ impl ConnectionConfig {
             ("claims", self.claims.is_some()),
             ("lifetime_secs", self.lifetime_secs.is_some()),
         ];
-        set.into_iter().filter(|(_, s)| *s).map(|(k, _)| k).collect()
+        set.into_iter()
+            .filter(|(_, s)| *s)
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// The `[secrets]` keys that are set.
     pub(super) fn secrets_set(&self) -> Vec<&'static str> {
-        Secrets::KEYS.iter().copied().filter(|k| self.secrets.get(k).is_some()).collect()
+        Secrets::KEYS
+            .iter()
+            .copied()
+            .filter(|k| self.secrets.get(k).is_some())
+            .collect()
     }
 }

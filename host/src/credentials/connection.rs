@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use aho_corasick::AhoCorasick;
 use crate::tls::ConnectionTls;
+use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
@@ -13,8 +13,8 @@ use super::jwt::JwtSigner;
 use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, fingerprint};
 use super::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secrets};
 use crate::manifest::{
-    AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget, SecretPlacement,
-    secret_template,
+    AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget,
+    SecretPlacement, secret_template,
 };
 
 /// One secret the host puts into a request: where, and in what template.
@@ -31,7 +31,13 @@ pub(crate) struct Placement {
 impl Placement {
     fn new(target: PlacementTarget, name: String, template: String, secret: Secret) -> Self {
         let filled = Secret::new(template.replace("{secret}", secret.expose()));
-        Self { target, name, template, secret, filled }
+        Self {
+            target,
+            name,
+            template,
+            secret,
+            filled,
+        }
     }
 
     /// The template with the secret filled in.
@@ -82,14 +88,21 @@ impl BoundConnection {
         tenant: &str,
         tokens: &TokenManager,
     ) -> Result<Self, ConnectionError> {
-        let fail = |message: String| ConnectionError { connection: spec.name.clone(), message };
+        let fail = |message: String| ConnectionError {
+            connection: spec.name.clone(),
+            message,
+        };
         let base_url = match config.base_url.as_deref().or(spec.base_url.as_deref()) {
             Some(u) => Some(parse_base_url(u).map_err(fail)?),
             None => None,
         };
         let mut origins: Vec<url::Origin> = base_url.iter().map(Url::origin).collect();
         for o in &spec.auth_origins {
-            origins.push(Url::parse(o).map_err(|e| fail(format!("auth origin `{o}`: {e}")))?.origin());
+            origins.push(
+                Url::parse(o)
+                    .map_err(|e| fail(format!("auth origin `{o}`: {e}")))?
+                    .origin(),
+            );
         }
         let tls = ConnectionTls::load(&config.tls).map_err(|e| fail(e.to_string()))?;
         let http2 = config.tls.http2;
@@ -97,32 +110,68 @@ impl BoundConnection {
         check_keys(kind, &config).map_err(fail)?;
         let mut scrub = Vec::new();
         let credential = match kind {
-            AuthKind::Oauth2ClientCredentials | AuthKind::Oauth2RefreshToken | AuthKind::Oauth2Password | AuthKind::Jwt => {
+            AuthKind::Oauth2ClientCredentials
+            | AuthKind::Oauth2RefreshToken
+            | AuthKind::Oauth2Password
+            | AuthKind::Jwt => {
                 let (grant, endpoint) = match kind {
                     AuthKind::Jwt => jwt_grant(&spec.auth, &config).map_err(fail)?,
                     _ => oauth2_grant(kind, &spec.auth, &config).map_err(fail)?,
                 };
                 let id = config.id.as_deref().unwrap_or(&spec.name);
                 let fp = config_fingerprint(&spec.auth, &config);
-                let cell = tokens.cell(tenant, id, fp, config.secrets.refresh_token.clone(), config.from_store);
-                scrub.extend(config.secrets_set().into_iter().filter(|k| *k != "username").filter_map(|k| config.secrets.get(k).cloned()));
-                Credential::Token(Box::new(TokenSource { grant, endpoint, cell }))
+                let cell = tokens.cell(
+                    tenant,
+                    id,
+                    fp,
+                    config.secrets.refresh_token.clone(),
+                    config.from_store,
+                );
+                scrub.extend(
+                    config
+                        .secrets_set()
+                        .into_iter()
+                        .filter(|k| *k != "username")
+                        .filter_map(|k| config.secrets.get(k).cloned()),
+                );
+                Credential::Token(Box::new(TokenSource {
+                    grant,
+                    endpoint,
+                    cell,
+                }))
             }
             _ => static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?,
         };
         let certificate = kind == AuthKind::ClientCertificate;
-        if base_url.is_none() && (certificate || !matches!(credential, Credential::None)) && origins.is_empty() {
-            return Err(fail("credentials need a `base_url` whose origin may receive them".into()));
+        if base_url.is_none()
+            && (certificate || !matches!(credential, Credential::None))
+            && origins.is_empty()
+        {
+            return Err(fail(
+                "credentials need a `base_url` whose origin may receive them".into(),
+            ));
         }
         let mut shared_headers = spec.shared_headers.clone();
         for (k, v) in config.shared_headers {
-            http::HeaderName::try_from(k.as_str()).map_err(|_| fail(format!("shared header name `{k}` is invalid")))?;
+            http::HeaderName::try_from(k.as_str())
+                .map_err(|_| fail(format!("shared header name `{k}` is invalid")))?;
             shared_headers.push((k, v));
         }
         let mut shared_query = spec.shared_query.clone();
         shared_query.extend(config.shared_query);
         let matcher = OnceLock::new();
-        Ok(Self { name: spec.name.clone(), base_url, origins, credential, shared_headers, shared_query, scrub, tls, http2, matcher })
+        Ok(Self {
+            name: spec.name.clone(),
+            base_url,
+            origins,
+            credential,
+            shared_headers,
+            shared_query,
+            scrub,
+            tls,
+            http2,
+            matcher,
+        })
     }
 
     /// Whether this URL's origin may receive the connection's credentials.
@@ -142,12 +191,14 @@ impl BoundConnection {
 
     /// Whether the credential occupies this header, which a plugin may not set.
     pub(crate) fn reserves_header(&self, name: &str) -> bool {
-        self.placements(PlacementTarget::Header).any(|p| p.name.eq_ignore_ascii_case(name))
+        self.placements(PlacementTarget::Header)
+            .any(|p| p.name.eq_ignore_ascii_case(name))
     }
 
     /// Whether the credential occupies this query parameter, which a plugin may not set.
     pub(crate) fn reserves_query(&self, name: &str) -> bool {
-        self.placements(PlacementTarget::Query).any(|p| p.name == name)
+        self.placements(PlacementTarget::Query)
+            .any(|p| p.name == name)
     }
 }
 
@@ -155,7 +206,9 @@ impl BoundConnection {
 fn scheme_kind(declared: &AuthScheme, chosen: Option<AuthKind>) -> Result<AuthKind, String> {
     let kind = match declared {
         AuthScheme::OperatorDefined => {
-            return chosen.ok_or_else(|| "the plugin leaves the scheme to the operator: set `auth`".to_owned());
+            return chosen.ok_or_else(|| {
+                "the plugin leaves the scheme to the operator: set `auth`".to_owned()
+            });
         }
         AuthScheme::None => AuthKind::None,
         AuthScheme::Bearer => AuthKind::Bearer,
@@ -169,28 +222,51 @@ fn scheme_kind(declared: &AuthScheme, chosen: Option<AuthKind>) -> Result<AuthKi
         AuthScheme::ClientCertificate => AuthKind::ClientCertificate,
     };
     match chosen {
-        Some(c) if c != kind => Err(format!("`auth = \"{}\"` disagrees with the plugin's scheme `{}`", c.name(), kind.name())),
+        Some(c) if c != kind => Err(format!(
+            "`auth = \"{}\"` disagrees with the plugin's scheme `{}`",
+            c.name(),
+            kind.name()
+        )),
         _ => Ok(kind),
     }
 }
 
 /// Settings and secrets the scheme does not use are errors that name them.
 fn check_keys(kind: AuthKind, config: &ConnectionConfig) -> Result<(), String> {
-    if let Some(key) = config.settings_set().into_iter().find(|k| !kind.settings().contains(k)) {
+    if let Some(key) = config
+        .settings_set()
+        .into_iter()
+        .find(|k| !kind.settings().contains(k))
+    {
         return Err(format!("`{key}` does not apply to auth `{}`", kind.name()));
     }
-    if let Some(key) = config.secrets_set().into_iter().find(|k| !kind.secrets().contains(k)) {
-        return Err(format!("secret `{key}` is not used by auth `{}`", kind.name()));
+    if let Some(key) = config
+        .secrets_set()
+        .into_iter()
+        .find(|k| !kind.secrets().contains(k))
+    {
+        return Err(format!(
+            "secret `{key}` is not used by auth `{}`",
+            kind.name()
+        ));
     }
     Ok(())
 }
 
 fn need(secrets: &Secrets, key: &str) -> Result<Secret, String> {
-    secrets.get(key).cloned().ok_or_else(|| format!("missing secret `{key}` in [secrets]"))
+    secrets
+        .get(key)
+        .cloned()
+        .ok_or_else(|| format!("missing secret `{key}` in [secrets]"))
 }
 
 fn header_placement(name: &str, template: &str, secret: Secret) -> Placement {
-    Placement::new(PlacementTarget::Header, name.into(), template.into(), secret)
+    Placement::new(
+        PlacementTarget::Header,
+        name.into(),
+        template.into(),
+        secret,
+    )
 }
 
 /// The credential of the schemes that put fixed secrets in place.
@@ -203,7 +279,11 @@ fn static_credential(
     let secrets = &config.secrets;
     let placements = match kind {
         AuthKind::None => return Ok(Credential::None),
-        AuthKind::Bearer => vec![header_placement("authorization", "Bearer {secret}", need(secrets, "token")?)],
+        AuthKind::Bearer => vec![header_placement(
+            "authorization",
+            "Bearer {secret}",
+            need(secrets, "token")?,
+        )],
         AuthKind::Basic => {
             let (user, password) = (need(secrets, "username")?, need(secrets, "password")?);
             let pair = Secret::new(format!("{}:{}", user.expose(), password.expose()));
@@ -224,16 +304,32 @@ fn static_credential(
                 (_, None, Some(q)) => (PlacementTarget::Query, q.clone()),
                 _ => return Err("api-key needs exactly one of `header` or `query`".into()),
             };
-            vec![Placement::new(target, name, secret_template(), need(secrets, "key")?)]
+            vec![Placement::new(
+                target,
+                name,
+                secret_template(),
+                need(secrets, "key")?,
+            )]
         }
         AuthKind::Custom => {
             let wanted = custom_placements(declared, config)?;
-            if let Some(unused) = config.secrets_set().into_iter().find(|k| !wanted.iter().any(|p| p.secret == *k)) {
+            if let Some(unused) = config
+                .secrets_set()
+                .into_iter()
+                .find(|k| !wanted.iter().any(|p| p.secret == *k))
+            {
                 return Err(format!("secret `{unused}` is not used by any placement"));
             }
             wanted
                 .into_iter()
-                .map(|p| Ok(Placement::new(p.target, p.name, p.template, need(secrets, &p.secret)?)))
+                .map(|p| {
+                    Ok(Placement::new(
+                        p.target,
+                        p.name,
+                        p.template,
+                        need(secrets, &p.secret)?,
+                    ))
+                })
                 .collect::<Result<_, String>>()?
         }
         // The credential is the TLS client certificate of the `[tls]` table,
@@ -242,7 +338,12 @@ fn static_credential(
         AuthKind::ClientCertificate => {
             return Err("client-certificate needs `client_cert_file` + `client_key_file` or `pkcs12_file` in [tls]".into());
         }
-        other => return Err(format!("auth scheme `{}` is not implemented yet", other.name())),
+        other => {
+            return Err(format!(
+                "auth scheme `{}` is not implemented yet",
+                other.name()
+            ));
+        }
     };
     for p in &placements {
         check_placement(p)?;
@@ -259,23 +360,38 @@ fn static_credential(
 fn config_fingerprint(declared: &AuthScheme, config: &ConnectionConfig) -> [u8; 32] {
     let settings = format!("{declared:?}\n{config:?}");
     let mut parts = vec![settings.as_str()];
-    for key in config.secrets_set().into_iter().filter(|k| *k != "refresh_token") {
-        parts.extend([key, config.secrets.get(key).map(Secret::expose).unwrap_or("")]);
+    for key in config
+        .secrets_set()
+        .into_iter()
+        .filter(|k| *k != "refresh_token")
+    {
+        parts.extend([
+            key,
+            config.secrets.get(key).map(Secret::expose).unwrap_or(""),
+        ]);
     }
     fingerprint(parts)
 }
 
 /// The OAuth 2 grant and token endpoint: the plugin's settings, each
 /// overridden by the operator's, and the client's secrets.
-fn oauth2_grant(kind: AuthKind, declared: &AuthScheme, config: &ConnectionConfig) -> Result<(Grant, Option<Endpoint>), String> {
+fn oauth2_grant(
+    kind: AuthKind,
+    declared: &AuthScheme,
+    config: &ConnectionConfig,
+) -> Result<(Grant, Option<Endpoint>), String> {
     let plugin = match declared {
-        AuthScheme::Oauth2ClientCredentials(s) | AuthScheme::Oauth2RefreshToken(s) | AuthScheme::Oauth2Password(s) => {
-            s.clone()
-        }
+        AuthScheme::Oauth2ClientCredentials(s)
+        | AuthScheme::Oauth2RefreshToken(s)
+        | AuthScheme::Oauth2Password(s) => s.clone(),
         _ => OAuth2Settings::default(),
     };
     let secrets = &config.secrets;
-    let token_url = config.token_url.clone().or(plugin.token_url).ok_or("OAuth 2 needs a `token_url`")?;
+    let token_url = config
+        .token_url
+        .clone()
+        .or(plugin.token_url)
+        .ok_or("OAuth 2 needs a `token_url`")?;
     let client_auth = config.client_auth.unwrap_or(plugin.client_auth);
     let client_secret = secrets.client_secret.clone();
     if client_secret.is_none() && config.client_auth == Some(ClientAuth::Basic) {
@@ -295,28 +411,42 @@ fn oauth2_grant(kind: AuthKind, declared: &AuthScheme, config: &ConnectionConfig
             need(secrets, "refresh_token")?;
             Grant::RefreshToken
         }
-        _ => Grant::Password { username: need(secrets, "username")?, password: need(secrets, "password")? },
+        _ => Grant::Password {
+            username: need(secrets, "username")?,
+            password: need(secrets, "password")?,
+        },
     };
     Ok((grant, Some(endpoint)))
 }
 
 /// The host-signed JWT: algorithm, claims and lifetime from the operator or
 /// the plugin; exchanged at `token_url` when there is one.
-fn jwt_grant(declared: &AuthScheme, config: &ConnectionConfig) -> Result<(Grant, Option<Endpoint>), String> {
+fn jwt_grant(
+    declared: &AuthScheme,
+    config: &ConnectionConfig,
+) -> Result<(Grant, Option<Endpoint>), String> {
     let plugin = match declared {
         AuthScheme::Jwt(j) => Some(j),
         _ => None,
     };
-    let algorithm = config.algorithm.or(plugin.map(|j| j.algorithm)).ok_or("jwt needs an `algorithm`")?;
+    let algorithm = config
+        .algorithm
+        .or(plugin.map(|j| j.algorithm))
+        .ok_or("jwt needs an `algorithm`")?;
     let claims = match (&config.claims, plugin) {
         (Some(table), _) => serde_json::to_value(table).map_err(|e| format!("`claims`: {e}"))?,
-        (None, Some(j)) => serde_json::from_str(&j.claims).map_err(|e| format!("the plugin's claims: {e}"))?,
+        (None, Some(j)) => {
+            serde_json::from_str(&j.claims).map_err(|e| format!("the plugin's claims: {e}"))?
+        }
         (None, None) => serde_json::Value::Object(Default::default()),
     };
     let serde_json::Value::Object(claims) = claims else {
         return Err("`claims` must be a table".into());
     };
-    let lifetime = config.lifetime_secs.or(plugin.map(|j| j.lifetime_secs)).unwrap_or(DEFAULT_JWT_LIFETIME_SECS);
+    let lifetime = config
+        .lifetime_secs
+        .or(plugin.map(|j| j.lifetime_secs))
+        .unwrap_or(DEFAULT_JWT_LIFETIME_SECS);
     let signer = JwtSigner::new(
         algorithm,
         config.secrets.hmac_key.as_ref(),
@@ -324,7 +454,11 @@ fn jwt_grant(declared: &AuthScheme, config: &ConnectionConfig) -> Result<(Grant,
         claims,
         lifetime,
     )?;
-    let endpoint = match config.token_url.clone().or(plugin.and_then(|j| j.token_url.clone())) {
+    let endpoint = match config
+        .token_url
+        .clone()
+        .or(plugin.and_then(|j| j.token_url.clone()))
+    {
         Some(url) => Some(Endpoint {
             token_url: parse_token_url(&url)?,
             scopes: config.scopes.clone().unwrap_or_default(),
@@ -353,14 +487,19 @@ fn parse_token_url(s: &str) -> Result<Url, String> {
         return Err(format!("token URL `{s}` must be an http or https URL"));
     }
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
-        return Err(format!("token URL `{s}` must not carry user info or a fragment"));
+        return Err(format!(
+            "token URL `{s}` must not carry user info or a fragment"
+        ));
     }
     Ok(url)
 }
 
 /// The operator's placements (`[[placements]]`, or one of `header`/`query`/
 /// `form_field`/`json_field` with `template` and the secret `key`), else the plugin's.
-fn custom_placements(declared: &AuthScheme, config: &ConnectionConfig) -> Result<Vec<SecretPlacement>, String> {
+fn custom_placements(
+    declared: &AuthScheme,
+    config: &ConnectionConfig,
+) -> Result<Vec<SecretPlacement>, String> {
     let single: Vec<(PlacementTarget, &String)> = [
         (PlacementTarget::Header, &config.header),
         (PlacementTarget::Query, &config.query),
@@ -388,23 +527,37 @@ fn custom_placements(declared: &AuthScheme, config: &ConnectionConfig) -> Result
     if placements.is_empty() {
         return Err("custom needs at least one placement".into());
     }
-    if let Some(p) = placements.iter().find(|p| !Secrets::KEYS.contains(&p.secret.as_str())) {
-        return Err(format!("placement `{}` names secret `{}`, which is not a [secrets] key", p.name, p.secret));
+    if let Some(p) = placements
+        .iter()
+        .find(|p| !Secrets::KEYS.contains(&p.secret.as_str()))
+    {
+        return Err(format!(
+            "placement `{}` names secret `{}`, which is not a [secrets] key",
+            p.name, p.secret
+        ));
     }
     Ok(placements)
 }
 
 fn check_placement(p: &Placement) -> Result<(), String> {
     if !p.template.contains("{secret}") {
-        return Err(format!("the template of `{}` must contain `{{secret}}`", p.name));
+        return Err(format!(
+            "the template of `{}` must contain `{{secret}}`",
+            p.name
+        ));
     }
     if p.name.is_empty() {
         return Err("a placement needs a name".into());
     }
     if p.target == PlacementTarget::Header {
-        http::HeaderName::try_from(p.name.as_str()).map_err(|_| format!("invalid header name `{}`", p.name))?;
-        http::HeaderValue::try_from(p.value())
-            .map_err(|_| format!("the secret for header `{}` is not a valid header value", p.name))?;
+        http::HeaderName::try_from(p.name.as_str())
+            .map_err(|_| format!("invalid header name `{}`", p.name))?;
+        http::HeaderValue::try_from(p.value()).map_err(|_| {
+            format!(
+                "the secret for header `{}` is not a valid header value",
+                p.name
+            )
+        })?;
     }
     Ok(())
 }

@@ -9,8 +9,8 @@ use url::Url;
 use super::connection::Credential;
 use super::{BoundConnection, Secret};
 use crate::bindings::types::SendError;
-use crate::outbound::{Sender, StepOutbound};
 use crate::manifest::PlacementTarget;
+use crate::outbound::{Sender, StepOutbound};
 
 impl BoundConnection {
     /// Puts the credential into a request bound for one of the connection's
@@ -34,8 +34,10 @@ impl BoundConnection {
             return Ok(Some(token));
         }
         for p in self.placements(PlacementTarget::Header) {
-            let name = http::HeaderName::try_from(p.name.as_str()).expect("checked when the connection was bound");
-            let mut value = http::HeaderValue::try_from(p.value()).map_err(|_| self.not_a_header_value())?;
+            let name = http::HeaderName::try_from(p.name.as_str())
+                .expect("checked when the connection was bound");
+            let mut value =
+                http::HeaderValue::try_from(p.value()).map_err(|_| self.not_a_header_value())?;
             value.set_sensitive(true);
             headers.insert(name, value);
         }
@@ -47,7 +49,8 @@ impl BoundConnection {
             if !has_media_type(headers, |m| m == "application/x-www-form-urlencoded") {
                 return Err(self.body_needed("a form"));
             }
-            let mut encoded = form_urlencoded::Serializer::new(String::from_utf8_lossy(body).into_owned());
+            let mut encoded =
+                form_urlencoded::Serializer::new(String::from_utf8_lossy(body).into_owned());
             for p in form {
                 if form_urlencoded::parse(body).any(|(k, _)| k == p.name.as_str()) {
                     return Err(reserved_field(&p.name));
@@ -58,7 +61,8 @@ impl BoundConnection {
         }
         let mut json = self.placements(PlacementTarget::JsonField).peekable();
         if json.peek().is_some() {
-            let is_json = has_media_type(headers, |m| m == "application/json" || m.ends_with("+json"));
+            let is_json =
+                has_media_type(headers, |m| m == "application/json" || m.ends_with("+json"));
             let mut object = match serde_json::from_slice::<serde_json::Value>(body) {
                 Ok(serde_json::Value::Object(o)) if is_json => o,
                 _ => return Err(self.body_needed("a JSON object")),
@@ -67,7 +71,10 @@ impl BoundConnection {
                 if object.contains_key(&p.name) {
                     return Err(reserved_field(&p.name));
                 }
-                object.insert(p.name.clone(), serde_json::Value::String(p.value().to_owned()));
+                object.insert(
+                    p.name.clone(),
+                    serde_json::Value::String(p.value().to_owned()),
+                );
             }
             *body = Bytes::from(serde_json::to_vec(&object).expect("a JSON object serializes"));
         }
@@ -83,7 +90,10 @@ impl BoundConnection {
     }
 
     fn not_a_header_value(&self) -> SendError {
-        SendError::Credential(format!("connection `{}`: the secret is not a valid header value", self.name))
+        SendError::Credential(format!(
+            "connection `{}`: the secret is not a valid header value",
+            self.name
+        ))
     }
 
     fn body_needed(&self, kind: &str) -> SendError {
@@ -95,7 +105,9 @@ impl BoundConnection {
 }
 
 fn reserved_field(name: &str) -> SendError {
-    SendError::InvalidRequest(format!("body field `{name}` carries the connection's credential and is set by the host"))
+    SendError::InvalidRequest(format!(
+        "body field `{name}` carries the connection's credential and is set by the host"
+    ))
 }
 
 /// Whether the request's `Content-Type` media type (lowercase, without parameters) passes `check`.
@@ -103,6 +115,12 @@ fn has_media_type(headers: &HeaderMap, check: impl Fn(&str) -> bool) -> bool {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|m| check(&m))
 }

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use serde_json::{Map, Value};
 
 use super::Secret;
@@ -32,14 +34,21 @@ impl SigningKey {
     /// a PKCS#8 PEM private key.
     fn new(algorithm: JwtAlgorithm, secret: &Secret) -> Result<Self, String> {
         Ok(match algorithm {
-            JwtAlgorithm::Hs256 => Self::Hmac(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes())),
+            JwtAlgorithm::Hs256 => Self::Hmac(ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                secret.expose().as_bytes(),
+            )),
             JwtAlgorithm::Rs256 => Self::Rsa(
                 RsaKeyPair::from_pkcs8(&pkcs8_der(secret)?)
                     .map_err(|e| format!("`private_key` is not an RSA PKCS#8 key: {e}"))?,
             ),
             JwtAlgorithm::Es256 => Self::Ecdsa(
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8_der(secret)?, &SystemRandom::new())
-                    .map_err(|e| format!("`private_key` is not a P-256 PKCS#8 key: {e}"))?,
+                EcdsaKeyPair::from_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &pkcs8_der(secret)?,
+                    &SystemRandom::new(),
+                )
+                .map_err(|e| format!("`private_key` is not a P-256 PKCS#8 key: {e}"))?,
             ),
         })
     }
@@ -55,7 +64,10 @@ pub(crate) struct JwtSigner {
 
 impl std::fmt::Debug for JwtSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtSigner").field("algorithm", &self.algorithm).field("key", &"[redacted]").finish()
+        f.debug_struct("JwtSigner")
+            .field("algorithm", &self.algorithm)
+            .field("key", &"[redacted]")
+            .finish()
     }
 }
 
@@ -73,21 +85,38 @@ impl JwtSigner {
         let secret = match (algorithm, hmac_key, private_key) {
             (JwtAlgorithm::Hs256, Some(k), None) => k,
             (JwtAlgorithm::Rs256 | JwtAlgorithm::Es256, None, Some(pem)) => pem,
-            (JwtAlgorithm::Hs256, _, _) => return Err("HS256 needs the secret `hmac_key` (and no `private_key`)".into()),
-            _ => return Err("RS256 and ES256 need the secret `private_key` (and no `hmac_key`)".into()),
+            (JwtAlgorithm::Hs256, _, _) => {
+                return Err("HS256 needs the secret `hmac_key` (and no `private_key`)".into());
+            }
+            _ => {
+                return Err(
+                    "RS256 and ES256 need the secret `private_key` (and no `hmac_key`)".into(),
+                );
+            }
         };
-        let key = KEYS.get_or_build(fingerprint([alg_name(algorithm), secret.expose()]), || SigningKey::new(algorithm, secret))?;
+        let key = KEYS.get_or_build(fingerprint([alg_name(algorithm), secret.expose()]), || {
+            SigningKey::new(algorithm, secret)
+        })?;
         if lifetime_secs == 0 {
             return Err("`lifetime_secs` must be positive".into());
         }
-        Ok(Self { algorithm, key, claims, lifetime: Duration::from_secs(lifetime_secs.into()) })
+        Ok(Self {
+            algorithm,
+            key,
+            claims,
+            lifetime: Duration::from_secs(lifetime_secs.into()),
+        })
     }
 
     /// A freshly signed token and its expiry.
     pub(crate) fn sign(&self) -> Result<(Secret, SystemTime), String> {
         let now = SystemTime::now();
         let exp = now + self.lifetime;
-        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let secs = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        };
         let mut claims = Map::new();
         for (name, value) in &self.claims {
             let value = match value.as_str() {
@@ -97,8 +126,12 @@ impl JwtSigner {
             };
             claims.insert(name.clone(), value);
         }
-        claims.entry("iat").or_insert_with(|| Value::from(secs(now)));
-        claims.entry("exp").or_insert_with(|| Value::from(secs(exp)));
+        claims
+            .entry("iat")
+            .or_insert_with(|| Value::from(secs(now)));
+        claims
+            .entry("exp")
+            .or_insert_with(|| Value::from(secs(exp)));
         let header = serde_json::json!({"alg": alg_name(self.algorithm), "typ": "JWT"});
         let signing_input = format!(
             "{}.{}",
@@ -106,11 +139,18 @@ impl JwtSigner {
             URL_SAFE_NO_PAD.encode(Value::Object(claims).to_string())
         );
         let signature = match &*self.key {
-            SigningKey::Hmac(k) => ring::hmac::sign(k, signing_input.as_bytes()).as_ref().to_vec(),
+            SigningKey::Hmac(k) => ring::hmac::sign(k, signing_input.as_bytes())
+                .as_ref()
+                .to_vec(),
             SigningKey::Rsa(k) => {
                 let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut sig)
-                    .map_err(|_| "RSA signing failed".to_owned())?;
+                k.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    signing_input.as_bytes(),
+                    &mut sig,
+                )
+                .map_err(|_| "RSA signing failed".to_owned())?;
                 sig
             }
             SigningKey::Ecdsa(k) => k
@@ -119,7 +159,13 @@ impl JwtSigner {
                 .as_ref()
                 .to_vec(),
         };
-        Ok((Secret::new(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))), exp))
+        Ok((
+            Secret::new(format!(
+                "{signing_input}.{}",
+                URL_SAFE_NO_PAD.encode(signature)
+            )),
+            exp,
+        ))
     }
 }
 
@@ -139,6 +185,13 @@ fn pkcs8_der(pem: &Secret) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
         .strip_prefix("-----BEGIN PRIVATE KEY-----")
         .and_then(|rest| rest.strip_suffix("-----END PRIVATE KEY-----"))
         .ok_or("`private_key` must be a PKCS#8 PEM block (`-----BEGIN PRIVATE KEY-----`)")?;
-    let b64: zeroize::Zeroizing<String> = body.chars().filter(|c| !c.is_whitespace()).collect::<String>().into();
-    STANDARD.decode(b64.as_bytes()).map(Into::into).map_err(|_| "`private_key` PEM is not valid base64".into())
+    let b64: zeroize::Zeroizing<String> = body
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .into();
+    STANDARD
+        .decode(b64.as_bytes())
+        .map(Into::into)
+        .map_err(|_| "`private_key` PEM is not valid base64".into())
 }

@@ -34,7 +34,11 @@ pub(crate) struct KeptBindings {
 /// Hashed with foldhash (seeded per map): the standard SipHash of a whole
 /// connection file cost a step about 3,000 instructions. The map holds at
 /// most [`KEPT`] entries, which bounds what crafted collisions could cost.
-type Kept = HashMap<(String, ConnectionConfig), (Arc<BoundConnection>, Vec<FileStamp>), foldhash::quality::RandomState>;
+type Kept = HashMap<
+    (String, ConnectionConfig),
+    (Arc<BoundConnection>, Vec<FileStamp>),
+    foldhash::quality::RandomState,
+>;
 
 /// What identifies a file's content without reading it.
 #[derive(Debug, PartialEq)]
@@ -54,7 +58,12 @@ fn stamps(config: &ConnectionConfig) -> Option<Vec<FileStamp>> {
         .files()
         .map(|path| {
             let meta = std::fs::metadata(path).ok()?;
-            Some(FileStamp { path: path.to_owned(), len: meta.len(), modified: meta.modified().ok(), inode: meta.ino() })
+            Some(FileStamp {
+                path: path.to_owned(),
+                len: meta.len(),
+                modified: meta.modified().ok(),
+                inode: meta.ino(),
+            })
         })
         .collect()
 }
@@ -72,14 +81,19 @@ impl KeptBindings {
     ) -> Result<Arc<BoundConnection>, ConnectionError> {
         let key = (tenant.to_owned(), config);
         let stamped = key.1.tls.files().next().is_some();
-        let seen = if stamped { stamps(&key.1) } else { Some(vec![]) };
+        let seen = if stamped {
+            stamps(&key.1)
+        } else {
+            Some(vec![])
+        };
         if let Some((bound, files)) = self.lock().get(&key)
             && seen.as_ref() == Some(files)
         {
             return Ok(bound.clone());
         }
         let bound = Arc::new(BoundConnection::bind(spec, key.1.clone(), tenant, tokens)?);
-        let fixed = matches!(bound.credential, Credential::None | Credential::Static(_)) && !key.1.tls.system_roots;
+        let fixed = matches!(bound.credential, Credential::None | Credential::Static(_))
+            && !key.1.tls.system_roots;
         if let Some(files) = seen.filter(|_| fixed) {
             let mut kept = self.lock();
             if kept.len() >= KEPT {
@@ -91,7 +105,9 @@ impl KeptBindings {
     }
 
     fn lock(&self) -> MutexGuard<'_, Kept> {
-        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.kept
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     #[cfg(test)]

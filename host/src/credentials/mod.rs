@@ -24,18 +24,18 @@ pub use config::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
 pub(crate) use connection::{BoundConnection, parse_base_url};
 pub(crate) use kept::KeptBindings;
 pub(crate) use scrub::Scrubber;
-pub(crate) use tokens::TokenManager;
 pub use secret::Secret;
+pub(crate) use tokens::TokenManager;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::AuthScheme;
+    use crate::manifest::ConnectionSpec;
     use base64::Engine as _;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    use url::Url;
-    use crate::manifest::AuthScheme;
     use scrub::REDACTED;
-    use crate::manifest::ConnectionSpec;
+    use url::Url;
 
     fn spec(auth: AuthScheme) -> ConnectionSpec {
         ConnectionSpec {
@@ -66,7 +66,12 @@ mod tests {
 
     #[test]
     fn operator_defined_scheme_needs_auth() {
-        let err = bind(AuthScheme::OperatorDefined, "connection='default'\nbase_url='https://a.test'").unwrap_err().to_string();
+        let err = bind(
+            AuthScheme::OperatorDefined,
+            "connection='default'\nbase_url='https://a.test'",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("set `auth`"), "{err}");
     }
 
@@ -78,7 +83,12 @@ mod tests {
 
     #[test]
     fn declared_scheme_must_agree() {
-        let err = bind(AuthScheme::Bearer, "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\ntoken='t'").unwrap_err().to_string();
+        let err = bind(
+            AuthScheme::Bearer,
+            "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\ntoken='t'",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("disagrees"), "{err}");
     }
 
@@ -104,7 +114,10 @@ mod tests {
             "raw=p@ss w/rd+? b64={} url={} pct={} form={} basic={basic}",
             STANDARD.encode("p@ss w/rd+?"),
             URL_SAFE_NO_PAD.encode("p@ss w/rd+?"),
-            percent_encoding::utf8_percent_encode("p@ss w/rd+?", percent_encoding::NON_ALPHANUMERIC),
+            percent_encoding::utf8_percent_encode(
+                "p@ss w/rd+?",
+                percent_encoding::NON_ALPHANUMERIC
+            ),
             form_urlencoded::byte_serialize(b"p@ss w/rd+?").collect::<String>(),
         );
         let out = scrub.text(body);
@@ -120,23 +133,49 @@ mod tests {
         let tokens = TokenManager::default();
         let config = |text: &str| -> ConnectionConfig { toml::from_str(text).unwrap() };
         let bind = |tenant: &str, text: &str| {
-            kept.bind(&spec(AuthScheme::OperatorDefined), config(text), tenant, &tokens).unwrap()
+            kept.bind(
+                &spec(AuthScheme::OperatorDefined),
+                config(text),
+                tenant,
+                &tokens,
+            )
+            .unwrap()
         };
         let bearer = "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='tok-1'";
         let first = bind("t", bearer);
-        assert!(std::sync::Arc::ptr_eq(&first, &bind("t", bearer)), "the same file binds once");
-        assert!(!std::sync::Arc::ptr_eq(&first, &bind("u", bearer)), "tenants never share a binding");
+        assert!(
+            std::sync::Arc::ptr_eq(&first, &bind("t", bearer)),
+            "the same file binds once"
+        );
+        assert!(
+            !std::sync::Arc::ptr_eq(&first, &bind("u", bearer)),
+            "tenants never share a binding"
+        );
         let rotated = bind("t", &bearer.replace("tok-1", "tok-2"));
         assert!(!std::sync::Arc::ptr_eq(&first, &rotated));
         assert_eq!(rotated.scrub[0].expose(), "tok-2");
         assert_eq!(kept.len(), 3);
         let oauth = "connection='default'\nauth='oauth2-client-credentials'\nbase_url='https://a.test'\n\
                      token_url='https://a.test/token'\n[secrets]\nclient_id='c'\nclient_secret='s'";
-        assert!(!std::sync::Arc::ptr_eq(&bind("t", oauth), &bind("t", oauth)), "token schemes bind on every step");
+        assert!(
+            !std::sync::Arc::ptr_eq(&bind("t", oauth), &bind("t", oauth)),
+            "token schemes bind on every step"
+        );
         let tls = "connection='default'\nauth='none'\nbase_url='https://a.test'\n[tls]\nverify_host=false";
-        assert!(std::sync::Arc::ptr_eq(&bind("t", tls), &bind("t", tls)), "TLS settings naming no file are kept");
+        assert!(
+            std::sync::Arc::ptr_eq(&bind("t", tls), &bind("t", tls)),
+            "TLS settings naming no file are kept"
+        );
         assert_eq!(kept.len(), 4);
-        assert!(kept.bind(&spec(AuthScheme::Bearer), config(&bearer.replace("bearer", "basic")), "t", &tokens).is_err());
+        assert!(
+            kept.bind(
+                &spec(AuthScheme::Bearer),
+                config(&bearer.replace("bearer", "basic")),
+                "t",
+                &tokens
+            )
+            .is_err()
+        );
         assert_eq!(kept.len(), 4, "a refused binding is not kept");
     }
 
@@ -150,14 +189,29 @@ mod tests {
     #[test]
     fn scrubbers_share_an_automaton_per_secret_set_and_learn_new_secrets() {
         let text = "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='shared-tok-1'";
-        let (first, second) = (bind(AuthScheme::OperatorDefined, text).unwrap(), bind(AuthScheme::OperatorDefined, text).unwrap());
+        let (first, second) = (
+            bind(AuthScheme::OperatorDefined, text).unwrap(),
+            bind(AuthScheme::OperatorDefined, text).unwrap(),
+        );
         let (a, b) = (Scrubber::new([&first]), Scrubber::new([&second]));
-        assert!(std::sync::Arc::ptr_eq(&a.matcher().unwrap(), &b.matcher().unwrap()));
+        assert!(std::sync::Arc::ptr_eq(
+            &a.matcher().unwrap(),
+            &b.matcher().unwrap()
+        ));
         a.learn(&Secret::new("learned-access-tok"));
-        assert_eq!(a.text("shared-tok-1 learned-access-tok".into()), format!("{REDACTED} {REDACTED}"));
-        assert_eq!(b.text("learned-access-tok".into()), "learned-access-tok", "learning is per step");
+        assert_eq!(
+            a.text("shared-tok-1 learned-access-tok".into()),
+            format!("{REDACTED} {REDACTED}")
+        );
+        assert_eq!(
+            b.text("learned-access-tok".into()),
+            "learned-access-tok",
+            "learning is per step"
+        );
         b.learn(&Secret::new("learned-access-tok"));
-        assert!(std::sync::Arc::ptr_eq(&a.matcher().unwrap(), &b.matcher().unwrap()));
+        assert!(std::sync::Arc::ptr_eq(
+            &a.matcher().unwrap(),
+            &b.matcher().unwrap()
+        ));
     }
 }
-

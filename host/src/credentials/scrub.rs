@@ -41,13 +41,24 @@ impl Scrubber {
     /// A scrubber for the secrets of these connections. A step with one connection that has secrets uses that connection's
     /// automaton, found once per binding (kept bindings are shared by steps).
     pub(crate) fn new<'a>(connections: impl IntoIterator<Item = &'a BoundConnection>) -> Self {
-        let with_secrets: Vec<&BoundConnection> = connections.into_iter().filter(|c| !c.scrub.is_empty()).collect();
-        let secrets: Vec<Secret> = with_secrets.iter().flat_map(|c| c.scrub.iter().cloned()).collect();
+        let with_secrets: Vec<&BoundConnection> = connections
+            .into_iter()
+            .filter(|c| !c.scrub.is_empty())
+            .collect();
+        let secrets: Vec<Secret> = with_secrets
+            .iter()
+            .flat_map(|c| c.scrub.iter().cloned())
+            .collect();
         let matcher = match with_secrets.as_slice() {
-            [one] => one.matcher.get_or_init(|| shared_matcher(&one.scrub)).clone(),
+            [one] => one
+                .matcher
+                .get_or_init(|| shared_matcher(&one.scrub))
+                .clone(),
             _ => shared_matcher(&secrets),
         };
-        Self { inner: RwLock::new(Known { secrets, matcher }) }
+        Self {
+            inner: RwLock::new(Known { secrets, matcher }),
+        }
     }
 
     /// Adds a secret (no-op if known).
@@ -62,7 +73,11 @@ impl Scrubber {
 
     /// The automaton in use, `None` when there is nothing to scrub.
     pub(super) fn matcher(&self) -> Option<Arc<AhoCorasick>> {
-        self.inner.read().expect("scrubber poisoned").matcher.clone()
+        self.inner
+            .read()
+            .expect("scrubber poisoned")
+            .matcher
+            .clone()
     }
 
     /// Whether there is anything to scrub.
@@ -103,13 +118,19 @@ static BUILT: SharedBuilds<AhoCorasick> = SharedBuilds::new(256);
 /// The automaton for these secrets (order and repetitions aside), built once
 /// per set; `None` when there is nothing to scrub.
 fn shared_matcher(secrets: &[Secret]) -> Option<Arc<AhoCorasick>> {
-    let mut values: Vec<&str> = secrets.iter().map(Secret::expose).filter(|v| !v.is_empty()).collect();
+    let mut values: Vec<&str> = secrets
+        .iter()
+        .map(Secret::expose)
+        .filter(|v| !v.is_empty())
+        .collect();
     if values.is_empty() {
         return None;
     }
     values.sort_unstable();
     values.dedup();
-    let Ok(built) = BUILT.get_or_build(fingerprint(values.iter().copied()), || Ok::<_, Infallible>(matcher(&values)));
+    let Ok(built) = BUILT.get_or_build(fingerprint(values.iter().copied()), || {
+        Ok::<_, Infallible>(matcher(&values))
+    });
     Some(built)
 }
 
@@ -122,7 +143,8 @@ fn matcher(values: &[&str]) -> AhoCorasick {
             STANDARD.encode(bytes),
             URL_SAFE.encode(bytes),
             URL_SAFE_NO_PAD.encode(bytes),
-            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string(),
+            percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
             form_urlencoded::byte_serialize(bytes).collect(),
             json_escaped(value),
             value.to_owned(),

@@ -20,8 +20,8 @@ use super::Secret;
 use super::jwt::JwtSigner;
 use crate::bindings::types::SendError;
 use crate::manifest::ClientAuth;
-use crate::store::ConnectionStore;
 use crate::outbound::{Sender, StepOutbound};
+use crate::store::ConnectionStore;
 
 /// A token is renewed this long before the expiry its issuer announced.
 pub(crate) const EXPIRY_SKEW: Duration = Duration::from_secs(30);
@@ -100,7 +100,10 @@ impl TokenCell {
     /// Keeps a rotated refresh token: in the cell's memory, and in the store
     /// (one transaction) for a stored connection.
     fn persist_refresh_token(&self, rotated: &Secret) {
-        self.refresh_tokens_seen.lock().expect("poisoned").push(token_hash(rotated));
+        self.refresh_tokens_seen
+            .lock()
+            .expect("poisoned")
+            .push(token_hash(rotated));
         if let Some(store) = &self.store
             && let Err(e) = store.replace_secret(&self.tenant, &self.id, "refresh_token", rotated)
         {
@@ -138,7 +141,10 @@ impl TokenManager {
     /// A token manager that persists rotated refresh tokens and refusals of
     /// stored connections in `store`.
     pub(crate) fn new(store: Option<Arc<ConnectionStore>>) -> Self {
-        Self { cells: Mutex::default(), store }
+        Self {
+            cells: Mutex::default(),
+            store,
+        }
     }
 
     /// The cache entry of this tenant's connection. A connection whose
@@ -158,7 +164,8 @@ impl TokenManager {
         let refresh_hash = refresh_token.as_ref().map(token_hash);
         if let Some(cell) = cells.get(&key).filter(|c| {
             c.fingerprint == fingerprint
-                && refresh_hash.is_none_or(|h| c.refresh_tokens_seen.lock().expect("poisoned").contains(&h))
+                && refresh_hash
+                    .is_none_or(|h| c.refresh_tokens_seen.lock().expect("poisoned").contains(&h))
         }) {
             return cell.clone();
         }
@@ -170,7 +177,11 @@ impl TokenManager {
             fingerprint,
             attempts: AtomicU64::new(0),
             needs_reauthorization: AtomicBool::new(false),
-            state: tokio::sync::Mutex::new(TokenState { access: None, refresh_token, last_failure: None }),
+            state: tokio::sync::Mutex::new(TokenState {
+                access: None,
+                refresh_token,
+                last_failure: None,
+            }),
         });
         cells.insert(key, cell.clone());
         cell
@@ -180,7 +191,9 @@ impl TokenManager {
     /// request was refused); `None` if it has not been used.
     pub(crate) fn needs_reauthorization(&self, tenant: &str, id: &str) -> Option<bool> {
         let cells = self.cells.lock().expect("token cells poisoned");
-        cells.get(&(tenant.to_owned(), id.to_owned())).map(|c| c.needs_reauthorization())
+        cells
+            .get(&(tenant.to_owned(), id.to_owned()))
+            .map(|c| c.needs_reauthorization())
     }
 }
 
@@ -226,7 +239,11 @@ impl TokenSource {
         let cell = &self.cell;
         let seen = cell.attempts.load(Ordering::SeqCst);
         let mut state = cell.state.lock().await;
-        if let Some(access) = state.access.as_ref().filter(|a| a.renew_at.is_none_or(|t| Instant::now() < t)) {
+        if let Some(access) = state
+            .access
+            .as_ref()
+            .filter(|a| a.renew_at.is_none_or(|t| Instant::now() < t))
+        {
             step.scrubber.learn(&access.token);
             return Ok(access.token.clone());
         }
@@ -247,12 +264,33 @@ impl TokenSource {
                 .map(|(token, exp)| TokenResponse {
                     access_token: token,
                     token_type: None,
-                    expires_in: Some(exp.duration_since(std::time::SystemTime::now()).unwrap_or_default().as_secs()),
+                    expires_in: Some(
+                        exp.duration_since(std::time::SystemTime::now())
+                            .unwrap_or_default()
+                            .as_secs(),
+                    ),
                     refresh_token: None,
                 })
-                .map_err(|m| (SendError::Credential(format!("connection `{connection}`: {m}")), false)),
-            (_, Some(endpoint)) => self.request(endpoint, connection, state.refresh_token.as_ref(), sender, step).await,
-            (_, None) => Err((SendError::Credential(format!("connection `{connection}` has no token endpoint")), false)),
+                .map_err(|m| {
+                    (
+                        SendError::Credential(format!("connection `{connection}`: {m}")),
+                        false,
+                    )
+                }),
+            (_, Some(endpoint)) => {
+                self.request(
+                    endpoint,
+                    connection,
+                    state.refresh_token.as_ref(),
+                    sender,
+                    step,
+                )
+                .await
+            }
+            (_, None) => Err((
+                SendError::Credential(format!("connection `{connection}` has no token endpoint")),
+                false,
+            )),
         };
         match obtained {
             Ok(answer) => {
@@ -262,8 +300,13 @@ impl TokenSource {
                     state.refresh_token = Some(rotated);
                 }
                 step.scrubber.learn(&answer.access_token);
-                let renew_at = answer.expires_in.map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_SKEW));
-                state.access = Some(AccessToken { token: answer.access_token.clone(), renew_at });
+                let renew_at = answer
+                    .expires_in
+                    .map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_SKEW));
+                state.access = Some(AccessToken {
+                    token: answer.access_token.clone(),
+                    renew_at,
+                });
                 state.last_failure = None;
                 Ok(answer.access_token)
             }
@@ -285,7 +328,11 @@ impl TokenSource {
     /// already replaced it.
     pub(crate) async fn rejected(&self, rejected: &Secret) {
         let mut state = self.cell.state.lock().await;
-        if state.access.as_ref().is_some_and(|a| a.token.expose() == rejected.expose()) {
+        if state
+            .access
+            .as_ref()
+            .is_some_and(|a| a.token.expose() == rejected.expose())
+        {
             state.access = None;
         }
     }
@@ -301,38 +348,68 @@ impl TokenSource {
         step: &StepOutbound<'_>,
     ) -> Result<TokenResponse, (SendError, bool)> {
         let fail = |m: String| SendError::Credential(format!("connection `{connection}`: {m}"));
-        let (headers, body) = self.token_form(endpoint, refresh_token).map_err(|m| (fail(m), true))?;
+        let (headers, body) = self
+            .token_form(endpoint, refresh_token)
+            .map_err(|m| (fail(m), true))?;
         let response = sender
             .request_token(step, &endpoint.token_url, headers, body)
             .await
             .map_err(|e| match e {
                 // The step's own limit, not a credential problem.
                 SendError::Limit(_) => (e, false),
-                e => (fail(format!("token request failed: {}", crate::outbound::describe(&e))), false),
+                e => (
+                    fail(format!(
+                        "token request failed: {}",
+                        crate::outbound::describe(&e)
+                    )),
+                    false,
+                ),
             })?;
         if !(200..300).contains(&response.status) {
             let code = serde_json::from_slice::<TokenErrorResponse>(&response.body)
                 .map(|e| e.error.chars().take(64).collect::<String>())
                 .unwrap_or_else(|_| "no OAuth error code".into());
             let refused = matches!(response.status, 400 | 401);
-            return Err((fail(format!("the token endpoint answered {} ({code})", response.status)), refused));
+            return Err((
+                fail(format!(
+                    "the token endpoint answered {} ({code})",
+                    response.status
+                )),
+                refused,
+            ));
         }
-        let answer: TokenResponse = serde_json::from_slice(&response.body)
-            .map_err(|_| (fail("the token endpoint's answer is not an OAuth 2 token response".into()), false))?;
-        if answer.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
-            return Err((fail("the token endpoint issued a token type other than bearer".into()), false));
+        let answer: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| {
+            (
+                fail("the token endpoint's answer is not an OAuth 2 token response".into()),
+                false,
+            )
+        })?;
+        if answer
+            .token_type
+            .as_deref()
+            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+        {
+            return Err((
+                fail("the token endpoint issued a token type other than bearer".into()),
+                false,
+            ));
         }
         Ok(answer)
     }
 
     /// The token request's client authentication header and form body.
-    fn token_form(&self, endpoint: &Endpoint, refresh_token: Option<&Secret>) -> Result<(HeaderMap, Bytes), String> {
+    fn token_form(
+        &self,
+        endpoint: &Endpoint,
+        refresh_token: Option<&Secret>,
+    ) -> Result<(HeaderMap, Bytes), String> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         match &self.grant {
             Grant::ClientCredentials => form.append_pair("grant_type", "client_credentials"),
             Grant::RefreshToken => {
                 let token = refresh_token.ok_or("no refresh token")?;
-                form.append_pair("grant_type", "refresh_token").append_pair("refresh_token", token.expose())
+                form.append_pair("grant_type", "refresh_token")
+                    .append_pair("refresh_token", token.expose())
             }
             Grant::Jwt(signer) => {
                 let (assertion, _) = signer.sign()?;
@@ -351,13 +428,20 @@ impl TokenSource {
             form.append_pair("audience", audience);
         }
         let mut headers = HeaderMap::new();
-        match (&endpoint.client_id, &endpoint.client_secret, endpoint.client_auth) {
+        match (
+            &endpoint.client_id,
+            &endpoint.client_secret,
+            endpoint.client_auth,
+        ) {
             (None, _, _) => {}
             (Some(id), Some(secret), ClientAuth::Basic) => {
-                let enc = |s: &Secret| form_urlencoded::byte_serialize(s.expose().as_bytes()).collect::<String>();
+                let enc = |s: &Secret| {
+                    form_urlencoded::byte_serialize(s.expose().as_bytes()).collect::<String>()
+                };
                 let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(id), enc(secret)));
-                let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair.as_bytes())))
-                    .expect("base64 is a valid header value");
+                let mut value =
+                    HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair.as_bytes())))
+                        .expect("base64 is a valid header value");
                 value.set_sensitive(true);
                 headers.insert(header::AUTHORIZATION, value);
             }

@@ -25,14 +25,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use crate::limits::Limits;
-use courier_egress::NetworkPolicy;
 use crate::tls::{self, ConnectionTls};
+use courier_egress::NetworkPolicy;
 
 /// Resolves host names to addresses. The host's default uses the system
 /// resolver; embedders and tests can supply their own.
 pub trait Resolve: Send + Sync + 'static {
     /// All addresses of `host` (a name, never an IP literal).
-    fn resolve(&self, host: &str) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + '_>>;
+    fn resolve(
+        &self,
+        host: &str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + '_>>;
 }
 
 /// The system resolver (`getaddrinfo` through tokio).
@@ -40,9 +43,17 @@ pub trait Resolve: Send + Sync + 'static {
 pub struct SystemResolver;
 
 impl Resolve for SystemResolver {
-    fn resolve(&self, host: &str) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + '_>> {
+    fn resolve(
+        &self,
+        host: &str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<IpAddr>>> + Send + '_>> {
         let host = host.to_owned();
-        Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), 0)).await?.map(|a| a.ip()).collect()) })
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .map(|a| a.ip())
+                .collect())
+        })
     }
 }
 
@@ -78,7 +89,10 @@ impl tower_service::Service<Name> for VettingResolver {
         Box::pin(async move {
             let host = name.as_str();
             let ips = match loopback_name(host) {
-                true => vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from(std::net::Ipv6Addr::LOCALHOST)],
+                true => vec![
+                    IpAddr::from([127, 0, 0, 1]),
+                    IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+                ],
                 false => this
                     .resolver
                     .resolve(host)
@@ -101,9 +115,9 @@ impl tower_service::Service<Name> for VettingResolver {
                 .map(|ip| SocketAddr::new(*ip, 0))
                 .collect();
             match refused {
-                Some(range) if vetted.is_empty() => {
-                    Err(ResolveError::Denied(format!("`{host}` resolves only to refused addresses ({range})")))
-                }
+                Some(range) if vetted.is_empty() => Err(ResolveError::Denied(format!(
+                    "`{host}` resolves only to refused addresses ({range})"
+                ))),
                 _ => Ok(vetted.into_iter()),
             }
         })
@@ -114,8 +128,12 @@ impl tower_service::Service<Name> for VettingResolver {
 /// whatever a resolver would answer, so they meet the loopback policy.
 fn loopback_name(host: &str) -> bool {
     let host = host.trim_end_matches('.');
-    let suffix = host.len().checked_sub(".localhost".len()).and_then(|at| host.get(at..));
-    host.eq_ignore_ascii_case("localhost") || suffix.is_some_and(|s| s.eq_ignore_ascii_case(".localhost"))
+    let suffix = host
+        .len()
+        .checked_sub(".localhost".len())
+        .and_then(|at| host.get(at..));
+    host.eq_ignore_ascii_case("localhost")
+        || suffix.is_some_and(|s| s.eq_ignore_ascii_case(".localhost"))
 }
 
 /// A connection phase that ran out of time inside the connector; found again
@@ -149,7 +167,9 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
-        let server_name = uri.host().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned());
+        let server_name = uri
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_owned());
         let connecting = self.http.call(uri);
         let (tls, tls_timeout) = (self.tls.clone(), self.tls_timeout);
         Box::pin(async move {
@@ -159,7 +179,9 @@ impl tower_service::Service<Uri> for Connector {
             }
             let name = ServerName::try_from(server_name.ok_or("the URL has no host")?)?;
             let handshake = tls.connect(name, TokioIo::new(tcp));
-            let stream = tokio::time::timeout(tls_timeout, handshake).await.map_err(|_| TlsHandshakeTimeout)??;
+            let stream = tokio::time::timeout(tls_timeout, handshake)
+                .await
+                .map_err(|_| TlsHandshakeTimeout)??;
             Ok(MaybeHttpsStream::from(stream))
         })
     }
@@ -199,20 +221,33 @@ const MAX_TRACKED_ORIGINS: usize = 1024;
 
 impl OriginSlots {
     pub(crate) fn new(limits: &Limits) -> Self {
-        Self { per_origin: limits.max_connections_per_origin.max(1), wait: limits.connection_wait, slots: Mutex::new(HashMap::new()) }
+        Self {
+            per_origin: limits.max_connections_per_origin.max(1),
+            wait: limits.connection_wait,
+            slots: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes a slot for `origin`, waiting up to the connection wait; `None`
     /// when the origin's slots stayed taken.
     pub(crate) async fn acquire(&self, origin: &str) -> Option<OwnedSemaphorePermit> {
         let semaphore = {
-            let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if slots.len() >= MAX_TRACKED_ORIGINS {
                 slots.retain(|_, s| s.available_permits() < self.per_origin);
             }
-            slots.entry(origin.to_owned()).or_insert_with(|| Arc::new(Semaphore::new(self.per_origin))).clone()
+            slots
+                .entry(origin.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_origin)))
+                .clone()
         };
-        tokio::time::timeout(self.wait, semaphore.acquire_owned()).await.ok()?.ok()
+        tokio::time::timeout(self.wait, semaphore.acquire_owned())
+            .await
+            .ok()?
+            .ok()
     }
 }
 
@@ -224,10 +259,22 @@ const MAX_CLIENTS: usize = 256;
 impl Clients {
     /// Clients offering HTTP/2 to HTTPS origins when `http2`, unless a
     /// connection says otherwise.
-    pub(crate) fn new(resolver: Arc<dyn Resolve>, network: Arc<NetworkPolicy>, limits: &Limits, http2: bool) -> Self {
+    pub(crate) fn new(
+        resolver: Arc<dyn Resolve>,
+        network: Arc<NetworkPolicy>,
+        limits: &Limits,
+        http2: bool,
+    ) -> Self {
         let config = tls::offering_http2(tls::default_client_config(), http2);
         let plain = build_client(resolver.clone(), network.clone(), config, limits);
-        Self { resolver, network, limits: limits.clone(), http2, plain, by_identity: Mutex::new(HashMap::new()) }
+        Self {
+            resolver,
+            network,
+            limits: limits.clone(),
+            http2,
+            plain,
+            by_identity: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The client for a hop: the connection's TLS identity and HTTP/2 choice
@@ -238,7 +285,10 @@ impl Clients {
             return self.plain.clone();
         }
         let key = (tls.map(ConnectionTls::identity), http2);
-        let mut clients = self.by_identity.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut clients = self
+            .by_identity
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(client) = clients.get(&key) {
             return client.clone();
         }
@@ -246,7 +296,12 @@ impl Clients {
             clients.clear();
         }
         let config = tls.map_or_else(tls::default_client_config, ConnectionTls::config);
-        let client = build_client(self.resolver.clone(), self.network.clone(), tls::offering_http2(config, http2), &self.limits);
+        let client = build_client(
+            self.resolver.clone(),
+            self.network.clone(),
+            tls::offering_http2(config, http2),
+            &self.limits,
+        );
         clients.insert(key, client.clone());
         client
     }
@@ -265,7 +320,11 @@ fn build_client(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(limits.connect_timeout));
-    let connector = Connector { http, tls: TlsConnector::from(tls), tls_timeout: limits.tls_handshake_timeout };
+    let connector = Connector {
+        http,
+        tls: TlsConnector::from(tls),
+        tls_timeout: limits.tls_handshake_timeout,
+    };
     // hyper's HTTP/1 read buffer holds the whole response head; 8 KiB is its minimum.
     let head_bytes = limits.max_response_header_bytes.max(8 << 10);
     Client::builder(TokioExecutor::new())
@@ -287,7 +346,12 @@ mod tests {
         for name in ["localhost", "LOCALHOST.", "a.b.localhost", "x.Localhost."] {
             assert!(loopback_name(name), "{name}");
         }
-        for name in ["localhost.example.com", "notlocalhost", "example.com", "ocalhost"] {
+        for name in [
+            "localhost.example.com",
+            "notlocalhost",
+            "example.com",
+            "ocalhost",
+        ] {
             assert!(!loopback_name(name), "{name}");
         }
     }

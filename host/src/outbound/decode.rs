@@ -33,15 +33,25 @@ impl Decoder {
     /// decoded output capped at `cap` bytes. A coding the host does not
     /// handle, or a list of codings, is a `protocol` error.
     pub(super) fn for_encoding(encoding: Option<&[u8]>, cap: usize) -> Result<Self, SendError> {
-        let out = Capped { data: Vec::new(), cap, exceeded: false };
-        let Some(raw) = encoding else { return Ok(Self::Identity(out)) };
+        let out = Capped {
+            data: Vec::new(),
+            cap,
+            exceeded: false,
+        };
+        let Some(raw) = encoding else {
+            return Ok(Self::Identity(out));
+        };
         let coding = String::from_utf8_lossy(raw).trim().to_ascii_lowercase();
         Ok(match coding.as_str() {
             "" | "identity" => Self::Identity(out),
             "gzip" | "x-gzip" => Self::Gzip(GzDecoder::new(out)),
             "deflate" => Self::Deflate(ZlibDecoder::new(out)),
             "br" => Self::Brotli(Box::new(DecompressorWriter::new(out, BROTLI_BUFFER))),
-            _ => return Err(SendError::Protocol(format!("unsupported response Content-Encoding `{coding}`"))),
+            _ => {
+                return Err(SendError::Protocol(format!(
+                    "unsupported response Content-Encoding `{coding}`"
+                )));
+            }
         })
     }
 
@@ -87,7 +97,10 @@ impl Decoder {
     fn error(&self, e: io::Error) -> SendError {
         let out = self.output();
         if out.exceeded {
-            SendError::TooLarge(format!("the response body exceeds {} bytes (decoded)", out.cap))
+            SendError::TooLarge(format!(
+                "the response body exceeds {} bytes (decoded)",
+                out.cap
+            ))
         } else {
             SendError::Protocol(format!("cannot decode the response body: {e}"))
         }
@@ -140,24 +153,49 @@ mod tests {
         assert_eq!(decode("gzip", &gzip(&text), 1 << 20).unwrap(), text);
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         z.write_all(&text).unwrap();
-        assert_eq!(decode("Deflate", &z.finish().unwrap(), 1 << 20).unwrap(), text);
+        assert_eq!(
+            decode("Deflate", &z.finish().unwrap(), 1 << 20).unwrap(),
+            text
+        );
     }
 
     #[test]
     fn the_cap_applies_to_decoded_bytes() {
         let bomb = gzip(&vec![0; 1 << 20]);
-        assert!(bomb.len() < 2 << 10, "1 MiB of zeros compresses to {} bytes", bomb.len());
-        assert!(matches!(decode("gzip", &bomb, 64 << 10), Err(SendError::TooLarge(_))));
-        assert!(matches!(decode("identity", &[0; 10], 9), Err(SendError::TooLarge(_))));
+        assert!(
+            bomb.len() < 2 << 10,
+            "1 MiB of zeros compresses to {} bytes",
+            bomb.len()
+        );
+        assert!(matches!(
+            decode("gzip", &bomb, 64 << 10),
+            Err(SendError::TooLarge(_))
+        ));
+        assert!(matches!(
+            decode("identity", &[0; 10], 9),
+            Err(SendError::TooLarge(_))
+        ));
         assert_eq!(decode("identity", &[0; 10], 10).unwrap().len(), 10);
     }
 
     #[test]
     fn truncated_or_unknown_codings_are_protocol_errors() {
         let full = gzip(b"some text that is long enough to be cut");
-        assert!(matches!(decode("gzip", &full[..full.len() - 4], 1 << 20), Err(SendError::Protocol(_))));
-        assert!(matches!(decode("br", b"\xff\xff\xff\xff", 1 << 20), Err(SendError::Protocol(_))));
-        assert!(matches!(Decoder::for_encoding(Some(b"gzip, br"), 1), Err(SendError::Protocol(_))));
-        assert!(matches!(Decoder::for_encoding(Some(b"zstd"), 1), Err(SendError::Protocol(_))));
+        assert!(matches!(
+            decode("gzip", &full[..full.len() - 4], 1 << 20),
+            Err(SendError::Protocol(_))
+        ));
+        assert!(matches!(
+            decode("br", b"\xff\xff\xff\xff", 1 << 20),
+            Err(SendError::Protocol(_))
+        ));
+        assert!(matches!(
+            Decoder::for_encoding(Some(b"gzip, br"), 1),
+            Err(SendError::Protocol(_))
+        ));
+        assert!(matches!(
+            Decoder::for_encoding(Some(b"zstd"), 1),
+            Err(SendError::Protocol(_))
+        ));
     }
 }

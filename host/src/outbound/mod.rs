@@ -23,8 +23,8 @@ use serde::Serialize;
 use tokio::time::timeout_at;
 use url::Url;
 
-pub use client::{Resolve, SystemResolver};
 use client::{Clients, HttpClient, OriginSlots, ResolveError, TlsHandshakeTimeout};
+pub use client::{Resolve, SystemResolver};
 
 use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::credentials::{BoundConnection, Scrubber, Secret, TokenManager};
@@ -69,7 +69,10 @@ impl StepTraffic {
     fn count(&self, limits: &Limits) -> Result<(), SendError> {
         let used = self.made.fetch_add(1, Ordering::Relaxed) + 1;
         if used > limits.max_requests_per_step {
-            return Err(SendError::Limit(format!("the step's limit of {} requests is reached", limits.max_requests_per_step)));
+            return Err(SendError::Limit(format!(
+                "the step's limit of {} requests is reached",
+                limits.max_requests_per_step
+            )));
         }
         Ok(())
     }
@@ -113,7 +116,10 @@ impl RequestRecord {
             url: step.scrubber.text(url.to_string()),
             status: outcome.as_ref().ok().map(|r| r.status),
             duration_ms: started.elapsed().as_millis() as u64,
-            error: outcome.as_ref().err().map(|e| step.scrubber.text(describe(e))),
+            error: outcome
+                .as_ref()
+                .err()
+                .map(|e| step.scrubber.text(describe(e))),
             insecure,
         }
     }
@@ -130,7 +136,13 @@ impl Sender {
     ) -> Self {
         let network = Arc::new(network);
         let clients = Clients::new(resolver, network.clone(), limits, http2);
-        Self { clients, slots: OriginSlots::new(limits), allow_insecure_tls, network, tokens }
+        Self {
+            clients,
+            slots: OriginSlots::new(limits),
+            allow_insecure_tls,
+            network,
+            tokens,
+        }
     }
 
     /// The access-token caches shared by every step.
@@ -151,28 +163,50 @@ impl Sender {
     ) -> Result<Response, SendError> {
         self.check_url(step, url)?;
         step.traffic.count(step.limits)?;
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let deadline = step.deadline.min(tokio::time::Instant::now() + step.limits.request_timeout);
+        let deadline = step
+            .deadline
+            .min(tokio::time::Instant::now() + step.limits.request_timeout);
         let client = self.clients.get(None, None);
         let started = Instant::now();
-        let outgoing = Outgoing { method: Method::Post, url: url.clone(), headers, body: form };
+        let outgoing = Outgoing {
+            method: Method::Post,
+            url: url.clone(),
+            headers,
+            body: form,
+        };
         let exchange = self.exchange(&client, outgoing, None, step.limits);
-        let outcome = timeout_at(deadline, exchange).await.unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)));
+        let outcome = timeout_at(deadline, exchange)
+            .await
+            .unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)));
         let record = RequestRecord::of(step, Method::Post, url, started, &outcome, false);
-        step.traffic.host_records.lock().expect("records lock poisoned").push(record);
+        step.traffic
+            .host_records
+            .lock()
+            .expect("records lock poisoned")
+            .push(record);
         outcome
     }
 
     /// Sends one plugin request (following redirects if asked). Returns the
     /// scrubbed response or a typed error, and a record per hop.
-    pub(crate) async fn send(&self, step: &StepOutbound<'_>, request: Request) -> (Result<Response, SendError>, Vec<RequestRecord>) {
+    pub(crate) async fn send(
+        &self,
+        step: &StepOutbound<'_>,
+        request: Request,
+    ) -> (Result<Response, SendError>, Vec<RequestRecord>) {
         let mut records = Vec::new();
         let result = match Prepared::new(step, request) {
             Ok(prepared) => self.send_prepared(step, prepared, &mut records).await,
             Err(e) => Err(e),
         };
-        let result = result.map(|r| scrub_response(step.scrubber, r)).map_err(|e| scrub_error(step.scrubber, e));
+        let result = result
+            .map(|r| scrub_response(step.scrubber, r))
+            .map_err(|e| scrub_error(step.scrubber, e));
         (result, records)
     }
 
@@ -200,13 +234,20 @@ impl Sender {
                 let (url, headers, body, token) = authenticated?;
                 let (client, insecure) = self.client_for(&p)?;
                 let started = Instant::now();
-                let outgoing = Outgoing { method: p.method, url, headers, body };
+                let outgoing = Outgoing {
+                    method: p.method,
+                    url,
+                    headers,
+                    body,
+                };
                 let exchange = self.exchange(&client, outgoing, p.connection, step.limits);
                 let outcome = match timeout_at(deadline, exchange).await {
                     Ok(r) => r,
                     Err(_) => Err(SendError::Timeout(phase)),
                 };
-                records.push(RequestRecord::of(step, p.method, &p.url, started, &outcome, insecure));
+                records.push(RequestRecord::of(
+                    step, p.method, &p.url, started, &outcome, insecure,
+                ));
                 let response = outcome?;
                 // A 401 to a token the host obtained: renew it and replay once.
                 match (token, p.connection) {
@@ -228,7 +269,10 @@ impl Sender {
                 _ => return Ok(response),
             }
         }
-        Err(SendError::Protocol(format!("more than {} redirects", step.limits.max_redirects)))
+        Err(SendError::Protocol(format!(
+            "more than {} redirects",
+            step.limits.max_redirects
+        )))
     }
 
     /// The client for the next hop, and whether it relaxes TLS verification.
@@ -254,7 +298,11 @@ impl Sender {
 
     /// Scheme, user info, allowed hosts (plugin, operator, tenant) and IP literals.
     fn check_url(&self, step: &StepOutbound<'_>, url: &Url) -> Result<(), SendError> {
-        let hosts = HostLists { plugin: step.plugin_hosts, operator: step.operator_hosts, tenant: step.tenant_hosts };
+        let hosts = HostLists {
+            plugin: step.plugin_hosts,
+            operator: step.operator_hosts,
+            tenant: step.tenant_hosts,
+        };
         Ok(head::check_url(url, hosts, &self.network)?)
     }
 
@@ -293,11 +341,22 @@ impl Sender {
         connection: Option<&BoundConnection>,
         limits: &Limits,
     ) -> Result<Response, SendError> {
-        let Outgoing { method, url, headers, body } = outgoing;
+        let Outgoing {
+            method,
+            url,
+            headers,
+            body,
+        } = outgoing;
         let _slot = self.slots.acquire(origin_key(&url)).await.ok_or_else(|| {
-            SendError::Limit(format!("no free connection to {} within {:?}", origin_text(&url), limits.connection_wait))
+            SendError::Limit(format!(
+                "no free connection to {} within {:?}",
+                origin_text(&url),
+                limits.connection_wait
+            ))
         })?;
-        let mut builder = http::Request::builder().method(method_name(method)).uri(head::request_uri(&url)?);
+        let mut builder = http::Request::builder()
+            .method(method_name(method))
+            .uri(head::request_uri(&url)?);
         *builder.headers_mut().expect("builder is valid") = headers;
         let request = builder
             .body(Full::new(body))
@@ -305,12 +364,16 @@ impl Sender {
         let response = Self::head(client, request, limits).await?;
         let (parts, mut body) = response.into_parts();
         check_head_size(&parts.headers, limits)?;
-        let encoding = parts.headers.get(header::CONTENT_ENCODING).map(HeaderValue::as_bytes);
+        let encoding = parts
+            .headers
+            .get(header::CONTENT_ENCODING)
+            .map(HeaderValue::as_bytes);
         let mut decoder = decode::Decoder::for_encoding(encoding, limits.max_response_bytes)?;
         // The plugin sees the decoded body: the coding and its length no longer apply.
         let decoded = !matches!(decoder, decode::Decoder::Identity(_));
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| SendError::Protocol(format!("reading the response body: {e}")))?;
+            let frame = frame
+                .map_err(|e| SendError::Protocol(format!("reading the response body: {e}")))?;
             if let Some(chunk) = frame.data_ref() {
                 decoder.write(chunk)?;
             }
@@ -321,8 +384,15 @@ impl Sender {
             headers: parts
                 .headers
                 .iter()
-                .filter(|(k, _)| !decoded || (*k != header::CONTENT_ENCODING && *k != header::CONTENT_LENGTH))
-                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .filter(|(k, _)| {
+                    !decoded || (*k != header::CONTENT_ENCODING && *k != header::CONTENT_LENGTH)
+                })
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: data,
             final_url: url_without_secrets(&url, connection).to_string(),
@@ -355,7 +425,9 @@ impl<'a> Prepared<'a> {
             None => None,
             Some(name) => {
                 if step.manifest.connection(name).is_none() {
-                    return Err(SendError::Credential(format!("the plugin declares no connection `{name}`")));
+                    return Err(SendError::Credential(format!(
+                        "the plugin declares no connection `{name}`"
+                    )));
                 }
                 Some(step.connections.get(name).map(Arc::as_ref).ok_or_else(|| {
                     SendError::Credential(format!("connection `{name}` is not bound to this step"))
@@ -363,14 +435,25 @@ impl<'a> Prepared<'a> {
             }
         };
         if connection.is_some_and(|c| c.base_url.is_none())
-            && matches!(Url::parse(&r.url), Err(url::ParseError::RelativeUrlWithoutBase))
+            && matches!(
+                Url::parse(&r.url),
+                Err(url::ParseError::RelativeUrlWithoutBase)
+            )
         {
             let name = connection.map(|c| c.name.as_str()).unwrap_or_default();
-            return Err(SendError::InvalidRequest(format!("connection `{name}` has no base URL for `{}`", r.url)));
+            return Err(SendError::InvalidRequest(format!(
+                "connection `{name}` has no base URL for `{}`",
+                r.url
+            )));
         }
         let mut url = head::join_url(connection.and_then(|c| c.base_url.as_ref()), &r.url)?;
         let shared = connection.iter().flat_map(|c| c.shared_query.iter());
-        head::append_query(&mut url, shared.chain(r.query.iter()).map(|(k, v)| (k.as_str(), v.as_str())))?;
+        head::append_query(
+            &mut url,
+            shared
+                .chain(r.query.iter())
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )?;
         if let Some(conn) = connection
             && let Some((name, _)) = url.query_pairs().find(|(k, _)| conn.reserves_query(k))
         {
@@ -379,7 +462,11 @@ impl<'a> Prepared<'a> {
             )));
         }
         let mut headers = HeaderMap::new();
-        for (k, v) in connection.iter().flat_map(|c| c.shared_headers.iter()).chain(r.headers.iter()) {
+        for (k, v) in connection
+            .iter()
+            .flat_map(|c| c.shared_headers.iter())
+            .chain(r.headers.iter())
+        {
             let (name, value) = head::plugin_header(k, v)?;
             if connection.is_some_and(|c| c.reserves_header(name.as_str())) {
                 return Err(SendError::InvalidRequest(format!(
@@ -398,13 +485,18 @@ impl<'a> Prepared<'a> {
         if let Some(ct) = content_type {
             headers.insert(header::CONTENT_TYPE, ct);
         }
-        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(decode::ACCEPT_ENCODING));
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static(decode::ACCEPT_ENCODING),
+        );
         if let Some(key) = &r.idempotency_key {
             let (name, value) = head::header_pair("idempotency-key", key)?;
             headers.insert(name, value);
         }
         if r.retry.is_some() {
-            return Err(SendError::InvalidRequest("retry policies are not implemented yet".into()));
+            return Err(SendError::InvalidRequest(
+                "retry policies are not implemented yet".into(),
+            ));
         }
         let timeout = r
             .timeout_ms
@@ -429,10 +521,13 @@ impl<'a> Prepared<'a> {
         sender: &Sender,
         step: &StepOutbound<'_>,
     ) -> Result<(Url, HeaderMap, Bytes, Option<Secret>), SendError> {
-        let (mut url, mut headers, mut body) = (self.url.clone(), self.headers.clone(), self.body.clone());
+        let (mut url, mut headers, mut body) =
+            (self.url.clone(), self.headers.clone(), self.body.clone());
         let mut token = None;
         if let Some(conn) = self.connection.filter(|c| c.may_authenticate(&self.url)) {
-            token = conn.apply(&mut url, &mut headers, &mut body, sender, step).await?;
+            token = conn
+                .apply(&mut url, &mut headers, &mut body, sender, step)
+                .await?;
         }
         Ok((url, headers, body, token))
     }
@@ -441,7 +536,10 @@ impl<'a> Prepared<'a> {
     /// (HEAD stays HEAD), 307/308 keep method and body; HTTPS to HTTP is refused.
     fn redirect(&mut self, status: u16, next: Url) -> Result<(), SendError> {
         if self.url.scheme() == "https" && next.scheme() == "http" {
-            return Err(SendError::Denied(format!("redirect from https to http ({}) is refused", origin_text(&next))));
+            return Err(SendError::Denied(format!(
+                "redirect from https to http ({}) is refused",
+                origin_text(&next)
+            )));
         }
         if matches!(status, 301..=303) && self.method != Method::Head {
             self.method = Method::Get;
@@ -463,7 +561,10 @@ fn check_head_size(headers: &HeaderMap, limits: &Limits) -> Result<(), SendError
             limits.max_response_headers
         )));
     }
-    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     if bytes > limits.max_response_header_bytes {
         return Err(SendError::TooLarge(format!(
             "the response headers take {bytes} bytes, more than {}",
@@ -478,7 +579,11 @@ fn redirect_target(p: &Prepared<'_>, response: &Response) -> Result<Option<Url>,
     if !matches!(response.status, 301 | 302 | 303 | 307 | 308) {
         return Ok(None);
     }
-    let Some((_, location)) = response.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("location")) else {
+    let Some((_, location)) = response
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+    else {
         return Ok(None);
     };
     p.url
@@ -492,8 +597,11 @@ fn url_without_secrets(url: &Url, connection: Option<&BoundConnection>) -> Url {
     let Some(conn) = connection else {
         return url.clone();
     };
-    let kept: Vec<(String, String)> =
-        url.query_pairs().filter(|(k, _)| !conn.reserves_query(k)).map(|(k, v)| (k.into(), v.into())).collect();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !conn.reserves_query(k))
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
     let mut clean = url.clone();
     clean.set_query(None);
     if !kept.is_empty() {
@@ -536,11 +644,11 @@ pub(crate) fn method_name(m: Method) -> &'static str {
 
 /// Maps a client failure to a typed error by what caused it.
 fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
-    let chain: Vec<&(dyn std::error::Error + 'static)> = std::iter::successors(
-        Some(&e as &(dyn std::error::Error + 'static)),
-        |err| err.source(),
-    )
-    .collect();
+    let chain: Vec<&(dyn std::error::Error + 'static)> =
+        std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |err| {
+            err.source()
+        })
+        .collect();
     // The most specific causes first, wherever they sit in the chain: a TLS
     // alert after the handshake (a refused client certificate) surfaces
     // inside hyper's "connection error".
@@ -554,8 +662,13 @@ fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
                 ResolveError::Dns(m) => SendError::Dns(m.clone()),
             };
         }
-        let io_inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
-        if let Some(tls) = err.downcast_ref::<rustls::Error>().or_else(|| io_inner.and_then(|i| i.downcast_ref())) {
+        let io_inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if let Some(tls) = err
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| io_inner.and_then(|i| i.downcast_ref()))
+        {
             return SendError::Tls(tls.to_string());
         }
         // A TLS alert received after the handshake (the server refusing a
@@ -585,7 +698,11 @@ fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
             return SendError::Protocol(h.to_string());
         }
     }
-    if e.is_connect() { SendError::Connect(e.to_string()) } else { SendError::Other(e.to_string()) }
+    if e.is_connect() {
+        SendError::Connect(e.to_string())
+    } else {
+        SendError::Other(e.to_string())
+    }
 }
 
 /// A one-line description of an error, for records and step results.
@@ -651,7 +768,13 @@ mod tests {
 
     #[test]
     fn origin_key_is_the_origin_text() {
-        for url in ["https://api.test/v1?a=b", "http://api.test:8080/", "https://API.Test:443/x", "http://[::1]:9/p", "https://bücher.test/"] {
+        for url in [
+            "https://api.test/v1?a=b",
+            "http://api.test:8080/",
+            "https://API.Test:443/x",
+            "http://[::1]:9/p",
+            "https://bücher.test/",
+        ] {
             let url = Url::parse(url).unwrap();
             assert_eq!(origin_key(&url), origin_text(&url));
         }

@@ -44,11 +44,12 @@ impl MasterKey {
                 .decode(text.trim())
                 .map_err(|_| StoreError::MasterKey("the master key is not base64".into()))?,
         );
-        let key: [u8; KEY_LEN] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::MasterKey(format!("the master key must be {KEY_LEN} bytes")))?;
-        Ok(Self { key: Zeroizing::new(key) })
+        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
+            StoreError::MasterKey(format!("the master key must be {KEY_LEN} bytes"))
+        })?;
+        Ok(Self {
+            key: Zeroizing::new(key),
+        })
     }
 
     /// The key from `$COURIER_MASTER_KEY`, else from the key file, which is
@@ -64,20 +65,27 @@ impl MasterKey {
                 key.write_new_file(path)?;
                 Ok(key)
             }
-            Err(e) => Err(StoreError::MasterKey(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(StoreError::MasterKey(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 
     /// Writes the key to a file that must not exist yet, readable by the owner only.
     pub fn write_new_file(&self, path: &Path) -> Result<(), StoreError> {
-        let fail = |e: std::io::Error| StoreError::MasterKey(format!("cannot create {}: {e}", path.display()));
+        let fail = |e: std::io::Error| {
+            StoreError::MasterKey(format!("cannot create {}: {e}", path.display()))
+        };
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(fail)?;
         let text = Zeroizing::new(STANDARD.encode(self.key.as_slice()));
-        file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(fail)
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(fail)
     }
 
     /// A short public identifier of the key (not derived reversibly from it).
@@ -106,7 +114,12 @@ fn aad(tenant: &str, id: &str) -> Vec<u8> {
 }
 
 /// Seals a record's secrets under a fresh data key.
-pub(super) fn seal(master: &MasterKey, tenant: &str, id: &str, plaintext: &[u8]) -> Result<Sealed, StoreError> {
+pub(super) fn seal(
+    master: &MasterKey,
+    tenant: &str,
+    id: &str,
+    plaintext: &[u8],
+) -> Result<Sealed, StoreError> {
     let data_key = random_key()?;
     let aad = aad(tenant, id);
     Ok(Sealed {
@@ -124,17 +137,31 @@ pub(super) fn open(
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     let aad = aad(tenant, id);
-    let undecryptable = || StoreError::Undecryptable { tenant: tenant.into(), id: id.into() };
+    let undecryptable = || StoreError::Undecryptable {
+        tenant: tenant.into(),
+        id: id.into(),
+    };
     let data_key = open_with(&master.key, &aad, &sealed.wrapped_key).ok_or_else(undecryptable)?;
-    let data_key: [u8; KEY_LEN] = data_key.as_slice().try_into().map_err(|_| undecryptable())?;
+    let data_key: [u8; KEY_LEN] = data_key
+        .as_slice()
+        .try_into()
+        .map_err(|_| undecryptable())?;
     open_with(&Zeroizing::new(data_key), &aad, &sealed.secrets).ok_or_else(undecryptable)
 }
 
 /// Re-wraps a record's data key under a new master key.
-pub(super) fn rewrap(old: &MasterKey, new: &MasterKey, tenant: &str, id: &str, wrapped: &[u8]) -> Result<Vec<u8>, StoreError> {
+pub(super) fn rewrap(
+    old: &MasterKey,
+    new: &MasterKey,
+    tenant: &str,
+    id: &str,
+    wrapped: &[u8],
+) -> Result<Vec<u8>, StoreError> {
     let aad = aad(tenant, id);
-    let data_key = open_with(&old.key, &aad, wrapped)
-        .ok_or_else(|| StoreError::Undecryptable { tenant: tenant.into(), id: id.into() })?;
+    let data_key = open_with(&old.key, &aad, wrapped).ok_or_else(|| StoreError::Undecryptable {
+        tenant: tenant.into(),
+        id: id.into(),
+    })?;
     seal_with(&new.key, &aad, &data_key)
 }
 
@@ -147,17 +174,25 @@ fn random_key() -> Result<Zeroizing<[u8; KEY_LEN]>, StoreError> {
 }
 
 fn aead_key(key: &[u8; KEY_LEN]) -> LessSafeKey {
-    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, key).expect("a 32-byte key suits ChaCha20-Poly1305"))
+    LessSafeKey::new(
+        UnboundKey::new(&CHACHA20_POLY1305, key).expect("a 32-byte key suits ChaCha20-Poly1305"),
+    )
 }
 
 /// `nonce || ciphertext || tag` (ChaCha20-Poly1305, random 96-bit nonce:
 /// each key seals very few messages).
 fn seal_with(key: &[u8; KEY_LEN], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, StoreError> {
     let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new().fill(&mut nonce).map_err(|_| StoreError::MasterKey("no system randomness".into()))?;
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| StoreError::MasterKey("no system randomness".into()))?;
     let mut out = Zeroizing::new(plaintext.to_vec());
     aead_key(key)
-        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut *out)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut *out,
+        )
         .map_err(|_| StoreError::MasterKey("sealing failed".into()))?;
     let mut sealed = nonce.to_vec();
     sealed.extend_from_slice(&out);
@@ -171,7 +206,10 @@ fn open_with(key: &[u8; KEY_LEN], aad: &[u8], sealed: &[u8]) -> Option<Zeroizing
     let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
     let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
     let mut buffer = Zeroizing::new(ciphertext.to_vec());
-    let plain_len = aead_key(key).open_in_place(nonce, Aad::from(aad), &mut buffer).ok()?.len();
+    let plain_len = aead_key(key)
+        .open_in_place(nonce, Aad::from(aad), &mut buffer)
+        .ok()?
+        .len();
     buffer.truncate(plain_len);
     Some(buffer)
 }
@@ -184,11 +222,17 @@ mod tests {
     fn a_record_opens_only_as_itself_under_its_master_key() {
         let master = MasterKey::generate().unwrap();
         let sealed = seal(&master, "acme", "crm", b"hello").unwrap();
-        assert_eq!(open(&master, "acme", "crm", &sealed).unwrap().as_slice(), b"hello");
+        assert_eq!(
+            open(&master, "acme", "crm", &sealed).unwrap().as_slice(),
+            b"hello"
+        );
         assert!(open(&master, "acme", "crm2", &sealed).is_err());
         assert!(open(&master, "other", "crm", &sealed).is_err());
         assert!(open(&MasterKey::generate().unwrap(), "acme", "crm", &sealed).is_err());
-        let mut tampered = Sealed { secrets: sealed.secrets.clone(), wrapped_key: sealed.wrapped_key.clone() };
+        let mut tampered = Sealed {
+            secrets: sealed.secrets.clone(),
+            wrapped_key: sealed.wrapped_key.clone(),
+        };
         *tampered.secrets.last_mut().unwrap() ^= 1;
         assert!(open(&master, "acme", "crm", &tampered).is_err());
     }

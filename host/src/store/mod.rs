@@ -12,8 +12,8 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-pub use crypto::{MASTER_KEY_ENV, MasterKey};
 use crypto::Sealed;
+pub use crypto::{MASTER_KEY_ENV, MasterKey};
 
 use crate::credentials::{ConnectionConfig, Secret};
 
@@ -88,7 +88,9 @@ pub struct ConnectionStore {
 
 impl std::fmt::Debug for ConnectionStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionStore").field("master", &self.master).finish_non_exhaustive()
+        f.debug_struct("ConnectionStore")
+            .field("master", &self.master)
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,7 +117,10 @@ impl ConnectionStore {
         create_private_dir(data_dir)?;
         let db = rusqlite::Connection::open(data_dir.join("connections.sqlite"))?;
         db.execute_batch(SCHEMA)?;
-        Ok(Self { db: Mutex::new(db), master })
+        Ok(Self {
+            db: Mutex::new(db),
+            master,
+        })
     }
 
     /// Opens the store in `data_dir` with the master key from
@@ -123,7 +128,10 @@ impl ConnectionStore {
     /// owner-only with a new key on first use).
     pub fn open_in(data_dir: &Path) -> Result<Self, StoreError> {
         create_private_dir(data_dir)?;
-        Self::open(data_dir, MasterKey::from_env_or_file(&Self::key_file(data_dir))?)
+        Self::open(
+            data_dir,
+            MasterKey::from_env_or_file(&Self::key_file(data_dir))?,
+        )
     }
 
     /// The master key file of a data directory.
@@ -133,8 +141,15 @@ impl ConnectionStore {
 
     /// Stores (or replaces) a connection from the text of a connection file.
     /// Its `[secrets]` are sealed; everything else is kept as settings.
-    pub fn put(&self, tenant: &str, id: &str, plugin: &str, file_text: &str) -> Result<(), StoreError> {
-        let mut table: toml::Table = toml::from_str(file_text).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    pub fn put(
+        &self,
+        tenant: &str,
+        id: &str,
+        plugin: &str,
+        file_text: &str,
+    ) -> Result<(), StoreError> {
+        let mut table: toml::Table =
+            toml::from_str(file_text).map_err(|e| StoreError::Invalid(e.to_string()))?;
         table.insert("id".into(), toml::Value::String(id.into()));
         ConnectionConfig::deserialize_table(table.clone()).map_err(StoreError::Invalid)?;
         let secrets = match table.remove("secrets") {
@@ -143,7 +158,8 @@ impl ConnectionStore {
             Some(_) => return Err(StoreError::Invalid("`secrets` must be a table".into())),
         };
         let names: Vec<&String> = secrets.keys().collect();
-        let plaintext = Zeroizing::new(serde_json::to_vec(&secrets).expect("a TOML table serializes to JSON"));
+        let plaintext =
+            Zeroizing::new(serde_json::to_vec(&secrets).expect("a TOML table serializes to JSON"));
         let sealed = crypto::seal(&self.master, tenant, id, &plaintext)?;
         let settings = serde_json::to_string(&table).expect("a TOML table serializes to JSON");
         self.db.lock().expect("store poisoned").execute(
@@ -185,7 +201,10 @@ impl ConnectionStore {
             )
             .optional()?;
         let Some((plugin, settings, sealed, key_id)) = row else {
-            return Err(StoreError::NotFound { tenant: tenant.into(), id: id.into() });
+            return Err(StoreError::NotFound {
+                tenant: tenant.into(),
+                id: id.into(),
+            });
         };
         if key_id != self.master.id() {
             return Err(StoreError::MasterKey(format!(
@@ -195,10 +214,16 @@ impl ConnectionStore {
         }
         let plaintext = crypto::open(&self.master, tenant, id, &sealed)?;
         let secrets: serde_json::Value =
-            serde_json::from_slice(&plaintext).map_err(|_| StoreError::Undecryptable { tenant: tenant.into(), id: id.into() })?;
-        let mut value: serde_json::Value =
-            serde_json::from_str(&settings).map_err(|e| StoreError::Database(format!("settings of `{id}`: {e}")))?;
-        value.as_object_mut().expect("settings are an object").insert("secrets".into(), secrets);
+            serde_json::from_slice(&plaintext).map_err(|_| StoreError::Undecryptable {
+                tenant: tenant.into(),
+                id: id.into(),
+            })?;
+        let mut value: serde_json::Value = serde_json::from_str(&settings)
+            .map_err(|e| StoreError::Database(format!("settings of `{id}`: {e}")))?;
+        value
+            .as_object_mut()
+            .expect("settings are an object")
+            .insert("secrets".into(), secrets);
         let mut config: ConnectionConfig =
             serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
         config.from_store = true;
@@ -245,29 +270,43 @@ impl ConnectionStore {
 
     /// Deletes a connection; false if there was none.
     pub fn delete(&self, tenant: &str, id: &str) -> Result<bool, StoreError> {
-        let n = self
-            .db
-            .lock()
-            .expect("store poisoned")
-            .execute("DELETE FROM connections WHERE tenant = ?1 AND id = ?2", params![tenant, id])?;
+        let n = self.db.lock().expect("store poisoned").execute(
+            "DELETE FROM connections WHERE tenant = ?1 AND id = ?2",
+            params![tenant, id],
+        )?;
         Ok(n > 0)
     }
 
     /// Replaces one secret of a record (a rotated refresh token) in one
     /// transaction, sealed under a fresh data key.
-    pub(crate) fn replace_secret(&self, tenant: &str, id: &str, key: &str, value: &Secret) -> Result<(), StoreError> {
+    pub(crate) fn replace_secret(
+        &self,
+        tenant: &str,
+        id: &str,
+        key: &str,
+        value: &Secret,
+    ) -> Result<(), StoreError> {
         let mut db = self.db.lock().expect("store poisoned");
         let tx = db.transaction()?;
         let sealed = tx.query_row(
             "SELECT secrets, wrapped_key FROM connections WHERE tenant = ?1 AND id = ?2",
             params![tenant, id],
-            |r| Ok(Sealed { secrets: r.get(0)?, wrapped_key: r.get(1)? }),
+            |r| {
+                Ok(Sealed {
+                    secrets: r.get(0)?,
+                    wrapped_key: r.get(1)?,
+                })
+            },
         )?;
         let plaintext = crypto::open(&self.master, tenant, id, &sealed)?;
         let mut secrets: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(&plaintext).map_err(|_| StoreError::Undecryptable { tenant: tenant.into(), id: id.into() })?;
+            serde_json::from_slice(&plaintext).map_err(|_| StoreError::Undecryptable {
+                tenant: tenant.into(),
+                id: id.into(),
+            })?;
         secrets.insert(key.into(), serde_json::Value::String(value.expose().into()));
-        let plaintext = Zeroizing::new(serde_json::to_vec(&secrets).expect("a JSON object serializes"));
+        let plaintext =
+            Zeroizing::new(serde_json::to_vec(&secrets).expect("a JSON object serializes"));
         let resealed = crypto::seal(&self.master, tenant, id, &plaintext)?;
         tx.execute(
             "UPDATE connections SET secrets = ?3, wrapped_key = ?4, master_key_id = ?5, updated_at = ?6 WHERE tenant = ?1 AND id = ?2",
@@ -278,7 +317,12 @@ impl ConnectionStore {
     }
 
     /// Records whether the connection needs re-authorization.
-    pub fn set_needs_reauthorization(&self, tenant: &str, id: &str, needs: bool) -> Result<(), StoreError> {
+    pub fn set_needs_reauthorization(
+        &self,
+        tenant: &str,
+        id: &str,
+        needs: bool,
+    ) -> Result<(), StoreError> {
         self.db.lock().expect("store poisoned").execute(
             "UPDATE connections SET needs_reauthorization = ?3 WHERE tenant = ?1 AND id = ?2",
             params![tenant, id, needs],
@@ -293,7 +337,8 @@ impl ConnectionStore {
         let tx = db.transaction()?;
         let rows: Vec<(String, String, Vec<u8>)> = {
             let mut stmt = tx.prepare("SELECT tenant, id, wrapped_key FROM connections")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?
         };
         for (tenant, id, wrapped) in &rows {
             let rewrapped = crypto::rewrap(&self.master, &new, tenant, id, wrapped)?;
@@ -309,7 +354,10 @@ impl ConnectionStore {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Creates a directory readable by the owner only (if it does not exist).
@@ -318,5 +366,7 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))
+    builder
+        .create(dir)
+        .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))
 }

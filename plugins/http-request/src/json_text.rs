@@ -97,7 +97,11 @@ mod tests {
         }
         samples.push((0u8..0x80).map(char::from).cycle().take(1000).collect());
         for s in &samples {
-            assert_eq!(string_literal(s).get(), serde_json::to_string(s).unwrap(), "{s:?}");
+            assert_eq!(
+                string_literal(s).get(),
+                serde_json::to_string(s).unwrap(),
+                "{s:?}"
+            );
         }
     }
 
@@ -107,7 +111,11 @@ mod tests {
             for lane in 0..8 {
                 let mut word = [b'a'; 8];
                 word[lane] = byte;
-                assert_eq!(any_needs_escape(u64::from_le_bytes(word)), needs_escape(byte), "{byte:#x} in lane {lane}");
+                assert_eq!(
+                    any_needs_escape(u64::from_le_bytes(word)),
+                    needs_escape(byte),
+                    "{byte:#x} in lane {lane}"
+                );
             }
         }
     }

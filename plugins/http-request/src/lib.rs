@@ -458,10 +458,18 @@ fn is_json_media_type(content_type: &str) -> bool {
 fn body_value(body: Vec<u8>, is_json: bool) -> (Box<RawValue>, bool) {
     let body = match String::from_utf8(body) {
         Ok(text) => text,
-        Err(error) => return (json_text::string_literal(&BASE64.encode(error.into_bytes())), true),
+        Err(error) => {
+            return (
+                json_text::string_literal(&BASE64.encode(error.into_bytes())),
+                true,
+            );
+        }
     };
     if is_json && serde_json::from_str::<Value>(&body).is_ok() {
-        return (RawValue::from_string(body).expect("checked to be JSON"), false);
+        return (
+            RawValue::from_string(body).expect("checked to be JSON"),
+            false,
+        );
     }
     (json_text::string_literal(&body), false)
 }
@@ -623,11 +631,17 @@ mod tests {
         assert_eq!(value(br#" {"a": 1} "#, true), (json!({"a": 1}), false));
         assert_eq!(value(br#"{"a":1}"#, false), (json!(r#"{"a":1}"#), false));
         assert_eq!(value(b"not json", true), (json!("not json"), false));
-        assert_eq!(value(b"line\n\"x\"\t\x01", false), (json!("line\n\"x\"\t\u{1}"), false));
+        assert_eq!(
+            value(b"line\n\"x\"\t\x01", false),
+            (json!("line\n\"x\"\t\u{1}"), false)
+        );
         assert_eq!(value(&[0xff, 0x00], false), (json!("/wA="), true));
         // JSON the host could not read stays text: a number out of range,
         // a lone surrogate.
         assert_eq!(value(b"[1e400]", true), (json!("[1e400]"), false));
-        assert_eq!(value(br#"["\ud800"]"#, true), (json!(r#"["\ud800"]"#), false));
+        assert_eq!(
+            value(br#"["\ud800"]"#, true),
+            (json!(r#"["\ud800"]"#), false)
+        );
     }
 }
