@@ -54,8 +54,10 @@ impl Plugin {
         self
     }
 
-    /// Allows requests to `pattern`: `scheme://host[:port]`, where host is a
-    /// name, `*.` and a domain, or `*`. The operator's policy narrows it.
+    /// Allows requests to `pattern`: `scheme://host[:port][/path[/*]]`, where
+    /// host is a name, `*.` and a domain, or `*`; a path allows that path
+    /// only, `/*` after it that path and everything under it
+    /// (`https://api.example.com/v1/*`). The operator's policy narrows it.
     pub fn allow_host(mut self, pattern: impl Into<String>) -> Self {
         self.allowed_hosts.push(pattern.into());
         self

@@ -52,7 +52,9 @@ enum Command {
         #[arg(long)]
         no_http2: bool,
         /// Narrows the hosts steps may call (`https://api.example.com`,
-        /// `https://*.example.com:*`); default: whatever the plugin declares.
+        /// `https://*.example.com:*`), optionally to a path (`/v1/orders`) or
+        /// everything under one (`https://api.example.com/v1/*`); default:
+        /// whatever the plugin declares.
         #[arg(long = "allow-host", value_name = "PATTERN")]
         hosts: Vec<AllowedHost>,
         /// The step's wall-clock deadline in seconds.

@@ -215,6 +215,14 @@ impl StepState {
         }
     }
 
+    /// Text with the step's secrets scrubbed (for logs and messages).
+    fn scrub(&self, text: String) -> String {
+        match &self.outbound {
+            Some(o) => o.scrubber.text(text),
+            None => text,
+        }
+    }
+
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limiter
     }
@@ -307,6 +315,7 @@ impl log::Host for StepState {
             log::Level::Warn => "warn",
             log::Level::Error => "error",
         };
+        let message = self.scrub(message);
         self.logs.push(level, &message);
     }
 }
@@ -353,8 +362,8 @@ impl LogBuffer {
     }
 
     /// Adds captured WASI output, a line per line.
-    fn push_output(&mut self, level: &'static str, output: &[u8]) {
-        for line in String::from_utf8_lossy(output).lines() {
+    fn push_output(&mut self, level: &'static str, output: &str) {
+        for line in output.lines() {
             self.push(level, line);
         }
     }
@@ -565,10 +574,6 @@ fn finish(
     limits: &Limits,
     started: Instant,
 ) -> StepResult {
-    let scrub = |s: String| match &state.outbound {
-        Some(o) => o.scrubber.text(s),
-        None => s,
-    };
     let (outcome, output, error, status) = match result {
         Err(_) => (
             Outcome::Timeout,
@@ -620,12 +625,17 @@ fn finish(
         Ok(Ok(Err(step_error))) => classify(step_error),
     };
     if let Some(wasi) = &state.wasi {
-        state.logs.push_output("stdout", &wasi.stdout.contents());
-        state.logs.push_output("stderr", &wasi.stderr.contents());
+        for (level, output) in [
+            ("stdout", wasi.stdout.contents()),
+            ("stderr", wasi.stderr.contents()),
+        ] {
+            let output = state.scrub(String::from_utf8_lossy(&output).into_owned());
+            state.logs.push_output(level, &output);
+        }
     }
     let error = error.map(|f| StepFailure {
         kind: f.kind,
-        message: scrub(f.message),
+        message: state.scrub(f.message),
     });
     StepResult {
         outcome,

@@ -150,7 +150,7 @@ async fn several_placements_with_their_own_secrets() {
         "connection = 'default'\nbase_url = '{}'\nauth = 'custom'\n\
          [[placements]]\ntarget = 'header'\nname = 'X-Client'\nsecret = 'client_id'\n\
          [[placements]]\ntarget = 'header'\nname = 'X-Signature'\ntemplate = 'sig {{secret}}'\nsecret = 'client_secret'\n\
-         [secrets]\nclient_id = 'cid-123'\nclient_secret = '''{CANARY}'''",
+         [secrets]\nclient_id = 'cid-12345'\nclient_secret = '''{CANARY}'''",
         server.url("")
     );
     let r = step(
@@ -163,12 +163,12 @@ async fn several_placements_with_their_own_secrets() {
     .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let got = &server.received()[0];
-    assert_eq!(got.header("x-client"), Some("cid-123"));
+    assert_eq!(got.header("x-client"), Some("cid-12345"));
     assert_eq!(
         got.header("x-signature"),
         Some(format!("sig {CANARY}").as_str())
     );
-    assert_no_leak(&r, &[CANARY, "cid-123"]);
+    assert_no_leak(&r, &[CANARY, "cid-12345"]);
 
     // The plugin may not set a header the connection places its secret in.
     let r = step(

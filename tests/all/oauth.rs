@@ -16,12 +16,12 @@ use crate::step;
 
 const CLIENT_SECRET: &str = CANARY;
 
-/// A token server issuing `at-1`, `at-2`, … with `expires_in` from `lifetime(n)`.
+/// A token server issuing `access-token-1`, `access-token-2`, … with `expires_in` from `lifetime(n)`.
 async fn token_server(lifetime: impl Fn(usize) -> u64 + Send + Sync + 'static) -> TestServer {
     let issued = AtomicUsize::new(0);
     TestServer::start(move |_| {
         let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
-        Reply::json(200, json!({"access_token": format!("at-{n}"), "token_type": "Bearer", "expires_in": lifetime(n)}))
+        Reply::json(200, json!({"access_token": format!("access-token-{n}"), "token_type": "Bearer", "expires_in": lifetime(n)}))
     })
     .await
 }
@@ -67,7 +67,7 @@ async fn client_credentials_with_basic_client_auth_is_cached() {
             r.output.as_ref().unwrap()["body"]["auth"],
             "Bearer [REDACTED]"
         );
-        assert_no_leak(&r, &[CLIENT_SECRET, "at-1"]);
+        assert_no_leak(&r, &[CLIENT_SECRET, "access-token-1"]);
         // The token request is listed first in the step that made it.
         let listed: Vec<(&str, &str)> = r
             .requests
@@ -105,7 +105,7 @@ async fn client_credentials_with_basic_client_auth_is_cached() {
     assert!(
         api.received()
             .iter()
-            .all(|r| r.header("authorization") == Some("Bearer at-1"))
+            .all(|r| r.header("authorization") == Some("Bearer access-token-1"))
     );
 }
 
@@ -192,7 +192,7 @@ async fn client_auth_in_the_body_and_expired_tokens_are_renewed() {
     );
     assert_eq!(
         api.received()[1].header("authorization"),
-        Some("Bearer at-2")
+        Some("Bearer access-token-2")
     );
 }
 
@@ -239,7 +239,7 @@ async fn fifty_concurrent_steps_on_an_expired_token_make_one_token_request() {
     let renewed = api
         .received()
         .iter()
-        .filter(|r| r.header("authorization") == Some("Bearer at-2"))
+        .filter(|r| r.header("authorization") == Some("Bearer access-token-2"))
         .count();
     assert_eq!(renewed, 50);
 }
@@ -249,14 +249,14 @@ async fn a_rotated_refresh_token_is_used_next_time() {
     let issued = AtomicUsize::new(0);
     let tokens = TestServer::start(move |_| {
         let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
-        Reply::json(200, json!({"access_token": format!("at-{n}"), "expires_in": 1, "refresh_token": format!("rt-{}", n + 1)}))
+        Reply::json(200, json!({"access_token": format!("access-token-{n}"), "expires_in": 1, "refresh_token": format!("refresh-token-{}", n + 1)}))
     })
     .await;
     let api = api().await;
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = format!(
         "connection = 'default'\nbase_url = '{}'\nauth = 'oauth2-refresh-token'\ntoken_url = '{}'\nclient_auth = 'body'\n\
-         [secrets]\nclient_id = 'app-1'\nrefresh_token = 'rt-1'",
+         [secrets]\nclient_id = 'app-1'\nrefresh_token = 'refresh-token-1'",
         api.url(""),
         tokens.url("/token")
     );
@@ -270,7 +270,10 @@ async fn a_rotated_refresh_token_is_used_next_time() {
         )
         .await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-        assert_no_leak(&r, &["rt-1", "rt-2", "rt-3"]);
+        assert_no_leak(
+            &r,
+            &["refresh-token-1", "refresh-token-2", "refresh-token-3"],
+        );
     }
     let sent: Vec<Vec<(String, String)>> = tokens.received().iter().map(form).collect();
     for (i, form) in sent.iter().enumerate() {
@@ -279,7 +282,7 @@ async fn a_rotated_refresh_token_is_used_next_time() {
             "{form:?}"
         );
         assert!(
-            form.contains(&("refresh_token".into(), format!("rt-{}", i + 1))),
+            form.contains(&("refresh_token".into(), format!("refresh-token-{}", i + 1))),
             "{form:?}"
         );
     }
@@ -292,7 +295,7 @@ async fn password_grant_sends_the_owner_credentials() {
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = format!(
         "connection = 'default'\nbase_url = '{}'\nauth = 'oauth2-password'\ntoken_url = '{}'\nscopes = ['all']\n\
-         [secrets]\nclient_id = 'app-1'\nclient_secret = 'cs'\nusername = 'ada'\npassword = '''{CANARY}'''",
+         [secrets]\nclient_id = 'app-1'\nclient_secret = 'client-secret-9'\nusername = 'ada'\npassword = '''{CANARY}'''",
         api.url(""),
         tokens.url("/token")
     );
@@ -316,16 +319,16 @@ async fn password_grant_sends_the_owner_credentials() {
     );
     assert_eq!(
         api.received()[0].header("authorization"),
-        Some("Bearer at-1")
+        Some("Bearer access-token-1")
     );
-    assert_no_leak(&r, &[CANARY, "at-1"]);
+    assert_no_leak(&r, &[CANARY, "access-token-1"]);
 }
 
 #[tokio::test]
 async fn a_401_renews_the_token_and_replays_once() {
     let tokens = token_server(|_| 3600).await;
     let api = TestServer::start(|r| match r.header("authorization") {
-        Some("Bearer at-2") => Reply::json(200, json!({"ok": true})),
+        Some("Bearer access-token-2") => Reply::json(200, json!({"ok": true})),
         _ => Reply::json(401, json!({"error": "expired"})),
     })
     .await;
@@ -389,7 +392,7 @@ async fn a_refused_refresh_is_a_credential_error_and_needs_reauthorization() {
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = format!(
         "connection = 'default'\nid = 'crm-7'\nbase_url = '{}'\nauth = 'oauth2-refresh-token'\ntoken_url = '{}'\n\
-         [secrets]\nclient_id = 'app-1'\nclient_secret = 'cs'\nrefresh_token = '''{CANARY}'''",
+         [secrets]\nclient_id = 'app-1'\nclient_secret = 'client-secret-9'\nrefresh_token = '''{CANARY}'''",
         api.url(""),
         tokens.url("/token")
     );
@@ -423,7 +426,7 @@ async fn token_endpoints_obey_the_egress_policy() {
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = format!(
         "connection = 'default'\nbase_url = '{}'\nauth = 'oauth2-client-credentials'\ntoken_url = 'http://10.1.2.3/token'\n\
-         [secrets]\nclient_id = 'app-1'\nclient_secret = 'cs'",
+         [secrets]\nclient_id = 'app-1'\nclient_secret = 'client-secret-9'",
         api.url("")
     );
     let r = step(

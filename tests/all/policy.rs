@@ -1,7 +1,7 @@
 //! Egress policy: denials are typed and nothing reaches the target.
 
 use courier_host::{Host, Outcome};
-use courier_tests::{TestServer, host_with};
+use courier_tests::{TestServer, host_builder, host_with};
 use serde_json::json;
 
 use crate::step;
@@ -393,4 +393,137 @@ async fn operator_policy_per_plugin_and_per_tenant() {
         1,
         "only the allowed step reached the server"
     );
+}
+
+#[tokio::test]
+async fn an_operator_path_scope_admits_only_urls_under_it() {
+    // `/allowed/go` redirects out of the scope; everything else echoes.
+    let server = TestServer::start(|r| {
+        if r.uri == "/allowed/go" {
+            courier_tests::Reply {
+                status: 302,
+                headers: vec![("location".into(), "/other".into())],
+                body: vec![],
+            }
+        } else {
+            courier_tests::Reply::json(200, courier_tests::echo_json(r))
+        }
+    })
+    .await;
+    let port = server.addr.port();
+    let builder = Host::builder()
+        .allow_host(
+            format!("http://127.0.0.1:{port}/allowed/*")
+                .parse()
+                .unwrap(),
+        )
+        .allow_network("127.0.0.1/32".parse().unwrap());
+    let host = host_with(builder, &["http-request"]).await;
+
+    for path in ["/allowed/x", "/allowed", "/allowed/x/../y"] {
+        let url = server.url(path);
+        let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Success, "{path}: {r:?}");
+    }
+    let arrived: Vec<String> = server.received().into_iter().map(|r| r.uri).collect();
+    assert_eq!(arrived, ["/allowed/x", "/allowed", "/allowed/y"]);
+    let connections = server.connections();
+
+    // Dot segments are resolved before matching (`/allowed/../other` is
+    // `/other`); encoded separators and `..;` refuse a match outright.
+    for path in [
+        "/other",
+        "/allowedx/y",
+        "/allowed/../other",
+        "/allowed/%2e%2e/other",
+        "/allowed/%2E%2E/other",
+        "/allowed\\..\\other",
+        "/allowed/..%2fother",
+        "/allowed/x%2F..%2F..%2Fother",
+        "/allowed/x%5c..%5c..%5cother",
+        "/allowed/..;/other",
+        "/Allowed/x",
+    ] {
+        let url = server.url(path);
+        let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Denied, "{path}: {r:?}");
+        let error = r.error.unwrap();
+        assert_eq!(error.kind, "denied", "{path}");
+        assert!(
+            error.message.contains("operator"),
+            "{path}: {}",
+            error.message
+        );
+    }
+    assert_eq!(
+        server.connections(),
+        connections,
+        "no denied URL opened a connection"
+    );
+    assert_eq!(server.received().len(), 3, "no denied URL arrived");
+
+    // A redirect out of the scope is checked like any URL.
+    let url = server.url("/allowed/go");
+    let r = step(&host, "http-request", "request", json!({"url": url}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Denied, "{r:?}");
+    let arrived: Vec<String> = server.received().into_iter().map(|r| r.uri).collect();
+    assert_eq!(
+        arrived,
+        ["/allowed/x", "/allowed", "/allowed/y", "/allowed/go"],
+        "the redirect target never arrived"
+    );
+}
+
+#[tokio::test]
+async fn a_relative_url_never_leaves_the_connections_base_path() {
+    let server = TestServer::echo().await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let acme = format!(
+        "connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = 'acme-token-123'",
+        server.url("/accounts/acme/")
+    );
+    for url in [
+        "../globex/orders",
+        "%2e%2e/globex/orders",
+        "%2E%2E/globex/orders",
+        "..%2fglobex/orders",
+        "orders/..\\..\\globex",
+        "..;/globex/orders",
+        "%252e%252e/globex/orders",
+    ] {
+        let r = step(
+            &host,
+            "http-request",
+            "request",
+            json!({"url": url}),
+            &[&acme],
+        )
+        .await;
+        assert_eq!(r.outcome, Outcome::Error, "{url}: {r:?}");
+        assert_eq!(r.error.unwrap().kind, "invalid-request", "{url}");
+    }
+    assert_eq!(server.connections(), 0, "nothing was sent");
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "orders/../invoices"}),
+        &[&acme],
+    )
+    .await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Error,
+        "even a dot segment that stays inside is refused: {r:?}"
+    );
+    let r = step(
+        &host,
+        "http-request",
+        "request",
+        json!({"url": "orders?id=1"}),
+        &[&acme],
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(server.received()[0].uri, "/accounts/acme/orders?id=1");
 }

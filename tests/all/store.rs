@@ -257,15 +257,15 @@ async fn connections_cli_set_list_test_delete() {
     assert!(!ok && out.contains("no connection `crm`"), "{out}");
 }
 
-/// A token server rotating refresh tokens: `rt-N` in, `rt-N+1` out (or 400 for `rt-bad`).
+/// A token server rotating refresh tokens: `refresh-token-N` in, `refresh-token-N+1` out (or 400 for `refresh-token-bad`).
 async fn rotating_token_server() -> TestServer {
     TestServer::start(|r| {
         let form = courier_tests::form_pairs(&r.body);
         let sent = form.iter().find(|(k, _)| k == "refresh_token").map(|(_, v)| v.clone()).unwrap_or_default();
-        match sent.strip_prefix("rt-").and_then(|n| n.parse::<u32>().ok()) {
+        match sent.strip_prefix("refresh-token-").and_then(|n| n.parse::<u32>().ok()) {
             Some(n) => courier_tests::Reply::json(
                 200,
-                json!({"access_token": format!("at-{n}"), "expires_in": 3600, "refresh_token": format!("rt-{}", n + 1)}),
+                json!({"access_token": format!("access-token-{n}"), "expires_in": 3600, "refresh_token": format!("refresh-token-{}", n + 1)}),
             ),
             None => courier_tests::Reply::json(400, json!({"error": "invalid_grant"})),
         }
@@ -309,7 +309,7 @@ async fn rotated_refresh_tokens_and_refusals_are_persisted() {
             "acme",
             "crm",
             "http-request",
-            &refresh_file(&api, &tokens, "rt-1"),
+            &refresh_file(&api, &tokens, "refresh-token-1"),
         )
         .unwrap();
     store
@@ -317,7 +317,7 @@ async fn rotated_refresh_tokens_and_refusals_are_persisted() {
             "acme",
             "old",
             "http-request",
-            &refresh_file(&api, &tokens, "rt-bad"),
+            &refresh_file(&api, &tokens, "refresh-token-bad"),
         )
         .unwrap();
 
@@ -329,7 +329,10 @@ async fn rotated_refresh_tokens_and_refusals_are_persisted() {
     for _ in 0..2 {
         let r = stored_step(&host, &store, "crm").await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-        assert_no_leak(&r, &["rt-1", "rt-2", "at-1"]);
+        assert_no_leak(
+            &r,
+            &["refresh-token-1", "refresh-token-2", "access-token-1"],
+        );
     }
     assert_eq!(
         tokens.received().len(),
@@ -347,12 +350,12 @@ async fn rotated_refresh_tokens_and_refusals_are_persisted() {
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let second = courier_tests::form_pairs(&tokens.received()[1].body);
     assert!(
-        second.contains(&("refresh_token".into(), "rt-2".into())),
+        second.contains(&("refresh_token".into(), "refresh-token-2".into())),
         "{second:?}"
     );
     let file = std::fs::read(dir.join("connections.sqlite")).unwrap();
     assert!(
-        !file.windows(4).any(|w| w == b"rt-3"),
+        !file.windows(4).any(|w| w == b"refresh-token-3"),
         "the rotated token is sealed too"
     );
 

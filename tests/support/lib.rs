@@ -624,18 +624,53 @@ pub async fn stalling_server(stall: Stall) -> StallingServer {
     }
 }
 
-/// httpbin (from PyPI), the third-party peer: one process per test binary,
-/// served by waitress on 127.0.0.1, installed by `./dev test` into
-/// `target/httpbin-venv`.
-pub struct Httpbin {
+/// A server in a child process that prints its port on its first line and
+/// exits when its stdin closes (when the test process ends, however it ends).
+pub struct ChildServer {
     /// Its address.
     pub addr: SocketAddr,
-    // Holds the child's stdin: the server exits when this process does.
+    // Holds the child's stdin.
     _child: Mutex<std::process::Child>,
 }
 
+impl ChildServer {
+    /// Starts `program args…` and reads the port it prints.
+    pub fn start(program: &std::path::Path, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(program)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the server prints its port");
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{} did not start: {line:?}", program.display()));
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            _child: Mutex::new(child),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// httpbin (from PyPI), the third-party peer: one process per test binary,
+/// served by waitress on 127.0.0.1, installed by `./dev test` into
+/// `target/httpbin-venv`.
+pub struct Httpbin;
+
 /// Serves httpbin on a free loopback port, prints the port, and exits when
-/// its stdin closes (when the test process ends, however it ends).
+/// its stdin closes.
 const HTTPBIN_LAUNCHER: &str = "\
 import os, sys, threading
 import httpbin, waitress
@@ -647,44 +682,30 @@ server.run()
 
 impl Httpbin {
     /// The shared instance, started on first use.
-    pub fn get() -> &'static Httpbin {
-        static HTTPBIN: std::sync::OnceLock<Httpbin> = std::sync::OnceLock::new();
-        HTTPBIN.get_or_init(Self::start)
+    pub fn get() -> &'static ChildServer {
+        static HTTPBIN: std::sync::OnceLock<ChildServer> = std::sync::OnceLock::new();
+        HTTPBIN.get_or_init(|| {
+            let python = target_dir().join("httpbin-venv/bin/python");
+            assert!(
+                python.exists(),
+                "{} is missing: `./dev test` installs httpbin (or run `./dev httpbin`)",
+                python.display()
+            );
+            ChildServer::start(&python, &["-c", HTTPBIN_LAUNCHER])
+        })
     }
+}
 
-    fn start() -> Self {
-        use std::io::BufRead;
-        let python = target_dir().join("httpbin-venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: `./dev test` installs httpbin (or run `./dev httpbin`)",
-            python.display()
-        );
-        let mut child = std::process::Command::new(python)
-            .args(["-c", HTTPBIN_LAUNCHER])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start httpbin");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("httpbin prints its port");
-        let port: u16 = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("httpbin did not start: {line:?}"));
-        Self {
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            _child: Mutex::new(child),
-        }
-    }
-
-    /// `http://127.0.0.1:PORT` + path.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
+/// `tests/support/encoding_echo.py` on the machine's `python3` (standard
+/// library only): an upstream echoing the bearer token it receives in every
+/// encoding real encoders write, in every part of a response. One per test
+/// binary.
+pub fn encoding_echo() -> &'static ChildServer {
+    static ECHO: std::sync::OnceLock<ChildServer> = std::sync::OnceLock::new();
+    ECHO.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("support/encoding_echo.py");
+        ChildServer::start(std::path::Path::new("python3"), &[script.to_str().unwrap()])
+    })
 }
 
 /// A component wrapping one core module with one function of straight-line

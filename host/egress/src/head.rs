@@ -5,7 +5,7 @@
 use http::header::{HeaderName, HeaderValue};
 use url::Url;
 
-use crate::hosts::is_dns_name;
+use crate::hosts::{is_dns_name, segment_escapes};
 use crate::{AllowedHost, NetworkPolicy};
 
 /// Why a request head is refused.
@@ -78,7 +78,8 @@ pub fn plugin_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue
 /// are refused first.
 ///
 /// The base path is a boundary: a relative URL with a segment that a server
-/// could read as a step outside it (`.` or `..`, in any `%2e`/`%2E` form, or
+/// could read as a step outside it (`.` or `..` in any `%2e`/`%2E` form,
+/// decoded any number of times, also before a `;` parameter as in `..;`, or
 /// a segment holding an encoded `/` or `\\` such as `..%2f`, or a raw `\\`)
 /// is refused, and the joined path must still start with the base path at a
 /// segment boundary.
@@ -102,7 +103,7 @@ pub fn join_url(base: Option<&Url>, target: &str) -> Result<Url, Refusal> {
                     base.path()
                 ))
             };
-            if path.split('/').any(leaves_its_parent) {
+            if path.split('/').any(|s| segment_escapes(s).is_some()) {
                 return Err(escapes());
             }
             let mut url = base.clone();
@@ -121,13 +122,6 @@ pub fn join_url(base: Option<&Url>, target: &str) -> Result<Url, Refusal> {
         }
         Err(e) => Err(Refusal::Invalid(format!("invalid URL `{target}`: {e}"))),
     }
-}
-
-/// Whether a path segment, as a server might decode it, is a dot segment or
-/// holds a separator (`..%2f`, `%5c..`, `\\`).
-fn leaves_its_parent(segment: &str) -> bool {
-    let decoded: Vec<u8> = percent_encoding::percent_decode_str(segment).collect();
-    decoded == b"." || decoded == b".." || decoded.iter().any(|b| matches!(b, b'/' | b'\\'))
 }
 
 /// Appends query pairs (percent-encoded by the URL), refusing control
@@ -280,6 +274,10 @@ mod tests {
             "%2e",
             "orders/%2e%2e",
             "a%2fb",
+            "..;/globex",
+            "%2e%2e;x/globex",
+            "%252e%252e/globex",
+            "..%252fglobex",
         ] {
             assert!(
                 matches!(join_url(Some(&base), rel), Err(Refusal::Invalid(ref m)) if m.contains("leaves the base path")),

@@ -1,7 +1,8 @@
 //! Courier's egress checks, kept free of the runtime (no wasmtime, no I/O)
 //! so that they can be fuzzed on their own (`host/fuzz`).
 //!
-//! - [`AllowedHost`]: typed `scheme://host[:port]` patterns and their matching.
+//! - [`AllowedHost`]: typed `scheme://host[:port][/path[/*]]` patterns and
+//!   their matching.
 //! - [`NetworkPolicy`]: the special-purpose address ranges refused at connect
 //!   time unless the operator allows them.
 //! - [`head`]: the request head a plugin may send: URL joining and checking,

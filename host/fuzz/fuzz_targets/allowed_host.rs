@@ -1,5 +1,6 @@
 //! Allowed-host patterns: parsing never panics, a parsed pattern displays as
-//! a pattern that parses back to itself, and the URL it names matches it.
+//! a pattern that parses back to itself, and the URL it names (its path
+//! included) matches it.
 #![no_main]
 
 use courier_egress::AllowedHost;
@@ -18,9 +19,19 @@ fuzz_target!(|text: &str| {
 });
 
 /// A URL inside the pattern: `*` hosts and ports made concrete, a network
-/// replaced by its first address.
+/// replaced by its first address, a `/*` path scope given one more segment.
 fn example_url(pattern: &AllowedHost, shown: &str) -> String {
     let (scheme, rest) = shown.split_once("://").expect("a displayed pattern has a scheme");
+    // A network has no path; any other authority ends at the first `/`.
+    let (rest, path) = match pattern.network() {
+        Some(_) => (rest, ""),
+        None => rest.find('/').map_or((rest, ""), |i| rest.split_at(i)),
+    };
+    let path = match path.strip_suffix("/*") {
+        Some(scope) => format!("{scope}/x"),
+        None if path.is_empty() => "/".to_owned(),
+        None => path.to_owned(),
+    };
     let rest = match pattern.network() {
         Some(net) => {
             let port = rest.rsplit_once('/').map(|(_, p)| p.trim_start_matches(|c: char| c.is_ascii_digit())).unwrap_or("");
@@ -33,5 +44,5 @@ fn example_url(pattern: &AllowedHost, shown: &str) -> String {
         None if rest == "*" || rest.starts_with("*:") => format!("any.test{}", &rest[1..]),
         None => rest.replacen("*.", "a.", 1),
     };
-    format!("{scheme}://{}/", rest.replace(":*", ":8080"))
+    format!("{scheme}://{}{path}", rest.replace(":*", ":8080"))
 }

@@ -4,13 +4,13 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::tls::ConnectionTls;
-use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use url::Url;
 
 use super::jwt::JwtSigner;
-use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, fingerprint};
+use super::scrub::{MIN_SECRET_LEN, Matcher};
+use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, client_basic_pair, fingerprint};
 use super::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secrets};
 use crate::manifest::{
     AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget,
@@ -75,7 +75,7 @@ pub(crate) struct BoundConnection {
     /// (`[tls]` `http2`); `None` leaves it to the host.
     pub(crate) http2: Option<bool>,
     /// The scrubber's automaton for `scrub` alone, found on first use.
-    pub(super) matcher: OnceLock<Option<Arc<AhoCorasick>>>,
+    pub(super) matcher: OnceLock<Option<Arc<Matcher>>>,
 }
 
 impl BoundConnection {
@@ -131,9 +131,14 @@ impl BoundConnection {
                     config
                         .secrets_set()
                         .into_iter()
-                        .filter(|k| *k != "username")
+                        .filter(|k| !IDENTIFIERS.contains(k))
                         .filter_map(|k| config.secrets.get(k).cloned()),
                 );
+                if let (Some(id), Some(secret)) =
+                    (&config.secrets.client_id, &config.secrets.client_secret)
+                {
+                    scrub.push(client_basic_pair(id, secret));
+                }
                 Credential::Token(Box::new(TokenSource {
                     grant,
                     endpoint,
@@ -142,6 +147,7 @@ impl BoundConnection {
             }
             _ => static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?,
         };
+        check_scrubbable(kind, &config).map_err(fail)?;
         let certificate = kind == AuthKind::ClientCertificate;
         if base_url.is_none()
             && (certificate || !matches!(credential, Credential::None))
@@ -267,6 +273,34 @@ fn header_placement(name: &str, template: &str, secret: Secret) -> Placement {
         template.into(),
         secret,
     )
+}
+
+/// Secrets that identify rather than authenticate: a Basic or OAuth 2
+/// password-grant `username` and an OAuth 2 `client_id` (RFC 6749 §2.2: "not
+/// a secret"). They are sent as given and not scrubbed, so an identifier that
+/// also appears in an API's data (a short numeric id inside a number, a name
+/// inside a word) never damages it. A custom placement's secrets are all
+/// secret, whatever their key.
+const IDENTIFIERS: &[&str] = &["username", "client_id"];
+
+/// Every value the scrubber will look for is long enough to be found without
+/// hitting unrelated text, and holds no NUL (which no request may carry).
+fn check_scrubbable(kind: AuthKind, config: &ConnectionConfig) -> Result<(), String> {
+    for key in config.secrets_set() {
+        if kind != AuthKind::Custom && IDENTIFIERS.contains(&key) {
+            continue;
+        }
+        let value = config.secrets.get(key).map_or("", Secret::expose);
+        if value.chars().count() < MIN_SECRET_LEN {
+            return Err(format!(
+                "secret `{key}` is shorter than {MIN_SECRET_LEN} characters: Courier scrubs every secret from what comes back, and a value this short would also match unrelated text"
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!("secret `{key}` contains a NUL character"));
+        }
+    }
+    Ok(())
 }
 
 /// The credential of the schemes that put fixed secrets in place.

@@ -94,7 +94,7 @@ mod tests {
 
     #[test]
     fn credentials_go_only_to_the_base_origin() {
-        let bound = bind(AuthScheme::OperatorDefined, "connection='default'\nauth='bearer'\nbase_url='https://api.a.test/v1'\n[secrets]\ntoken='t'").unwrap();
+        let bound = bind(AuthScheme::OperatorDefined, "connection='default'\nauth='bearer'\nbase_url='https://api.a.test/v1'\n[secrets]\ntoken='t-long-enough'").unwrap();
         assert!(bound.may_authenticate(&Url::parse("https://api.a.test/other").unwrap()));
         assert!(!bound.may_authenticate(&Url::parse("http://api.a.test/v1").unwrap()));
         assert!(!bound.may_authenticate(&Url::parse("https://api.a.test:444/v1").unwrap()));
@@ -124,7 +124,7 @@ mod tests {
         assert!(!out.contains("p@ss"), "{out}");
         assert!(!out.contains(&basic), "{out}");
         assert_eq!(out.matches(REDACTED).count(), 6, "{out}");
-        assert_eq!(scrub.bytes(b"nothing here".to_vec()), b"nothing here");
+        assert_eq!(scrub.body(b"nothing here".to_vec()), b"nothing here");
     }
 
     #[test]
@@ -141,7 +141,7 @@ mod tests {
             )
             .unwrap()
         };
-        let bearer = "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='tok-1'";
+        let bearer = "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='tok-1-abcdef'";
         let first = bind("t", bearer);
         assert!(
             std::sync::Arc::ptr_eq(&first, &bind("t", bearer)),
@@ -151,12 +151,12 @@ mod tests {
             !std::sync::Arc::ptr_eq(&first, &bind("u", bearer)),
             "tenants never share a binding"
         );
-        let rotated = bind("t", &bearer.replace("tok-1", "tok-2"));
+        let rotated = bind("t", &bearer.replace("tok-1-abcdef", "tok-2-abcdef"));
         assert!(!std::sync::Arc::ptr_eq(&first, &rotated));
-        assert_eq!(rotated.scrub[0].expose(), "tok-2");
+        assert_eq!(rotated.scrub[0].expose(), "tok-2-abcdef");
         assert_eq!(kept.len(), 3);
         let oauth = "connection='default'\nauth='oauth2-client-credentials'\nbase_url='https://a.test'\n\
-                     token_url='https://a.test/token'\n[secrets]\nclient_id='c'\nclient_secret='s'";
+                     token_url='https://a.test/token'\n[secrets]\nclient_id='c'\nclient_secret='s-long-enough'";
         assert!(
             !std::sync::Arc::ptr_eq(&bind("t", oauth), &bind("t", oauth)),
             "token schemes bind on every step"

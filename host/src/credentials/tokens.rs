@@ -18,6 +18,7 @@ use url::Url;
 
 use super::Secret;
 use super::jwt::JwtSigner;
+use super::scrub::MIN_SECRET_LEN;
 use crate::bindings::types::SendError;
 use crate::manifest::ClientAuth;
 use crate::outbound::{Sender, StepOutbound};
@@ -211,6 +212,15 @@ pub(crate) fn fingerprint<'a>(parts: impl IntoIterator<Item = &'a str>) -> [u8; 
     hash.finalize().into()
 }
 
+/// The `client_id:client_secret` pair a token request sends with HTTP Basic,
+/// each form-encoded first (RFC 6749 §2.3.1). It is a secret of its own: its
+/// base64 does not contain the client secret's when encoding changes it.
+pub(super) fn client_basic_pair(id: &Secret, secret: &Secret) -> Secret {
+    let enc =
+        |s: &Secret| form_urlencoded::byte_serialize(s.expose().as_bytes()).collect::<String>();
+    Secret::new(format!("{}:{}", enc(id), enc(secret)))
+}
+
 /// A token endpoint's successful answer (RFC 6749 §5.1).
 #[derive(Deserialize)]
 struct TokenResponse {
@@ -394,6 +404,15 @@ impl TokenSource {
                 false,
             ));
         }
+        let short = |t: &Secret| t.expose().chars().count() < MIN_SECRET_LEN;
+        if short(&answer.access_token) || answer.refresh_token.as_ref().is_some_and(short) {
+            return Err((
+                fail(format!(
+                    "the token endpoint issued a token shorter than {MIN_SECRET_LEN} characters, too short to scrub safely"
+                )),
+                false,
+            ));
+        }
         Ok(answer)
     }
 
@@ -435,13 +454,12 @@ impl TokenSource {
         ) {
             (None, _, _) => {}
             (Some(id), Some(secret), ClientAuth::Basic) => {
-                let enc = |s: &Secret| {
-                    form_urlencoded::byte_serialize(s.expose().as_bytes()).collect::<String>()
-                };
-                let pair = zeroize::Zeroizing::new(format!("{}:{}", enc(id), enc(secret)));
-                let mut value =
-                    HeaderValue::try_from(format!("Basic {}", STANDARD.encode(pair.as_bytes())))
-                        .expect("base64 is a valid header value");
+                let pair = client_basic_pair(id, secret);
+                let mut value = HeaderValue::try_from(format!(
+                    "Basic {}",
+                    STANDARD.encode(pair.expose().as_bytes())
+                ))
+                .expect("base64 is a valid header value");
                 value.set_sensitive(true);
                 headers.insert(header::AUTHORIZATION, value);
             }

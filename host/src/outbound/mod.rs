@@ -740,7 +740,7 @@ fn scrub_response(s: &Scrubber, r: Response) -> Response {
     Response {
         status: r.status,
         headers: r.headers.into_iter().map(|(k, v)| (k, s.text(v))).collect(),
-        body: s.bytes(r.body),
+        body: s.body(r.body),
         final_url: s.text(r.final_url),
     }
 }
