@@ -30,7 +30,11 @@ unsafe impl Sync for StepAllocator {}
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 impl StepAllocator {
     pub(crate) const fn new() -> Self {
-        Self { arena: UnsafeCell::new([0; ARENA_BYTES]), used: Cell::new(0), last: Cell::new(0) }
+        Self {
+            arena: UnsafeCell::new([0; ARENA_BYTES]),
+            used: Cell::new(0),
+            last: Cell::new(0),
+        }
     }
 
     fn base(&self) -> usize {
@@ -39,13 +43,18 @@ impl StepAllocator {
 
     /// The arena offset of `ptr`, if the arena holds it.
     fn offset(&self, ptr: *mut u8) -> Option<usize> {
-        (ptr as usize).checked_sub(self.base()).filter(|&at| at < ARENA_BYTES)
+        (ptr as usize)
+            .checked_sub(self.base())
+            .filter(|&at| at < ARENA_BYTES)
     }
 
     /// A block from the arena, if it fits.
     fn bump(&self, layout: Layout) -> Option<*mut u8> {
-        let start = (self.base() + self.used.get()).checked_next_multiple_of(layout.align())? - self.base();
-        let end = start.checked_add(layout.size()).filter(|&end| end <= ARENA_BYTES)?;
+        let start =
+            (self.base() + self.used.get()).checked_next_multiple_of(layout.align())? - self.base();
+        let end = start
+            .checked_add(layout.size())
+            .filter(|&end| end <= ARENA_BYTES)?;
         self.last.set(start);
         self.used.set(end);
         Some((self.base() + start) as *mut u8)
@@ -72,7 +81,9 @@ unsafe impl GlobalAlloc for StepAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let Some(at) = self.offset(ptr) else { return unsafe { System.realloc(ptr, layout, new_size) } };
+        let Some(at) = self.offset(ptr) else {
+            return unsafe { System.realloc(ptr, layout, new_size) };
+        };
         if at == self.last.get() && at + new_size <= ARENA_BYTES {
             self.used.set(at + new_size);
             return ptr;
@@ -121,7 +132,11 @@ mod tests {
         unsafe {
             let first = a.alloc(layout);
             first.copy_from(b"abcd".as_ptr(), 4);
-            assert_eq!(a.realloc(first, layout, 64), first, "latest block grows in place");
+            assert_eq!(
+                a.realloc(first, layout, 64),
+                first,
+                "latest block grows in place"
+            );
             let _second = a.alloc(layout);
             let moved = a.realloc(first, Layout::from_size_align(64, 1).unwrap(), 128);
             assert_ne!(moved, first);
@@ -141,7 +156,10 @@ mod tests {
             assert!(!system_block.is_null() && !in_arena(&a, system_block));
             system_block.write_bytes(7, 64);
             let grown = a.realloc(arena_block, big, ARENA_BYTES + 1);
-            assert!(!in_arena(&a, grown), "a block outgrowing the arena moves to the system allocator");
+            assert!(
+                !in_arena(&a, grown),
+                "a block outgrowing the arena moves to the system allocator"
+            );
             a.dealloc(grown, Layout::from_size_align(ARENA_BYTES + 1, 1).unwrap());
             a.dealloc(system_block, more);
         }

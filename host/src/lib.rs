@@ -392,6 +392,25 @@ pub mod bench {
         ReusedInstance::new(plugin, &host.inner.engine, host.inner.policy.limits()).await
     }
 
+    /// The scrubber for a set of secrets, to time scrubbing alone.
+    pub struct Scrubbing(credentials::Scrubber);
+
+    impl Scrubbing {
+        /// A scrubber that knows these secrets.
+        pub fn new(secrets: &[&str]) -> Self {
+            let scrubber = credentials::Scrubber::new([]);
+            for secret in secrets {
+                scrubber.learn(&Secret::new(*secret));
+            }
+            Self(scrubber)
+        }
+
+        /// Scrubs a response body, as the host does before the plugin sees it.
+        pub fn body(&self, data: Vec<u8>) -> Vec<u8> {
+            self.0.body(data)
+        }
+    }
+
     /// Runs a step like [`Host::run_step`], on `instance` instead of a fresh one.
     pub async fn run_reused(
         host: &Host,

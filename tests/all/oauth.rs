@@ -31,6 +31,18 @@ async fn api() -> TestServer {
     TestServer::start(|r| Reply::json(200, json!({"auth": r.header("authorization")}))).await
 }
 
+/// `GET /me` through the generic plugin with this connection file.
+async fn get_me(host: &courier_host::Host, connection: &str) -> courier_host::StepResult {
+    step(
+        host,
+        "http-request",
+        "request",
+        json!({"url": "/me"}),
+        &[connection],
+    )
+    .await
+}
+
 fn form(r: &Received) -> Vec<(String, String)> {
     form_pairs(&r.body)
 }
@@ -54,14 +66,7 @@ async fn client_credentials_with_basic_client_auth_is_cached() {
         "scopes = ['read', 'write']\naudience = 'https://api.test'",
     );
     for n in 0..2 {
-        let r = step(
-            &host,
-            "http-request",
-            "request",
-            json!({"url": "/me"}),
-            &[&conn],
-        )
-        .await;
+        let r = get_me(&host, &conn).await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
         assert_eq!(
             r.output.as_ref().unwrap()["body"]["auth"],
@@ -121,14 +126,7 @@ async fn token_requests_count_toward_the_step_request_limit() {
         host_with(host_builder().limits(limits), &["http-request"])
     };
     let host = limited(1).await;
-    let r = step(
-        &host,
-        "http-request",
-        "request",
-        json!({"url": "/me"}),
-        &[&conn],
-    )
-    .await;
+    let r = get_me(&host, &conn).await;
     assert_eq!(
         r.outcome,
         Outcome::MaxConnection,
@@ -149,14 +147,7 @@ async fn token_requests_count_toward_the_step_request_limit() {
     );
 
     let host = limited(2).await;
-    let r = step(
-        &host,
-        "http-request",
-        "request",
-        json!({"url": "/me"}),
-        &[&conn],
-    )
-    .await;
+    let r = get_me(&host, &conn).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(r.requests.len(), 2);
     assert_eq!((tokens.received().len(), api.received().len()), (1, 1));
@@ -169,14 +160,7 @@ async fn client_auth_in_the_body_and_expired_tokens_are_renewed() {
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = client_credentials(&api, &tokens, "client_auth = 'body'");
     for _ in 0..2 {
-        let r = step(
-            &host,
-            "http-request",
-            "request",
-            json!({"url": "/me"}),
-            &[&conn],
-        )
-        .await;
+        let r = get_me(&host, &conn).await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     }
     let got = tokens.received();
@@ -261,14 +245,7 @@ async fn a_rotated_refresh_token_is_used_next_time() {
         tokens.url("/token")
     );
     for _ in 0..3 {
-        let r = step(
-            &host,
-            "http-request",
-            "request",
-            json!({"url": "/me"}),
-            &[&conn],
-        )
-        .await;
+        let r = get_me(&host, &conn).await;
         assert_eq!(r.outcome, Outcome::Success, "{r:?}");
         assert_no_leak(
             &r,
@@ -299,14 +276,7 @@ async fn password_grant_sends_the_owner_credentials() {
         api.url(""),
         tokens.url("/token")
     );
-    let r = step(
-        &host,
-        "http-request",
-        "request",
-        json!({"url": "/me"}),
-        &[&conn],
-    )
-    .await;
+    let r = get_me(&host, &conn).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(
         form(&tokens.received()[0]),
@@ -334,14 +304,7 @@ async fn a_401_renews_the_token_and_replays_once() {
     .await;
     let host = host_with(host_builder(), &["http-request"]).await;
     let conn = client_credentials(&api, &tokens, "");
-    let r = step(
-        &host,
-        "http-request",
-        "request",
-        json!({"url": "/me"}),
-        &[&conn],
-    )
-    .await;
+    let r = get_me(&host, &conn).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!((tokens.received().len(), api.received().len()), (2, 2));
     let listed: Vec<(&str, Option<u16>)> = r
@@ -366,14 +329,7 @@ async fn a_401_renews_the_token_and_replays_once() {
         TestServer::start(|_| Reply::json(401, json!({}))).await,
     );
     let conn = client_credentials(&api, &tokens, "");
-    let r = step(
-        &host,
-        "http-request",
-        "request",
-        json!({"url": "/me"}),
-        &[&conn],
-    )
-    .await;
+    let r = get_me(&host, &conn).await;
     assert_eq!(r.outcome, Outcome::HttpError, "{r:?}");
     assert_eq!(r.status, Some(401));
     assert_eq!((tokens.received().len(), api.received().len()), (2, 2));
@@ -398,14 +354,7 @@ async fn a_refused_refresh_is_a_credential_error_and_needs_reauthorization() {
     );
     assert_eq!(host.needs_reauthorization("test", "crm-7"), None);
     for _ in 0..2 {
-        let r = step(
-            &host,
-            "http-request",
-            "request",
-            json!({"url": "/me"}),
-            &[&conn],
-        )
-        .await;
+        let r = get_me(&host, &conn).await;
         assert_eq!(r.outcome, Outcome::Error, "{r:?}");
         let e = r.error.as_ref().unwrap();
         assert_eq!(e.kind, "credential", "{e:?}");
@@ -429,14 +378,7 @@ async fn token_endpoints_obey_the_egress_policy() {
          [secrets]\nclient_id = 'app-1'\nclient_secret = 'client-secret-9'",
         api.url("")
     );
-    let r = step(
-        &host,
-        "http-request",
-        "request",
-        json!({"url": "/me"}),
-        &[&conn],
-    )
-    .await;
+    let r = get_me(&host, &conn).await;
     let e = r.error.as_ref().unwrap();
     assert_eq!(e.kind, "credential", "{e:?}");
     assert!(
@@ -444,4 +386,76 @@ async fn token_endpoints_obey_the_egress_policy() {
         "{e:?}"
     );
     assert_eq!(api.received().len(), 0);
+}
+
+/// RFC 6749 §2.2: a client id is not a secret. A short numeric one is sent as
+/// given and never scrubbed, so the API's data that happens to contain it
+/// (inside a number, a word, a header) reaches the plugin unchanged and the
+/// JSON body stays JSON; the client secret and the access token are scrubbed.
+#[tokio::test]
+async fn a_client_id_is_an_identifier_and_data_holding_it_is_untouched() {
+    let tokens = token_server(|_| 3600).await;
+    let api = TestServer::start(|r| {
+        let mut reply = Reply::json(
+            200,
+            json!({"id": 912345678, "client": "12345", "word": "a12345b", "auth": r.header("authorization")}),
+        );
+        reply.headers.push(("x-request-id".into(), "req-12345".into()));
+        reply
+    })
+    .await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn =
+        client_credentials(&api, &tokens, "client_auth = 'body'").replace("'app-1'", "'12345'");
+    let r = get_me(&host, &conn).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert!(
+        form(&tokens.received()[0]).contains(&("client_id".into(), "12345".into())),
+        "the client id is sent as given"
+    );
+    let out = r.output.as_ref().unwrap();
+    assert_eq!(out["body"]["id"], 912345678, "{out}");
+    assert_eq!(out["body"]["client"], "12345");
+    assert_eq!(out["body"]["word"], "a12345b");
+    assert_eq!(out["body"]["auth"], "Bearer [REDACTED]");
+    assert_eq!(out["headers"]["x-request-id"], "req-12345");
+    assert_eq!(out["headers"]["content-type"], "application/json");
+    assert_no_leak(&r, &[CLIENT_SECRET, "access-token-1"]);
+}
+
+/// A secret too short to scrub without hitting unrelated text is refused
+/// when the connection is bound, naming the key; nothing is sent.
+#[tokio::test]
+async fn a_secret_too_short_to_scrub_is_refused_at_binding() {
+    let (tokens, api) = (token_server(|_| 3600).await, api().await);
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = client_credentials(&api, &tokens, "").replace(CLIENT_SECRET, "s3cr3t");
+    let r = get_me(&host, &conn).await;
+    assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+    let e = r.error.unwrap();
+    assert_eq!(e.kind, "invalid-step");
+    assert!(
+        e.message
+            .contains("secret `client_secret` is shorter than 8 characters"),
+        "{}",
+        e.message
+    );
+    assert!(!e.message.contains("s3cr3t"), "{}", e.message);
+    assert_eq!(tokens.connections() + api.connections(), 0);
+}
+
+/// A token endpoint issuing a token too short to scrub fails the step with a
+/// `credential` error; the API is never called with it.
+#[tokio::test]
+async fn an_issued_token_too_short_to_scrub_is_a_credential_error() {
+    let tokens =
+        TestServer::start(|_| Reply::json(200, json!({"access_token": "abc", "expires_in": 60})))
+            .await;
+    let api = api().await;
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let conn = client_credentials(&api, &tokens, "");
+    let r = get_me(&host, &conn).await;
+    assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+    assert_eq!(r.error.as_ref().unwrap().kind, "credential", "{r:?}");
+    assert_eq!(api.connections(), 0);
 }

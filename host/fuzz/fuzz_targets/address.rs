@@ -21,20 +21,31 @@ fuzz_target!(|input: ([u8; 4], [u8; 16], u8)| {
     // refused whenever the address they carry is.
     let [a, b, c, d] = v4_bytes;
     let (hi, lo) = (u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
-    assert_eq!(refuse_all.check(v4.to_ipv6_mapped().into()).is_ok(), refuse_all.check(v4.into()).is_ok(), "{v4}");
+    assert_eq!(
+        refuse_all.check(v4.to_ipv6_mapped().into()).is_ok(),
+        refuse_all.check(v4.into()).is_ok(),
+        "{v4}"
+    );
     if special_range(v4.into()).is_some() {
         for carried in [
             Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
             Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1),
             Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, !hi, !lo),
         ] {
-            assert!(refuse_all.check(carried.into()).is_err(), "{carried} carries refused {v4}");
+            assert!(
+                refuse_all.check(carried.into()).is_err(),
+                "{carried} carries refused {v4}"
+            );
         }
     }
 
     // Every spelling the URL parser accepts for the address is judged as it.
     let any: Vec<AllowedHost> = vec!["http://*:*".parse().unwrap()];
-    let lists = HostLists { plugin: &any, operator: &any, tenant: None };
+    let lists = HostLists {
+        plugin: &any,
+        operator: &any,
+        tenant: None,
+    };
     let n = u32::from(v4);
     let spellings = [
         format!("{v4}"),
@@ -47,9 +58,14 @@ fuzz_target!(|input: ([u8; 4], [u8; 16], u8)| {
         format!("[::ffff:{v4}]"),
     ];
     for spelling in &spellings {
-        let url = Url::parse(&format!("http://{spelling}:80/")).unwrap_or_else(|e| panic!("{spelling}: {e}"));
+        let url = Url::parse(&format!("http://{spelling}:80/"))
+            .unwrap_or_else(|e| panic!("{spelling}: {e}"));
         let expected = special_range(v4.into()).is_none();
-        assert_eq!(check_url(&url, lists, &refuse_all).is_ok(), expected, "{spelling} spells {v4}");
+        assert_eq!(
+            check_url(&url, lists, &refuse_all).is_ok(),
+            expected,
+            "{spelling} spells {v4}"
+        );
     }
 
     // An operator's network allows exactly its addresses (and what is not special).
