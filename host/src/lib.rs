@@ -21,7 +21,6 @@
 
 mod admission;
 mod bindings;
-pub mod builder;
 mod compute;
 mod credentials;
 mod engine;
@@ -315,60 +314,65 @@ impl Host {
     /// Runs one step in a fresh instance, once the concurrency limits admit
     /// it. Never fails: every ending is a classified [`StepResult`].
     pub async fn run_step(&self, request: StepRequest) -> StepResult {
-        self.run_on(request, None).await
+        let started = Instant::now();
+        let step = match self.admit(&request, started).await {
+            Ok(admitted) => admitted,
+            Err(rejected) => return *rejected,
+        };
+        step::run(
+            step.plugin,
+            &self.inner.engine,
+            self.inner.sender.clone(),
+            step.policy,
+            request,
+            &step.permit.compute,
+            started,
+        )
+        .await
     }
 
-    /// Runs a step in a fresh instance, or on `reused` (benchmarks only).
-    async fn run_on(
+    /// Finds the step's plugin, waits for the concurrency limits to admit
+    /// it and resolves its policy; the result of a step that cannot run.
+    async fn admit(
         &self,
-        request: StepRequest,
-        reused: Option<&mut step::ReusedInstance>,
-    ) -> StepResult {
-        let started = Instant::now();
+        request: &StepRequest,
+        started: Instant,
+    ) -> Result<Admitted, Box<StepResult>> {
         let Some(plugin) = self.plugin(&request.plugin) else {
-            return StepResult::rejected(
+            return Err(Box::new(StepResult::rejected(
                 "invalid-step",
                 format!("no plugin `{}` is loaded", request.plugin),
                 started,
-            );
+            )));
         };
-        let permit = match self
+        let permit = self
             .inner
             .admission
             .admit(&request.tenant, &request.plugin)
             .await
-        {
-            Ok(permit) => permit,
-            Err(why) => return StepResult::refused(why, started),
-        };
+            .map_err(|why| Box::new(StepResult::refused(why, started)))?;
         let policy = self.inner.policy.for_step(&request.tenant, &request.plugin);
-        let (sender, compute) = (self.inner.sender.clone(), &permit.compute);
-        match reused {
-            None => {
-                step::run(
-                    plugin,
-                    &self.inner.engine,
-                    sender,
-                    policy,
-                    request,
-                    compute,
-                    started,
-                )
-                .await
-            }
-            Some(instance) => {
-                instance
-                    .run(&plugin, sender, policy, request, compute, started)
-                    .await
-            }
-        }
+        Ok(Admitted {
+            plugin,
+            permit,
+            policy,
+        })
     }
 }
 
+/// A step the host has admitted: its plugin, its concurrency permit (held
+/// until the step ends) and its policy.
+struct Admitted {
+    plugin: Arc<Plugin>,
+    permit: admission::Permit,
+    policy: operator::Effective,
+}
+
 /// Hooks for the benchmark suite, which measures the parts of a step against
-/// each other. Not a stable API, and not for production: a reused instance
-/// carries state from one invocation to the next.
-#[doc(hidden)]
+/// each other: only with the `bench` feature, which product builds leave
+/// off. Not a stable API, and not for production: a reused instance carries
+/// state from one invocation to the next.
+#[cfg(feature = "bench")]
 pub mod bench {
     use super::*;
     pub use step::ReusedInstance;
@@ -417,6 +421,20 @@ pub mod bench {
         instance: &mut ReusedInstance,
         request: StepRequest,
     ) -> StepResult {
-        host.run_on(request, Some(instance)).await
+        let started = Instant::now();
+        let step = match host.admit(&request, started).await {
+            Ok(admitted) => admitted,
+            Err(rejected) => return *rejected,
+        };
+        instance
+            .run(
+                &step.plugin,
+                host.inner.sender.clone(),
+                step.policy,
+                request,
+                &step.permit.compute,
+                started,
+            )
+            .await
     }
 }

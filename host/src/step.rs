@@ -504,13 +504,14 @@ async fn within_deadline<T>(
 /// benchmarks that measure what a fresh instance per step costs. Each step
 /// on it does everything a step does (admission, input validation, binding,
 /// deadline, output parsing) except instantiating.
-#[doc(hidden)]
+#[cfg(feature = "bench")]
 pub struct ReusedInstance {
     plugin: Arc<Plugin>,
     store: Store<StepState>,
     invoke: crate::plugin::InvokeFunc,
 }
 
+#[cfg(feature = "bench")]
 impl ReusedInstance {
     pub(crate) async fn new(
         plugin: Arc<Plugin>,

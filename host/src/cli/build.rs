@@ -42,29 +42,29 @@ const INSTALL_HINT: &str = "install one: `rustup target add wasm32-unknown-unkno
 
 /// What to build and where to put the components.
 #[derive(Debug, Clone)]
-pub struct BuildOptions {
+pub(crate) struct BuildOptions {
     /// A plugin crate or a guest workspace (the directory holding `Cargo.toml`).
     /// A workspace builds all of its `cdylib` members.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Where the components are written, as `<crate-name>.wasm`. Cargo's own
     /// build directory is `wasm-build` beside it.
-    pub out_dir: PathBuf,
+    pub(crate) out_dir: PathBuf,
 }
 
 /// A component written by [`build`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuiltPlugin {
+pub(crate) struct BuiltPlugin {
     /// The crate (package) name.
-    pub name: String,
+    pub(crate) name: String,
     /// The component's path: `<out_dir>/<name>.wasm`.
-    pub component: PathBuf,
+    pub(crate) component: PathBuf,
     /// The component's size in bytes.
-    pub size: u64,
+    pub(crate) size: u64,
 }
 
 /// A Rust toolchain that can build `wasm32-unknown-unknown` guests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Toolchain {
+pub(crate) enum Toolchain {
     /// `cargo` on `PATH`, whose `rustc` (or `$RUSTC`) has the target installed.
     Rustup,
     /// Debian's `cargo-web`/`rustc-web`, building the standard library from
@@ -100,7 +100,7 @@ impl fmt::Display for Toolchain {
 
 /// Why a build failed.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     /// Neither toolchain is usable.
     #[error("no Rust toolchain can build {TARGET} guests ({missing}); {INSTALL_HINT}")]
     NoToolchain {
@@ -165,7 +165,7 @@ pub enum BuildError {
 /// Finds a toolchain that can build guests: the route named by
 /// `COURIER_GUEST_TOOLCHAIN`, else a rustup toolchain with the target, else
 /// Debian's (see the module documentation).
-pub fn detect_toolchain() -> Result<Toolchain, BuildError> {
+pub(crate) fn detect_toolchain() -> Result<Toolchain, BuildError> {
     detect(|name| std::env::var_os(name))
 }
 
@@ -186,7 +186,7 @@ fn detect(var: impl Fn(&str) -> Option<OsString> + Copy) -> Result<Toolchain, Bu
 /// Builds the plugin crate or every `cdylib` member of the workspace at
 /// `opts.path` in release mode and writes one component per crate to
 /// `opts.out_dir`.
-pub fn build(opts: &BuildOptions) -> Result<Vec<BuiltPlugin>, BuildError> {
+pub(crate) fn build(opts: &BuildOptions) -> Result<Vec<BuiltPlugin>, BuildError> {
     let manifest = opts.path.join("Cargo.toml");
     if !manifest.is_file() {
         return Err(BuildError::NotACrate {
