@@ -24,6 +24,7 @@ mod bindings;
 mod compute;
 mod credentials;
 mod engine;
+mod exchange;
 mod limits;
 mod manifest;
 mod operator;
@@ -53,7 +54,7 @@ pub use manifest::{
 pub use operator::PluginPolicy;
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use plugin::{LoadLimits, LoadReport};
-pub use step::{LogLine, Outcome, StepFailure, StepRequest, StepResult};
+pub use step::{FailureKind, LogLine, Outcome, StepFailure, StepRequest, StepResult};
 pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
 pub use tls::TlsSettings;
 
@@ -340,7 +341,7 @@ impl Host {
     ) -> Result<Admitted, Box<StepResult>> {
         let Some(plugin) = self.plugin(&request.plugin) else {
             return Err(Box::new(StepResult::rejected(
-                "invalid-step",
+                FailureKind::InvalidStep,
                 format!("no plugin `{}` is loaded", request.plugin),
                 started,
             )));

@@ -12,12 +12,13 @@ use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
 use crate::bindings::courier::plugin::{log, outbound, types};
-use crate::bindings::types::{Request, Response, SendError, StepError, TimeoutPhase};
+use crate::bindings::types::{self as wit, StepError};
 use crate::compute::{ComputeShare, ComputeSlot};
 use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
+use crate::exchange::SendError;
 use crate::limits::Limits;
 use crate::operator::Effective;
-use crate::outbound::{RequestRecord, Sender, StepOutbound, StepTraffic, describe};
+use crate::outbound::{RequestRecord, Sender, StepOutbound, StepTraffic};
 use crate::plugin::Plugin;
 use crate::wasi::NoGrantWasi;
 use courier_egress::AllowedHost;
@@ -55,12 +56,108 @@ pub enum Outcome {
     Error,
 }
 
+/// Every kind of failure a step result can carry: the step's own kinds,
+/// then the `send-error` cases of `wit/types.wit` (`limit` is both). Each
+/// serializes to the stable kebab-case text shown in step results
+/// (`invalid-step`, `too-large`, …), which [`FailureKind::as_str`] also gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The step request itself is wrong: unknown plugin or call, a
+    /// connection not declared, bound twice or not valid.
+    InvalidStep,
+    /// The input does not match the call's schema, or the plugin refused it.
+    InvalidInput,
+    /// The plugin failed: it reported a failure, returned invalid JSON or
+    /// could not be instantiated.
+    Plugin,
+    /// The plugin trapped.
+    Trap,
+    /// The plugin exceeded its memory limit.
+    Memory,
+    /// The step did not finish within its deadline.
+    Deadline,
+    /// A limit was reached: the step was not admitted, the instance pool was
+    /// full, or a request hit a step limit (`send-error.limit`).
+    Limit,
+    /// The upstream answered with a non-2xx status the plugin reported.
+    Http,
+    /// `send-error.denied`: policy refused a request.
+    Denied,
+    /// `send-error.timeout`: a phase of a request ran out of time.
+    Timeout,
+    /// `send-error.dns`: a host name could not be resolved.
+    Dns,
+    /// `send-error.connect`: the TCP connection failed.
+    Connect,
+    /// `send-error.tls`: TLS failed.
+    Tls,
+    /// `send-error.too-large`: a response exceeded a size cap.
+    TooLarge,
+    /// `send-error.protocol`: the peer broke HTTP.
+    Protocol,
+    /// `send-error.invalid-request`: a request was invalid.
+    InvalidRequest,
+    /// `send-error.credential`: a connection's credentials were unavailable.
+    Credential,
+    /// `send-error.circuit-open`: the host stopped calling an origin for a while.
+    CircuitOpen,
+    /// `send-error.other`: anything else.
+    Other,
+}
+
+impl FailureKind {
+    /// The kind's stable text, as step results serialize it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureKind::InvalidStep => "invalid-step",
+            FailureKind::InvalidInput => "invalid-input",
+            FailureKind::Plugin => "plugin",
+            FailureKind::Trap => "trap",
+            FailureKind::Memory => "memory",
+            FailureKind::Deadline => "deadline",
+            FailureKind::Limit => "limit",
+            FailureKind::Http => "http",
+            FailureKind::Denied => "denied",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Dns => "dns",
+            FailureKind::Connect => "connect",
+            FailureKind::Tls => "tls",
+            FailureKind::TooLarge => "too-large",
+            FailureKind::Protocol => "protocol",
+            FailureKind::InvalidRequest => "invalid-request",
+            FailureKind::Credential => "credential",
+            FailureKind::CircuitOpen => "circuit-open",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for FailureKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for FailureKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Why a step did not succeed.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepFailure {
     /// A stable kind: a `send-error` case (`denied`, `timeout`, …), `http`,
-    /// `invalid-input`, `invalid-step`, `plugin`, `trap`, `memory`, `deadline`.
-    pub kind: String,
+    /// `invalid-input`, `invalid-step`, `plugin`, `trap`, `memory`,
+    /// `deadline`, `limit`.
+    pub kind: FailureKind,
     /// A description that never contains a secret.
     pub message: String,
 }
@@ -96,24 +193,31 @@ pub struct StepResult {
 }
 
 impl StepResult {
+    /// Whether the step succeeded (its outcome is [`Outcome::Success`]).
+    pub fn is_success(&self) -> bool {
+        self.outcome == Outcome::Success
+    }
+
+    /// The kind of failure, unless the step succeeded.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        self.error.as_ref().map(|e| e.kind)
+    }
+
     /// A step that failed before the plugin ran.
-    pub(crate) fn rejected(kind: &str, message: String, started: Instant) -> Self {
+    pub(crate) fn rejected(kind: FailureKind, message: String, started: Instant) -> Self {
         Self::failed(Outcome::Error, kind, message, started)
     }
 
     /// A step the concurrency limits did not admit.
     pub(crate) fn refused(message: String, started: Instant) -> Self {
-        Self::failed(Outcome::MaxConnection, "limit", message, started)
+        Self::failed(Outcome::MaxConnection, FailureKind::Limit, message, started)
     }
 
-    fn failed(outcome: Outcome, kind: &str, message: String, started: Instant) -> Self {
+    fn failed(outcome: Outcome, kind: FailureKind, message: String, started: Instant) -> Self {
         Self {
             outcome,
             output: None,
-            error: Some(StepFailure {
-                kind: kind.to_owned(),
-                message,
-            }),
+            error: Some(failure(kind, message)),
             status: None,
             duration_ms: started.elapsed().as_millis() as u64,
             requests: vec![],
@@ -263,25 +367,30 @@ impl WasiView for StepState {
 
 impl types::Host for StepState {}
 
+/// The plugin's requests, converted at this boundary: WIT requests in, the
+/// host's [`crate::exchange`] types through the sender, WIT results out.
 impl outbound::Host for StepState {
-    async fn send(&mut self, request: Request) -> Result<Response, SendError> {
+    async fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::SendError> {
         self.compute.release();
         let (result, records) = match self.step_outbound() {
-            Ok((sender, step)) => sender.send(&step, request).await,
+            Ok((sender, step)) => sender.send(&step, request.into()).await,
             Err(e) => (Err(e), vec![]),
         };
         self.records.extend(records);
         self.compute.take().await;
-        result
+        result.map(Into::into).map_err(Into::into)
     }
 
-    async fn send_all(&mut self, requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
+    async fn send_all(
+        &mut self,
+        requests: Vec<wit::Request>,
+    ) -> Vec<Result<wit::Response, wit::SendError>> {
         self.compute.release();
         let (results, records): (Vec<_>, Vec<_>) = match self.step_outbound() {
             Ok((sender, step)) => {
                 let step = &step;
                 futures_util::stream::iter(requests)
-                    .map(|r| sender.send(step, r))
+                    .map(|r| sender.send(step, r.into()))
                     .buffered(self.limits.max_concurrent_requests.max(1))
                     .collect::<Vec<_>>()
                     .await
@@ -293,6 +402,9 @@ impl outbound::Host for StepState {
         self.records.extend(records.into_iter().flatten());
         self.compute.take().await;
         results
+            .into_iter()
+            .map(|r| r.map(Into::into).map_err(Into::into))
+            .collect()
     }
 
     async fn bound_connections(&mut self) -> Vec<String> {
@@ -407,7 +519,7 @@ fn prepare(
     started: Instant,
 ) -> Result<(StepState, String, String), Box<StepResult>> {
     let reject =
-        |kind: &str, message: String| Box::new(StepResult::rejected(kind, message, started));
+        |kind: FailureKind, message: String| Box::new(StepResult::rejected(kind, message, started));
     let Effective {
         hosts: operator_hosts,
         tenant_hosts,
@@ -421,7 +533,7 @@ fn prepare(
             .map(|c| c.name.as_str())
             .collect();
         return Err(reject(
-            "invalid-step",
+            FailureKind::InvalidStep,
             format!(
                 "plugin `{}` has no call `{}` (calls: {})",
                 plugin.manifest.name,
@@ -432,13 +544,13 @@ fn prepare(
     }
     plugin
         .validate_input(&req.call, &req.input)
-        .map_err(|problems| reject("invalid-input", problems))?;
+        .map_err(|problems| reject(FailureKind::InvalidInput, problems))?;
     let mut connections = HashMap::new();
     for config in req.connections {
         let name = config.connection.clone();
         let spec = plugin.manifest.connection(&name).ok_or_else(|| {
             reject(
-                "invalid-step",
+                FailureKind::InvalidStep,
                 format!(
                     "plugin `{}` declares no connection `{name}`",
                     plugin.manifest.name
@@ -448,10 +560,10 @@ fn prepare(
         let bound = plugin
             .bindings
             .bind(spec, config, &req.tenant, sender.tokens())
-            .map_err(|e| reject("invalid-step", e.to_string()))?;
+            .map_err(|e| reject(FailureKind::InvalidStep, e.to_string()))?;
         if connections.insert(name.clone(), bound).is_some() {
             return Err(reject(
-                "invalid-step",
+                FailureKind::InvalidStep,
                 format!("connection `{name}` is bound twice"),
             ));
         }
@@ -542,7 +654,7 @@ impl ReusedInstance {
     ) -> StepResult {
         if !Arc::ptr_eq(plugin, &self.plugin) {
             return StepResult::rejected(
-                "invalid-step",
+                FailureKind::InvalidStep,
                 "the instance is of another plugin".into(),
                 started,
             );
@@ -580,7 +692,7 @@ fn finish(
             Outcome::Timeout,
             None,
             Some(failure(
-                "deadline",
+                FailureKind::Deadline,
                 format!("the step did not finish within {:?}", limits.step_deadline),
             )),
             None,
@@ -589,7 +701,7 @@ fn finish(
             Outcome::Error,
             None,
             Some(failure(
-                "memory",
+                FailureKind::Memory,
                 format!(
                     "the plugin exceeded its memory limit of {} bytes ({trap})",
                     limits.memory_bytes
@@ -599,9 +711,9 @@ fn finish(
         ),
         Ok(Err(trap)) => {
             let (kind, outcome) = match trap.downcast_ref::<wasmtime::Trap>() {
-                Some(_) => ("trap", Outcome::Error),
-                None if is_pool_exhausted(&trap) => ("limit", Outcome::MaxConnection),
-                None => ("plugin", Outcome::Error),
+                Some(_) => (FailureKind::Trap, Outcome::Error),
+                None if is_pool_exhausted(&trap) => (FailureKind::Limit, Outcome::MaxConnection),
+                None => (FailureKind::Plugin, Outcome::Error),
             };
             tracing::debug!("step failed in the plugin: {trap:?}");
             (
@@ -617,7 +729,7 @@ fn finish(
                 Outcome::Error,
                 None,
                 Some(failure(
-                    "plugin",
+                    FailureKind::Plugin,
                     format!("the plugin returned invalid JSON: {e}"),
                 )),
                 None,
@@ -650,11 +762,8 @@ fn finish(
     }
 }
 
-fn failure(kind: &str, message: String) -> StepFailure {
-    StepFailure {
-        kind: kind.to_owned(),
-        message,
-    }
+fn failure(kind: FailureKind, message: String) -> StepFailure {
+    StepFailure { kind, message }
 }
 
 type Classified = (
@@ -670,10 +779,15 @@ fn classify(e: StepError) -> Classified {
         StepError::InvalidInput(m) => (
             Outcome::Error,
             None,
-            Some(failure("invalid-input", m)),
+            Some(failure(FailureKind::InvalidInput, m)),
             None,
         ),
-        StepError::Failed(m) => (Outcome::Error, None, Some(failure("plugin", m)), None),
+        StepError::Failed(m) => (
+            Outcome::Error,
+            None,
+            Some(failure(FailureKind::Plugin, m)),
+            None,
+        ),
         StepError::Http(h) => {
             let output = h
                 .output
@@ -682,31 +796,153 @@ fn classify(e: StepError) -> Classified {
             (
                 Outcome::HttpError,
                 output,
-                Some(failure("http", h.message)),
+                Some(failure(FailureKind::Http, h.message)),
                 Some(h.status),
             )
         }
         StepError::Send(s) => {
+            let s = SendError::from(s);
             let outcome = match &s {
                 SendError::Timeout(_) => Outcome::Timeout,
                 SendError::Denied(_) => Outcome::Denied,
                 SendError::Limit(_) | SendError::CircuitOpen(_) => Outcome::MaxConnection,
                 _ => Outcome::Error,
             };
-            let text = describe(&s);
-            let (kind, message) = text.split_once(": ").unwrap_or((&text, ""));
-            let message = match &s {
-                SendError::Timeout(TimeoutPhase::StepDeadline) => {
-                    "the step deadline ran out during a request".into()
-                }
-                _ => message.to_owned(),
-            };
-            (outcome, None, Some(failure(kind, message)), None)
+            (outcome, None, Some(failure(s.kind(), s.message())), None)
         }
     }
 }
 
+/// Whether instantiating failed because the engine's instance pool is full
+/// (all its component instances, memories, tables or stacks in use).
+/// wasmtime's `Error::is` looks through the whole context chain.
 fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
-    let text = format!("{e:#}");
-    text.contains("maximum concurrent") || text.contains("pooling allocator")
+    e.is::<wasmtime::PoolConcurrencyLimitError>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_kinds_serialize_to_their_stable_text() {
+        let kinds = [
+            (FailureKind::InvalidStep, "invalid-step"),
+            (FailureKind::InvalidInput, "invalid-input"),
+            (FailureKind::Plugin, "plugin"),
+            (FailureKind::Trap, "trap"),
+            (FailureKind::Memory, "memory"),
+            (FailureKind::Deadline, "deadline"),
+            (FailureKind::Limit, "limit"),
+            (FailureKind::Http, "http"),
+            (FailureKind::Denied, "denied"),
+            (FailureKind::Timeout, "timeout"),
+            (FailureKind::Dns, "dns"),
+            (FailureKind::Connect, "connect"),
+            (FailureKind::Tls, "tls"),
+            (FailureKind::TooLarge, "too-large"),
+            (FailureKind::Protocol, "protocol"),
+            (FailureKind::InvalidRequest, "invalid-request"),
+            (FailureKind::Credential, "credential"),
+            (FailureKind::CircuitOpen, "circuit-open"),
+            (FailureKind::Other, "other"),
+        ];
+        for (kind, text) in kinds {
+            assert_eq!(serde_json::to_value(kind).unwrap(), text);
+            assert_eq!(kind.as_str(), text);
+            assert_eq!(kind.to_string(), text);
+            assert_eq!(kind, text);
+        }
+    }
+
+    #[test]
+    fn a_failed_result_reports_its_kind() {
+        let r = StepResult::refused("full".into(), Instant::now());
+        assert!(!r.is_success());
+        assert_eq!(r.failure_kind(), Some(FailureKind::Limit));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json["error"],
+            serde_json::json!({"kind": "limit", "message": "full"})
+        );
+    }
+
+    #[test]
+    fn send_errors_classify_by_kind_with_their_message() {
+        use crate::exchange::TimeoutPhase;
+        let cases = [
+            (
+                SendError::Denied("no".into()),
+                Outcome::Denied,
+                FailureKind::Denied,
+                "no",
+            ),
+            (
+                SendError::Timeout(TimeoutPhase::FirstByte),
+                Outcome::Timeout,
+                FailureKind::Timeout,
+                "first-byte",
+            ),
+            (
+                SendError::Timeout(TimeoutPhase::StepDeadline),
+                Outcome::Timeout,
+                FailureKind::Timeout,
+                "the step deadline ran out during a request",
+            ),
+            (
+                SendError::Limit("a: b".into()),
+                Outcome::MaxConnection,
+                FailureKind::Limit,
+                "a: b",
+            ),
+            (
+                SendError::CircuitOpen("x".into()),
+                Outcome::MaxConnection,
+                FailureKind::CircuitOpen,
+                "x",
+            ),
+            (
+                SendError::TooLarge("big".into()),
+                Outcome::Error,
+                FailureKind::TooLarge,
+                "big",
+            ),
+        ];
+        for (error, outcome, kind, message) in cases {
+            let (got, output, failure, status) = classify(StepError::Send(error.into()));
+            let failure = failure.unwrap();
+            assert_eq!(
+                (got, failure.kind, failure.message.as_str()),
+                (outcome, kind, message)
+            );
+            assert!(output.is_none() && status.is_none());
+        }
+    }
+
+    /// An empty component (the binary header alone).
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[tokio::test]
+    async fn a_full_instance_pool_is_recognized_by_type() {
+        let engine = crate::engine::build_engine(&Limits::default(), 0, false).unwrap();
+        let component =
+            wasmtime::component::Component::from_binary(&engine, EMPTY_COMPONENT).unwrap();
+        let pre = wasmtime::component::Linker::<()>::new(&engine)
+            .instantiate_pre(&component)
+            .unwrap();
+        let mut stores = vec![];
+        let error = loop {
+            let mut store = Store::new(&engine, ());
+            match pre.instantiate_async(&mut store).await {
+                Ok(_) => stores.push(store),
+                Err(e) => break e,
+            }
+            assert!(stores.len() <= 1000, "the pool never ran out");
+        };
+        assert!(is_pool_exhausted(&error), "{error:#}");
+        assert!(is_pool_exhausted(&error.context("instantiating")));
+        assert!(!is_pool_exhausted(&wasmtime::format_err!(
+            "maximum concurrent limit reached"
+        )));
+    }
 }

@@ -8,7 +8,7 @@ use url::Url;
 
 use super::connection::Credential;
 use super::{BoundConnection, Secret};
-use crate::bindings::types::SendError;
+use crate::exchange::SendError;
 use crate::manifest::PlacementTarget;
 use crate::outbound::{Sender, StepOutbound};
 

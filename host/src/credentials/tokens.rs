@@ -19,7 +19,7 @@ use url::Url;
 use super::Secret;
 use super::jwt::JwtSigner;
 use super::scrub::MIN_SECRET_LEN;
-use crate::bindings::types::SendError;
+use crate::exchange::SendError;
 use crate::manifest::ClientAuth;
 use crate::outbound::{Sender, StepOutbound};
 use crate::store::ConnectionStore;
@@ -367,13 +367,7 @@ impl TokenSource {
             .map_err(|e| match e {
                 // The step's own limit, not a credential problem.
                 SendError::Limit(_) => (e, false),
-                e => (
-                    fail(format!(
-                        "token request failed: {}",
-                        crate::outbound::describe(&e)
-                    )),
-                    false,
-                ),
+                e => (fail(format!("token request failed: {e}")), false),
             })?;
         if !(200..300).contains(&response.status) {
             let code = serde_json::from_slice::<TokenErrorResponse>(&response.body)

@@ -6,7 +6,7 @@ use http::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use sha2::{Digest, Sha256};
 
-use crate::bindings::types::{Body, FormPart, SendError};
+use crate::exchange::{Body, FormPart, SendError};
 
 /// Encodes a body. Returns the bytes and the content type the host sets, if
 /// any (`None` keeps the plugin's own `Content-Type` header or sends none).
@@ -187,7 +187,7 @@ fn quoted(value: &str, what: &str) -> Result<String, SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::types::{GraphqlRequest, RawBody};
+    use crate::exchange::{GraphqlRequest, RawBody};
 
     #[test]
     fn form_keeps_order_repeats_and_brackets() {

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use brotli_decompressor::DecompressorWriter;
 use flate2::write::{GzDecoder, ZlibDecoder};
 
-use crate::bindings::types::SendError;
+use crate::exchange::SendError;
 
 /// The `Accept-Encoding` the host sends: every coding [`Decoder`] handles.
 pub(super) const ACCEPT_ENCODING: &str = "gzip, deflate, br";

@@ -26,8 +26,8 @@ use url::Url;
 use client::{Clients, HttpClient, OriginSlots, ResolveError, TlsHandshakeTimeout};
 pub use client::{Resolve, SystemResolver};
 
-use crate::bindings::types::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::credentials::{BoundConnection, Scrubber, Secret, TokenManager};
+use crate::exchange::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::limits::Limits;
 use crate::manifest::Manifest;
 use courier_egress::head::{self, HostLists, Refusal};
@@ -112,14 +112,14 @@ impl RequestRecord {
         insecure: bool,
     ) -> Self {
         Self {
-            method: method_name(method).to_owned(),
+            method: method.as_str().to_owned(),
             url: step.scrubber.text(url.to_string()),
             status: outcome.as_ref().ok().map(|r| r.status),
             duration_ms: started.elapsed().as_millis() as u64,
             error: outcome
                 .as_ref()
                 .err()
-                .map(|e| step.scrubber.text(describe(e))),
+                .map(|e| step.scrubber.text(e.to_string())),
             insecure,
         }
     }
@@ -206,7 +206,7 @@ impl Sender {
         };
         let result = result
             .map(|r| scrub_response(step.scrubber, r))
-            .map_err(|e| scrub_error(step.scrubber, e));
+            .map_err(|e| e.map_message(|m| step.scrubber.text(m)));
         (result, records)
     }
 
@@ -355,7 +355,7 @@ impl Sender {
             ))
         })?;
         let mut builder = http::Request::builder()
-            .method(method_name(method))
+            .method(method.as_str())
             .uri(head::request_uri(&url)?);
         *builder.headers_mut().expect("builder is valid") = headers;
         let request = builder
@@ -630,18 +630,6 @@ fn origin_key(url: &Url) -> &str {
     &url[..url::Position::BeforePath]
 }
 
-pub(crate) fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-        Method::Options => "OPTIONS",
-    }
-}
-
 /// Maps a client failure to a typed error by what caused it.
 fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
     let chain: Vec<&(dyn std::error::Error + 'static)> =
@@ -690,8 +678,11 @@ fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
             }
         }
         if let Some(h) = err.downcast_ref::<hyper::Error>() {
-            // `is_parse_too_large` exists only with hyper's server feature;
-            // a head over the header caps reads "message head is too large".
+            // Text, not type: hyper's typed check, `is_parse_too_large`,
+            // exists only with its `server` feature, which the host does not
+            // otherwise need (it would compile hyper's server into the host
+            // for this one test), and hyper keeps its error kinds private.
+            // A head over the header caps reads "message head is too large".
             if h.is_parse() && h.to_string().contains("too large") {
                 return SendError::TooLarge(format!("the response head is too large: {h}"));
             }
@@ -705,34 +696,6 @@ fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
     }
 }
 
-/// A one-line description of an error, for records and step results.
-pub(crate) fn describe(e: &SendError) -> String {
-    match e {
-        SendError::Denied(m) => format!("denied: {m}"),
-        SendError::Timeout(p) => format!("timeout: {}", timeout_phase_name(*p)),
-        SendError::Dns(m) => format!("dns: {m}"),
-        SendError::Connect(m) => format!("connect: {m}"),
-        SendError::Tls(m) => format!("tls: {m}"),
-        SendError::TooLarge(m) => format!("too-large: {m}"),
-        SendError::Protocol(m) => format!("protocol: {m}"),
-        SendError::InvalidRequest(m) => format!("invalid-request: {m}"),
-        SendError::Credential(m) => format!("credential: {m}"),
-        SendError::Limit(m) => format!("limit: {m}"),
-        SendError::CircuitOpen(m) => format!("circuit-open: {m}"),
-        SendError::Other(m) => format!("other: {m}"),
-    }
-}
-
-fn timeout_phase_name(p: TimeoutPhase) -> &'static str {
-    match p {
-        TimeoutPhase::Connect => "connect",
-        TimeoutPhase::TlsHandshake => "tls-handshake",
-        TimeoutPhase::FirstByte => "first-byte",
-        TimeoutPhase::Total => "total",
-        TimeoutPhase::StepDeadline => "step-deadline",
-    }
-}
-
 fn scrub_response(s: &Scrubber, r: Response) -> Response {
     if s.is_empty() {
         return r;
@@ -742,23 +705,6 @@ fn scrub_response(s: &Scrubber, r: Response) -> Response {
         headers: r.headers.into_iter().map(|(k, v)| (k, s.text(v))).collect(),
         body: s.body(r.body),
         final_url: s.text(r.final_url),
-    }
-}
-
-fn scrub_error(s: &Scrubber, e: SendError) -> SendError {
-    match e {
-        SendError::Denied(m) => SendError::Denied(s.text(m)),
-        SendError::Dns(m) => SendError::Dns(s.text(m)),
-        SendError::Connect(m) => SendError::Connect(s.text(m)),
-        SendError::Tls(m) => SendError::Tls(s.text(m)),
-        SendError::TooLarge(m) => SendError::TooLarge(s.text(m)),
-        SendError::Protocol(m) => SendError::Protocol(s.text(m)),
-        SendError::InvalidRequest(m) => SendError::InvalidRequest(s.text(m)),
-        SendError::Credential(m) => SendError::Credential(s.text(m)),
-        SendError::Limit(m) => SendError::Limit(s.text(m)),
-        SendError::CircuitOpen(m) => SendError::CircuitOpen(s.text(m)),
-        SendError::Other(m) => SendError::Other(s.text(m)),
-        SendError::Timeout(p) => SendError::Timeout(p),
     }
 }
 
