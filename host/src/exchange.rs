@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::step::FailureKind;
+use crate::outcome::FailureKind;
 
 /// An ordered list of name/value pairs, kept exactly as given (order and
 /// repeated names included).

@@ -29,6 +29,7 @@ mod limits;
 mod manifest;
 mod operator;
 mod outbound;
+mod outcome;
 mod plugin;
 mod shared;
 mod step;
@@ -53,8 +54,9 @@ pub use manifest::{
 };
 pub use operator::PluginPolicy;
 pub use outbound::{RequestRecord, Resolve, SystemResolver};
+pub use outcome::{FailureKind, Outcome};
 pub use plugin::{LoadLimits, LoadReport};
-pub use step::{FailureKind, LogLine, Outcome, StepFailure, StepRequest, StepResult};
+pub use step::{LogLine, StepFailure, StepRequest, StepResult};
 pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
 pub use tls::TlsSettings;
 

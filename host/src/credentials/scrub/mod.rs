@@ -57,8 +57,13 @@ struct Known {
     matcher: Option<Arc<Matcher>>,
 }
 
-/// The automaton for one set of secrets and what each of its patterns is.
+/// The automata for one set of secrets and what each of its patterns is.
 pub(crate) struct Matcher {
+    /// Whether a text holds any pattern at all: leftmost-longest, so the
+    /// SIMD literal prefilter (Teddy) applies; most texts hold none.
+    detector: AhoCorasick,
+    /// Every match, overlapping ones included (two secrets may overlap in a
+    /// text, and each must go whole); used only on texts that hold one.
     automaton: AhoCorasick,
     /// By pattern id.
     kinds: Vec<Pattern>,
@@ -163,7 +168,7 @@ impl Matcher {
     fn scrub(&self, data: &[u8], json: bool) -> Option<Vec<u8>> {
         let may_hold_secret = self.plus_for_space
             || memchr::memchr3(b'\\', b'%', b'&', data).is_some()
-            || self.automaton.is_match(data);
+            || self.detector.is_match(data);
         if !may_hold_secret {
             return None;
         }
@@ -202,7 +207,11 @@ impl Matcher {
                 .filter(|b| **b == b' ')
                 .for_each(|b| *b = b'+');
         }
-        for m in self.automaton.find_overlapping_iter(&view[..]) {
+        let matches = match self.detector.is_match(&view[..]) {
+            true => self.automaton.find_overlapping_iter(&view[..]).collect(),
+            false => vec![],
+        };
+        for m in matches {
             let mut found = m.range();
             if let Pattern::Base64 { left, right } = self.kinds[m.pattern().as_usize()] {
                 if left && found.start > 0 && is_base64(view[found.start - 1]) {
@@ -229,9 +238,11 @@ impl Matcher {
 
     /// Whether these bytes are exactly one secret.
     fn is_whole_secret(&self, token: &[u8]) -> bool {
-        self.automaton.find_overlapping_iter(token).any(|m| {
-            m.range() == (0..token.len()) && self.kinds[m.pattern().as_usize()] == Pattern::Plain
-        })
+        self.detector.is_match(token)
+            && self.automaton.find_overlapping_iter(token).any(|m| {
+                m.range() == (0..token.len())
+                    && self.kinds[m.pattern().as_usize()] == Pattern::Plain
+            })
     }
 }
 
@@ -311,16 +322,21 @@ fn matcher(values: &[&str]) -> Matcher {
     patterns.retain(|(p, _)| !p.is_empty());
     patterns.sort_by(|(a, ka), (b, kb)| (a.as_slice(), ka).cmp(&(b.as_slice(), kb)));
     patterns.dedup_by(|(a, ka), (b, kb)| a.as_slice() == b.as_slice() && ka == kb);
-    // A noncontiguous NFA builds in a fraction of the time of a DFA (it is
+    // Noncontiguous NFAs build in a fraction of the time of a DFA (they are
     // still built for each new access token), and the literal prefilter does
-    // most of the scanning anyway.
-    let automaton = AhoCorasick::builder()
-        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
-        .match_kind(aho_corasick::MatchKind::Standard)
-        .build(patterns.iter().map(|(p, _)| p.as_slice()))
-        .expect("secret patterns are plain literals");
+    // most of the scanning anyway. Overlapping search rules out the packed
+    // (Teddy) prefilter, so a leftmost-longest twin answers "any match?" for
+    // the common case of none (BENCHMARKS.md, fifth round).
+    let build = |kind| {
+        AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+            .match_kind(kind)
+            .build(patterns.iter().map(|(p, _)| p.as_slice()))
+            .expect("secret patterns are plain literals")
+    };
     Matcher {
-        automaton,
+        detector: build(aho_corasick::MatchKind::LeftmostLongest),
+        automaton: build(aho_corasick::MatchKind::Standard),
         kinds: patterns.iter().map(|(_, kind)| *kind).collect(),
         plus_for_space,
     }
