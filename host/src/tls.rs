@@ -20,7 +20,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::credentials::Secret;
+use crate::secret::Secret;
 use crate::shared::SharedBuilds;
 
 /// The `[tls]` table of a connection file (operator side). Paths are read

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::Secret;
 use crate::manifest::{ClientAuth, JwtAlgorithm, SecretPlacement};
+use crate::secret::Secret;
 
 /// The scheme a connection file chooses (`auth`). When the plugin declares a
 /// scheme, `auth` may be left out and must agree with it otherwise.

@@ -11,11 +11,12 @@ use url::Url;
 use super::jwt::JwtSigner;
 use super::scrub::{MIN_SECRET_LEN, Matcher};
 use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, client_basic_pair, fingerprint};
-use super::{AuthKind, ConnectionConfig, ConnectionError, Secret, Secrets};
+use super::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
 use crate::manifest::{
     AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget,
     SecretPlacement, secret_template,
 };
+use crate::secret::Secret;
 
 /// One secret the host puts into a request: where, and in what template.
 #[derive(Debug)]

@@ -6,11 +6,12 @@ use http::HeaderMap;
 use http::header::CONTENT_TYPE;
 use url::Url;
 
+use super::BoundConnection;
 use super::connection::Credential;
-use super::{BoundConnection, Secret};
 use crate::exchange::SendError;
 use crate::manifest::PlacementTarget;
 use crate::outbound::{Sender, StepOutbound};
+use crate::secret::Secret;
 
 impl BoundConnection {
     /// Puts the credential into a request bound for one of the connection's

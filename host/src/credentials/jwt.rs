@@ -11,9 +11,9 @@ use ring::signature::{
 };
 use serde_json::{Map, Value};
 
-use super::Secret;
 use super::tokens::fingerprint;
 use crate::manifest::JwtAlgorithm;
+use crate::secret::Secret;
 use crate::shared::SharedBuilds;
 
 /// The key a JWT is signed with.

@@ -16,12 +16,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::Secret;
 use super::jwt::JwtSigner;
 use super::scrub::MIN_SECRET_LEN;
 use crate::exchange::SendError;
 use crate::manifest::ClientAuth;
 use crate::outbound::{Sender, StepOutbound};
+use crate::secret::Secret;
 use crate::store::ConnectionStore;
 
 /// A token is renewed this long before the expiry its issuer announced.

@@ -26,10 +26,11 @@ use url::Url;
 use client::{Clients, HttpClient, OriginSlots, ResolveError, TlsHandshakeTimeout};
 pub use client::{Resolve, SystemResolver};
 
-use crate::credentials::{BoundConnection, Scrubber, Secret, TokenManager};
+use crate::credentials::{BoundConnection, Scrubber, TokenManager};
 use crate::exchange::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::limits::Limits;
 use crate::manifest::Manifest;
+use crate::secret::Secret;
 use courier_egress::head::{self, HostLists, Refusal};
 use courier_egress::{AllowedHost, NetworkPolicy};
 

@@ -15,7 +15,8 @@ use zeroize::Zeroizing;
 use crypto::Sealed;
 pub use crypto::{MASTER_KEY_ENV, MasterKey};
 
-use crate::credentials::{ConnectionConfig, Secret};
+use crate::credentials::ConnectionConfig;
+use crate::secret::Secret;
 
 /// Errors of the connection store.
 #[derive(Debug, thiserror::Error)]

@@ -23,8 +23,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use zeroize::Zeroizing;
 
+use super::BoundConnection;
 use super::tokens::fingerprint;
-use super::{BoundConnection, Secret};
+use crate::secret::Secret;
 use crate::shared::SharedBuilds;
 use decode::{Escapes, Map, decode, json_parts};
 
