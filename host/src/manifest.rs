@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::bindings::types as wit;
+use courier_egress::head::parse_base_url;
 use courier_egress::{AllowedHost, parse_plugin_hosts};
 
 /// What a plugin declares about itself.
@@ -265,8 +266,7 @@ impl Manifest {
         }
         for c in &connections {
             if let Some(u) = &c.base_url {
-                crate::credentials::parse_base_url(u)
-                    .map_err(|e| fail(format!("connection `{}`: {e}", c.name)))?;
+                parse_base_url(u).map_err(|e| fail(format!("connection `{}`: {e}", c.name)))?;
             }
         }
         let manifest = Self {

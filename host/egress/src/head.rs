@@ -1,6 +1,7 @@
 //! The request head a plugin may send, checked before anything leaves the
-//! host: the URL (joined to a base, scheme, user info, allowed hosts, IP
-//! literals), query pairs and headers (host-owned names, CR/LF/NUL).
+//! host: the URL (a connection's base URL, joined to it, scheme, user info,
+//! allowed hosts, IP literals), query pairs and headers (host-owned names,
+//! CR/LF/NUL).
 
 use http::header::{HeaderName, HeaderValue};
 use url::Url;
@@ -71,6 +72,29 @@ pub fn plugin_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue
         )));
     }
     Ok((name, value))
+}
+
+/// Parses a connection's base URL (declared by a plugin or set by the
+/// operator), the base [`join_url`] joins relative URLs to: absolute http(s)
+/// with a host, no user info (which [`check_url`] refuses on every request),
+/// no query or fragment (a joined URL carries the request's own).
+pub fn parse_base_url(s: &str) -> Result<Url, Refusal> {
+    let invalid = |m: String| Refusal::Invalid(m);
+    let url = Url::parse(s).map_err(|e| invalid(format!("base URL `{s}`: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(format!(
+            "base URL `{s}` must be an http or https URL"
+        )));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(format!("base URL `{s}` must not carry user info")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(format!(
+            "base URL `{s}` must not carry a query or fragment"
+        )));
+    }
+    Ok(url)
 }
 
 /// Joins a request URL to a base URL. Absolute URLs pass as they are;
@@ -219,6 +243,39 @@ mod tests {
 
     fn patterns(list: &[&str]) -> Vec<AllowedHost> {
         list.iter().map(|p| p.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn base_urls_are_absolute_http_without_user_info_query_or_fragment() {
+        for ok in [
+            "https://api.test/v1",
+            "http://127.0.0.1:8080/",
+            "https://api.test",
+        ] {
+            assert_eq!(
+                parse_base_url(ok).unwrap().as_str(),
+                Url::parse(ok).unwrap().as_str()
+            );
+        }
+        for (bad, why) in [
+            ("/v1", "base URL `/v1`: relative URL without a base"),
+            ("ftp://files.test/", "must be an http or https URL"),
+            ("https://user:pw@api.test/", "must not carry user info"),
+            (
+                "https://api.test/v1?key=1",
+                "must not carry a query or fragment",
+            ),
+            (
+                "https://api.test/v1#top",
+                "must not carry a query or fragment",
+            ),
+        ] {
+            let err = parse_base_url(bad).unwrap_err();
+            assert!(
+                matches!(&err, Refusal::Invalid(m) if m.contains(why)),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!   their matching.
 //! - [`NetworkPolicy`]: the special-purpose address ranges refused at connect
 //!   time unless the operator allows them.
-//! - [`head`]: the request head a plugin may send: URL joining and checking,
+//! - [`head`]: the request head a plugin may send: base URLs, URL joining and checking,
 //!   query pairs, headers (host-owned names, CR/LF/NUL).
 
 mod hosts;

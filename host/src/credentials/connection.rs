@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use crate::tls::ConnectionTls;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use courier_egress::head::parse_base_url;
 use url::Url;
 
 use super::jwt::JwtSigner;
@@ -94,7 +95,7 @@ impl BoundConnection {
             message,
         };
         let base_url = match config.base_url.as_deref().or(spec.base_url.as_deref()) {
-            Some(u) => Some(parse_base_url(u).map_err(fail)?),
+            Some(u) => Some(parse_base_url(u).map_err(|e| fail(e.to_string()))?),
             None => None,
         };
         let mut origins: Vec<url::Origin> = base_url.iter().map(Url::origin).collect();
@@ -595,19 +596,4 @@ fn check_placement(p: &Placement) -> Result<(), String> {
         })?;
     }
     Ok(())
-}
-
-/// Parses a base URL: absolute http(s), no user info, no query or fragment.
-pub(crate) fn parse_base_url(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s).map_err(|e| format!("base URL `{s}`: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!("base URL `{s}` must be an http or https URL"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("base URL `{s}` must not carry user info"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("base URL `{s}` must not carry a query or fragment"));
-    }
-    Ok(url)
 }

@@ -22,7 +22,7 @@ mod scrub;
 mod tokens;
 
 pub use config::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
-pub(crate) use connection::{BoundConnection, parse_base_url};
+pub(crate) use connection::BoundConnection;
 pub(crate) use kept::KeptBindings;
 pub(crate) use scrub::Scrubber;
 pub(crate) use tokens::TokenManager;
