@@ -63,7 +63,7 @@ pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, Stor
 pub use tls::TlsSettings;
 
 use courier_egress::NetworkPolicy;
-use credentials::TokenManager;
+use credentials::{TokenManager, TokenPersistence};
 use engine::{ComponentCache, EpochTicker};
 use operator::OperatorPolicy;
 use outbound::Sender;
@@ -207,7 +207,7 @@ impl HostBuilder {
             self.resolver,
             NetworkPolicy::allowing(self.allowed_networks),
             &self.limits,
-            TokenManager::new(self.store),
+            TokenManager::new(self.store.map(|s| s as Arc<dyn TokenPersistence>)),
             self.allow_insecure_tls,
             self.http2,
         );

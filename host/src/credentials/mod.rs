@@ -25,7 +25,7 @@ pub use config::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
 pub(crate) use connection::BoundConnection;
 pub(crate) use kept::KeptBindings;
 pub(crate) use scrub::Scrubber;
-pub(crate) use tokens::TokenManager;
+pub(crate) use tokens::{PersistError, TokenManager, TokenPersistence};
 
 #[cfg(test)]
 mod tests {

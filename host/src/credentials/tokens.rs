@@ -22,7 +22,42 @@ use crate::exchange::SendError;
 use crate::manifest::ClientAuth;
 use crate::outbound::{Sender, StepOutbound};
 use crate::secret::Secret;
-use crate::store::ConnectionStore;
+
+/// Where the token manager writes back what it learns about a connection
+/// loaded from the connection store: a refresh token the token endpoint
+/// rotated, and a refusal that needs the operator's attention. The store
+/// (`store::ConnectionStore`, which sits above this module and loads
+/// connections from its records) implements it; connections bound from
+/// files are never written back. The token manager calls it from steps,
+/// concurrently, hence `Send + Sync`.
+pub(crate) trait TokenPersistence: std::fmt::Debug + Send + Sync {
+    /// Replaces the refresh token of the tenant's connection `id` with
+    /// `rotated`, in one transaction. Called once per rotation, while the
+    /// connection's token state is locked, right after a token endpoint
+    /// answered with a new refresh token and before any step uses the new
+    /// access token. On failure the caller logs a warning and goes on: the
+    /// rotated token is kept in memory and used until the host restarts, but
+    /// the record keeps the old one, which a provider that revokes rotated
+    /// tokens will refuse after a restart (the connection then needs
+    /// re-authorization).
+    fn persist_refresh_token(
+        &self,
+        tenant: &str,
+        id: &str,
+        rotated: &Secret,
+    ) -> Result<(), PersistError>;
+
+    /// Records that the tenant's connection `id` needs re-authorization: its
+    /// token endpoint refused the client or the grant. Called once per
+    /// refusal, after the cell's own flag is set (steps see the refusal from
+    /// the flag, not from here). On failure the caller logs a warning: steps
+    /// on this host still refuse the connection, but listings of the store
+    /// do not show that it needs new secrets.
+    fn mark_needs_reauthorization(&self, tenant: &str, id: &str) -> Result<(), PersistError>;
+}
+
+/// Why a [`TokenPersistence`] write failed; only logged.
+pub(crate) type PersistError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A token is renewed this long before the expiry its issuer announced.
 pub(crate) const EXPIRY_SKEW: Duration = Duration::from_secs(30);
@@ -73,7 +108,7 @@ pub(crate) struct TokenCell {
     /// a connection loaded with one of them is the same connection.
     refresh_tokens_seen: Mutex<Vec<[u8; 32]>>,
     /// Where rotated refresh tokens and refusals are persisted, for stored connections.
-    store: Option<Arc<ConnectionStore>>,
+    store: Option<Arc<dyn TokenPersistence>>,
     /// Token requests started so far (read without the lock to detect that a
     /// request finished while a caller waited).
     attempts: AtomicU64,
@@ -106,7 +141,7 @@ impl TokenCell {
             .expect("poisoned")
             .push(token_hash(rotated));
         if let Some(store) = &self.store
-            && let Err(e) = store.replace_secret(&self.tenant, &self.id, "refresh_token", rotated)
+            && let Err(e) = store.persist_refresh_token(&self.tenant, &self.id, rotated)
         {
             tracing::warn!(tenant = %self.tenant, connection = %self.id, "cannot persist the rotated refresh token: {e}");
         }
@@ -115,7 +150,7 @@ impl TokenCell {
     fn mark_needs_reauthorization(&self) {
         self.needs_reauthorization.store(true, Ordering::SeqCst);
         if let Some(store) = &self.store
-            && let Err(e) = store.set_needs_reauthorization(&self.tenant, &self.id, true)
+            && let Err(e) = store.mark_needs_reauthorization(&self.tenant, &self.id)
         {
             tracing::warn!(tenant = %self.tenant, connection = %self.id, "cannot record that re-authorization is needed: {e}");
         }
@@ -135,13 +170,13 @@ type CellKey = (String, String);
 #[derive(Default)]
 pub(crate) struct TokenManager {
     cells: Mutex<HashMap<CellKey, Arc<TokenCell>>>,
-    store: Option<Arc<ConnectionStore>>,
+    store: Option<Arc<dyn TokenPersistence>>,
 }
 
 impl TokenManager {
     /// A token manager that persists rotated refresh tokens and refusals of
     /// stored connections in `store`.
-    pub(crate) fn new(store: Option<Arc<ConnectionStore>>) -> Self {
+    pub(crate) fn new(store: Option<Arc<dyn TokenPersistence>>) -> Self {
         Self {
             cells: Mutex::default(),
             store,

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crypto::Sealed;
 pub use crypto::{MASTER_KEY_ENV, MasterKey};
 
-use crate::credentials::ConnectionConfig;
+use crate::credentials::{ConnectionConfig, PersistError, TokenPersistence};
 use crate::secret::Secret;
 
 /// Errors of the connection store.
@@ -351,6 +351,23 @@ impl ConnectionStore {
         tx.commit()?;
         self.master = new;
         Ok(rows.len())
+    }
+}
+
+/// The token manager writes rotated refresh tokens and refusals of stored
+/// connections back to their records.
+impl TokenPersistence for ConnectionStore {
+    fn persist_refresh_token(
+        &self,
+        tenant: &str,
+        id: &str,
+        rotated: &Secret,
+    ) -> Result<(), PersistError> {
+        Ok(self.replace_secret(tenant, id, "refresh_token", rotated)?)
+    }
+
+    fn mark_needs_reauthorization(&self, tenant: &str, id: &str) -> Result<(), PersistError> {
+        Ok(self.set_needs_reauthorization(tenant, id, true)?)
     }
 }
 
