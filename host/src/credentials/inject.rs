@@ -8,31 +8,40 @@ use url::Url;
 
 use super::BoundConnection;
 use super::connection::Credential;
+use super::tokens::TokenSource;
 use crate::exchange::SendError;
 use crate::manifest::PlacementTarget;
-use crate::outbound::{Sender, StepOutbound};
 use crate::secret::Secret;
 
 impl BoundConnection {
+    /// Where the access tokens of a token scheme come from (OAuth 2 grants,
+    /// JWT): the caller obtains one through [`TokenSource::begin`] before
+    /// [`Self::apply`]. `None` for the other schemes.
+    pub(crate) fn token_source(&self) -> Option<&TokenSource> {
+        match &self.credential {
+            Credential::Token(source) => Some(source),
+            Credential::None | Credential::Static(_) => None,
+        }
+    }
+
     /// Puts the credential into a request bound for one of the connection's
     /// origins (the caller checks [`Self::may_authenticate`]): headers, query
-    /// parameters, and form or JSON body fields of the encoded body.
-    /// Returns the access token it used, if any, for [`Self::token_rejected`].
-    pub(crate) async fn apply(
+    /// parameters, and form or JSON body fields of the encoded body. For a
+    /// token scheme, `token` is the access token the caller obtained from
+    /// [`Self::token_source`], sent as a bearer token.
+    pub(crate) fn apply(
         &self,
         url: &mut Url,
         headers: &mut HeaderMap,
         body: &mut Bytes,
-        sender: &Sender,
-        step: &StepOutbound<'_>,
-    ) -> Result<Option<Secret>, SendError> {
-        if let Credential::Token(source) = &self.credential {
-            let token = source.access_token(&self.name, sender, step).await?;
+        token: Option<&Secret>,
+    ) -> Result<(), SendError> {
+        if let Some(token) = token {
             let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
                 .map_err(|_| self.not_a_header_value())?;
             value.set_sensitive(true);
             headers.insert(http::header::AUTHORIZATION, value);
-            return Ok(Some(token));
+            return Ok(());
         }
         for p in self.placements(PlacementTarget::Header) {
             let name = http::HeaderName::try_from(p.name.as_str())
@@ -79,11 +88,11 @@ impl BoundConnection {
             }
             *body = Bytes::from(serde_json::to_vec(&object).expect("a JSON object serializes"));
         }
-        Ok(None)
+        Ok(())
     }
 
     /// The API answered 401 to `token`: forget it so that the next
-    /// [`Self::apply`] obtains a new one.
+    /// [`TokenSource::begin`] obtains a new one.
     pub(crate) async fn token_rejected(&self, token: &Secret) {
         if let Credential::Token(source) = &self.credential {
             source.rejected(token).await;

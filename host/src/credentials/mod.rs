@@ -25,7 +25,9 @@ pub use config::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
 pub(crate) use connection::BoundConnection;
 pub(crate) use kept::KeptBindings;
 pub(crate) use scrub::Scrubber;
-pub(crate) use tokens::{PersistError, TokenManager, TokenPersistence};
+pub(crate) use tokens::{
+    PersistError, TokenManager, TokenPersistence, TokenRequest, TokenSource, TokenTurn,
+};
 
 #[cfg(test)]
 mod tests {

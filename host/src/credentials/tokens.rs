@@ -2,6 +2,12 @@
 //! cached per tenant and connection until shortly before they expire, and
 //! refreshed single-flight: however many steps need a new token at once, one
 //! token request is made and the others wait for its result.
+//!
+//! The manager makes no request itself: [`TokenSource::begin`] hands the
+//! outbound pipeline a [`TokenRequest`] to send (through the same checks,
+//! limits and records as every request) together with a [`PendingToken`]
+//! that keeps the connection's token state locked, and the pipeline hands
+//! the answer back to [`PendingToken::finish`], which reads and caches it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,11 +22,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::Scrubber;
 use super::jwt::JwtSigner;
 use super::scrub::MIN_SECRET_LEN;
-use crate::exchange::SendError;
+use crate::exchange::{Response, SendError};
 use crate::manifest::ClientAuth;
-use crate::outbound::{Sender, StepOutbound};
 use crate::secret::Secret;
 
 /// Where the token manager writes back what it learns about a connection
@@ -271,16 +277,50 @@ struct TokenErrorResponse {
     error: String,
 }
 
+/// A token request for the outbound pipeline to make: a form POST to the
+/// token endpoint. The form and the headers carry the client's secrets
+/// (hence no `Debug`).
+pub(crate) struct TokenRequest {
+    /// The token endpoint.
+    pub(crate) url: Url,
+    /// The client's authentication (HTTP Basic), if it is not in the form.
+    pub(crate) headers: HeaderMap,
+    /// The form-encoded body: the grant and its parameters.
+    pub(crate) form: Bytes,
+}
+
+/// What a connection needs before a request can carry its access token.
+pub(crate) enum TokenTurn<'a> {
+    /// A valid token: cached, or signed by the host without a request.
+    Ready(Secret),
+    /// A token request to make. Until its answer is handed to
+    /// [`PendingToken::finish`] (or the pending token is dropped, which
+    /// leaves the cache as it was) every other caller for this tenant's
+    /// connection waits.
+    Request(Box<TokenRequest>, PendingToken<'a>),
+}
+
+/// A token request in flight: holds the connection's token state, which is
+/// what makes the request single-flight.
+#[must_use = "the token request's answer goes to `finish`"]
+pub(crate) struct PendingToken<'a> {
+    source: &'a TokenSource,
+    connection: &'a str,
+    state: tokio::sync::MutexGuard<'a, TokenState>,
+}
+
 impl TokenSource {
-    /// A valid access token: the cached one, or a new one from the token
-    /// endpoint (one request however many callers wait). The token and any
-    /// rotated refresh token are taught to the step's scrubber.
-    pub(crate) async fn access_token(
-        &self,
-        connection: &str,
-        sender: &Sender,
-        step: &StepOutbound<'_>,
-    ) -> Result<Secret, SendError> {
+    /// The first half of obtaining a valid access token: the cached one, or
+    /// one signed here, or a token request for the caller to make (one
+    /// however many callers wait: the others wait here, and take the token
+    /// it obtained or the error it met). A token and any rotated refresh
+    /// token are taught to `scrubber`. `connection` names the connection in
+    /// errors.
+    pub(crate) async fn begin<'a>(
+        &'a self,
+        connection: &'a str,
+        scrubber: &Scrubber,
+    ) -> Result<TokenTurn<'a>, SendError> {
         let cell = &self.cell;
         let seen = cell.attempts.load(Ordering::SeqCst);
         let mut state = cell.state.lock().await;
@@ -289,8 +329,8 @@ impl TokenSource {
             .as_ref()
             .filter(|a| a.renew_at.is_none_or(|t| Instant::now() < t))
         {
-            step.scrubber.learn(&access.token);
-            return Ok(access.token.clone());
+            scrubber.learn(&access.token);
+            return Ok(TokenTurn::Ready(access.token.clone()));
         }
         if cell.needs_reauthorization() {
             return Err(SendError::Credential(format!(
@@ -303,6 +343,7 @@ impl TokenSource {
             return Err(failure.clone());
         }
         cell.attempts.fetch_add(1, Ordering::SeqCst);
+        let fail = |m: String| SendError::Credential(format!("connection `{connection}`: {m}"));
         let obtained = match (&self.grant, &self.endpoint) {
             (Grant::Jwt(signer), None) => signer
                 .sign()
@@ -316,57 +357,29 @@ impl TokenSource {
                     ),
                     refresh_token: None,
                 })
-                .map_err(|m| {
-                    (
-                        SendError::Credential(format!("connection `{connection}`: {m}")),
-                        false,
-                    )
-                }),
-            (_, Some(endpoint)) => {
-                self.request(
-                    endpoint,
-                    connection,
-                    state.refresh_token.as_ref(),
-                    sender,
-                    step,
-                )
-                .await
-            }
+                .map_err(|m| (fail(m), false)),
+            (_, Some(endpoint)) => match self.token_form(endpoint, state.refresh_token.as_ref()) {
+                Ok((headers, form)) => {
+                    let request = Box::new(TokenRequest {
+                        url: endpoint.token_url.clone(),
+                        headers,
+                        form,
+                    });
+                    let pending = PendingToken {
+                        source: self,
+                        connection,
+                        state,
+                    };
+                    return Ok(TokenTurn::Request(request, pending));
+                }
+                Err(m) => Err((fail(m), true)),
+            },
             (_, None) => Err((
                 SendError::Credential(format!("connection `{connection}` has no token endpoint")),
                 false,
             )),
         };
-        match obtained {
-            Ok(answer) => {
-                if let Some(rotated) = answer.refresh_token {
-                    step.scrubber.learn(&rotated);
-                    cell.persist_refresh_token(&rotated);
-                    state.refresh_token = Some(rotated);
-                }
-                step.scrubber.learn(&answer.access_token);
-                let renew_at = answer
-                    .expires_in
-                    .map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_SKEW));
-                state.access = Some(AccessToken {
-                    token: answer.access_token.clone(),
-                    renew_at,
-                });
-                state.last_failure = None;
-                Ok(answer.access_token)
-            }
-            Err((error, refused)) => {
-                if refused {
-                    cell.mark_needs_reauthorization();
-                }
-                state.access = None;
-                // The step's own request limit is not news for the steps waiting on this attempt.
-                if !matches!(error, SendError::Limit(_)) {
-                    state.last_failure = Some(error.clone());
-                }
-                Err(error)
-            }
-        }
+        settle(cell, &mut state, obtained, scrubber).map(TokenTurn::Ready)
     }
 
     /// Forgets `rejected` (the API answered 401 to it), unless another caller
@@ -380,69 +393,6 @@ impl TokenSource {
         {
             state.access = None;
         }
-    }
-
-    /// One token request through the host's checked sender. The error says
-    /// whether the endpoint refused the client or grant (re-authorization needed).
-    async fn request(
-        &self,
-        endpoint: &Endpoint,
-        connection: &str,
-        refresh_token: Option<&Secret>,
-        sender: &Sender,
-        step: &StepOutbound<'_>,
-    ) -> Result<TokenResponse, (SendError, bool)> {
-        let fail = |m: String| SendError::Credential(format!("connection `{connection}`: {m}"));
-        let (headers, body) = self
-            .token_form(endpoint, refresh_token)
-            .map_err(|m| (fail(m), true))?;
-        let response = sender
-            .request_token(step, &endpoint.token_url, headers, body)
-            .await
-            .map_err(|e| match e {
-                // The step's own limit, not a credential problem.
-                SendError::Limit(_) => (e, false),
-                e => (fail(format!("token request failed: {e}")), false),
-            })?;
-        if !(200..300).contains(&response.status) {
-            let code = serde_json::from_slice::<TokenErrorResponse>(&response.body)
-                .map(|e| e.error.chars().take(64).collect::<String>())
-                .unwrap_or_else(|_| "no OAuth error code".into());
-            let refused = matches!(response.status, 400 | 401);
-            return Err((
-                fail(format!(
-                    "the token endpoint answered {} ({code})",
-                    response.status
-                )),
-                refused,
-            ));
-        }
-        let answer: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| {
-            (
-                fail("the token endpoint's answer is not an OAuth 2 token response".into()),
-                false,
-            )
-        })?;
-        if answer
-            .token_type
-            .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
-        {
-            return Err((
-                fail("the token endpoint issued a token type other than bearer".into()),
-                false,
-            ));
-        }
-        let short = |t: &Secret| t.expose().chars().count() < MIN_SECRET_LEN;
-        if short(&answer.access_token) || answer.refresh_token.as_ref().is_some_and(short) {
-            return Err((
-                fail(format!(
-                    "the token endpoint issued a token shorter than {MIN_SECRET_LEN} characters, too short to scrub safely"
-                )),
-                false,
-            ));
-        }
-        Ok(answer)
     }
 
     /// The token request's client authentication header and form body.
@@ -502,4 +452,115 @@ impl TokenSource {
         let text = zeroize::Zeroizing::new(form.finish());
         Ok((headers, Bytes::copy_from_slice(text.as_bytes())))
     }
+}
+
+impl PendingToken<'_> {
+    /// The second half: the token endpoint's answer to the [`TokenRequest`]
+    /// (or why none came), read, checked and cached for every caller. A
+    /// refusal (400 or 401) marks the connection as needing
+    /// re-authorization. The access token and any rotated refresh token are
+    /// taught to `scrubber`, and a rotated refresh token is persisted.
+    pub(crate) fn finish(
+        mut self,
+        outcome: Result<Response, SendError>,
+        scrubber: &Scrubber,
+    ) -> Result<Secret, SendError> {
+        let obtained = read_token_response(self.connection, outcome);
+        settle(&self.source.cell, &mut self.state, obtained, scrubber)
+    }
+}
+
+/// Caches the outcome of an attempt to obtain a token, for the caller and
+/// every caller waiting on it. The error says whether the endpoint refused
+/// the client or grant (re-authorization needed).
+fn settle(
+    cell: &TokenCell,
+    state: &mut TokenState,
+    obtained: Result<TokenResponse, (SendError, bool)>,
+    scrubber: &Scrubber,
+) -> Result<Secret, SendError> {
+    match obtained {
+        Ok(answer) => {
+            if let Some(rotated) = answer.refresh_token {
+                scrubber.learn(&rotated);
+                cell.persist_refresh_token(&rotated);
+                state.refresh_token = Some(rotated);
+            }
+            scrubber.learn(&answer.access_token);
+            let renew_at = answer
+                .expires_in
+                .map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_SKEW));
+            state.access = Some(AccessToken {
+                token: answer.access_token.clone(),
+                renew_at,
+            });
+            state.last_failure = None;
+            Ok(answer.access_token)
+        }
+        Err((error, refused)) => {
+            if refused {
+                cell.mark_needs_reauthorization();
+            }
+            state.access = None;
+            // The step's own request limit is not news for the steps waiting on this attempt.
+            if !matches!(error, SendError::Limit(_)) {
+                state.last_failure = Some(error.clone());
+            }
+            Err(error)
+        }
+    }
+}
+
+/// The token endpoint's answer read as an OAuth 2 token response. The error
+/// says whether the endpoint refused the client or grant (re-authorization
+/// needed).
+fn read_token_response(
+    connection: &str,
+    outcome: Result<Response, SendError>,
+) -> Result<TokenResponse, (SendError, bool)> {
+    let fail = |m: String| SendError::Credential(format!("connection `{connection}`: {m}"));
+    let response = outcome.map_err(|e| match e {
+        // The step's own limit, not a credential problem.
+        SendError::Limit(_) => (e, false),
+        e => (fail(format!("token request failed: {e}")), false),
+    })?;
+    if !(200..300).contains(&response.status) {
+        let code = serde_json::from_slice::<TokenErrorResponse>(&response.body)
+            .map(|e| e.error.chars().take(64).collect::<String>())
+            .unwrap_or_else(|_| "no OAuth error code".into());
+        let refused = matches!(response.status, 400 | 401);
+        return Err((
+            fail(format!(
+                "the token endpoint answered {} ({code})",
+                response.status
+            )),
+            refused,
+        ));
+    }
+    let answer: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| {
+        (
+            fail("the token endpoint's answer is not an OAuth 2 token response".into()),
+            false,
+        )
+    })?;
+    if answer
+        .token_type
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
+    {
+        return Err((
+            fail("the token endpoint issued a token type other than bearer".into()),
+            false,
+        ));
+    }
+    let short = |t: &Secret| t.expose().chars().count() < MIN_SECRET_LEN;
+    if short(&answer.access_token) || answer.refresh_token.as_ref().is_some_and(short) {
+        return Err((
+            fail(format!(
+                "the token endpoint issued a token shorter than {MIN_SECRET_LEN} characters, too short to scrub safely"
+            )),
+            false,
+        ));
+    }
+    Ok(answer)
 }

@@ -26,7 +26,9 @@ use url::Url;
 use client::{Clients, HttpClient, OriginSlots, ResolveError, TlsHandshakeTimeout};
 pub use client::{Resolve, SystemResolver};
 
-use crate::credentials::{BoundConnection, Scrubber, TokenManager};
+use crate::credentials::{
+    BoundConnection, Scrubber, TokenManager, TokenRequest, TokenSource, TokenTurn,
+};
 use crate::exchange::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::limits::Limits;
 use crate::manifest::Manifest;
@@ -151,17 +153,41 @@ impl Sender {
         &self.tokens
     }
 
+    /// A valid access token of a connection of this step: the cached one,
+    /// or one the token source obtains with a token request that this
+    /// sender makes and hands back to it (one request however many callers
+    /// wait).
+    async fn access_token(
+        &self,
+        source: &TokenSource,
+        connection: &str,
+        step: &StepOutbound<'_>,
+    ) -> Result<Secret, SendError> {
+        match source.begin(connection, step.scrubber).await? {
+            TokenTurn::Ready(token) => Ok(token),
+            TokenTurn::Request(request, pending) => {
+                let outcome = self.request_token(step, *request).await;
+                pending.finish(outcome, step.scrubber)
+            }
+        }
+    }
+
     /// A token request (OAuth 2 token endpoint) for a connection of this
     /// step: the same policy checks and vetted client as every request, no
-    /// redirects, bounded by the request timeout and the step deadline. The
+    /// redirects, bounded by the request timeout and the step deadline. Its
+    /// record joins the step's before the request that caused it. The
     /// caller scrubs what it passes on.
-    pub(crate) async fn request_token(
+    async fn request_token(
         &self,
         step: &StepOutbound<'_>,
-        url: &Url,
-        mut headers: HeaderMap,
-        form: Bytes,
+        request: TokenRequest,
     ) -> Result<Response, SendError> {
+        let TokenRequest {
+            url,
+            mut headers,
+            form,
+        } = request;
+        let url = &url;
         self.check_url(step, url)?;
         step.traffic.count(step.limits)?;
         headers.insert(
@@ -526,9 +552,10 @@ impl<'a> Prepared<'a> {
             (self.url.clone(), self.headers.clone(), self.body.clone());
         let mut token = None;
         if let Some(conn) = self.connection.filter(|c| c.may_authenticate(&self.url)) {
-            token = conn
-                .apply(&mut url, &mut headers, &mut body, sender, step)
-                .await?;
+            if let Some(source) = conn.token_source() {
+                token = Some(sender.access_token(source, &conn.name, step).await?);
+            }
+            conn.apply(&mut url, &mut headers, &mut body, token.as_ref())?;
         }
         Ok((url, headers, body, token))
     }
