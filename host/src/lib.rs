@@ -33,6 +33,7 @@ mod outcome;
 mod plugin;
 mod secret;
 mod shared;
+mod state;
 mod step;
 mod store;
 mod tls;
@@ -58,7 +59,8 @@ pub use outbound::{RequestRecord, Resolve, SystemResolver};
 pub use outcome::{FailureKind, Outcome};
 pub use plugin::{LoadLimits, LoadReport};
 pub use secret::Secret;
-pub use step::{LogLine, StepFailure, StepRequest, StepResult};
+pub use state::LogLine;
+pub use step::{StepFailure, StepRequest, StepResult};
 pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
 pub use tls::TlsSettings;
 
@@ -243,7 +245,7 @@ pub struct Host {
 
 pub(crate) struct HostInner {
     engine: wasmtime::Engine,
-    linker: wasmtime::component::Linker<step::StepState>,
+    linker: wasmtime::component::Linker<state::StepState>,
     cache: ComponentCache,
     load_limits: LoadLimits,
     sender: Arc<Sender>,

@@ -13,7 +13,7 @@ use crate::bindings::types::StepError;
 use crate::credentials::KeptBindings;
 use crate::engine::CompileSource;
 use crate::manifest::Manifest;
-use crate::step::StepState;
+use crate::state::StepState;
 use crate::{HostError, HostInner};
 use courier_egress::AllowedHost;
 

@@ -1,28 +1,24 @@
-//! Running one step: a fresh store and instance, the host side of the
-//! plugin's imports, the deadline, and the classification of what happened.
+//! Running one step: a fresh store and instance (its data, with the host
+//! side of the plugin's imports, is [`crate::state`]), the deadline, and the
+//! classification of what happened.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures_util::StreamExt;
 use serde::Serialize;
-use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store};
-use wasmtime_wasi::{WasiCtxView, WasiView};
+use wasmtime::Store;
 
-use crate::bindings::courier::plugin::{log, outbound, types};
-use crate::bindings::types::{self as wit, StepError};
-use crate::compute::{ComputeShare, ComputeSlot};
-use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
+use crate::bindings::types::StepError;
+use crate::compute::ComputeShare;
+use crate::credentials::{ConnectionConfig, Scrubber};
 use crate::exchange::SendError;
 use crate::limits::Limits;
 use crate::operator::Effective;
-use crate::outbound::{RequestRecord, Sender, StepOutbound, StepTraffic};
+use crate::outbound::{RequestRecord, Sender, StepTraffic};
 use crate::outcome::{FailureKind, Outcome};
 use crate::plugin::Plugin;
-use crate::wasi::NoGrantWasi;
-use courier_egress::AllowedHost;
+use crate::state::{LogLine, OutboundCtx, StepOutput, StepState};
 
 /// A step to run: which plugin, which call, what input, which connections.
 #[derive(Debug)]
@@ -47,15 +43,6 @@ pub struct StepFailure {
     /// `deadline`, `limit`.
     pub kind: FailureKind,
     /// A description that never contains a secret.
-    pub message: String,
-}
-
-/// One log line of a step.
-#[derive(Debug, Clone, Serialize)]
-pub struct LogLine {
-    /// `trace`, `debug`, `info`, `warn`, `error`, or `stdout`/`stderr` for WASI output.
-    pub level: &'static str,
-    /// The line, control characters escaped, cut at the line limit.
     pub message: String,
 }
 
@@ -111,260 +98,6 @@ impl StepResult {
             requests: vec![],
             logs: vec![],
             logs_dropped: 0,
-        }
-    }
-}
-
-/// Memory and instance limits of one store; records whether memory ran out.
-pub(crate) struct StepLimiter {
-    memory_bytes: usize,
-    memory_exceeded: bool,
-}
-
-impl ResourceLimiter for StepLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
-            self.memory_exceeded = true;
-            wasmtime::bail!("memory limit of {} bytes exceeded", self.memory_bytes);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-
-    fn instances(&self) -> usize {
-        16
-    }
-
-    fn tables(&self) -> usize {
-        16
-    }
-
-    fn memories(&self) -> usize {
-        4
-    }
-}
-
-/// Per-step outbound context: what the plugin's requests are checked against.
-struct OutboundCtx {
-    sender: Arc<Sender>,
-    plugin: Arc<Plugin>,
-    operator_hosts: Arc<[AllowedHost]>,
-    tenant_hosts: Option<Arc<[AllowedHost]>>,
-    connections: HashMap<String, Arc<BoundConnection>>,
-    scrubber: Scrubber,
-    deadline: tokio::time::Instant,
-    traffic: StepTraffic,
-}
-
-/// The store data of one step.
-pub(crate) struct StepState {
-    /// Built when the plugin first calls WASI (components built with the
-    /// SDK import none of it).
-    wasi: Option<NoGrantWasi>,
-    table: ResourceTable,
-    limiter: StepLimiter,
-    limits: Arc<Limits>,
-    outbound: Option<OutboundCtx>,
-    records: Vec<RequestRecord>,
-    logs: LogBuffer,
-    /// The step's compute slot: held while guest code runs.
-    compute: ComputeSlot,
-}
-
-impl StepState {
-    /// State for the load-time `describe` call: no requests allowed.
-    pub(crate) fn for_describe(limits: &Arc<Limits>) -> Self {
-        Self::new(limits, ComputeShare::new(1).step())
-    }
-
-    /// State with no outbound context yet, running guest code on `compute`.
-    fn new(limits: &Arc<Limits>, compute: ComputeSlot) -> Self {
-        Self {
-            wasi: None,
-            table: ResourceTable::new(),
-            limiter: StepLimiter {
-                memory_bytes: limits.memory_bytes,
-                memory_exceeded: false,
-            },
-            limits: limits.clone(),
-            outbound: None,
-            records: vec![],
-            logs: LogBuffer::new(limits),
-            compute,
-        }
-    }
-
-    /// Text with the step's secrets scrubbed (for logs and messages).
-    fn scrub(&self, text: String) -> String {
-        match &self.outbound {
-            Some(o) => o.scrubber.text(text),
-            None => text,
-        }
-    }
-
-    pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
-        &mut self.limiter
-    }
-
-    fn step_outbound(&self) -> Result<(&Sender, StepOutbound<'_>), SendError> {
-        let ctx = self.outbound.as_ref().ok_or_else(|| {
-            SendError::Other("requests are not allowed while the plugin describes itself".into())
-        })?;
-        Ok((
-            &ctx.sender,
-            StepOutbound {
-                manifest: &ctx.plugin.manifest,
-                plugin_hosts: &ctx.plugin.hosts,
-                operator_hosts: &ctx.operator_hosts,
-                tenant_hosts: ctx.tenant_hosts.as_deref(),
-                connections: &ctx.connections,
-                scrubber: &ctx.scrubber,
-                limits: &self.limits,
-                deadline: ctx.deadline,
-                traffic: &ctx.traffic,
-            },
-        ))
-    }
-}
-
-impl WasiView for StepState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        let output_cap = self.limits.max_log_bytes;
-        let wasi = self
-            .wasi
-            .get_or_insert_with(|| NoGrantWasi::new(output_cap));
-        WasiCtxView {
-            ctx: &mut wasi.ctx,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl types::Host for StepState {}
-
-/// The plugin's requests, converted at this boundary: WIT requests in, the
-/// host's [`crate::exchange`] types through the sender, WIT results out.
-impl outbound::Host for StepState {
-    async fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::SendError> {
-        self.compute.release();
-        let (result, records) = match self.step_outbound() {
-            Ok((sender, step)) => sender.send(&step, request.into()).await,
-            Err(e) => (Err(e), vec![]),
-        };
-        self.records.extend(records);
-        self.compute.take().await;
-        result.map(Into::into).map_err(Into::into)
-    }
-
-    async fn send_all(
-        &mut self,
-        requests: Vec<wit::Request>,
-    ) -> Vec<Result<wit::Response, wit::SendError>> {
-        self.compute.release();
-        let (results, records): (Vec<_>, Vec<_>) = match self.step_outbound() {
-            Ok((sender, step)) => {
-                let step = &step;
-                futures_util::stream::iter(requests)
-                    .map(|r| sender.send(step, r.into()))
-                    .buffered(self.limits.max_concurrent_requests.max(1))
-                    .collect::<Vec<_>>()
-                    .await
-                    .into_iter()
-                    .unzip()
-            }
-            Err(e) => requests.iter().map(|_| (Err(e.clone()), vec![])).unzip(),
-        };
-        self.records.extend(records.into_iter().flatten());
-        self.compute.take().await;
-        results
-            .into_iter()
-            .map(|r| r.map(Into::into).map_err(Into::into))
-            .collect()
-    }
-
-    async fn bound_connections(&mut self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .outbound
-            .iter()
-            .flat_map(|o| o.connections.keys().cloned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl log::Host for StepState {
-    async fn log(&mut self, level: log::Level, message: String) {
-        let level = match level {
-            log::Level::Trace => "trace",
-            log::Level::Debug => "debug",
-            log::Level::Info => "info",
-            log::Level::Warn => "warn",
-            log::Level::Error => "error",
-        };
-        let message = self.scrub(message);
-        self.logs.push(level, &message);
-    }
-}
-
-/// The step's log lines within the budget.
-struct LogBuffer {
-    lines: Vec<LogLine>,
-    bytes: usize,
-    dropped: u32,
-    max_bytes: usize,
-    max_line: usize,
-}
-
-impl LogBuffer {
-    fn new(limits: &Limits) -> Self {
-        Self {
-            lines: vec![],
-            bytes: 0,
-            dropped: 0,
-            max_bytes: limits.max_log_bytes,
-            max_line: limits.max_log_line,
-        }
-    }
-
-    fn push(&mut self, level: &'static str, message: &str) {
-        let mut escaped: String = message.escape_debug().collect();
-        if escaped.len() > self.max_line {
-            let mut cut = self.max_line;
-            while !escaped.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            escaped.truncate(cut);
-            escaped.push('…');
-        }
-        if self.bytes + escaped.len() > self.max_bytes {
-            self.dropped = self.dropped.saturating_add(1);
-            return;
-        }
-        self.bytes += escaped.len();
-        self.lines.push(LogLine {
-            level,
-            message: escaped,
-        });
-    }
-
-    /// Adds captured WASI output, a line per line.
-    fn push_output(&mut self, level: &'static str, output: &str) {
-        for line in output.lines() {
-            self.push(level, line);
         }
     }
 }
@@ -458,17 +191,18 @@ fn prepare(
     }
     let scrubber = Scrubber::new(connections.values().map(Arc::as_ref));
     let deadline = tokio::time::Instant::now() + limits.step_deadline;
-    let mut state = StepState::new(&limits, compute.step());
-    state.outbound = Some(OutboundCtx {
+    let outbound = OutboundCtx {
         sender,
-        plugin: plugin.clone(),
+        manifest: plugin.manifest.clone(),
+        plugin_hosts: plugin.hosts.clone(),
         operator_hosts,
         tenant_hosts,
         connections,
         scrubber,
         deadline,
         traffic: StepTraffic::default(),
-    });
+    };
+    let state = StepState::for_step(&limits, compute.step(), outbound);
     Ok((state, req.call, req.input.to_string()))
 }
 
@@ -476,7 +210,7 @@ fn prepare(
 fn new_store(engine: &wasmtime::Engine, state: StepState) -> Store<StepState> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| s.limiter());
-    store.data().compute.clone().install(&mut store);
+    store.data().compute().clone().install(&mut store);
     store
 }
 
@@ -488,11 +222,9 @@ async fn within_deadline<T>(
 ) -> Result<wasmtime::Result<T>, tokio::time::error::Elapsed> {
     let deadline = store
         .data()
-        .outbound
-        .as_ref()
-        .expect("a step has an outbound context")
-        .deadline;
-    let slot = store.data().compute.clone();
+        .deadline()
+        .expect("a step has an outbound context");
+    let slot = store.data().compute().clone();
     let run = async {
         slot.take().await;
         call(store).await
@@ -553,7 +285,7 @@ impl ReusedInstance {
             Err(rejected) => return *rejected,
         };
         *self.store.data_mut() = state;
-        self.store.data().compute.clone().install(&mut self.store);
+        self.store.data().compute().clone().install(&mut self.store);
         let invoke = self.invoke;
         let result = within_deadline(&mut self.store, async |store| {
             invoke
@@ -563,7 +295,7 @@ impl ReusedInstance {
         })
         .await;
         // The epoch callback holds the slot too, until the next step installs its own.
-        self.store.data().compute.release();
+        self.store.data().compute().release();
         finish(self.store.data_mut(), result, &limits, started)
     }
 }
@@ -585,7 +317,7 @@ fn finish(
             )),
             None,
         ),
-        Ok(Err(trap)) if state.limiter.memory_exceeded => (
+        Ok(Err(trap)) if state.memory_exceeded() => (
             Outcome::Error,
             None,
             Some(failure(
@@ -625,15 +357,11 @@ fn finish(
         },
         Ok(Ok(Err(step_error))) => classify(step_error),
     };
-    if let Some(wasi) = &state.wasi {
-        for (level, output) in [
-            ("stdout", wasi.stdout.contents()),
-            ("stderr", wasi.stderr.contents()),
-        ] {
-            let output = state.scrub(String::from_utf8_lossy(&output).into_owned());
-            state.logs.push_output(level, &output);
-        }
-    }
+    let StepOutput {
+        requests,
+        logs,
+        logs_dropped,
+    } = state.take_output();
     let error = error.map(|f| StepFailure {
         kind: f.kind,
         message: state.scrub(f.message),
@@ -644,9 +372,9 @@ fn finish(
         error,
         status,
         duration_ms: started.elapsed().as_millis() as u64,
-        requests: std::mem::take(&mut state.records),
-        logs: std::mem::take(&mut state.logs.lines),
-        logs_dropped: state.logs.dropped,
+        requests,
+        logs,
+        logs_dropped,
     }
 }
 

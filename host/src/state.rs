@@ -1,0 +1,349 @@
+//! The store data of one plugin instance (a step's, or the load-time
+//! `describe` call's): its memory limiter, compute slot and WASI, and the
+//! host side of the plugin's imports (outbound requests through the sender,
+//! log lines within the budget). It sits below both `plugin`, whose
+//! `InstancePre` and linker are typed by it, and `step`, which fills it for
+//! a step and reads what the step left in it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtxView, WasiView};
+
+use crate::bindings::courier::plugin::{log, outbound, types};
+use crate::bindings::types as wit;
+use crate::compute::{ComputeShare, ComputeSlot};
+use crate::credentials::{BoundConnection, Scrubber};
+use crate::exchange::SendError;
+use crate::limits::Limits;
+use crate::manifest::Manifest;
+use crate::outbound::{RequestRecord, Sender, StepOutbound, StepTraffic};
+use crate::wasi::NoGrantWasi;
+use courier_egress::AllowedHost;
+
+/// One log line of a step.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    /// `trace`, `debug`, `info`, `warn`, `error`, or `stdout`/`stderr` for WASI output.
+    pub level: &'static str,
+    /// The line, control characters escaped, cut at the line limit.
+    pub message: String,
+}
+
+/// Memory and instance limits of one store; records whether memory ran out.
+struct StepLimiter {
+    memory_bytes: usize,
+    memory_exceeded: bool,
+}
+
+impl ResourceLimiter for StepLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.memory_exceeded = true;
+            wasmtime::bail!("memory limit of {} bytes exceeded", self.memory_bytes);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        4
+    }
+}
+
+/// Per-step outbound context: what the plugin's requests are checked against.
+pub(crate) struct OutboundCtx {
+    pub(crate) sender: Arc<Sender>,
+    /// The plugin's manifest (its declared connections).
+    pub(crate) manifest: Arc<Manifest>,
+    /// The hosts the plugin's manifest allows.
+    pub(crate) plugin_hosts: Arc<[AllowedHost]>,
+    pub(crate) operator_hosts: Arc<[AllowedHost]>,
+    pub(crate) tenant_hosts: Option<Arc<[AllowedHost]>>,
+    pub(crate) connections: HashMap<String, Arc<BoundConnection>>,
+    pub(crate) scrubber: Scrubber,
+    pub(crate) deadline: tokio::time::Instant,
+    pub(crate) traffic: StepTraffic,
+}
+
+/// What a step leaves in its state: its requests and log lines.
+pub(crate) struct StepOutput {
+    /// Every outbound request, secrets redacted.
+    pub(crate) requests: Vec<RequestRecord>,
+    /// The plugin's log lines and its WASI output, secrets redacted.
+    pub(crate) logs: Vec<LogLine>,
+    /// Log lines dropped over the step's log budget.
+    pub(crate) logs_dropped: u32,
+}
+
+/// The store data of one step.
+pub(crate) struct StepState {
+    /// Built when the plugin first calls WASI (components built with the
+    /// SDK import none of it).
+    wasi: Option<NoGrantWasi>,
+    table: ResourceTable,
+    limiter: StepLimiter,
+    limits: Arc<Limits>,
+    outbound: Option<OutboundCtx>,
+    records: Vec<RequestRecord>,
+    logs: LogBuffer,
+    /// The step's compute slot: held while guest code runs.
+    compute: ComputeSlot,
+}
+
+impl StepState {
+    /// State for the load-time `describe` call: no requests allowed.
+    pub(crate) fn for_describe(limits: &Arc<Limits>) -> Self {
+        Self::new(limits, ComputeShare::new(1).step())
+    }
+
+    /// State for a step: its requests go through `outbound`, its guest code
+    /// runs on `compute`.
+    pub(crate) fn for_step(
+        limits: &Arc<Limits>,
+        compute: ComputeSlot,
+        outbound: OutboundCtx,
+    ) -> Self {
+        Self {
+            outbound: Some(outbound),
+            ..Self::new(limits, compute)
+        }
+    }
+
+    /// State with no outbound context, running guest code on `compute`.
+    fn new(limits: &Arc<Limits>, compute: ComputeSlot) -> Self {
+        Self {
+            wasi: None,
+            table: ResourceTable::new(),
+            limiter: StepLimiter {
+                memory_bytes: limits.memory_bytes,
+                memory_exceeded: false,
+            },
+            limits: limits.clone(),
+            outbound: None,
+            records: vec![],
+            logs: LogBuffer::new(limits),
+            compute,
+        }
+    }
+
+    /// Text with the step's secrets scrubbed (for logs and messages).
+    pub(crate) fn scrub(&self, text: String) -> String {
+        match &self.outbound {
+            Some(o) => o.scrubber.text(text),
+            None => text,
+        }
+    }
+
+    pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limiter
+    }
+
+    /// Whether the plugin asked for more memory than its limit.
+    pub(crate) fn memory_exceeded(&self) -> bool {
+        self.limiter.memory_exceeded
+    }
+
+    /// The compute slot the guest code runs on.
+    pub(crate) fn compute(&self) -> &ComputeSlot {
+        &self.compute
+    }
+
+    /// The step's deadline; `None` for the `describe` call.
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.outbound.as_ref().map(|o| o.deadline)
+    }
+
+    /// Takes the step's requests and log lines, after adding what the plugin
+    /// wrote to WASI stdout and stderr (scrubbed) to the logs.
+    pub(crate) fn take_output(&mut self) -> StepOutput {
+        if let Some(wasi) = &self.wasi {
+            for (level, output) in [
+                ("stdout", wasi.stdout.contents()),
+                ("stderr", wasi.stderr.contents()),
+            ] {
+                let output = self.scrub(String::from_utf8_lossy(&output).into_owned());
+                self.logs.push_output(level, &output);
+            }
+        }
+        StepOutput {
+            requests: std::mem::take(&mut self.records),
+            logs: std::mem::take(&mut self.logs.lines),
+            logs_dropped: self.logs.dropped,
+        }
+    }
+
+    fn step_outbound(&self) -> Result<(&Sender, StepOutbound<'_>), SendError> {
+        let ctx = self.outbound.as_ref().ok_or_else(|| {
+            SendError::Other("requests are not allowed while the plugin describes itself".into())
+        })?;
+        Ok((
+            &ctx.sender,
+            StepOutbound {
+                manifest: &ctx.manifest,
+                plugin_hosts: &ctx.plugin_hosts,
+                operator_hosts: &ctx.operator_hosts,
+                tenant_hosts: ctx.tenant_hosts.as_deref(),
+                connections: &ctx.connections,
+                scrubber: &ctx.scrubber,
+                limits: &self.limits,
+                deadline: ctx.deadline,
+                traffic: &ctx.traffic,
+            },
+        ))
+    }
+}
+
+impl WasiView for StepState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let output_cap = self.limits.max_log_bytes;
+        let wasi = self
+            .wasi
+            .get_or_insert_with(|| NoGrantWasi::new(output_cap));
+        WasiCtxView {
+            ctx: &mut wasi.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for StepState {}
+
+/// The plugin's requests, converted at this boundary: WIT requests in, the
+/// host's [`crate::exchange`] types through the sender, WIT results out.
+impl outbound::Host for StepState {
+    async fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::SendError> {
+        self.compute.release();
+        let (result, records) = match self.step_outbound() {
+            Ok((sender, step)) => sender.send(&step, request.into()).await,
+            Err(e) => (Err(e), vec![]),
+        };
+        self.records.extend(records);
+        self.compute.take().await;
+        result.map(Into::into).map_err(Into::into)
+    }
+
+    async fn send_all(
+        &mut self,
+        requests: Vec<wit::Request>,
+    ) -> Vec<Result<wit::Response, wit::SendError>> {
+        self.compute.release();
+        let (results, records): (Vec<_>, Vec<_>) = match self.step_outbound() {
+            Ok((sender, step)) => {
+                let step = &step;
+                futures_util::stream::iter(requests)
+                    .map(|r| sender.send(step, r.into()))
+                    .buffered(self.limits.max_concurrent_requests.max(1))
+                    .collect::<Vec<_>>()
+                    .await
+                    .into_iter()
+                    .unzip()
+            }
+            Err(e) => requests.iter().map(|_| (Err(e.clone()), vec![])).unzip(),
+        };
+        self.records.extend(records.into_iter().flatten());
+        self.compute.take().await;
+        results
+            .into_iter()
+            .map(|r| r.map(Into::into).map_err(Into::into))
+            .collect()
+    }
+
+    async fn bound_connections(&mut self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .outbound
+            .iter()
+            .flat_map(|o| o.connections.keys().cloned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl log::Host for StepState {
+    async fn log(&mut self, level: log::Level, message: String) {
+        let level = match level {
+            log::Level::Trace => "trace",
+            log::Level::Debug => "debug",
+            log::Level::Info => "info",
+            log::Level::Warn => "warn",
+            log::Level::Error => "error",
+        };
+        let message = self.scrub(message);
+        self.logs.push(level, &message);
+    }
+}
+
+/// The step's log lines within the budget.
+struct LogBuffer {
+    lines: Vec<LogLine>,
+    bytes: usize,
+    dropped: u32,
+    max_bytes: usize,
+    max_line: usize,
+}
+
+impl LogBuffer {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            lines: vec![],
+            bytes: 0,
+            dropped: 0,
+            max_bytes: limits.max_log_bytes,
+            max_line: limits.max_log_line,
+        }
+    }
+
+    fn push(&mut self, level: &'static str, message: &str) {
+        let mut escaped: String = message.escape_debug().collect();
+        if escaped.len() > self.max_line {
+            let mut cut = self.max_line;
+            while !escaped.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            escaped.truncate(cut);
+            escaped.push('…');
+        }
+        if self.bytes + escaped.len() > self.max_bytes {
+            self.dropped = self.dropped.saturating_add(1);
+            return;
+        }
+        self.bytes += escaped.len();
+        self.lines.push(LogLine {
+            level,
+            message: escaped,
+        });
+    }
+
+    /// Adds captured WASI output, a line per line.
+    fn push_output(&mut self, level: &'static str, output: &str) {
+        for line in output.lines() {
+            self.push(level, line);
+        }
+    }
+}
