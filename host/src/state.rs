@@ -160,6 +160,19 @@ impl StepState {
         }
     }
 
+    /// JSON text the plugin returns (its output), scrubbed like a response
+    /// body so it stays valid JSON: a backstop, since everything the plugin
+    /// could have read a secret from was scrubbed already.
+    pub(crate) fn scrub_json(&self, text: String) -> String {
+        match &self.outbound {
+            Some(o) if !o.scrubber.is_empty() => {
+                String::from_utf8(o.scrubber.body(text.into_bytes()))
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            }
+            _ => text,
+        }
+    }
+
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limiter
     }

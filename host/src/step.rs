@@ -343,7 +343,7 @@ fn finish(
                 None,
             )
         }
-        Ok(Ok(Ok(text))) => match serde_json::from_str(&text) {
+        Ok(Ok(Ok(text))) => match serde_json::from_str(&state.scrub_json(text)) {
             Ok(value) => (Outcome::Success, Some(value), None, None),
             Err(e) => (
                 Outcome::Error,
@@ -355,7 +355,7 @@ fn finish(
                 None,
             ),
         },
-        Ok(Ok(Err(step_error))) => classify(step_error),
+        Ok(Ok(Err(step_error))) => classify(step_error, |output| state.scrub_json(output)),
     };
     let StepOutput {
         requests,
@@ -389,8 +389,9 @@ type Classified = (
     Option<u16>,
 );
 
-/// Maps the plugin's step error to an outcome.
-fn classify(e: StepError) -> Classified {
+/// Maps the plugin's step error to an outcome; the output an `http` error
+/// carries passes through `scrub_output` first.
+fn classify(e: StepError, scrub_output: impl FnOnce(String) -> String) -> Classified {
     match e {
         StepError::InvalidInput(m) => (
             Outcome::Error,
@@ -407,8 +408,8 @@ fn classify(e: StepError) -> Classified {
         StepError::Http(h) => {
             let output = h
                 .output
-                .as_deref()
-                .and_then(|o| serde_json::from_str(o).ok());
+                .map(scrub_output)
+                .and_then(|o| serde_json::from_str(&o).ok());
             (
                 Outcome::HttpError,
                 output,
@@ -525,7 +526,7 @@ mod tests {
             ),
         ];
         for (error, outcome, kind, message) in cases {
-            let (got, output, failure, status) = classify(StepError::Send(error.into()));
+            let (got, output, failure, status) = classify(StepError::Send(error.into()), |o| o);
             let failure = failure.unwrap();
             assert_eq!(
                 (got, failure.kind, failure.message.as_str()),
