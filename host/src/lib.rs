@@ -65,7 +65,7 @@ pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, Stor
 pub use tls::TlsSettings;
 
 use courier_egress::NetworkPolicy;
-use credentials::{TokenManager, TokenPersistence};
+use credentials::{Caches, TokenManager, TokenPersistence};
 use engine::{ComponentCache, EpochTicker};
 use operator::OperatorPolicy;
 use outbound::Sender;
@@ -228,6 +228,7 @@ impl HostBuilder {
                 cache: ComponentCache::new(self.cache_dir),
                 load_limits: self.load_limits,
                 sender: Arc::new(sender),
+                caches: Caches::default(),
                 policy,
                 admission: admission::Admission::new(self.concurrency),
                 plugins: RwLock::new(HashMap::new()),
@@ -249,6 +250,9 @@ pub(crate) struct HostInner {
     cache: ComponentCache,
     load_limits: LoadLimits,
     sender: Arc<Sender>,
+    /// What binding builds from connections' secrets (TLS material, JWT
+    /// keys, scrubber automata), this host's alone.
+    caches: Caches,
     policy: OperatorPolicy,
     admission: admission::Admission,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
@@ -328,8 +332,7 @@ impl Host {
         };
         step::run(
             step.plugin,
-            &self.inner.engine,
-            self.inner.sender.clone(),
+            &self.inner,
             step.policy,
             request,
             &step.permit.compute,
@@ -407,9 +410,9 @@ pub mod bench {
     pub struct Scrubbing(credentials::Scrubber);
 
     impl Scrubbing {
-        /// A scrubber that knows these secrets.
+        /// A scrubber that knows these secrets (with caches of its own).
         pub fn new(secrets: &[&str]) -> Self {
-            let scrubber = credentials::Scrubber::new([]);
+            let scrubber = credentials::Scrubber::new([], &Caches::default());
             for secret in secrets {
                 scrubber.learn(&Secret::new(*secret));
             }
@@ -436,7 +439,7 @@ pub mod bench {
         instance
             .run(
                 &step.plugin,
-                host.inner.sender.clone(),
+                &host.inner,
                 step.policy,
                 request,
                 &step.permit.compute,

@@ -9,13 +9,14 @@ use std::time::Instant;
 use serde::Serialize;
 use wasmtime::Store;
 
+use crate::HostInner;
 use crate::bindings::types::StepError;
 use crate::compute::ComputeShare;
 use crate::credentials::{ConnectionConfig, Scrubber};
 use crate::exchange::SendError;
 use crate::limits::Limits;
 use crate::operator::Effective;
-use crate::outbound::{RequestRecord, Sender, StepTraffic};
+use crate::outbound::{RequestRecord, StepTraffic};
 use crate::outcome::{FailureKind, Outcome};
 use crate::plugin::Plugin;
 use crate::state::{LogLine, OutboundCtx, StepOutput, StepState};
@@ -102,22 +103,21 @@ impl StepResult {
     }
 }
 
-/// Runs one step of a loaded plugin, in a fresh store and instance.
+/// Runs one step of a loaded plugin of `host`, in a fresh store and instance.
 pub(crate) async fn run(
     plugin: Arc<Plugin>,
-    engine: &wasmtime::Engine,
-    sender: Arc<Sender>,
+    host: &HostInner,
     policy: Effective,
     req: StepRequest,
     compute: &ComputeShare,
     started: Instant,
 ) -> StepResult {
     let limits = policy.limits.clone();
-    let (state, call, input) = match prepare(&plugin, sender, policy, req, compute, started) {
+    let (state, call, input) = match prepare(&plugin, host, policy, req, compute, started) {
         Ok(prepared) => prepared,
         Err(rejected) => return *rejected,
     };
-    let mut store = new_store(engine, state);
+    let mut store = new_store(&host.engine, state);
     let result = within_deadline(&mut store, async |store| {
         let invoke = plugin.instantiate_invoke(store).await?;
         invoke
@@ -129,11 +129,12 @@ pub(crate) async fn run(
     finish(store.data_mut(), result, &limits, started)
 }
 
-/// Checks a step request against the plugin and binds its connections;
-/// returns the step's state, call and input text, or why it is rejected.
+/// Checks a step request against the plugin and binds its connections
+/// (through `host`'s token manager and caches); returns the step's state,
+/// call and input text, or why it is rejected.
 fn prepare(
     plugin: &Arc<Plugin>,
-    sender: Arc<Sender>,
+    host: &HostInner,
     policy: Effective,
     req: StepRequest,
     compute: &ComputeShare,
@@ -180,7 +181,13 @@ fn prepare(
         })?;
         let bound = plugin
             .bindings
-            .bind(spec, config, &req.tenant, sender.tokens())
+            .bind(
+                spec,
+                config,
+                &req.tenant,
+                host.sender.tokens(),
+                &host.caches,
+            )
             .map_err(|e| reject(FailureKind::InvalidStep, e.to_string()))?;
         if connections.insert(name.clone(), bound).is_some() {
             return Err(reject(
@@ -189,10 +196,10 @@ fn prepare(
             ));
         }
     }
-    let scrubber = Scrubber::new(connections.values().map(Arc::as_ref));
+    let scrubber = Scrubber::new(connections.values().map(Arc::as_ref), &host.caches);
     let deadline = tokio::time::Instant::now() + limits.step_deadline;
     let outbound = OutboundCtx {
-        sender,
+        sender: host.sender.clone(),
         manifest: plugin.manifest.clone(),
         plugin_hosts: plugin.hosts.clone(),
         operator_hosts,
@@ -266,7 +273,7 @@ impl ReusedInstance {
     pub(crate) async fn run(
         &mut self,
         plugin: &Arc<Plugin>,
-        sender: Arc<Sender>,
+        host: &HostInner,
         policy: Effective,
         req: StepRequest,
         compute: &ComputeShare,
@@ -280,7 +287,7 @@ impl ReusedInstance {
             );
         }
         let limits = policy.limits.clone();
-        let (state, call, input) = match prepare(plugin, sender, policy, req, compute, started) {
+        let (state, call, input) = match prepare(plugin, host, policy, req, compute, started) {
             Ok(prepared) => prepared,
             Err(rejected) => return *rejected,
         };

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::secret::Secret;
-use crate::shared::SharedBuilds;
+use crate::shared::BoundedCache;
 
 /// The `[tls]` table of a connection file (operator side). Paths are read
 /// when the connection is bound to a step.
@@ -130,7 +130,13 @@ impl fmt::Debug for ConnectionTls {
 
 impl ConnectionTls {
     /// Loads the material a `[tls]` table names; `None` when it names nothing.
-    pub(crate) fn load(settings: &TlsSettings) -> Result<Option<Arc<Self>>, TlsError> {
+    /// An unchanged configuration is built once per host and kept in
+    /// `loaded`, so steps binding the same connection share one rustls
+    /// configuration (and so one pool of connections).
+    pub(crate) fn load(
+        settings: &TlsSettings,
+        loaded: &BoundedCache<[u8; 32], Arc<Self>>,
+    ) -> Result<Option<Arc<Self>>, TlsError> {
         let verification = match (
             settings.verify_peer.unwrap_or(true),
             settings.verify_host.unwrap_or(true),
@@ -178,9 +184,9 @@ impl ConnectionTls {
             verification as u8,
         ]);
         let identity: [u8; 32] = digest.finalize().into();
-        LOADED
+        loaded
             .get_or_build(identity, || {
-                Self::build(settings, &files, &source, verification, identity)
+                Self::build(settings, &files, &source, verification, identity).map(Arc::new)
             })
             .map(Some)
     }
@@ -308,10 +314,6 @@ pub(crate) fn offering_http2(config: Arc<ClientConfig>, http2: bool) -> Arc<Clie
     http1.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(http1)
 }
-
-/// Loaded configurations by identity, so steps binding the same connection
-/// share one rustls configuration (and so one pool of connections).
-static LOADED: SharedBuilds<ConnectionTls> = SharedBuilds::new(256);
 
 fn bytes(file: &Option<Zeroizing<Vec<u8>>>) -> &[u8] {
     file.as_deref().map(Vec::as_slice).unwrap_or_default()
@@ -549,13 +551,13 @@ impl ServerCertVerifier for AnyCertificate {
 mod tests {
     use super::*;
 
+    fn load(settings: &TlsSettings) -> Result<Option<Arc<ConnectionTls>>, TlsError> {
+        ConnectionTls::load(settings, &BoundedCache::new(4))
+    }
+
     #[test]
     fn an_empty_table_is_the_default_configuration() {
-        assert!(
-            ConnectionTls::load(&TlsSettings::default())
-                .unwrap()
-                .is_none()
-        );
+        assert!(load(&TlsSettings::default()).unwrap().is_none());
     }
 
     #[test]
@@ -564,28 +566,23 @@ mod tests {
             ca_only: true,
             ..TlsSettings::default()
         };
-        assert!(ConnectionTls::load(&only).is_err());
+        assert!(load(&only).is_err());
         let half = TlsSettings {
             client_cert_file: Some("c.pem".into()),
             ..TlsSettings::default()
         };
-        assert!(
-            ConnectionTls::load(&half)
-                .unwrap_err()
-                .to_string()
-                .contains("go together")
-        );
+        assert!(load(&half).unwrap_err().to_string().contains("go together"));
     }
 
     #[test]
     fn relaxed_verification_is_insecure_and_keys_its_own_pool() {
-        let host = ConnectionTls::load(&TlsSettings {
+        let host = load(&TlsSettings {
             verify_host: Some(false),
             ..TlsSettings::default()
         })
         .unwrap()
         .unwrap();
-        let peer = ConnectionTls::load(&TlsSettings {
+        let peer = load(&TlsSettings {
             verify_peer: Some(false),
             ..TlsSettings::default()
         })
@@ -601,8 +598,14 @@ mod tests {
             verify_host: Some(false),
             ..TlsSettings::default()
         };
-        let first = ConnectionTls::load(&settings()).unwrap().unwrap();
-        let again = ConnectionTls::load(&settings()).unwrap().unwrap();
+        let (host, other_host) = (BoundedCache::new(4), BoundedCache::new(4));
+        let first = ConnectionTls::load(&settings(), &host).unwrap().unwrap();
+        let again = ConnectionTls::load(&settings(), &host).unwrap().unwrap();
         assert!(Arc::ptr_eq(&first, &again));
+        let other = ConnectionTls::load(&settings(), &other_host)
+            .unwrap()
+            .unwrap();
+        assert!(!Arc::ptr_eq(&first, &other), "each host builds its own");
+        assert_eq!(first.identity(), other.identity());
     }
 }

@@ -12,7 +12,7 @@ use url::Url;
 use super::jwt::JwtSigner;
 use super::scrub::{MIN_SECRET_LEN, Matcher};
 use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, client_basic_pair, fingerprint};
-use super::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
+use super::{AuthKind, Caches, ConnectionConfig, ConnectionError, Secrets};
 use crate::manifest::{
     AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget,
     SecretPlacement, secret_template,
@@ -83,12 +83,14 @@ pub(crate) struct BoundConnection {
 impl BoundConnection {
     /// Checks an operator's configuration against the plugin's declaration.
     /// Token-based schemes share their token cache with every step of the
-    /// same tenant and connection id through `tokens`.
+    /// same tenant and connection id through `tokens`; what is built from
+    /// the secrets (TLS material, JWT keys) comes from the host's `caches`.
     pub(crate) fn bind(
         spec: &ConnectionSpec,
         config: ConnectionConfig,
         tenant: &str,
         tokens: &TokenManager,
+        caches: &Caches,
     ) -> Result<Self, ConnectionError> {
         let fail = |message: String| ConnectionError {
             connection: spec.name.clone(),
@@ -106,7 +108,7 @@ impl BoundConnection {
                     .origin(),
             );
         }
-        let tls = ConnectionTls::load(&config.tls).map_err(|e| fail(e.to_string()))?;
+        let tls = ConnectionTls::load(&config.tls, &caches.tls).map_err(|e| fail(e.to_string()))?;
         let http2 = config.tls.http2;
         let kind = scheme_kind(&spec.auth, config.auth).map_err(fail)?;
         check_keys(kind, &config).map_err(fail)?;
@@ -117,7 +119,7 @@ impl BoundConnection {
             | AuthKind::Oauth2Password
             | AuthKind::Jwt => {
                 let (grant, endpoint) = match kind {
-                    AuthKind::Jwt => jwt_grant(&spec.auth, &config).map_err(fail)?,
+                    AuthKind::Jwt => jwt_grant(&spec.auth, &config, caches).map_err(fail)?,
                     _ => oauth2_grant(kind, &spec.auth, &config).map_err(fail)?,
                 };
                 let id = config.id.as_deref().unwrap_or(&spec.name);
@@ -456,10 +458,12 @@ fn oauth2_grant(
 }
 
 /// The host-signed JWT: algorithm, claims and lifetime from the operator or
-/// the plugin; exchanged at `token_url` when there is one.
+/// the plugin; exchanged at `token_url` when there is one. The signing key
+/// comes from the host's `caches`.
 fn jwt_grant(
     declared: &AuthScheme,
     config: &ConnectionConfig,
+    caches: &Caches,
 ) -> Result<(Grant, Option<Endpoint>), String> {
     let plugin = match declared {
         AuthScheme::Jwt(j) => Some(j),
@@ -484,6 +488,7 @@ fn jwt_grant(
         .or(plugin.map(|j| j.lifetime_secs))
         .unwrap_or(DEFAULT_JWT_LIFETIME_SECS);
     let signer = JwtSigner::new(
+        &caches.jwt_keys,
         algorithm,
         config.secrets.hmac_key.as_ref(),
         config.secrets.private_key.as_ref(),

@@ -14,20 +14,18 @@ use serde_json::{Map, Value};
 use super::tokens::fingerprint;
 use crate::manifest::JwtAlgorithm;
 use crate::secret::Secret;
-use crate::shared::SharedBuilds;
+use crate::shared::BoundedCache;
 
-/// The key a JWT is signed with.
-enum SigningKey {
+/// The key a JWT is signed with. The host keeps them per key secret
+/// ([`super::Caches::jwt_keys`]): steps binding the same key share it instead
+/// of parsing (and, for RSA, validating) it each time. Like the TLS client
+/// keys, they stay in memory between steps; ring does not zeroize them when
+/// they are dropped (see [`crate::shared`]).
+pub(crate) enum SigningKey {
     Hmac(ring::hmac::Key),
     Rsa(RsaKeyPair),
     Ecdsa(EcdsaKeyPair),
 }
-
-/// Signing keys by the fingerprint of their algorithm and key secret: steps
-/// binding the same key share it instead of parsing (and, for RSA,
-/// validating) it each time. Like the TLS client keys, they stay in memory
-/// between steps.
-static KEYS: SharedBuilds<SigningKey> = SharedBuilds::new(256);
 
 impl SigningKey {
     /// Parses the key `secret` holds for `algorithm`: the HMAC key itself, or
@@ -73,9 +71,11 @@ impl std::fmt::Debug for JwtSigner {
 
 impl JwtSigner {
     /// A signer for `algorithm` with its key (`hmac_key` for HS256, a PKCS#8
-    /// PEM `private_key` for RS256/ES256), the claims template (a JSON
-    /// object) and the lifetime of each token.
+    /// PEM `private_key` for RS256/ES256; parsed once per host and key,
+    /// kept in `keys` by the fingerprint of algorithm and key), the claims
+    /// template (a JSON object) and the lifetime of each token.
     pub(crate) fn new(
+        keys: &BoundedCache<[u8; 32], Arc<SigningKey>>,
         algorithm: JwtAlgorithm,
         hmac_key: Option<&Secret>,
         private_key: Option<&Secret>,
@@ -94,8 +94,8 @@ impl JwtSigner {
                 );
             }
         };
-        let key = KEYS.get_or_build(fingerprint([alg_name(algorithm), secret.expose()]), || {
-            SigningKey::new(algorithm, secret)
+        let key = keys.get_or_build(fingerprint([alg_name(algorithm), secret.expose()]), || {
+            SigningKey::new(algorithm, secret).map(Arc::new)
         })?;
         if lifetime_secs == 0 {
             return Err("`lifetime_secs` must be positive".into());

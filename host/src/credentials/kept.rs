@@ -11,34 +11,37 @@
 //! those seen before it was bound, so a replaced certificate or key is read
 //! by the next step.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::connection::Credential;
-use super::{BoundConnection, ConnectionConfig, ConnectionError, TokenManager};
+use super::{BoundConnection, Caches, ConnectionConfig, ConnectionError, TokenManager};
 use crate::manifest::ConnectionSpec;
+use crate::shared::BoundedCache;
 
-/// Bindings kept per plugin before the map starts afresh.
-const KEPT: usize = 1024;
+/// Bindings kept per plugin; past it, the least recently used is evicted.
+pub(crate) const KEPT: usize = 1024;
 
-/// One plugin's kept bindings, by tenant and connection file. They hold the
-/// files' secrets (zeroized when dropped) as the token caches and the
-/// scrubber's automata do.
-#[derive(Default)]
+/// One plugin's kept bindings, by tenant and connection file (hashed with
+/// foldhash, see [`crate::shared`]). They hold the files' secrets, zeroized
+/// when an evicted binding's last step ends, as the token caches and the
+/// host's [`Caches`] hold theirs.
 pub(crate) struct KeptBindings {
-    kept: Mutex<Kept>,
+    kept: BoundedCache<(String, ConnectionConfig), Arc<Kept>>,
 }
 
-/// Hashed with foldhash (seeded per map): the standard SipHash of a whole
-/// connection file cost a step about 3,000 instructions. The map holds at
-/// most [`KEPT`] entries, which bounds what crafted collisions could cost.
-type Kept = HashMap<
-    (String, ConnectionConfig),
-    (Arc<BoundConnection>, Vec<FileStamp>),
-    foldhash::quality::RandomState,
->;
+impl Default for KeptBindings {
+    fn default() -> Self {
+        Self::with_capacity(KEPT)
+    }
+}
+
+/// A kept binding and the stamps of the TLS files it was bound from.
+struct Kept {
+    bound: Arc<BoundConnection>,
+    files: Vec<FileStamp>,
+}
 
 /// What identifies a file's content without reading it.
 #[derive(Debug, PartialEq)]
@@ -69,6 +72,13 @@ fn stamps(config: &ConnectionConfig) -> Option<Vec<FileStamp>> {
 }
 
 impl KeptBindings {
+    /// Keeping at most `capacity` bindings.
+    pub(super) fn with_capacity(capacity: usize) -> Self {
+        Self {
+            kept: BoundedCache::new(capacity),
+        }
+    }
+
     /// The binding of `config` to `spec` for `tenant`: a kept one if an
     /// earlier step bound the same file (and its TLS files are unchanged),
     /// else a new one (kept if it may be).
@@ -78,6 +88,7 @@ impl KeptBindings {
         config: ConnectionConfig,
         tenant: &str,
         tokens: &TokenManager,
+        caches: &Caches,
     ) -> Result<Arc<BoundConnection>, ConnectionError> {
         let key = (tenant.to_owned(), config);
         let stamped = key.1.tls.files().next().is_some();
@@ -86,32 +97,32 @@ impl KeptBindings {
         } else {
             Some(vec![])
         };
-        if let Some((bound, files)) = self.lock().get(&key)
-            && seen.as_ref() == Some(files)
-        {
-            return Ok(bound.clone());
+        if let Some(bound) = self.kept.get_with(&key, |kept| {
+            (seen.as_ref() == Some(&kept.files)).then(|| kept.bound.clone())
+        }) {
+            return Ok(bound);
         }
-        let bound = Arc::new(BoundConnection::bind(spec, key.1.clone(), tenant, tokens)?);
+        let bound = Arc::new(BoundConnection::bind(
+            spec,
+            key.1.clone(),
+            tenant,
+            tokens,
+            caches,
+        )?);
         let fixed = matches!(bound.credential, Credential::None | Credential::Static(_))
             && !key.1.tls.system_roots;
         if let Some(files) = seen.filter(|_| fixed) {
-            let mut kept = self.lock();
-            if kept.len() >= KEPT {
-                kept.clear();
-            }
-            kept.insert(key, (bound.clone(), files));
+            let kept = Kept {
+                bound: bound.clone(),
+                files,
+            };
+            self.kept.insert(key, Arc::new(kept));
         }
         Ok(bound)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Kept> {
-        self.kept
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.lock().len()
+        self.kept.len()
     }
 }

@@ -2,6 +2,7 @@
 //! injects it into requests, and how every form of a secret is scrubbed from
 //! what goes back to the plugin.
 //!
+//! - `caches`: what binding builds from secrets, kept per host;
 //! - `config`: the connection file (TOML) and its validation;
 //! - `connection`: binding a file to the plugin's declared connection, per scheme;
 //! - `kept`: bindings kept by content, shared by the steps binding the same file;
@@ -13,6 +14,7 @@
 //! The secret type itself, [`crate::secret::Secret`], sits below this module
 //! (TLS material and the store hold secrets too).
 
+mod caches;
 mod config;
 mod connection;
 mod inject;
@@ -21,6 +23,7 @@ mod kept;
 mod scrub;
 mod tokens;
 
+pub(crate) use caches::Caches;
 pub use config::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
 pub(crate) use connection::BoundConnection;
 pub(crate) use kept::KeptBindings;
@@ -53,10 +56,20 @@ mod tests {
         }
     }
 
+    /// Binds a connection file's text to a connection declaring `auth`, with
+    /// `caches` (one host's).
+    fn bind_with(
+        caches: &Caches,
+        auth: AuthScheme,
+        text: &str,
+    ) -> Result<BoundConnection, ConnectionError> {
+        let config: ConnectionConfig = toml::from_str(text).unwrap();
+        BoundConnection::bind(&spec(auth), config, "t", &TokenManager::default(), caches)
+    }
+
     /// Binds a connection file's text to a connection declaring `auth`.
     fn bind(auth: AuthScheme, text: &str) -> Result<BoundConnection, ConnectionError> {
-        let config: ConnectionConfig = toml::from_str(text).unwrap();
-        BoundConnection::bind(&spec(auth), config, "t", &TokenManager::default())
+        bind_with(&Caches::default(), auth, text)
     }
 
     #[test]
@@ -111,7 +124,7 @@ mod tests {
             "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='alice'\npassword='p@ss w/rd+?'",
         )
         .unwrap();
-        let scrub = Scrubber::new([&bound]);
+        let scrub = Scrubber::new([&bound], &Caches::default());
         let basic = STANDARD.encode("alice:p@ss w/rd+?");
         let body = format!(
             "raw=p@ss w/rd+? b64={} url={} pct={} form={} basic={basic}",
@@ -134,6 +147,7 @@ mod tests {
     fn bindings_are_kept_per_tenant_and_file_content_but_not_for_tokens() {
         let kept = KeptBindings::default();
         let tokens = TokenManager::default();
+        let caches = Caches::default();
         let config = |text: &str| -> ConnectionConfig { toml::from_str(text).unwrap() };
         let bind = |tenant: &str, text: &str| {
             kept.bind(
@@ -141,6 +155,7 @@ mod tests {
                 config(text),
                 tenant,
                 &tokens,
+                &caches,
             )
             .unwrap()
         };
@@ -175,7 +190,8 @@ mod tests {
                 &spec(AuthScheme::Bearer),
                 config(&bearer.replace("bearer", "basic")),
                 "t",
-                &tokens
+                &tokens,
+                &caches
             )
             .is_err()
         );
@@ -183,17 +199,51 @@ mod tests {
     }
 
     #[test]
+    fn the_least_recently_used_binding_is_dropped_first() {
+        let kept = KeptBindings::with_capacity(2);
+        let (tokens, caches) = (TokenManager::default(), Caches::default());
+        let bearer = "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='tok-1-abcdef'";
+        let bind = |tenant: &str| {
+            let config = toml::from_str(bearer).unwrap();
+            kept.bind(
+                &spec(AuthScheme::OperatorDefined),
+                config,
+                tenant,
+                &tokens,
+                &caches,
+            )
+            .unwrap()
+        };
+        let (a, b) = (bind("a"), bind("b"));
+        assert!(std::sync::Arc::ptr_eq(&a, &bind("a")), "a is used again");
+        bind("c");
+        assert_eq!(kept.len(), 2);
+        assert!(std::sync::Arc::ptr_eq(&a, &bind("a")), "a was kept");
+        assert!(!std::sync::Arc::ptr_eq(&b, &bind("b")), "b was dropped");
+    }
+
+    #[test]
     fn scrubbers_share_an_automaton_per_secret_set_and_learn_new_secrets() {
         let text = "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n[secrets]\ntoken='shared-tok-1'";
-        let (first, second) = (
-            bind(AuthScheme::OperatorDefined, text).unwrap(),
-            bind(AuthScheme::OperatorDefined, text).unwrap(),
+        let (host, other_host) = (Caches::default(), Caches::default());
+        let (first, second, elsewhere) = (
+            bind_with(&host, AuthScheme::OperatorDefined, text).unwrap(),
+            bind_with(&host, AuthScheme::OperatorDefined, text).unwrap(),
+            bind_with(&other_host, AuthScheme::OperatorDefined, text).unwrap(),
         );
-        let (a, b) = (Scrubber::new([&first]), Scrubber::new([&second]));
+        let (a, b) = (
+            Scrubber::new([&first], &host),
+            Scrubber::new([&second], &host),
+        );
+        let c = Scrubber::new([&elsewhere], &other_host);
         assert!(std::sync::Arc::ptr_eq(
             &a.matcher().unwrap(),
             &b.matcher().unwrap()
         ));
+        assert!(
+            !std::sync::Arc::ptr_eq(&a.matcher().unwrap(), &c.matcher().unwrap()),
+            "another host builds its own automaton"
+        );
         a.learn(&Secret::new("learned-access-tok"));
         assert_eq!(
             a.text("shared-tok-1 learned-access-tok".into()),
@@ -209,5 +259,29 @@ mod tests {
             &a.matcher().unwrap(),
             &b.matcher().unwrap()
         ));
+        c.learn(&Secret::new("learned-access-tok"));
+        assert!(
+            !std::sync::Arc::ptr_eq(&a.matcher().unwrap(), &c.matcher().unwrap()),
+            "nor do learned secrets cross hosts"
+        );
+    }
+
+    #[test]
+    fn signing_keys_and_tls_material_are_built_once_per_host() {
+        let text = "connection='default'\nauth='jwt'\nalgorithm='HS256'\nbase_url='https://a.test'\n\
+                    [tls]\nverify_host=false\n[secrets]\nhmac_key='hmac-key-long-enough'";
+        let (host, other_host) = (Caches::default(), Caches::default());
+        let first = bind_with(&host, AuthScheme::OperatorDefined, text).unwrap();
+        let tls = |b: &BoundConnection| b.tls.clone().unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            &tls(&first),
+            &tls(&bind_with(&host, AuthScheme::OperatorDefined, text).unwrap())
+        ));
+        assert!(!std::sync::Arc::ptr_eq(
+            &tls(&first),
+            &tls(&bind_with(&other_host, AuthScheme::OperatorDefined, text).unwrap())
+        ));
+        assert_eq!((host.tls.len(), host.jwt_keys.len()), (1, 1));
+        assert_eq!((other_host.tls.len(), other_host.jwt_keys.len()), (1, 1));
     }
 }

@@ -23,10 +23,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use zeroize::Zeroizing;
 
-use super::BoundConnection;
 use super::tokens::fingerprint;
+use super::{BoundConnection, Caches};
 use crate::secret::Secret;
-use crate::shared::SharedBuilds;
+use crate::shared::BoundedCache;
 use decode::{Escapes, Map, decode, json_parts};
 
 /// What a scrubbed secret is replaced with.
@@ -47,11 +47,16 @@ const MAX_PASSES: usize = 3;
 /// Replaces every known secret, in every form a decoder turns back into it,
 /// with `[REDACTED]`. It learns secrets the host obtains during a step
 /// (access tokens, rotated refresh tokens) before their first use. Its
-/// automaton is built once per set of secrets and shared by every step that
-/// scrubs the same set (see [`shared_matcher`]).
+/// automaton is built once per set of secrets and host, and shared by every
+/// step of the host that scrubs the same set (see [`shared_matcher`]).
 pub(crate) struct Scrubber {
     inner: RwLock<Known>,
+    /// The host's automata, where a set with a learned secret is looked up.
+    matchers: Arc<Matchers>,
 }
+
+/// Automata by the fingerprint of their secret set ([`Caches::matchers`]).
+type Matchers = BoundedCache<[u8; 32], Arc<Matcher>>;
 
 struct Known {
     secrets: Vec<Secret>,
@@ -59,6 +64,11 @@ struct Known {
 }
 
 /// The automata for one set of secrets and what each of its patterns is.
+///
+/// Its automata hold the secrets (their states spell out every pattern), and
+/// aho-corasick offers no way to wipe them: dropping a `Matcher` frees that
+/// memory without zeroizing it. The pattern buffers the host builds them from
+/// are zeroized as soon as the automata are built (see [`matcher`]).
 pub(crate) struct Matcher {
     /// Whether a text holds any pattern at all: leftmost-longest, so the
     /// SIMD literal prefilter (Teddy) applies; most texts hold none.
@@ -93,8 +103,13 @@ enum Pattern {
 impl Scrubber {
     /// A scrubber for the secrets of these connections. A step with one
     /// connection that has secrets uses that connection's automaton, found
-    /// once per binding (kept bindings are shared by steps).
-    pub(crate) fn new<'a>(connections: impl IntoIterator<Item = &'a BoundConnection>) -> Self {
+    /// once per binding (kept bindings are shared by steps). Automata come
+    /// from, and go to, the host's `caches`.
+    pub(crate) fn new<'a>(
+        connections: impl IntoIterator<Item = &'a BoundConnection>,
+        caches: &Caches,
+    ) -> Self {
+        let matchers = &caches.matchers;
         let with_secrets: Vec<&BoundConnection> = connections
             .into_iter()
             .filter(|c| !c.scrub.is_empty())
@@ -106,12 +121,13 @@ impl Scrubber {
         let matcher = match with_secrets.as_slice() {
             [one] => one
                 .matcher
-                .get_or_init(|| shared_matcher(&one.scrub))
+                .get_or_init(|| shared_matcher(matchers, &one.scrub))
                 .clone(),
-            _ => shared_matcher(&secrets),
+            _ => shared_matcher(matchers, &secrets),
         };
         Self {
             inner: RwLock::new(Known { secrets, matcher }),
+            matchers: matchers.clone(),
         }
     }
 
@@ -122,7 +138,7 @@ impl Scrubber {
             return;
         }
         known.secrets.push(secret.clone());
-        known.matcher = shared_matcher(&known.secrets);
+        known.matcher = shared_matcher(&self.matchers, &known.secrets);
     }
 
     /// The automaton in use, `None` when there is nothing to scrub.
@@ -274,15 +290,13 @@ fn replace(data: &[u8], mut spans: Vec<(Range<usize>, bool)>) -> Vec<u8> {
     out
 }
 
-/// Automata by the fingerprint of their secret set: steps binding the same
-/// secrets, and steps learning the same cached access token, share one
-/// automaton instead of building it each. Like the token caches, it keeps
-/// the secrets of recently used connections in memory between steps.
-static BUILT: SharedBuilds<Matcher> = SharedBuilds::new(256);
-
 /// The automaton for these secrets (order and repetitions aside), built once
-/// per set; `None` when there is nothing to scrub.
-fn shared_matcher(secrets: &[Secret]) -> Option<Arc<Matcher>> {
+/// per set and kept in the host's `matchers`: steps binding the same
+/// secrets, and steps learning the same cached access token, share one
+/// automaton instead of building it each. Like the token caches, the host
+/// keeps the secrets of recently used connections in memory between steps.
+/// `None` when there is nothing to scrub.
+fn shared_matcher(matchers: &Matchers, secrets: &[Secret]) -> Option<Arc<Matcher>> {
     let mut values: Vec<&str> = secrets
         .iter()
         .map(Secret::expose)
@@ -293,8 +307,8 @@ fn shared_matcher(secrets: &[Secret]) -> Option<Arc<Matcher>> {
     }
     values.sort_unstable();
     values.dedup();
-    let Ok(built) = BUILT.get_or_build(fingerprint(values.iter().copied()), || {
-        Ok::<_, Infallible>(matcher(&values))
+    let Ok(built) = matchers.get_or_build(fingerprint(values.iter().copied()), || {
+        Ok::<_, Infallible>(Arc::new(matcher(&values)))
     });
     Some(built)
 }
@@ -302,7 +316,9 @@ fn shared_matcher(secrets: &[Secret]) -> Option<Arc<Matcher>> {
 /// One automaton for every secret: the value itself and the base64 and
 /// base64url characters it determines at each of the three alignments (so
 /// it is found inside a longer encoded text, with or without padding).
-/// Other encodings need no patterns: the text is decoded instead.
+/// Other encodings need no patterns: the text is decoded instead. The
+/// pattern buffers are `Zeroizing`, wiped when this returns; the automata
+/// keep their own copies, which cannot be wiped.
 fn matcher(values: &[&str]) -> Matcher {
     let plus_for_space = values.iter().any(|v| v.contains(' '));
     let mut patterns: Vec<(Zeroizing<Vec<u8>>, Pattern)> = Vec::new();

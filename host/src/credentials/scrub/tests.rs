@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::*;
 
 fn scrubber(secrets: &[&str]) -> Scrubber {
-    let s = Scrubber::new([]);
+    let s = Scrubber::new([], &Caches::default());
     for secret in secrets {
         s.learn(&Secret::new(*secret));
     }
