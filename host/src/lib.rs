@@ -49,7 +49,7 @@ pub use courier_egress::{AllowedHost, PatternError};
 pub use credentials::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
 pub use engine::CompileSource;
 pub use ipnet::IpNet;
-pub use limits::Limits;
+pub use limits::{ClientSettings, Limits};
 pub use manifest::{
     AuthScheme, CallKind, CallSpec, ClientAuth, ConnectionSpec, JwtAlgorithm, JwtSettings,
     KeyLocation, Manifest, ManifestError, OAuth2Settings, PlacementTarget, SecretPlacement,
@@ -94,6 +94,7 @@ pub enum HostError {
 /// allowed by CIDR.
 pub struct HostBuilder {
     limits: Limits,
+    client_settings: ClientSettings,
     concurrency: ConcurrencyLimits,
     load_limits: LoadLimits,
     cache_dir: Option<PathBuf>,
@@ -117,9 +118,18 @@ impl HostBuilder {
         self
     }
 
-    /// Sets the per-step limits.
+    /// Sets the host-wide per-step budgets; a plugin's policy may replace
+    /// them for its steps ([`PluginPolicy::limits`]).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// Sets the settings of the shared HTTP clients and per-origin connection
+    /// slots (connect and TLS handshake timeouts, response-head caps, pooling):
+    /// host-wide, for every plugin.
+    pub fn client_settings(mut self, settings: ClientSettings) -> Self {
+        self.client_settings = settings;
         self
     }
 
@@ -152,7 +162,10 @@ impl HostBuilder {
     }
 
     /// Sets the operator's policy for one plugin: its own allowed hosts
-    /// (replacing the host-wide ones) and its own limits.
+    /// (replacing the host-wide ones) and its own step budgets. A budget it
+    /// cannot have (more memory than the host-wide limit, a deadline or
+    /// request timeout over 365 days) makes [`build`](Self::build) fail with
+    /// [`HostError::Config`].
     pub fn plugin_policy(mut self, plugin: impl Into<String>, policy: PluginPolicy) -> Self {
         self.plugin_policies.insert(plugin.into(), policy);
         self
@@ -196,10 +209,19 @@ impl HostBuilder {
         self
     }
 
-    /// Builds the host: engine, linker, client. Must be called within a tokio runtime.
+    /// Builds the host: engine, linker, client. Must be called within a tokio
+    /// runtime. Fails with [`HostError::Config`], naming the plugin and the
+    /// field, when a limit cannot be honoured.
     pub fn build(self) -> Result<Host, HostError> {
+        let policy = OperatorPolicy::new(
+            self.allowed_hosts,
+            self.limits,
+            self.plugin_policies,
+            self.tenant_hosts,
+        )
+        .map_err(HostError::Config)?;
         let engine = engine::build_engine(
-            &self.limits,
+            policy.limits(),
             self.concurrency.max_steps,
             self.epoch_interruption,
         )
@@ -208,18 +230,11 @@ impl HostBuilder {
         let sender = Sender::new(
             self.resolver,
             NetworkPolicy::allowing(self.allowed_networks),
-            &self.limits,
+            &self.client_settings,
             TokenManager::new(self.store.map(|s| s as Arc<dyn TokenPersistence>)),
             self.allow_insecure_tls,
             self.http2,
         );
-        let policy = OperatorPolicy::new(
-            self.allowed_hosts,
-            self.limits,
-            self.plugin_policies,
-            self.tenant_hosts,
-        )
-        .map_err(HostError::Config)?;
         let ticker = self.epoch_interruption.then(|| EpochTicker::start(&engine));
         Ok(Host {
             inner: Arc::new(HostInner {
@@ -264,6 +279,7 @@ impl Host {
     pub fn builder() -> HostBuilder {
         HostBuilder {
             limits: Limits::default(),
+            client_settings: ClientSettings::default(),
             concurrency: ConcurrencyLimits::default(),
             load_limits: LoadLimits::default(),
             cache_dir: None,

@@ -1,48 +1,41 @@
-//! The operator's limits on what one step may use. Every limit has a default
-//! and can be changed through [`crate::HostBuilder::limits`].
+//! The operator's limits, in two kinds:
+//!
+//! - [`Limits`]: the budgets of one step, read while the step runs. Set
+//!   host-wide with [`crate::HostBuilder::limits`] and per plugin with
+//!   [`crate::PluginPolicy::limits`] (whose memory limit may not exceed the
+//!   host-wide one).
+//! - [`ClientSettings`]: the settings of the shared HTTP clients and of the
+//!   per-origin connection slots, fixed when the host is built and shared by
+//!   every step of every plugin. Set host-wide only, with
+//!   [`crate::HostBuilder::client_settings`].
+//!
+//! Every value has a default.
 
 use std::time::Duration;
 
-/// Per-step limits.
+/// Per-step budgets. The host-wide ones apply to every step; a plugin's
+/// policy ([`crate::PluginPolicy`]) replaces them for that plugin's steps.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Wall-clock deadline of a step, plugin and requests together (default 30 s).
     pub step_deadline: Duration,
     /// Linear memory a plugin instance may use (default 64 MiB); growing past
-    /// it traps the step.
+    /// it traps the step. The host-wide value also sizes the engine's memory
+    /// slots, so a plugin's may not exceed it.
     pub memory_bytes: usize,
     /// Time a request may take when the plugin sets none (default 30 s).
     pub request_timeout: Duration,
     /// Upper bound on a plugin-chosen request timeout (default 120 s).
     pub max_request_timeout: Duration,
-    /// Time to open a TCP connection (default 10 s).
-    pub connect_timeout: Duration,
-    /// Time for the TLS handshake once TCP is connected (default 10 s).
-    pub tls_handshake_timeout: Duration,
     /// Time from the connection being ready (new or pooled) to the response
     /// head (default 30 s).
     pub first_byte_timeout: Duration,
     /// Response body size, after decoding (default 10 MiB).
     pub max_response_bytes: usize,
-    /// Response header fields (default 100); more is `too-large`.
-    pub max_response_headers: usize,
-    /// Size of a response head, all header fields together (default 64 KiB,
-    /// at least 8 KiB); more is `too-large`.
-    pub max_response_header_bytes: usize,
     /// Request body size (default 10 MiB).
     pub max_request_body_bytes: usize,
     /// Requests per step, each redirect hop counted (default 100).
     pub max_requests_per_step: u32,
-    /// How long a pooled connection may stay idle before the host closes it
-    /// (default 50 s, under the 60 s after which many servers and load
-    /// balancers drop idle connections themselves).
-    pub pool_idle_timeout: Duration,
-    /// Requests in flight to one origin, across all steps: a cap on the
-    /// connections the host opens to it (default 32).
-    pub max_connections_per_origin: usize,
-    /// How long a request waits for a free connection slot to its origin
-    /// before the step ends with `max-connection` (default 1 s).
-    pub connection_wait: Duration,
     /// Requests of one `send-all` batch in flight at once (default 8).
     pub max_concurrent_requests: usize,
     /// Redirect hops followed per request (default 10).
@@ -60,21 +53,78 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             request_timeout: Duration::from_secs(30),
             max_request_timeout: Duration::from_secs(120),
-            connect_timeout: Duration::from_secs(10),
-            tls_handshake_timeout: Duration::from_secs(10),
             first_byte_timeout: Duration::from_secs(30),
             max_response_bytes: 10 << 20,
-            max_response_headers: 100,
-            max_response_header_bytes: 64 << 10,
             max_request_body_bytes: 10 << 20,
             max_requests_per_step: 100,
-            pool_idle_timeout: Duration::from_secs(50),
-            max_connections_per_origin: 32,
-            connection_wait: Duration::from_secs(1),
             max_concurrent_requests: 8,
             max_redirects: 10,
             max_log_bytes: 64 << 10,
             max_log_line: 2 << 10,
+        }
+    }
+}
+
+/// The longest duration a step budget may take: the host adds budgets to the
+/// current time, and a far larger one would overflow the clock.
+pub(crate) const MAX_BUDGET: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl Limits {
+    /// The first budget that cannot be honoured, named by field, if any.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let durations = [
+            ("step_deadline", self.step_deadline),
+            ("request_timeout", self.request_timeout),
+            ("max_request_timeout", self.max_request_timeout),
+        ];
+        for (field, value) in durations {
+            if value > MAX_BUDGET {
+                return Err(format!(
+                    "`limits.{field}` of {value:?} exceeds the largest budget, {MAX_BUDGET:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settings of the shared HTTP clients and of the per-origin connection
+/// slots. They are built into the pooled clients when the host is built and
+/// apply to every request of every plugin: a plugin's policy cannot change
+/// them.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Time to open a TCP connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// Time for the TLS handshake once TCP is connected (default 10 s).
+    pub tls_handshake_timeout: Duration,
+    /// Response header fields (default 100); more is `too-large`.
+    pub max_response_headers: usize,
+    /// Size of a response head, all header fields together (default 64 KiB,
+    /// at least 8 KiB); more is `too-large`.
+    pub max_response_header_bytes: usize,
+    /// How long a pooled connection may stay idle before the host closes it
+    /// (default 50 s, under the 60 s after which many servers and load
+    /// balancers drop idle connections themselves).
+    pub pool_idle_timeout: Duration,
+    /// Requests in flight to one origin, across all steps: a cap on the
+    /// connections the host opens to it (default 32).
+    pub max_connections_per_origin: usize,
+    /// How long a request waits for a free connection slot to its origin
+    /// before the step ends with `max-connection` (default 1 s).
+    pub connection_wait: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_response_headers: 100,
+            max_response_header_bytes: 64 << 10,
+            pool_idle_timeout: Duration::from_secs(50),
+            max_connections_per_origin: 32,
+            connection_wait: Duration::from_secs(1),
         }
     }
 }

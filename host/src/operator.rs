@@ -1,4 +1,4 @@
-//! The operator's policy: which hosts steps may call and which limits apply,
+//! The operator's policy: which hosts steps may call and which step budgets apply,
 //! host-wide, overridden per plugin, narrowed per tenant.
 //!
 //! A request must be allowed by the plugin's manifest **and** by the
@@ -17,8 +17,10 @@ use courier_egress::AllowedHost;
 pub struct PluginPolicy {
     /// Replaces the host-wide allowed hosts for this plugin.
     pub allowed_hosts: Option<Vec<AllowedHost>>,
-    /// Replaces the host-wide limits for this plugin. Its memory limit cannot
-    /// exceed the host-wide one (the size of the engine's memory slots).
+    /// Replaces the host-wide step budgets for this plugin's steps. Its memory
+    /// limit cannot exceed the host-wide one (the size of the engine's memory
+    /// slots): [`crate::HostBuilder::build`] fails if it does. The shared
+    /// clients' settings ([`crate::ClientSettings`]) are host-wide only.
     pub limits: Option<Limits>,
 }
 
@@ -51,12 +53,18 @@ impl OperatorPolicy {
         plugins: HashMap<String, PluginPolicy>,
         tenants: HashMap<String, Vec<AllowedHost>>,
     ) -> Result<Self, String> {
-        for (name, p) in &plugins {
-            if let Some(l) = &p.limits
-                && l.memory_bytes > limits.memory_bytes
-            {
+        limits.check()?;
+        let mut names: Vec<&String> = plugins.keys().collect();
+        names.sort();
+        for name in names {
+            let Some(l) = &plugins[name].limits else {
+                continue;
+            };
+            l.check().map_err(|e| format!("plugin `{name}`: {e}"))?;
+            if l.memory_bytes > limits.memory_bytes {
                 return Err(format!(
-                    "plugin `{name}`: memory limit {} exceeds the host-wide {} bytes",
+                    "plugin `{name}`: `limits.memory_bytes` of {} exceeds the host-wide {} bytes \
+                     (the size of the engine's memory slots)",
                     l.memory_bytes, limits.memory_bytes
                 ));
             }

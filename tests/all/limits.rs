@@ -129,3 +129,157 @@ async fn a_tenants_busy_steps_take_turns_on_its_compute_slots() {
     );
     assert_eq!(busy.await.unwrap().outcome, Outcome::Timeout);
 }
+
+#[tokio::test]
+async fn a_plugin_policys_budgets_apply_to_its_steps_only() {
+    use courier_host::PluginPolicy;
+    use courier_tests::{Reply, TestServer};
+
+    let server = TestServer::start(|_| Reply {
+        status: 200,
+        headers: vec![],
+        body: vec![b'x'; 4096],
+    })
+    .await;
+    let small = Limits {
+        max_response_bytes: 1000,
+        max_requests_per_step: 1,
+        ..Limits::default()
+    };
+    let builder = host_builder().plugin_policy(
+        "misbehave",
+        PluginPolicy {
+            allowed_hosts: None,
+            limits: Some(small),
+        },
+    );
+    let host = host_with(builder, &["misbehave", "http-request"]).await;
+    let url = server.url("/big");
+    let run = |plugin: &str, call: &str, input: serde_json::Value| {
+        host.run_step(StepRequest {
+            tenant: "t".into(),
+            plugin: plugin.into(),
+            call: call.into(),
+            input,
+            connections: vec![],
+        })
+    };
+
+    let r = run("misbehave", "send", json!({"url": url})).await;
+    assert_eq!(
+        r.error.as_ref().map(|e| e.kind.as_str()),
+        Some("too-large"),
+        "the plugin's 1000-byte response budget applied: {r:?}"
+    );
+    let r = run("misbehave", "flood", json!({"url": url, "count": 3})).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(
+        r.requests.len(),
+        1,
+        "the plugin's one-request budget applied: {r:?}"
+    );
+    let out = r.output.unwrap();
+    let limited: u64 = out["failed"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("limit"))
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(limited, 2, "{out}");
+
+    let r = run("http-request", "request", json!({"url": url})).await;
+    assert_eq!(
+        r.outcome,
+        Outcome::Success,
+        "another plugin keeps the host-wide budgets: {r:?}"
+    );
+    assert_eq!(r.output.unwrap()["body"].as_str().map(str::len), Some(4096));
+}
+
+#[tokio::test]
+async fn a_plugin_budget_the_host_cannot_honour_fails_the_build() {
+    use courier_host::{HostError, PluginPolicy};
+
+    let host_wide = Limits {
+        memory_bytes: 32 << 20,
+        ..Limits::default()
+    };
+    let policy = |limits| PluginPolicy {
+        allowed_hosts: None,
+        limits: Some(limits),
+    };
+    // A valid policy of another plugin: the error names the one at fault.
+    let modest = Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let build = |plugin_limits: Limits| {
+        host_builder()
+            .limits(host_wide.clone())
+            .plugin_policy("greedy", policy(plugin_limits))
+            .plugin_policy("modest", policy(modest.clone()))
+            .build()
+    };
+
+    // Up to the host-wide memory is fine.
+    let equal = Limits {
+        memory_bytes: 32 << 20,
+        ..Limits::default()
+    };
+    let ok = host_builder()
+        .limits(host_wide.clone())
+        .plugin_policy("greedy", policy(equal))
+        .build();
+    assert!(ok.is_ok(), "{:?}", ok.err());
+
+    // More memory than the host-wide limit; budgets past the clock.
+    for (limits, field) in [
+        (
+            Limits {
+                memory_bytes: (32 << 20) + 1,
+                ..Limits::default()
+            },
+            "`limits.memory_bytes`",
+        ),
+        (
+            Limits {
+                memory_bytes: 1 << 20,
+                step_deadline: Duration::MAX,
+                ..Limits::default()
+            },
+            "`limits.step_deadline`",
+        ),
+        (
+            Limits {
+                memory_bytes: 1 << 20,
+                max_request_timeout: Duration::MAX,
+                ..Limits::default()
+            },
+            "`limits.max_request_timeout`",
+        ),
+    ] {
+        match build(limits) {
+            Err(HostError::Config(message)) => {
+                assert!(message.contains("plugin `greedy`"), "{message}");
+                assert!(message.contains(field), "{field}: {message}");
+            }
+            Err(other) => panic!("{field}: not a configuration error: {other}"),
+            Ok(_) => panic!("{field}: the host built"),
+        }
+    }
+
+    // A host-wide budget past the clock is refused too.
+    let err = host_builder()
+        .limits(Limits {
+            request_timeout: Duration::MAX,
+            ..Limits::default()
+        })
+        .build()
+        .err()
+        .expect("a budget past the clock is refused");
+    assert!(
+        err.to_string().contains("`limits.request_timeout`"),
+        "{err}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use courier_host::{Limits, Outcome};
+use courier_host::{ClientSettings, Outcome};
 use courier_tests::{Stall, TestServer, host_builder, host_with, stalling_server};
 use serde_json::json;
 
@@ -13,12 +13,12 @@ use crate::step;
 async fn an_exhausted_origin_ends_the_step_with_max_connection() {
     let server = stalling_server(Stall::AfterRequest).await;
     let other = TestServer::echo().await;
-    let limits = Limits {
+    let settings = ClientSettings {
         max_connections_per_origin: 1,
         connection_wait: Duration::from_millis(100),
-        ..Limits::default()
+        ..ClientSettings::default()
     };
-    let host = host_with(host_builder().limits(limits), &["http-request"]).await;
+    let host = host_with(host_builder().client_settings(settings), &["http-request"]).await;
     let url = format!("http://{}/held", server.addr);
 
     let first = tokio::spawn({
@@ -75,11 +75,11 @@ async fn idle_connections_are_reused_then_closed() {
     }
     assert_eq!(server.connections(), 1, "steps share the pooled connection");
 
-    let limits = Limits {
+    let settings = ClientSettings {
         pool_idle_timeout: Duration::from_millis(50),
-        ..Limits::default()
+        ..ClientSettings::default()
     };
-    let host = host_with(host_builder().limits(limits), &["http-request"]).await;
+    let host = host_with(host_builder().client_settings(settings), &["http-request"]).await;
     let server = TestServer::echo().await;
     let r = step(
         &host,

@@ -268,7 +268,14 @@ async fn limits_can_be_set_per_plugin() {
         .build()
         .err()
         .expect("a plugin cannot get more memory than the engine's slots");
-    assert!(err.to_string().contains("exceeds the host-wide"), "{err}");
+    let message = err.to_string();
+    for part in [
+        "plugin `misbehave`",
+        "`limits.memory_bytes`",
+        "exceeds the host-wide",
+    ] {
+        assert!(message.contains(part), "{part}: {err}");
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use courier_host::{Limits, Outcome, StepResult};
+use courier_host::{ClientSettings, HostBuilder, Limits, Outcome, StepResult};
 use courier_tests::{Stall, host_builder, host_with, stalling_server};
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
@@ -12,8 +12,8 @@ use crate::step;
 
 const SHORT: Duration = Duration::from_millis(300);
 
-async fn run(limits: Limits, url: String, timeout_s: f64) -> StepResult {
-    let host = host_with(host_builder().limits(limits), &["http-request"]).await;
+async fn run(builder: HostBuilder, url: String, timeout_s: f64) -> StepResult {
+    let host = host_with(builder, &["http-request"]).await;
     step(
         &host,
         "http-request",
@@ -48,11 +48,12 @@ async fn connect_phase() {
     {
         fillers.push(stream);
     }
-    let limits = Limits {
+    let settings = ClientSettings {
         connect_timeout: SHORT,
-        ..Limits::default()
+        ..ClientSettings::default()
     };
-    let r = run(limits, format!("http://{addr}/"), 10.0).await;
+    let builder = host_builder().client_settings(settings);
+    let r = run(builder, format!("http://{addr}/"), 10.0).await;
     assert_timeout(&r, "connect");
     drop(listener);
 }
@@ -61,11 +62,12 @@ async fn connect_phase() {
 async fn tls_handshake_phase() {
     let server = stalling_server(Stall::Silent).await;
     let addr = server.addr;
-    let limits = Limits {
+    let settings = ClientSettings {
         tls_handshake_timeout: SHORT,
-        ..Limits::default()
+        ..ClientSettings::default()
     };
-    let r = run(limits, format!("https://{addr}/"), 10.0).await;
+    let builder = host_builder().client_settings(settings);
+    let r = run(builder, format!("https://{addr}/"), 10.0).await;
     assert_timeout(&r, "tls-handshake");
 }
 
@@ -77,7 +79,12 @@ async fn first_byte_phase() {
         first_byte_timeout: SHORT,
         ..Limits::default()
     };
-    let r = run(limits, format!("http://{addr}/"), 10.0).await;
+    let r = run(
+        host_builder().limits(limits),
+        format!("http://{addr}/"),
+        10.0,
+    )
+    .await;
     assert_timeout(&r, "first-byte");
 }
 
@@ -85,7 +92,7 @@ async fn first_byte_phase() {
 async fn total_phase_while_the_body_stalls() {
     let server = stalling_server(Stall::InBody).await;
     let addr = server.addr;
-    let r = run(Limits::default(), format!("http://{addr}/"), 0.3).await;
+    let r = run(host_builder(), format!("http://{addr}/"), 0.3).await;
     assert_timeout(&r, "total");
 }
 
@@ -94,6 +101,6 @@ async fn the_request_total_bounds_the_phases() {
     let server = stalling_server(Stall::AfterRequest).await;
     let addr = server.addr;
     // First byte would allow 30 s; the request's own 0.3 s ends it first.
-    let r = run(Limits::default(), format!("http://{addr}/"), 0.3).await;
+    let r = run(host_builder(), format!("http://{addr}/"), 0.3).await;
     assert_timeout(&r, "total");
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use courier_host::{
-    CompileSource, ConcurrencyLimits, Host, HostBuilder, Limits, Outcome, StepRequest, bench,
+    ClientSettings, CompileSource, ConcurrencyLimits, Host, HostBuilder, Limits, Outcome,
+    StepRequest, bench,
 };
 use courier_tests::{Reply, TestPki, TestServer, host_builder, host_with, plugin, scratch_dir};
 use http_body_util::{BodyExt, Full};
@@ -906,11 +907,11 @@ async fn memory(scale: &Scale, report: &mut Report) {
     let release = Arc::new(tokio::sync::Notify::new());
     let addr = parking_server(release.clone()).await;
     // Every parked step holds a connection to the one parking origin.
-    let limits = Limits {
+    let settings = ClientSettings {
         max_connections_per_origin: scale.parked_steps,
-        ..Limits::default()
+        ..ClientSettings::default()
     };
-    let host = host_with(bench_builder().limits(limits), &["http-request"]).await;
+    let host = host_with(bench_builder().client_settings(settings), &["http-request"]).await;
     let url = format!("http://{addr}/park");
     run_ok(
         &host,

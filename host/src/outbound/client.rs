@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
-use crate::limits::Limits;
+use crate::limits::ClientSettings;
 use crate::tls::{self, ConnectionTls};
 use courier_egress::NetworkPolicy;
 
@@ -198,7 +198,7 @@ pub(crate) type HttpClient = Client<Connector, Full<Bytes>>;
 pub(crate) struct Clients {
     resolver: Arc<dyn Resolve>,
     network: Arc<NetworkPolicy>,
-    limits: Limits,
+    settings: ClientSettings,
     http2: bool,
     plain: HttpClient,
     by_identity: Mutex<HashMap<ClientKey, HttpClient>>,
@@ -220,12 +220,17 @@ pub(crate) struct OriginSlots {
 const MAX_TRACKED_ORIGINS: usize = 1024;
 
 impl OriginSlots {
-    pub(crate) fn new(limits: &Limits) -> Self {
+    pub(crate) fn new(settings: &ClientSettings) -> Self {
         Self {
-            per_origin: limits.max_connections_per_origin.max(1),
-            wait: limits.connection_wait,
+            per_origin: settings.max_connections_per_origin.max(1),
+            wait: settings.connection_wait,
             slots: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long [`acquire`](Self::acquire) waits for a slot.
+    pub(crate) fn wait(&self) -> Duration {
+        self.wait
     }
 
     /// Takes a slot for `origin`, waiting up to the connection wait; `None`
@@ -262,15 +267,15 @@ impl Clients {
     pub(crate) fn new(
         resolver: Arc<dyn Resolve>,
         network: Arc<NetworkPolicy>,
-        limits: &Limits,
+        settings: &ClientSettings,
         http2: bool,
     ) -> Self {
         let config = tls::offering_http2(tls::default_client_config(), http2);
-        let plain = build_client(resolver.clone(), network.clone(), config, limits);
+        let plain = build_client(resolver.clone(), network.clone(), config, settings);
         Self {
             resolver,
             network,
-            limits: limits.clone(),
+            settings: settings.clone(),
             http2,
             plain,
             by_identity: Mutex::new(HashMap::new()),
@@ -300,7 +305,7 @@ impl Clients {
             self.resolver.clone(),
             self.network.clone(),
             tls::offering_http2(config, http2),
-            &self.limits,
+            &self.settings,
         );
         clients.insert(key, client.clone());
         client
@@ -308,30 +313,30 @@ impl Clients {
 }
 
 /// Builds a pooled client: HTTP/1.1, and HTTP/2 where `tls` offers it by ALPN,
-/// connection and handshake timeouts and response-head caps as `limits` say,
-/// idle connections closed after `pool_idle_timeout`.
+/// connection and handshake timeouts and response-head caps as `settings`
+/// say, idle connections closed after `pool_idle_timeout`.
 fn build_client(
     resolver: Arc<dyn Resolve>,
     network: Arc<NetworkPolicy>,
     tls: Arc<rustls::ClientConfig>,
-    limits: &Limits,
+    settings: &ClientSettings,
 ) -> HttpClient {
     let mut http = HttpConnector::new_with_resolver(VettingResolver { resolver, network });
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(limits.connect_timeout));
+    http.set_connect_timeout(Some(settings.connect_timeout));
     let connector = Connector {
         http,
         tls: TlsConnector::from(tls),
-        tls_timeout: limits.tls_handshake_timeout,
+        tls_timeout: settings.tls_handshake_timeout,
     };
     // hyper's HTTP/1 read buffer holds the whole response head; 8 KiB is its minimum.
-    let head_bytes = limits.max_response_header_bytes.max(8 << 10);
+    let head_bytes = settings.max_response_header_bytes.max(8 << 10);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(limits.pool_idle_timeout)
+        .pool_idle_timeout(settings.pool_idle_timeout)
         .pool_timer(TokioTimer::new())
-        .pool_max_idle_per_host(limits.max_connections_per_origin)
-        .http1_max_headers(limits.max_response_headers)
+        .pool_max_idle_per_host(settings.max_connections_per_origin)
+        .http1_max_headers(settings.max_response_headers)
         .http1_max_buf_size(head_bytes)
         .http2_max_header_list_size(u32::try_from(head_bytes).unwrap_or(u32::MAX))
         .build(connector)

@@ -30,7 +30,7 @@ use crate::credentials::{
     BoundConnection, Scrubber, TokenManager, TokenRequest, TokenSource, TokenTurn,
 };
 use crate::exchange::{Method, Request, Response, SendError, TimeoutPhase};
-use crate::limits::Limits;
+use crate::limits::{ClientSettings, Limits};
 use crate::manifest::Manifest;
 use crate::secret::Secret;
 use courier_egress::head::{self, HostLists, Refusal};
@@ -40,6 +40,8 @@ use courier_egress::{AllowedHost, NetworkPolicy};
 pub(crate) struct Sender {
     clients: Clients,
     slots: OriginSlots,
+    /// The response-head caps (hyper's buffers are sized by them too).
+    head_caps: HeadCaps,
     allow_insecure_tls: bool,
     network: Arc<NetworkPolicy>,
     tokens: TokenManager,
@@ -132,16 +134,20 @@ impl Sender {
     pub(crate) fn new(
         resolver: Arc<dyn Resolve>,
         network: NetworkPolicy,
-        limits: &Limits,
+        settings: &ClientSettings,
         tokens: TokenManager,
         allow_insecure_tls: bool,
         http2: bool,
     ) -> Self {
         let network = Arc::new(network);
-        let clients = Clients::new(resolver, network.clone(), limits, http2);
+        let clients = Clients::new(resolver, network.clone(), settings, http2);
         Self {
             clients,
-            slots: OriginSlots::new(limits),
+            slots: OriginSlots::new(settings),
+            head_caps: HeadCaps {
+                fields: settings.max_response_headers,
+                bytes: settings.max_response_header_bytes,
+            },
             allow_insecure_tls,
             network,
             tokens,
@@ -378,7 +384,7 @@ impl Sender {
             SendError::Limit(format!(
                 "no free connection to {} within {:?}",
                 origin_text(&url),
-                limits.connection_wait
+                self.slots.wait()
             ))
         })?;
         let mut builder = http::Request::builder()
@@ -390,7 +396,7 @@ impl Sender {
             .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
         let response = Self::head(client, request, limits).await?;
         let (parts, mut body) = response.into_parts();
-        check_head_size(&parts.headers, limits)?;
+        check_head_size(&parts.headers, &self.head_caps)?;
         let encoding = parts
             .headers
             .get(header::CONTENT_ENCODING)
@@ -579,24 +585,32 @@ impl<'a> Prepared<'a> {
     }
 }
 
+/// The host's caps on a response head ([`ClientSettings`]).
+struct HeadCaps {
+    /// Header fields.
+    fields: usize,
+    /// Bytes of all header fields together.
+    bytes: usize,
+}
+
 /// The response head within the header caps. hyper's HTTP/1 settings bound
 /// what is buffered; this checks the exact figures (and HTTP/2 heads alike).
-fn check_head_size(headers: &HeaderMap, limits: &Limits) -> Result<(), SendError> {
-    if headers.len() > limits.max_response_headers {
+fn check_head_size(headers: &HeaderMap, caps: &HeadCaps) -> Result<(), SendError> {
+    if headers.len() > caps.fields {
         return Err(SendError::TooLarge(format!(
             "the response has {} header fields, more than {}",
             headers.len(),
-            limits.max_response_headers
+            caps.fields
         )));
     }
     let bytes: usize = headers
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
-    if bytes > limits.max_response_header_bytes {
+    if bytes > caps.bytes {
         return Err(SendError::TooLarge(format!(
             "the response headers take {bytes} bytes, more than {}",
-            limits.max_response_header_bytes
+            caps.bytes
         )));
     }
     Ok(())
