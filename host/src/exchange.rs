@@ -301,6 +301,27 @@ impl SendError {
     }
 }
 
+/// Why a plugin's call did not return output (mirrors the WIT `step-error`):
+/// what the plugin itself reports, classified by `step`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PluginError {
+    /// The input is not what the call accepts.
+    InvalidInput(String),
+    /// The call failed for a reason of its own.
+    Failed(String),
+    /// The upstream answered with an HTTP error.
+    Http {
+        /// The upstream status.
+        status: u16,
+        /// What went wrong.
+        message: String,
+        /// Output JSON text the plugin returns with the error, if any.
+        output: Option<String>,
+    },
+    /// A request the call depended on was not sent or not answered.
+    Send(SendError),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

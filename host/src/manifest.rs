@@ -1,9 +1,9 @@
-//! The plugin manifest as the host keeps it: converted from the WIT record,
-//! validated once at load time, serialized for `courier inspect`.
+//! The plugin manifest as the host keeps it: declared by the plugin
+//! ([`Declared`], converted from the WIT record by `bindings`), validated
+//! once at load time, serialized for `courier inspect`.
 
 use serde::Serialize;
 
-use crate::bindings::types as wit;
 use courier_egress::head::parse_base_url;
 use courier_egress::{AllowedHost, parse_plugin_hosts};
 
@@ -226,14 +226,38 @@ pub struct CallSpec {
     pub output_schema: serde_json::Value,
 }
 
+/// A manifest as the plugin declared it, before validation: the host's
+/// types except for the calls' schemas, still text.
+#[derive(Debug, Clone)]
+pub(crate) struct Declared {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) description: String,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) connections: Vec<ConnectionSpec>,
+    pub(crate) calls: Vec<DeclaredCall>,
+}
+
+/// A call as the plugin declared it: its schemas are JSON text.
+#[derive(Debug, Clone)]
+pub(crate) struct DeclaredCall {
+    pub(crate) name: String,
+    pub(crate) title: String,
+    pub(crate) description: String,
+    pub(crate) kind: CallKind,
+    pub(crate) idempotent: bool,
+    pub(crate) input_schema: String,
+    pub(crate) output_schema: String,
+}
+
 /// The manifest a plugin returned is invalid.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid manifest: {0}")]
 pub struct ManifestError(String);
 
 impl Manifest {
-    /// Converts and validates the WIT manifest; also returns the parsed host patterns.
-    pub(crate) fn from_wit(m: wit::Manifest) -> Result<(Self, Vec<AllowedHost>), ManifestError> {
+    /// Validates the declared manifest; also returns the parsed host patterns.
+    pub(crate) fn validate(m: Declared) -> Result<(Self, Vec<AllowedHost>), ManifestError> {
         let fail = |s: String| ManifestError(s);
         if m.name.is_empty()
             || !m
@@ -247,11 +271,7 @@ impl Manifest {
             )));
         }
         let hosts = parse_plugin_hosts(&m.allowed_hosts).map_err(|e| fail(e.to_string()))?;
-        let connections: Vec<ConnectionSpec> = m
-            .connections
-            .into_iter()
-            .map(ConnectionSpec::from)
-            .collect();
+        let connections = m.connections;
         let calls = m
             .calls
             .into_iter()
@@ -296,91 +316,10 @@ fn first_duplicate<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> 
     names.into_iter().find(|n| !seen.insert(*n))
 }
 
-impl From<wit::ConnectionSpec> for ConnectionSpec {
-    fn from(c: wit::ConnectionSpec) -> Self {
-        Self {
-            name: c.name,
-            description: c.description,
-            base_url: c.base_url,
-            auth: c.auth.into(),
-            auth_origins: c.auth_origins,
-            shared_headers: c.shared_headers,
-            shared_query: c.shared_query,
-            verify_call: c.verify_call,
-        }
-    }
-}
-
-impl From<wit::AuthScheme> for AuthScheme {
-    fn from(a: wit::AuthScheme) -> Self {
-        use wit::AuthScheme as W;
-        match a {
-            W::None => Self::None,
-            W::OperatorDefined => Self::OperatorDefined,
-            W::Bearer => Self::Bearer,
-            W::Basic => Self::Basic,
-            W::ApiKey(k) => Self::ApiKey {
-                location: match k.location {
-                    wit::KeyLocation::Header => KeyLocation::Header,
-                    wit::KeyLocation::Query => KeyLocation::Query,
-                },
-                name: k.name,
-            },
-            W::Custom(p) => Self::Custom {
-                placements: p.into_iter().map(SecretPlacement::from).collect(),
-            },
-            W::Oauth2ClientCredentials(o) => Self::Oauth2ClientCredentials(o.into()),
-            W::Oauth2RefreshToken(o) => Self::Oauth2RefreshToken(o.into()),
-            W::Oauth2Password(o) => Self::Oauth2Password(o.into()),
-            W::Jwt(j) => Self::Jwt(JwtSettings {
-                algorithm: match j.algorithm {
-                    wit::JwtAlgorithm::Hs256 => JwtAlgorithm::Hs256,
-                    wit::JwtAlgorithm::Rs256 => JwtAlgorithm::Rs256,
-                    wit::JwtAlgorithm::Es256 => JwtAlgorithm::Es256,
-                },
-                claims: j.claims,
-                lifetime_secs: j.lifetime_secs,
-                token_url: j.token_url,
-            }),
-            W::ClientCertificate => Self::ClientCertificate,
-        }
-    }
-}
-
-impl From<wit::SecretPlacement> for SecretPlacement {
-    fn from(p: wit::SecretPlacement) -> Self {
-        Self {
-            target: match p.target {
-                wit::PlacementTarget::Header => PlacementTarget::Header,
-                wit::PlacementTarget::Query => PlacementTarget::Query,
-                wit::PlacementTarget::FormField => PlacementTarget::FormField,
-                wit::PlacementTarget::JsonField => PlacementTarget::JsonField,
-            },
-            name: p.name,
-            template: p.template,
-            secret: p.secret,
-        }
-    }
-}
-
-impl From<wit::Oauth2Scheme> for OAuth2Settings {
-    fn from(o: wit::Oauth2Scheme) -> Self {
-        Self {
-            token_url: o.token_url,
-            scopes: o.scopes,
-            audience: o.audience,
-            client_auth: match o.client_auth {
-                wit::ClientAuth::Basic => ClientAuth::Basic,
-                wit::ClientAuth::Body => ClientAuth::Body,
-            },
-        }
-    }
-}
-
-impl TryFrom<wit::CallSpec> for CallSpec {
+impl TryFrom<DeclaredCall> for CallSpec {
     type Error = String;
 
-    fn try_from(c: wit::CallSpec) -> Result<Self, String> {
+    fn try_from(c: DeclaredCall) -> Result<Self, String> {
         let schema = |text: &str, which: &str| {
             serde_json::from_str::<serde_json::Value>(text)
                 .map_err(|e| format!("call `{}`: {which} schema is not JSON: {e}", c.name))
@@ -388,10 +327,7 @@ impl TryFrom<wit::CallSpec> for CallSpec {
         Ok(Self {
             input_schema: schema(&c.input_schema, "input")?,
             output_schema: schema(&c.output_schema, "output")?,
-            kind: match c.kind {
-                wit::CallKind::Data => CallKind::Data,
-                wit::CallKind::Action => CallKind::Action,
-            },
+            kind: c.kind,
             name: c.name,
             title: c.title,
             description: c.description,

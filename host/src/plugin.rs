@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Store;
-use wasmtime::component::{ComponentExportIndex, Linker, TypedFunc};
+use wasmtime::component::Linker;
 
-use crate::bindings::PluginPre;
-use crate::bindings::types::StepError;
+use crate::bindings::{Invoke, Prepared};
 use crate::credentials::KeptBindings;
 use crate::engine::CompileSource;
 use crate::manifest::Manifest;
@@ -21,10 +20,8 @@ use courier_egress::AllowedHost;
 pub(crate) struct Plugin {
     pub(crate) manifest: Arc<Manifest>,
     pub(crate) hosts: Arc<[AllowedHost]>,
-    pub(crate) pre: PluginPre<StepState>,
-    /// The `invoke` export, which a step type-checks and calls (the bindings'
-    /// own instantiation type-checks every export, `describe` included).
-    pub(crate) invoke: ComponentExportIndex,
+    /// The component checked against the world, for fresh instances.
+    pre: Prepared,
     /// Input validators by call name, compiled once from the declared schemas.
     validators: HashMap<String, jsonschema::Validator>,
     /// Connection bindings kept for this plugin's steps.
@@ -69,13 +66,6 @@ pub struct LoadReport {
     pub compile_ms: f64,
 }
 
-/// The exported interface with the calls (`wit/integration.wit`).
-const INTEGRATION: &str = "courier:plugin/integration@0.1.0";
-
-/// The `invoke` export: call name and input text in, output text or the step's error out.
-pub(crate) type InvokeFunc = TypedFunc<(String, String), (Result<String, StepError>,)>;
-
-/// Links the host's imports (outbound, log, and a WASI that grants nothing).
 /// The size of the largest function body in the component's core modules,
 /// read without compiling anything.
 fn largest_function(bytes: &[u8]) -> Result<usize, wasmparser::BinaryReaderError> {
@@ -89,12 +79,10 @@ fn largest_function(bytes: &[u8]) -> Result<usize, wasmparser::BinaryReaderError
     Ok(largest)
 }
 
+/// Links the host's imports (outbound, log, and a WASI that grants nothing).
 pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<StepState>> {
     let mut linker = Linker::new(engine);
-    crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-        &mut linker,
-        |s| s,
-    )?;
+    crate::bindings::link(&mut linker)?;
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Ok(linker)
 }
@@ -141,32 +129,16 @@ impl Plugin {
                 "{e:#} (plugins may import only courier:plugin interfaces and WASI)"
             ))
         })?;
-        let component = instance_pre.component();
-        let invoke = component
-            .get_export_index(None, INTEGRATION)
-            .and_then(|integration| component.get_export_index(Some(&integration), "invoke"))
-            .ok_or_else(|| {
-                HostError::Load(format!(
-                    "the component does not export `{INTEGRATION}#invoke`"
-                ))
-            })?;
-        let pre = PluginPre::new(instance_pre).map_err(load_err)?;
+        let pre = Prepared::new(instance_pre).map_err(load_err)?;
         let mut store = Store::new(&host.engine, StepState::for_describe(host.policy.limits()));
         store.limiter(|s| s.limiter());
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
-        let describe = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .courier_plugin_integration()
-                .call_describe(&mut store)
-                .await
-        };
-        let wit_manifest = tokio::time::timeout(Duration::from_secs(10), describe)
+        let declared = tokio::time::timeout(Duration::from_secs(10), pre.describe(&mut store))
             .await
             .map_err(|_| HostError::Load("describe() did not return within 10 s".into()))?
             .map_err(load_err)?;
-        let (manifest, hosts) = Manifest::from_wit(wit_manifest)?;
+        let (manifest, hosts) = Manifest::validate(declared)?;
         let mut validators = HashMap::new();
         for call in &manifest.calls {
             let validator = jsonschema::validator_for(&call.input_schema).map_err(|e| {
@@ -184,7 +156,6 @@ impl Plugin {
                 manifest: Arc::new(manifest),
                 hosts: hosts.into(),
                 pre,
-                invoke,
                 validators,
                 bindings: KeptBindings::default(),
             },
@@ -196,13 +167,8 @@ impl Plugin {
     pub(crate) async fn instantiate_invoke(
         &self,
         store: &mut Store<StepState>,
-    ) -> wasmtime::Result<InvokeFunc> {
-        let instance = self
-            .pre
-            .instance_pre()
-            .instantiate_async(&mut *store)
-            .await?;
-        instance.get_typed_func(store, self.invoke)
+    ) -> wasmtime::Result<Invoke> {
+        self.pre.instantiate_invoke(store).await
     }
 
     /// Checks a call's input against its declared schema; `Err` lists what is wrong.

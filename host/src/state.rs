@@ -1,9 +1,10 @@
 //! The store data of one plugin instance (a step's, or the load-time
 //! `describe` call's): its memory limiter, compute slot and WASI, and the
-//! host side of the plugin's imports (outbound requests through the sender,
-//! log lines within the budget). It sits below both `plugin`, whose
-//! `InstancePre` and linker are typed by it, and `step`, which fills it for
-//! a step and reads what the step left in it.
+//! host side of the plugin's imports in host types (outbound requests through
+//! the sender, log lines within the budget; `bindings` implements the WIT
+//! import traits by calling these). It sits below `bindings`, and below both
+//! `plugin`, whose `InstancePre` and linker are typed by it, and `step`,
+//! which fills it for a step and reads what the step left in it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,11 +15,9 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
-use crate::bindings::courier::plugin::{log, outbound, types};
-use crate::bindings::types as wit;
 use crate::compute::{ComputeShare, ComputeSlot};
 use crate::credentials::{BoundConnection, Scrubber};
-use crate::exchange::SendError;
+use crate::exchange::{Request, Response, SendError};
 use crate::limits::Limits;
 use crate::manifest::Manifest;
 use crate::outbound::{RequestRecord, Sender, StepOutbound, StepTraffic};
@@ -245,32 +244,34 @@ impl WasiView for StepState {
     }
 }
 
-impl types::Host for StepState {}
-
-/// The plugin's requests, converted at this boundary: WIT requests in, the
-/// host's [`crate::exchange`] types through the sender, WIT results out.
-impl outbound::Host for StepState {
-    async fn send(&mut self, request: wit::Request) -> Result<wit::Response, wit::SendError> {
+/// The host side of the plugin's imports, in host types (`bindings`
+/// converts the WIT values at its boundary).
+impl StepState {
+    /// Sends one request of the plugin through the sender, recording it;
+    /// the compute slot is free while the request is under way.
+    pub(crate) async fn send(&mut self, request: Request) -> Result<Response, SendError> {
         self.compute.release();
         let (result, records) = match self.step_outbound() {
-            Ok((sender, step)) => sender.send(&step, request.into()).await,
+            Ok((sender, step)) => sender.send(&step, request).await,
             Err(e) => (Err(e), vec![]),
         };
         self.records.extend(records);
         self.compute.take().await;
-        result.map(Into::into).map_err(Into::into)
+        result
     }
 
-    async fn send_all(
+    /// Sends the plugin's requests concurrently (within the step's limit),
+    /// answering each in order.
+    pub(crate) async fn send_all(
         &mut self,
-        requests: Vec<wit::Request>,
-    ) -> Vec<Result<wit::Response, wit::SendError>> {
+        requests: Vec<Request>,
+    ) -> Vec<Result<Response, SendError>> {
         self.compute.release();
         let (results, records): (Vec<_>, Vec<_>) = match self.step_outbound() {
             Ok((sender, step)) => {
                 let step = &step;
                 futures_util::stream::iter(requests)
-                    .map(|r| sender.send(step, r.into()))
+                    .map(|r| sender.send(step, r))
                     .buffered(self.limits.max_concurrent_requests.max(1))
                     .collect::<Vec<_>>()
                     .await
@@ -282,12 +283,10 @@ impl outbound::Host for StepState {
         self.records.extend(records.into_iter().flatten());
         self.compute.take().await;
         results
-            .into_iter()
-            .map(|r| r.map(Into::into).map_err(Into::into))
-            .collect()
     }
 
-    async fn bound_connections(&mut self) -> Vec<String> {
+    /// The names of the connections bound to the step, sorted.
+    pub(crate) fn bound_connections(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .outbound
             .iter()
@@ -296,17 +295,10 @@ impl outbound::Host for StepState {
         names.sort();
         names
     }
-}
 
-impl log::Host for StepState {
-    async fn log(&mut self, level: log::Level, message: String) {
-        let level = match level {
-            log::Level::Trace => "trace",
-            log::Level::Debug => "debug",
-            log::Level::Info => "info",
-            log::Level::Warn => "warn",
-            log::Level::Error => "error",
-        };
+    /// Adds a log line of the plugin at `level` (`trace` … `error`), scrubbed,
+    /// within the step's log budget.
+    pub(crate) fn log(&mut self, level: &'static str, message: String) {
         let message = self.scrub(message);
         self.logs.push(level, &message);
     }

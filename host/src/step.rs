@@ -10,10 +10,9 @@ use serde::Serialize;
 use wasmtime::Store;
 
 use crate::HostInner;
-use crate::bindings::types::StepError;
 use crate::compute::ComputeShare;
 use crate::credentials::{ConnectionConfig, Scrubber};
-use crate::exchange::SendError;
+use crate::exchange::{PluginError, SendError};
 use crate::limits::Limits;
 use crate::operator::Effective;
 use crate::outbound::{RequestRecord, StepTraffic};
@@ -120,10 +119,7 @@ pub(crate) async fn run(
     let mut store = new_store(&host.engine, state);
     let result = within_deadline(&mut store, async |store| {
         let invoke = plugin.instantiate_invoke(store).await?;
-        invoke
-            .call_async(store, (call, input))
-            .await
-            .map(|(result,)| result)
+        invoke.call(store, call, input).await
     })
     .await;
     finish(store.data_mut(), result, &limits, started)
@@ -247,7 +243,7 @@ async fn within_deadline<T>(
 pub struct ReusedInstance {
     plugin: Arc<Plugin>,
     store: Store<StepState>,
-    invoke: crate::plugin::InvokeFunc,
+    invoke: crate::bindings::Invoke,
 }
 
 #[cfg(feature = "bench")]
@@ -295,10 +291,7 @@ impl ReusedInstance {
         self.store.data().compute().clone().install(&mut self.store);
         let invoke = self.invoke;
         let result = within_deadline(&mut self.store, async |store| {
-            invoke
-                .call_async(store, (call, input))
-                .await
-                .map(|(result,)| result)
+            invoke.call(store, call, input).await
         })
         .await;
         // The epoch callback holds the slot too, until the next step installs its own.
@@ -310,7 +303,7 @@ impl ReusedInstance {
 /// Turns what the call returned into a step result.
 fn finish(
     state: &mut StepState,
-    result: Result<wasmtime::Result<Result<String, StepError>>, tokio::time::error::Elapsed>,
+    result: Result<wasmtime::Result<Result<String, PluginError>>, tokio::time::error::Elapsed>,
     limits: &Limits,
     started: Instant,
 ) -> StepResult {
@@ -398,34 +391,36 @@ type Classified = (
 
 /// Maps the plugin's step error to an outcome; the output an `http` error
 /// carries passes through `scrub_output` first.
-fn classify(e: StepError, scrub_output: impl FnOnce(String) -> String) -> Classified {
+fn classify(e: PluginError, scrub_output: impl FnOnce(String) -> String) -> Classified {
     match e {
-        StepError::InvalidInput(m) => (
+        PluginError::InvalidInput(m) => (
             Outcome::Error,
             None,
             Some(failure(FailureKind::InvalidInput, m)),
             None,
         ),
-        StepError::Failed(m) => (
+        PluginError::Failed(m) => (
             Outcome::Error,
             None,
             Some(failure(FailureKind::Plugin, m)),
             None,
         ),
-        StepError::Http(h) => {
-            let output = h
-                .output
+        PluginError::Http {
+            status,
+            message,
+            output,
+        } => {
+            let output = output
                 .map(scrub_output)
                 .and_then(|o| serde_json::from_str(&o).ok());
             (
                 Outcome::HttpError,
                 output,
-                Some(failure(FailureKind::Http, h.message)),
-                Some(h.status),
+                Some(failure(FailureKind::Http, message)),
+                Some(status),
             )
         }
-        StepError::Send(s) => {
-            let s = SendError::from(s);
+        PluginError::Send(s) => {
             let outcome = match &s {
                 SendError::Timeout(_) => Outcome::Timeout,
                 SendError::Denied(_) => Outcome::Denied,
@@ -533,7 +528,7 @@ mod tests {
             ),
         ];
         for (error, outcome, kind, message) in cases {
-            let (got, output, failure, status) = classify(StepError::Send(error.into()), |o| o);
+            let (got, output, failure, status) = classify(PluginError::Send(error), |o| o);
             let failure = failure.unwrap();
             assert_eq!(
                 (got, failure.kind, failure.message.as_str()),

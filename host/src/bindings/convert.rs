@@ -1,22 +1,13 @@
-//! The generated wasmtime bindings for `wit/` (world `courier:plugin/plugin`),
-//! kept private to the crate: the rest of the host converts them into its own
-//! typed values at the edges.
-//!
-//! The conversions between the WIT exchange types (`request`, `response`,
-//! `send-error`, …) and the host's own ([`crate::exchange`]) live here and
-//! nowhere else.
-#![allow(missing_docs, unsafe_code, unreachable_pub)]
+//! Every conversion between the generated WIT types and the host's own:
+//! the exchange types ([`crate::exchange`]), the step error
+//! ([`PluginError`]) and the declared manifest ([`crate::manifest`]).
 
-use crate::exchange;
-
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "plugin",
-    imports: { default: async },
-    exports: { default: async },
-});
-
-pub(crate) use courier::plugin::types;
+use super::generated::courier::plugin::types;
+use crate::exchange::{self, PluginError};
+use crate::manifest::{
+    AuthScheme, CallKind, ClientAuth, ConnectionSpec, Declared, DeclaredCall, JwtAlgorithm,
+    JwtSettings, KeyLocation, OAuth2Settings, PlacementTarget, SecretPlacement,
+};
 
 impl From<types::Method> for exchange::Method {
     fn from(m: types::Method) -> Self {
@@ -179,6 +170,134 @@ impl From<exchange::SendError> for types::SendError {
             E::Limit(m) => Self::Limit(m),
             E::CircuitOpen(m) => Self::CircuitOpen(m),
             E::Other(m) => Self::Other(m),
+        }
+    }
+}
+
+/// What a plugin's `invoke` returns instead of output.
+impl From<types::StepError> for PluginError {
+    fn from(e: types::StepError) -> Self {
+        match e {
+            types::StepError::InvalidInput(m) => Self::InvalidInput(m),
+            types::StepError::Failed(m) => Self::Failed(m),
+            types::StepError::Http(h) => Self::Http {
+                status: h.status,
+                message: h.message,
+                output: h.output,
+            },
+            types::StepError::Send(s) => Self::Send(s.into()),
+        }
+    }
+}
+
+/// What a plugin's `describe` returns, before the host validates it.
+impl From<types::Manifest> for Declared {
+    fn from(m: types::Manifest) -> Self {
+        Self {
+            name: m.name,
+            version: m.version,
+            description: m.description,
+            allowed_hosts: m.allowed_hosts,
+            connections: m.connections.into_iter().map(Into::into).collect(),
+            calls: m.calls.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<types::CallSpec> for DeclaredCall {
+    fn from(c: types::CallSpec) -> Self {
+        Self {
+            name: c.name,
+            title: c.title,
+            description: c.description,
+            kind: match c.kind {
+                types::CallKind::Data => CallKind::Data,
+                types::CallKind::Action => CallKind::Action,
+            },
+            idempotent: c.idempotent,
+            input_schema: c.input_schema,
+            output_schema: c.output_schema,
+        }
+    }
+}
+
+impl From<types::ConnectionSpec> for ConnectionSpec {
+    fn from(c: types::ConnectionSpec) -> Self {
+        Self {
+            name: c.name,
+            description: c.description,
+            base_url: c.base_url,
+            auth: c.auth.into(),
+            auth_origins: c.auth_origins,
+            shared_headers: c.shared_headers,
+            shared_query: c.shared_query,
+            verify_call: c.verify_call,
+        }
+    }
+}
+
+impl From<types::AuthScheme> for AuthScheme {
+    fn from(a: types::AuthScheme) -> Self {
+        use types::AuthScheme as W;
+        match a {
+            W::None => Self::None,
+            W::OperatorDefined => Self::OperatorDefined,
+            W::Bearer => Self::Bearer,
+            W::Basic => Self::Basic,
+            W::ApiKey(k) => Self::ApiKey {
+                location: match k.location {
+                    types::KeyLocation::Header => KeyLocation::Header,
+                    types::KeyLocation::Query => KeyLocation::Query,
+                },
+                name: k.name,
+            },
+            W::Custom(p) => Self::Custom {
+                placements: p.into_iter().map(SecretPlacement::from).collect(),
+            },
+            W::Oauth2ClientCredentials(o) => Self::Oauth2ClientCredentials(o.into()),
+            W::Oauth2RefreshToken(o) => Self::Oauth2RefreshToken(o.into()),
+            W::Oauth2Password(o) => Self::Oauth2Password(o.into()),
+            W::Jwt(j) => Self::Jwt(JwtSettings {
+                algorithm: match j.algorithm {
+                    types::JwtAlgorithm::Hs256 => JwtAlgorithm::Hs256,
+                    types::JwtAlgorithm::Rs256 => JwtAlgorithm::Rs256,
+                    types::JwtAlgorithm::Es256 => JwtAlgorithm::Es256,
+                },
+                claims: j.claims,
+                lifetime_secs: j.lifetime_secs,
+                token_url: j.token_url,
+            }),
+            W::ClientCertificate => Self::ClientCertificate,
+        }
+    }
+}
+
+impl From<types::SecretPlacement> for SecretPlacement {
+    fn from(p: types::SecretPlacement) -> Self {
+        Self {
+            target: match p.target {
+                types::PlacementTarget::Header => PlacementTarget::Header,
+                types::PlacementTarget::Query => PlacementTarget::Query,
+                types::PlacementTarget::FormField => PlacementTarget::FormField,
+                types::PlacementTarget::JsonField => PlacementTarget::JsonField,
+            },
+            name: p.name,
+            template: p.template,
+            secret: p.secret,
+        }
+    }
+}
+
+impl From<types::Oauth2Scheme> for OAuth2Settings {
+    fn from(o: types::Oauth2Scheme) -> Self {
+        Self {
+            token_url: o.token_url,
+            scopes: o.scopes,
+            audience: o.audience,
+            client_auth: match o.client_auth {
+                types::ClientAuth::Basic => ClientAuth::Basic,
+                types::ClientAuth::Body => ClientAuth::Body,
+            },
         }
     }
 }
