@@ -323,10 +323,12 @@ pub(crate) enum PluginError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn every_error() -> Vec<SendError> {
+    /// One error of every kind (every timeout phase), for tests here and at
+    /// the binding boundary.
+    pub(crate) fn every_error() -> Vec<SendError> {
         let m = || "why".to_owned();
         vec![
             SendError::Denied(m()),

@@ -304,34 +304,14 @@ impl From<types::Oauth2Scheme> for OAuth2Settings {
 
 #[cfg(test)]
 mod tests {
-    use crate::exchange::{SendError, TimeoutPhase};
+    use crate::exchange::SendError;
+    use crate::exchange::tests::every_error;
 
     use super::types;
 
     #[test]
     fn send_errors_survive_the_round_trip_through_wit() {
-        let m = || "why".to_owned();
-        let phases = [
-            TimeoutPhase::Connect,
-            TimeoutPhase::TlsHandshake,
-            TimeoutPhase::FirstByte,
-            TimeoutPhase::Total,
-            TimeoutPhase::StepDeadline,
-        ];
-        let errors = phases.into_iter().map(SendError::Timeout).chain([
-            SendError::Denied(m()),
-            SendError::Dns(m()),
-            SendError::Connect(m()),
-            SendError::Tls(m()),
-            SendError::TooLarge(m()),
-            SendError::Protocol(m()),
-            SendError::InvalidRequest(m()),
-            SendError::Credential(m()),
-            SendError::Limit(m()),
-            SendError::CircuitOpen(m()),
-            SendError::Other(m()),
-        ]);
-        for e in errors {
+        for e in every_error() {
             let wit = types::SendError::from(e.clone());
             assert_eq!(SendError::from(wit), e);
         }

@@ -394,14 +394,9 @@ fn connections(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `$COURIER_DATA_DIR`, else `$XDG_DATA_HOME/courier`, else `~/.local/share/courier`.
 fn default_data_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("COURIER_DATA_DIR") {
-        return Some(d.into());
-    }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))?;
-    Some(base.join("courier"))
+    user_dir("COURIER_DATA_DIR", "XDG_DATA_HOME", ".local/share")
 }
 
 fn with_cache(builder: HostBuilder, dir: Option<PathBuf>) -> HostBuilder {
@@ -411,13 +406,19 @@ fn with_cache(builder: HostBuilder, dir: Option<PathBuf>) -> HostBuilder {
     }
 }
 
+/// `$COURIER_CACHE_DIR`, else `$XDG_CACHE_HOME/courier`, else `~/.cache/courier`.
 fn default_cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("COURIER_CACHE_DIR") {
+    user_dir("COURIER_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
+}
+
+/// `$own` as given, else `courier` under `$xdg`, else under `~/<home_relative>`.
+fn user_dir(own: &str, xdg: &str, home_relative: &str) -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os(own) {
         return Some(d.into());
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
+    let base = std::env::var_os(xdg)
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(home_relative)))?;
     Some(base.join("courier"))
 }
 
