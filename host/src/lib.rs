@@ -46,13 +46,18 @@ use std::time::Instant;
 
 pub use admission::ConcurrencyLimits;
 pub use courier_egress::{AllowedHost, PatternError};
-pub use credentials::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
+pub use credentials::{
+    ApiKey, Auth, Basic, Bearer, ClientSecrets, ConnectionAuth, ConnectionConfig, ConnectionError,
+    Custom, Jwt, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2, PasswordSecrets,
+    RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
+};
 pub use engine::CompileSource;
 pub use ipnet::IpNet;
 pub use limits::{ClientSettings, Limits};
 pub use manifest::{
-    AuthScheme, CallKind, CallSpec, ClientAuth, ConnectionSpec, JwtAlgorithm, JwtSettings,
-    KeyLocation, Manifest, ManifestError, OAuth2Settings, PlacementTarget, SecretPlacement,
+    AuthKind, AuthScheme, CallKind, CallSpec, ClientAuth, ConnectionSpec, JwtAlgorithm,
+    JwtSettings, KeyLocation, Manifest, ManifestError, OAuth2Settings, PlacementTarget,
+    SecretPlacement,
 };
 pub use operator::PluginPolicy;
 pub use outbound::{RequestRecord, Resolve, SystemResolver};

@@ -95,17 +95,81 @@ pub enum AuthScheme {
 impl AuthScheme {
     /// The scheme's name as written in WIT and connection files.
     pub fn name(&self) -> &'static str {
+        self.kind().map_or("operator-defined", AuthKind::name)
+    }
+
+    /// The kind of credential it needs; `None` when the operator chooses.
+    pub fn kind(&self) -> Option<AuthKind> {
+        Some(match self {
+            Self::OperatorDefined => return None,
+            Self::None => AuthKind::None,
+            Self::Bearer => AuthKind::Bearer,
+            Self::Basic => AuthKind::Basic,
+            Self::ApiKey { .. } => AuthKind::ApiKey,
+            Self::Custom { .. } => AuthKind::Custom,
+            Self::Oauth2ClientCredentials(_) => AuthKind::Oauth2ClientCredentials,
+            Self::Oauth2RefreshToken(_) => AuthKind::Oauth2RefreshToken,
+            Self::Oauth2Password(_) => AuthKind::Oauth2Password,
+            Self::Jwt(_) => AuthKind::Jwt,
+            Self::ClientCertificate => AuthKind::ClientCertificate,
+        })
+    }
+}
+
+/// The kinds of credential, as a plugin declares them and a connection
+/// chooses them (`auth`): the one list of schemes the host knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthKind {
+    /// No credentials.
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// HTTP Basic.
+    Basic,
+    /// An API key in a header or query parameter.
+    ApiKey,
+    /// Secrets placed by template in headers, query, form or JSON fields.
+    Custom,
+    /// OAuth 2 client credentials grant.
+    Oauth2ClientCredentials,
+    /// OAuth 2 refresh token grant.
+    Oauth2RefreshToken,
+    /// OAuth 2 resource owner password grant.
+    Oauth2Password,
+    /// A JWT signed by the host.
+    Jwt,
+    /// A TLS client certificate.
+    ClientCertificate,
+}
+
+impl AuthKind {
+    /// Every kind.
+    pub const ALL: [Self; 10] = [
+        Self::None,
+        Self::Bearer,
+        Self::Basic,
+        Self::ApiKey,
+        Self::Custom,
+        Self::Oauth2ClientCredentials,
+        Self::Oauth2RefreshToken,
+        Self::Oauth2Password,
+        Self::Jwt,
+        Self::ClientCertificate,
+    ];
+
+    /// The name as written in WIT and connection files.
+    pub fn name(self) -> &'static str {
         match self {
             Self::None => "none",
-            Self::OperatorDefined => "operator-defined",
             Self::Bearer => "bearer",
             Self::Basic => "basic",
-            Self::ApiKey { .. } => "api-key",
-            Self::Custom { .. } => "custom",
-            Self::Oauth2ClientCredentials { .. } => "oauth2-client-credentials",
-            Self::Oauth2RefreshToken { .. } => "oauth2-refresh-token",
-            Self::Oauth2Password { .. } => "oauth2-password",
-            Self::Jwt { .. } => "jwt",
+            Self::ApiKey => "api-key",
+            Self::Custom => "custom",
+            Self::Oauth2ClientCredentials => "oauth2-client-credentials",
+            Self::Oauth2RefreshToken => "oauth2-refresh-token",
+            Self::Oauth2Password => "oauth2-password",
+            Self::Jwt => "jwt",
             Self::ClientCertificate => "client-certificate",
         }
     }

@@ -328,24 +328,36 @@ fn unknown_and_misplaced_keys_are_named() {
     assert!(err.to_string().contains("api_token"), "{err}");
 }
 
+/// A key the chosen scheme does not take is refused when the file is read
+/// (the scheme is typed there); what only binding can check fails the step.
 #[tokio::test]
 async fn settings_foreign_to_the_scheme_are_refused() {
+    for (conn, named) in [
+        (
+            "auth = 'bearer'\ntoken_url = 'https://a.test/t'\n[secrets]\ntoken = 't-long-enough'",
+            "`token_url` does not apply to auth `bearer`",
+        ),
+        (
+            "auth = 'bearer'\n[secrets]\ntoken = 't-long-enough'\nclient_secret = 's-long-enough'",
+            "secret `client_secret` is not used by auth `bearer`",
+        ),
+        (
+            "auth = 'basic'\n[secrets]\nusername = 'u'",
+            "missing secret `password`",
+        ),
+    ] {
+        let text = format!("connection = 'default'\nbase_url = 'https://a.test'\n{conn}");
+        let err = toml::from_str::<ConnectionConfig>(&text).expect_err("the file is refused");
+        assert!(err.to_string().contains(named), "{err} should name {named}");
+    }
     let host = host_with(host_builder(), &["http-request"]).await;
     for (conn, named) in [
         (
-            "auth = 'bearer'\ntoken_url = 'https://a.test/t'\n[secrets]\ntoken = 't'",
-            "`token_url` does not apply",
-        ),
-        (
-            "auth = 'bearer'\n[secrets]\ntoken = 't'\nclient_secret = 's'",
-            "secret `client_secret`",
-        ),
-        (
-            "auth = 'custom'\nheader = 'X-A'\ntemplate = 'no placeholder'\n[secrets]\nkey = 'k'",
+            "auth = 'custom'\nheader = 'X-A'\ntemplate = 'no placeholder'\n[secrets]\nkey = 'k-long-enough'",
             "{secret}",
         ),
         (
-            "auth = 'custom'\nheader = 'X-A'\n[secrets]\ntoken = 'k'",
+            "auth = 'custom'\nheader = 'X-A'\n[secrets]\ntoken = 'k-long-enough'",
             "secret `token`",
         ),
     ] {

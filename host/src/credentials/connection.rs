@@ -9,12 +9,13 @@ use base64::engine::general_purpose::STANDARD;
 use courier_egress::head::parse_base_url;
 use url::Url;
 
+use super::config::{Auth, Custom, Jwt, OAuth2, Secrets};
 use super::jwt::JwtSigner;
 use super::scrub::{MIN_SECRET_LEN, Matcher};
 use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, client_basic_pair, fingerprint};
-use super::{AuthKind, Caches, ConnectionConfig, ConnectionError, Secrets};
+use super::{Caches, ConnectionConfig, ConnectionError};
 use crate::manifest::{
-    AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget,
+    AuthKind, AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget,
     SecretPlacement, secret_template,
 };
 use crate::secret::Secret;
@@ -110,37 +111,67 @@ impl BoundConnection {
         }
         let tls = ConnectionTls::load(&config.tls, &caches.tls).map_err(|e| fail(e.to_string()))?;
         let http2 = config.tls.http2;
-        let kind = scheme_kind(&spec.auth, config.auth).map_err(fail)?;
-        check_keys(kind, &config).map_err(fail)?;
+        let auth = config.auth.resolve(spec.auth.kind()).map_err(fail)?;
         let mut scrub = Vec::new();
-        let credential = match kind {
-            AuthKind::Oauth2ClientCredentials
-            | AuthKind::Oauth2RefreshToken
-            | AuthKind::Oauth2Password
-            | AuthKind::Jwt => {
-                let (grant, endpoint) = match kind {
-                    AuthKind::Jwt => jwt_grant(&spec.auth, &config, caches).map_err(fail)?,
-                    _ => oauth2_grant(kind, &spec.auth, &config).map_err(fail)?,
+        let declared = &spec.auth;
+        let token_grant = match &auth {
+            Auth::Oauth2ClientCredentials(o) => {
+                let s = &o.secrets;
+                let grant = Grant::ClientCredentials;
+                Some(oauth2_grant(
+                    declared,
+                    o,
+                    grant,
+                    &s.client_id,
+                    &s.client_secret,
+                ))
+            }
+            Auth::Oauth2RefreshToken(o) => {
+                let s = &o.secrets;
+                let grant = Grant::RefreshToken;
+                Some(oauth2_grant(
+                    declared,
+                    o,
+                    grant,
+                    &s.client_id,
+                    &s.client_secret,
+                ))
+            }
+            Auth::Oauth2Password(o) => {
+                let s = &o.secrets;
+                let grant = Grant::Password {
+                    username: s.username.clone(),
+                    password: s.password.clone(),
                 };
+                Some(oauth2_grant(
+                    declared,
+                    o,
+                    grant,
+                    &s.client_id,
+                    &s.client_secret,
+                ))
+            }
+            Auth::Jwt(jwt) => Some(jwt_grant(declared, jwt, caches)),
+            _ => None,
+        };
+        let credential = match token_grant.transpose().map_err(fail)? {
+            Some((grant, endpoint)) => {
                 let id = config.id.as_deref().unwrap_or(&spec.name);
-                let fp = config_fingerprint(&spec.auth, &config);
-                let cell = tokens.cell(
-                    tenant,
-                    id,
-                    fp,
-                    config.secrets.refresh_token.clone(),
-                    config.from_store,
-                );
+                let fp = config_fingerprint(declared, &config, &auth);
+                let refresh_token = match &auth {
+                    Auth::Oauth2RefreshToken(o) => Some(o.secrets.refresh_token.clone()),
+                    _ => None,
+                };
+                let cell = tokens.cell(tenant, id, fp, refresh_token, config.from_store);
+                let secrets = auth.secrets();
                 scrub.extend(
-                    config
-                        .secrets_set()
-                        .into_iter()
-                        .filter(|k| !IDENTIFIERS.contains(k))
-                        .filter_map(|k| config.secrets.get(k).cloned()),
+                    secrets
+                        .iter()
+                        .filter(|(k, _)| !IDENTIFIERS.contains(k))
+                        .map(|(_, v)| (*v).clone()),
                 );
-                if let (Some(id), Some(secret)) =
-                    (&config.secrets.client_id, &config.secrets.client_secret)
-                {
+                let find = |key| secrets.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+                if let (Some(id), Some(secret)) = (find("client_id"), find("client_secret")) {
                     scrub.push(client_basic_pair(id, secret));
                 }
                 Credential::Token(Box::new(TokenSource {
@@ -149,10 +180,10 @@ impl BoundConnection {
                     cell,
                 }))
             }
-            _ => static_credential(kind, &spec.auth, &config, &mut scrub).map_err(fail)?,
+            None => static_credential(declared, &auth, &config, &mut scrub).map_err(fail)?,
         };
-        check_scrubbable(kind, &config).map_err(fail)?;
-        let certificate = kind == AuthKind::ClientCertificate;
+        check_scrubbable(&auth).map_err(fail)?;
+        let certificate = auth.kind() == AuthKind::ClientCertificate;
         if base_url.is_none()
             && (certificate || !matches!(credential, Credential::None))
             && origins.is_empty()
@@ -212,57 +243,6 @@ impl BoundConnection {
     }
 }
 
-/// The scheme in force: the plugin's, or the operator's where the plugin leaves it open.
-fn scheme_kind(declared: &AuthScheme, chosen: Option<AuthKind>) -> Result<AuthKind, String> {
-    let kind = match declared {
-        AuthScheme::OperatorDefined => {
-            return chosen.ok_or_else(|| {
-                "the plugin leaves the scheme to the operator: set `auth`".to_owned()
-            });
-        }
-        AuthScheme::None => AuthKind::None,
-        AuthScheme::Bearer => AuthKind::Bearer,
-        AuthScheme::Basic => AuthKind::Basic,
-        AuthScheme::ApiKey { .. } => AuthKind::ApiKey,
-        AuthScheme::Custom { .. } => AuthKind::Custom,
-        AuthScheme::Oauth2ClientCredentials(_) => AuthKind::Oauth2ClientCredentials,
-        AuthScheme::Oauth2RefreshToken(_) => AuthKind::Oauth2RefreshToken,
-        AuthScheme::Oauth2Password(_) => AuthKind::Oauth2Password,
-        AuthScheme::Jwt(_) => AuthKind::Jwt,
-        AuthScheme::ClientCertificate => AuthKind::ClientCertificate,
-    };
-    match chosen {
-        Some(c) if c != kind => Err(format!(
-            "`auth = \"{}\"` disagrees with the plugin's scheme `{}`",
-            c.name(),
-            kind.name()
-        )),
-        _ => Ok(kind),
-    }
-}
-
-/// Settings and secrets the scheme does not use are errors that name them.
-fn check_keys(kind: AuthKind, config: &ConnectionConfig) -> Result<(), String> {
-    if let Some(key) = config
-        .settings_set()
-        .into_iter()
-        .find(|k| !kind.settings().contains(k))
-    {
-        return Err(format!("`{key}` does not apply to auth `{}`", kind.name()));
-    }
-    if let Some(key) = config
-        .secrets_set()
-        .into_iter()
-        .find(|k| !kind.secrets().contains(k))
-    {
-        return Err(format!(
-            "secret `{key}` is not used by auth `{}`",
-            kind.name()
-        ));
-    }
-    Ok(())
-}
-
 fn need(secrets: &Secrets, key: &str) -> Result<Secret, String> {
     secrets
         .get(key)
@@ -289,12 +269,12 @@ const IDENTIFIERS: &[&str] = &["username", "client_id"];
 
 /// Every value the scrubber will look for is long enough to be found without
 /// hitting unrelated text, and holds no NUL (which no request may carry).
-fn check_scrubbable(kind: AuthKind, config: &ConnectionConfig) -> Result<(), String> {
-    for key in config.secrets_set() {
-        if kind != AuthKind::Custom && IDENTIFIERS.contains(&key) {
+fn check_scrubbable(auth: &Auth) -> Result<(), String> {
+    for (key, value) in auth.secrets() {
+        if !matches!(auth, Auth::Custom(_)) && IDENTIFIERS.contains(&key) {
             continue;
         }
-        let value = config.secrets.get(key).map_or("", Secret::expose);
+        let value = value.expose();
         if value.chars().count() < MIN_SECRET_LEN {
             return Err(format!(
                 "secret `{key}` is shorter than {MIN_SECRET_LEN} characters: Courier scrubs every secret from what comes back, and a value this short would also match unrelated text"
@@ -309,28 +289,27 @@ fn check_scrubbable(kind: AuthKind, config: &ConnectionConfig) -> Result<(), Str
 
 /// The credential of the schemes that put fixed secrets in place.
 fn static_credential(
-    kind: AuthKind,
     declared: &AuthScheme,
+    auth: &Auth,
     config: &ConnectionConfig,
     scrub: &mut Vec<Secret>,
 ) -> Result<Credential, String> {
-    let secrets = &config.secrets;
-    let placements = match kind {
-        AuthKind::None => return Ok(Credential::None),
-        AuthKind::Bearer => vec![header_placement(
+    let placements = match auth {
+        Auth::None(_) => return Ok(Credential::None),
+        Auth::Bearer(b) => vec![header_placement(
             "authorization",
             "Bearer {secret}",
-            need(secrets, "token")?,
+            b.secrets.token.clone(),
         )],
-        AuthKind::Basic => {
-            let (user, password) = (need(secrets, "username")?, need(secrets, "password")?);
+        Auth::Basic(b) => {
+            let (user, password) = (&b.secrets.username, b.secrets.password.clone());
             let pair = Secret::new(format!("{}:{}", user.expose(), password.expose()));
             let encoded = Secret::new(STANDARD.encode(pair.expose()));
             scrub.extend([password, pair]);
             vec![header_placement("authorization", "Basic {secret}", encoded)]
         }
-        AuthKind::ApiKey => {
-            let (target, name) = match (declared, &config.header, &config.query) {
+        Auth::ApiKey(a) => {
+            let (target, name) = match (declared, &a.header, &a.query) {
                 (AuthScheme::ApiKey { location, name }, None, None) => (
                     match location {
                         KeyLocation::Header => PlacementTarget::Header,
@@ -342,50 +321,41 @@ fn static_credential(
                 (_, None, Some(q)) => (PlacementTarget::Query, q.clone()),
                 _ => return Err("api-key needs exactly one of `header` or `query`".into()),
             };
-            vec![Placement::new(
-                target,
-                name,
-                secret_template(),
-                need(secrets, "key")?,
-            )]
+            let key = a.secrets.key.clone();
+            vec![Placement::new(target, name, secret_template(), key)]
         }
-        AuthKind::Custom => {
-            let wanted = custom_placements(declared, config)?;
-            if let Some(unused) = config
-                .secrets_set()
+        Auth::Custom(custom) => {
+            let wanted = custom_placements(declared, custom)?;
+            if let Some((unused, _)) = custom
+                .secrets
+                .set()
                 .into_iter()
-                .find(|k| !wanted.iter().any(|p| p.secret == *k))
+                .find(|(k, _)| !wanted.iter().any(|p| p.secret == *k))
             {
                 return Err(format!("secret `{unused}` is not used by any placement"));
             }
             wanted
                 .into_iter()
                 .map(|p| {
-                    Ok(Placement::new(
-                        p.target,
-                        p.name,
-                        p.template,
-                        need(secrets, &p.secret)?,
-                    ))
+                    let secret = need(&custom.secrets, &p.secret)?;
+                    Ok(Placement::new(p.target, p.name, p.template, secret))
                 })
                 .collect::<Result<_, String>>()?
         }
         // The credential is the TLS client certificate of the `[tls]` table,
         // which the sender presents to the connection's origins only.
-        AuthKind::ClientCertificate if config.tls.names_client_certificate() => vec![],
-        AuthKind::ClientCertificate => {
+        Auth::ClientCertificate(_) if config.tls.names_client_certificate() => vec![],
+        Auth::ClientCertificate(_) => {
             return Err("client-certificate needs `client_cert_file` + `client_key_file` or `pkcs12_file` in [tls]".into());
         }
-        other => {
-            return Err(format!(
-                "auth scheme `{}` is not implemented yet",
-                other.name()
-            ));
-        }
+        Auth::Oauth2ClientCredentials(_)
+        | Auth::Oauth2RefreshToken(_)
+        | Auth::Oauth2Password(_)
+        | Auth::Jwt(_) => unreachable!("token schemes have no fixed placements"),
     };
     for p in &placements {
         check_placement(p)?;
-        if !matches!(kind, AuthKind::Basic) {
+        if !matches!(auth, Auth::Basic(_)) {
             scrub.push(p.secret.clone());
         }
     }
@@ -393,30 +363,27 @@ fn static_credential(
 }
 
 /// Identifies everything a token depends on: the declared scheme, the
-/// connection file's settings and its secrets, except the refresh token,
-/// which the token cell tracks through rotations.
-fn config_fingerprint(declared: &AuthScheme, config: &ConnectionConfig) -> [u8; 32] {
+/// connection's settings and its secrets, except the refresh token, which
+/// the token cell tracks through rotations.
+fn config_fingerprint(declared: &AuthScheme, config: &ConnectionConfig, auth: &Auth) -> [u8; 32] {
     let settings = format!("{declared:?}\n{config:?}");
     let mut parts = vec![settings.as_str()];
-    for key in config
-        .secrets_set()
-        .into_iter()
-        .filter(|k| *k != "refresh_token")
-    {
-        parts.extend([
-            key,
-            config.secrets.get(key).map(Secret::expose).unwrap_or(""),
-        ]);
+    for (key, value) in auth.secrets() {
+        if key != "refresh_token" {
+            parts.extend([key, value.expose()]);
+        }
     }
     fingerprint(parts)
 }
 
 /// The OAuth 2 grant and token endpoint: the plugin's settings, each
 /// overridden by the operator's, and the client's secrets.
-fn oauth2_grant(
-    kind: AuthKind,
+fn oauth2_grant<S>(
     declared: &AuthScheme,
-    config: &ConnectionConfig,
+    operator: &OAuth2<S>,
+    grant: Grant,
+    client_id: &Secret,
+    client_secret: &Option<Secret>,
 ) -> Result<(Grant, Option<Endpoint>), String> {
     let plugin = match declared {
         AuthScheme::Oauth2ClientCredentials(s)
@@ -424,35 +391,21 @@ fn oauth2_grant(
         | AuthScheme::Oauth2Password(s) => s.clone(),
         _ => OAuth2Settings::default(),
     };
-    let secrets = &config.secrets;
-    let token_url = config
+    let token_url = operator
         .token_url
         .clone()
         .or(plugin.token_url)
         .ok_or("OAuth 2 needs a `token_url`")?;
-    let client_auth = config.client_auth.unwrap_or(plugin.client_auth);
-    let client_secret = secrets.client_secret.clone();
-    if client_secret.is_none() && config.client_auth == Some(ClientAuth::Basic) {
+    if client_secret.is_none() && operator.client_auth == Some(ClientAuth::Basic) {
         return Err("`client_auth = \"basic\"` needs the secret `client_secret`".into());
     }
     let endpoint = Endpoint {
         token_url: parse_token_url(&token_url)?,
-        scopes: config.scopes.clone().unwrap_or(plugin.scopes),
-        audience: config.audience.clone().or(plugin.audience),
-        client_auth,
-        client_id: Some(need(secrets, "client_id")?),
-        client_secret,
-    };
-    let grant = match kind {
-        AuthKind::Oauth2ClientCredentials => Grant::ClientCredentials,
-        AuthKind::Oauth2RefreshToken => {
-            need(secrets, "refresh_token")?;
-            Grant::RefreshToken
-        }
-        _ => Grant::Password {
-            username: need(secrets, "username")?,
-            password: need(secrets, "password")?,
-        },
+        scopes: operator.scopes.clone().unwrap_or(plugin.scopes),
+        audience: operator.audience.clone().or(plugin.audience),
+        client_auth: operator.client_auth.unwrap_or(plugin.client_auth),
+        client_id: Some(client_id.clone()),
+        client_secret: client_secret.clone(),
     };
     Ok((grant, Some(endpoint)))
 }
@@ -462,18 +415,18 @@ fn oauth2_grant(
 /// comes from the host's `caches`.
 fn jwt_grant(
     declared: &AuthScheme,
-    config: &ConnectionConfig,
+    operator: &Jwt,
     caches: &Caches,
 ) -> Result<(Grant, Option<Endpoint>), String> {
     let plugin = match declared {
         AuthScheme::Jwt(j) => Some(j),
         _ => None,
     };
-    let algorithm = config
+    let algorithm = operator
         .algorithm
         .or(plugin.map(|j| j.algorithm))
         .ok_or("jwt needs an `algorithm`")?;
-    let claims = match (&config.claims, plugin) {
+    let claims = match (&operator.claims, plugin) {
         (Some(table), _) => serde_json::to_value(table).map_err(|e| format!("`claims`: {e}"))?,
         (None, Some(j)) => {
             serde_json::from_str(&j.claims).map_err(|e| format!("the plugin's claims: {e}"))?
@@ -483,33 +436,33 @@ fn jwt_grant(
     let serde_json::Value::Object(claims) = claims else {
         return Err("`claims` must be a table".into());
     };
-    let lifetime = config
+    let lifetime = operator
         .lifetime_secs
         .or(plugin.map(|j| j.lifetime_secs))
         .unwrap_or(DEFAULT_JWT_LIFETIME_SECS);
     let signer = JwtSigner::new(
         &caches.jwt_keys,
         algorithm,
-        config.secrets.hmac_key.as_ref(),
-        config.secrets.private_key.as_ref(),
+        operator.secrets.hmac_key.as_ref(),
+        operator.secrets.private_key.as_ref(),
         claims,
         lifetime,
     )?;
-    let endpoint = match config
+    let endpoint = match operator
         .token_url
         .clone()
         .or(plugin.and_then(|j| j.token_url.clone()))
     {
         Some(url) => Some(Endpoint {
             token_url: parse_token_url(&url)?,
-            scopes: config.scopes.clone().unwrap_or_default(),
+            scopes: operator.scopes.clone().unwrap_or_default(),
             audience: None,
             client_auth: ClientAuth::Body,
             client_id: None,
             client_secret: None,
         }),
         None => {
-            if config.scopes.is_some() {
+            if operator.scopes.is_some() {
                 return Err("`scopes` needs a `token_url` to exchange the JWT at".into());
             }
             None
@@ -539,39 +492,36 @@ fn parse_token_url(s: &str) -> Result<Url, String> {
 /// `form_field`/`json_field` with `template` and the secret `key`), else the plugin's.
 fn custom_placements(
     declared: &AuthScheme,
-    config: &ConnectionConfig,
+    custom: &Custom,
 ) -> Result<Vec<SecretPlacement>, String> {
     let single: Vec<(PlacementTarget, &String)> = [
-        (PlacementTarget::Header, &config.header),
-        (PlacementTarget::Query, &config.query),
-        (PlacementTarget::FormField, &config.form_field),
-        (PlacementTarget::JsonField, &config.json_field),
+        (PlacementTarget::Header, &custom.header),
+        (PlacementTarget::Query, &custom.query),
+        (PlacementTarget::FormField, &custom.form_field),
+        (PlacementTarget::JsonField, &custom.json_field),
     ]
     .into_iter()
     .filter_map(|(t, n)| n.as_ref().map(|n| (t, n)))
     .collect();
-    let placements = match (&config.placements, single.as_slice()) {
+    let placements = match (&custom.placements, single.as_slice()) {
         (Some(_), [_, ..]) => return Err("`placements` and `header`/`query`/`form_field`/`json_field` exclude each other".into()),
         (Some(list), []) => list.clone(),
         (None, [(target, name)]) => vec![SecretPlacement {
             target: *target,
             name: (*name).clone(),
-            template: config.template.clone().unwrap_or_else(secret_template),
+            template: custom.template.clone().unwrap_or_else(secret_template),
             secret: "key".into(),
         }],
         (None, [_, _, ..]) => return Err("custom takes one of `header`, `query`, `form_field`, `json_field` (or `[[placements]]`)".into()),
         (None, []) => match declared {
-            AuthScheme::Custom { placements } if config.template.is_none() => placements.clone(),
+            AuthScheme::Custom { placements } if custom.template.is_none() => placements.clone(),
             _ => return Err("custom needs `header`, `query`, `form_field` or `json_field`, or `[[placements]]`".into()),
         },
     };
     if placements.is_empty() {
         return Err("custom needs at least one placement".into());
     }
-    if let Some(p) = placements
-        .iter()
-        .find(|p| !Secrets::KEYS.contains(&p.secret.as_str()))
-    {
+    if let Some(p) = placements.iter().find(|p| !Secrets::is_key(&p.secret)) {
         return Err(format!(
             "placement `{}` names secret `{}`, which is not a [secrets] key",
             p.name, p.secret

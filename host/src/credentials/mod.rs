@@ -24,7 +24,11 @@ mod scrub;
 mod tokens;
 
 pub(crate) use caches::Caches;
-pub use config::{AuthKind, ConnectionConfig, ConnectionError, Secrets};
+pub use config::{
+    ApiKey, Auth, Basic, Bearer, ClientSecrets, ConnectionAuth, ConnectionConfig, ConnectionError,
+    Custom, Jwt, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2, PasswordSecrets,
+    RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
+};
 pub(crate) use connection::BoundConnection;
 pub(crate) use kept::KeptBindings;
 pub(crate) use scrub::Scrubber;
@@ -63,7 +67,10 @@ mod tests {
         auth: AuthScheme,
         text: &str,
     ) -> Result<BoundConnection, ConnectionError> {
-        let config: ConnectionConfig = toml::from_str(text).unwrap();
+        let config: ConnectionConfig = toml::from_str(text).map_err(|e| ConnectionError {
+            connection: "file".into(),
+            message: e.to_string(),
+        })?;
         BoundConnection::bind(&spec(auth), config, "t", &TokenManager::default(), caches)
     }
 
@@ -101,11 +108,86 @@ mod tests {
     fn declared_scheme_must_agree() {
         let err = bind(
             AuthScheme::Bearer,
-            "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\ntoken='t'",
+            "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='u'\npassword='p-long-enough'",
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("disagrees"), "{err}");
+    }
+
+    #[test]
+    fn a_file_without_auth_is_typed_by_the_declared_scheme() {
+        let key = "connection='default'\nbase_url='https://a.test'\n[secrets]\nkey='k-long-enough'";
+        let declared = AuthScheme::ApiKey {
+            location: crate::manifest::KeyLocation::Header,
+            name: "X-Key".into(),
+        };
+        let bound = bind(declared, key).unwrap();
+        assert!(bound.reserves_header("x-key"));
+        let err = bind(AuthScheme::Bearer, key).unwrap_err().to_string();
+        assert!(
+            err.contains("secret `key` is not used by auth `bearer`"),
+            "{err}"
+        );
+        let err = bind(
+            AuthScheme::Bearer,
+            "connection='default'\nbase_url='https://a.test'\nheader='X'\n[secrets]\ntoken='t-long-enough'",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`header` does not apply to auth `bearer`"),
+            "{err}"
+        );
+        let err = bind(AuthScheme::Bearer, "connection='default'\nheadr='X'")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no auth scheme takes the key `headr`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_connection_built_in_code_is_the_file_that_says_the_same() {
+        let file = |text: &str| -> ConnectionConfig { toml::from_str(text).unwrap() };
+        assert_eq!(
+            ConnectionConfig::new("default", Auth::bearer("t-long-enough"))
+                .base_url("https://a.test/v1")
+                .id("gh")
+                .shared_header("Accept", "application/json"),
+            file(
+                "connection='default'\nid='gh'\nbase_url='https://a.test/v1'\nauth='bearer'\n\
+                  [shared_headers]\nAccept='application/json'\n[secrets]\ntoken='t-long-enough'"
+            )
+        );
+        assert_eq!(
+            ConnectionConfig::new("default", Auth::api_key_query("k", "key-long-enough")),
+            file(
+                "connection='default'\nauth='api-key'\nquery='k'\n[secrets]\nkey='key-long-enough'"
+            )
+        );
+        assert_eq!(
+            ConnectionConfig::new(
+                "default",
+                Auth::oauth2_refresh_token(
+                    "https://a.test/t",
+                    "c",
+                    "s-long-enough",
+                    "r-long-enough"
+                )
+            ),
+            file(
+                "connection='default'\nauth='oauth2-refresh-token'\ntoken_url='https://a.test/t'\n\
+                  [secrets]\nclient_id='c'\nclient_secret='s-long-enough'\nrefresh_token='r-long-enough'"
+            )
+        );
+        assert_ne!(
+            ConnectionConfig::new("default", Auth::basic("u", "p-long-enough")),
+            file(
+                "connection='default'\nauth='basic'\n[secrets]\nusername='u'\npassword='p-other-value'"
+            )
+        );
     }
 
     #[test]
@@ -188,7 +270,7 @@ mod tests {
         assert!(
             kept.bind(
                 &spec(AuthScheme::Bearer),
-                config(&bearer.replace("bearer", "basic")),
+                config("connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='u'\npassword='p-long-enough'"),
                 "t",
                 &tokens,
                 &caches
