@@ -65,8 +65,11 @@ pub use outcome::{FailureKind, Outcome};
 pub use plugin::{LoadLimits, LoadReport};
 pub use secret::Secret;
 pub use state::LogLine;
-pub use step::{StepFailure, StepRequest, StepResult};
-pub use store::{ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, StoreError};
+pub use step::{Connection, StepConnection, StepFailure, StepRequest, StepResult};
+pub use store::{
+    ConnectionInfo, ConnectionStore, MASTER_KEY_ENV, MasterKey, SqliteStore, StoreError,
+    StoreFuture,
+};
 pub use tls::TlsSettings;
 
 use courier_egress::NetworkPolicy;
@@ -92,6 +95,10 @@ pub enum HostError {
     /// A plugin's manifest is invalid.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// A connection cannot be bound: no such plugin or declared connection,
+    /// or settings and secrets the declaration does not take.
+    #[error("cannot bind connection: {0}")]
+    Connection(String),
 }
 
 /// Configures a [`Host`]. Deny by default: no host is reachable until allowed,
@@ -108,7 +115,7 @@ pub struct HostBuilder {
     plugin_policies: HashMap<String, PluginPolicy>,
     tenant_hosts: HashMap<String, Vec<AllowedHost>>,
     resolver: Arc<dyn Resolve>,
-    store: Option<Arc<ConnectionStore>>,
+    store: Option<Arc<SqliteStore>>,
     allow_insecure_tls: bool,
     http2: bool,
     /// Off only through [`bench::without_epoch_interruption`].
@@ -118,7 +125,7 @@ pub struct HostBuilder {
 impl HostBuilder {
     /// Writes rotated refresh tokens and refusals of connections loaded from
     /// this store back to it.
-    pub fn connection_store(mut self, store: Arc<ConnectionStore>) -> Self {
+    pub fn connection_store(mut self, store: Arc<SqliteStore>) -> Self {
         self.store = Some(store);
         self
     }
@@ -214,9 +221,18 @@ impl HostBuilder {
         self
     }
 
-    /// Builds the host: engine, linker, client. Must be called within a tokio
-    /// runtime. Fails with [`HostError::Config`], naming the plugin and the
-    /// field, when a limit cannot be honoured.
+    /// Builds the host: engine, linker, clients. Fails with
+    /// [`HostError::Config`], naming the plugin and the field, when a limit
+    /// cannot be honoured.
+    ///
+    /// **Runtime.** Call it, and use the host, inside a Tokio runtime with
+    /// the time and I/O drivers enabled (`#[tokio::main]`, or a
+    /// `Builder::new_multi_thread().enable_all()` runtime): steps use Tokio
+    /// timers for deadlines and Tokio sockets for requests. A
+    /// multi-threaded runtime runs steps in parallel; a current-thread one
+    /// works too, one step at a time. The epoch ticker that interrupts
+    /// runaway plugins is a plain thread of its own, so a busy runtime does
+    /// not delay it.
     pub fn build(self) -> Result<Host, HostError> {
         let policy = OperatorPolicy::new(
             self.allowed_hosts,
@@ -331,6 +347,39 @@ impl Host {
             .expect("plugin registry poisoned")
             .get(name)
             .cloned()
+    }
+
+    /// Binds a connection to a loaded plugin's declared connection for a
+    /// tenant, once: steps that name the returned [`Connection`] share the
+    /// binding (settings checked, secrets copied, token cache and scrubber
+    /// built once) instead of binding a [`ConnectionConfig`] each time.
+    ///
+    /// ```no_run
+    /// # async fn demo(host: courier_host::Host) -> Result<(), courier_host::HostError> {
+    /// use courier_host::{Auth, ConnectionConfig, StepRequest};
+    /// let config = ConnectionConfig::new("default", Auth::bearer("secret-token-value"))
+    ///     .base_url("https://api.example.com");
+    /// let connection = host.bind_connection("acme", "http-request", config)?;
+    /// let step = StepRequest {
+    ///     tenant: "acme".into(),
+    ///     plugin: "http-request".into(),
+    ///     call: "request".into(),
+    ///     input: serde_json::json!({"url": "/users"}),
+    ///     connections: vec![connection.clone().into()],
+    /// };
+    /// let result = host.run_step(step).await;
+    /// # Ok(()) }
+    /// ```
+    pub fn bind_connection(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        config: ConnectionConfig,
+    ) -> Result<Connection, HostError> {
+        let loaded = self
+            .plugin(plugin)
+            .ok_or_else(|| HostError::Connection(format!("no plugin `{plugin}` is loaded")))?;
+        Connection::bind(&loaded, &self.inner, tenant, config).map_err(HostError::Connection)
     }
 
     /// Whether a tenant's token-based connection (by connection id) needs

@@ -11,9 +11,10 @@ use wasmtime::Store;
 
 use crate::HostInner;
 use crate::compute::ComputeShare;
-use crate::credentials::{ConnectionConfig, Scrubber};
+use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
 use crate::exchange::{PluginError, SendError};
 use crate::limits::Limits;
+use crate::manifest::Manifest;
 use crate::operator::Effective;
 use crate::outbound::{RequestRecord, StepTraffic};
 use crate::outcome::{FailureKind, Outcome};
@@ -31,8 +32,136 @@ pub struct StepRequest {
     pub call: String,
     /// The call's input.
     pub input: serde_json::Value,
-    /// Connections bound to this step, each naming a declared connection.
-    pub connections: Vec<ConnectionConfig>,
+    /// Connections for this step, each naming a declared connection: a
+    /// configuration bound when the step starts, or a [`Connection`] bound
+    /// once with [`crate::Host::bind_connection`].
+    pub connections: Vec<StepConnection>,
+}
+
+/// A connection a step uses.
+#[derive(Debug, Clone)]
+pub enum StepConnection {
+    /// Bound when the step starts (a binding of the same content for the
+    /// same tenant and plugin is reused when its scheme allows it).
+    Config(Box<ConnectionConfig>),
+    /// Bound once, shared by every step that names it.
+    Bound(Connection),
+}
+
+impl From<ConnectionConfig> for StepConnection {
+    fn from(config: ConnectionConfig) -> Self {
+        Self::Config(Box::new(config))
+    }
+}
+
+impl From<Connection> for StepConnection {
+    fn from(connection: Connection) -> Self {
+        Self::Bound(connection)
+    }
+}
+
+/// A connection bound once to a loaded plugin's declared connection for one
+/// tenant ([`crate::Host::bind_connection`]): its settings checked, its
+/// secrets copied, its token cache and scrubber built once, however many
+/// steps use it. Cloning is cheap. A step of another tenant or plugin
+/// refuses it; after the plugin is loaded again, each step binds the
+/// configuration anew to the new declaration.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    inner: Arc<BoundOnce>,
+}
+
+#[derive(Debug)]
+struct BoundOnce {
+    tenant: String,
+    plugin: String,
+    /// The declaration it was bound to.
+    manifest: Arc<Manifest>,
+    config: ConnectionConfig,
+    bound: Arc<BoundConnection>,
+}
+
+impl Connection {
+    /// Binds `config` to the plugin's declaration for `tenant`.
+    pub(crate) fn bind(
+        plugin: &Plugin,
+        host: &HostInner,
+        tenant: &str,
+        config: ConnectionConfig,
+    ) -> Result<Self, String> {
+        let bound = bind(plugin, host, tenant, config.clone())?;
+        Ok(Self {
+            inner: Arc::new(BoundOnce {
+                tenant: tenant.to_owned(),
+                plugin: plugin.manifest.name.clone(),
+                manifest: plugin.manifest.clone(),
+                config,
+                bound,
+            }),
+        })
+    }
+
+    /// The declared connection it binds.
+    pub fn name(&self) -> &str {
+        &self.inner.config.connection
+    }
+
+    /// The tenant it is bound for.
+    pub fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+
+    /// The plugin it is bound to.
+    pub fn plugin(&self) -> &str {
+        &self.inner.plugin
+    }
+
+    /// The binding for a step of `tenant` on `plugin`.
+    fn for_step(
+        &self,
+        plugin: &Plugin,
+        host: &HostInner,
+        tenant: &str,
+    ) -> Result<Arc<BoundConnection>, String> {
+        let once = &self.inner;
+        if once.tenant != tenant {
+            return Err(format!(
+                "connection `{}` is bound for another tenant",
+                self.name()
+            ));
+        }
+        if once.plugin != plugin.manifest.name {
+            return Err(format!(
+                "connection `{}` is bound to plugin `{}`",
+                self.name(),
+                once.plugin
+            ));
+        }
+        if Arc::ptr_eq(&once.manifest, &plugin.manifest) {
+            return Ok(once.bound.clone());
+        }
+        bind(plugin, host, tenant, once.config.clone())
+    }
+}
+
+/// Binds `config` to the plugin's declared connection it names, for `tenant`.
+fn bind(
+    plugin: &Plugin,
+    host: &HostInner,
+    tenant: &str,
+    config: ConnectionConfig,
+) -> Result<Arc<BoundConnection>, String> {
+    let name = &config.connection;
+    let spec = plugin.manifest.connection(name).ok_or_else(|| {
+        format!(
+            "plugin `{}` declares no connection `{name}`",
+            plugin.manifest.name
+        )
+    })?;
+    plugin
+        .bindings
+        .bind(spec, config, tenant, host.sender.tokens(), &host.caches)
+        .map_err(|e| e.to_string())
 }
 
 /// Why a step did not succeed.
@@ -164,27 +293,13 @@ fn prepare(
         .validate_input(&req.call, &req.input)
         .map_err(|problems| reject(FailureKind::InvalidInput, problems))?;
     let mut connections = HashMap::new();
-    for config in req.connections {
-        let name = config.connection.clone();
-        let spec = plugin.manifest.connection(&name).ok_or_else(|| {
-            reject(
-                FailureKind::InvalidStep,
-                format!(
-                    "plugin `{}` declares no connection `{name}`",
-                    plugin.manifest.name
-                ),
-            )
-        })?;
-        let bound = plugin
-            .bindings
-            .bind(
-                spec,
-                config,
-                &req.tenant,
-                host.sender.tokens(),
-                &host.caches,
-            )
-            .map_err(|e| reject(FailureKind::InvalidStep, e.to_string()))?;
+    for connection in req.connections {
+        let bound = match connection {
+            StepConnection::Config(config) => bind(plugin, host, &req.tenant, *config),
+            StepConnection::Bound(bound) => bound.for_step(plugin, host, &req.tenant),
+        }
+        .map_err(|message| reject(FailureKind::InvalidStep, message))?;
+        let name = bound.name.clone();
         if connections.insert(name.clone(), bound).is_some() {
             return Err(reject(
                 FailureKind::InvalidStep,

@@ -5,6 +5,7 @@ mod auth;
 mod bodies;
 mod cache;
 mod cli;
+mod embedding;
 mod http_request;
 mod httpbin;
 mod jwt;
@@ -30,9 +31,13 @@ async fn step(
     input: serde_json::Value,
     connections: &[&str],
 ) -> StepResult {
-    let connections: Vec<ConnectionConfig> = connections
+    let connections = connections
         .iter()
-        .map(|t| toml::from_str(t).expect("connection TOML parses"))
+        .map(|t| {
+            toml::from_str::<ConnectionConfig>(t)
+                .expect("connection TOML parses")
+                .into()
+        })
         .collect();
     host.run_step(StepRequest {
         tenant: "test".into(),

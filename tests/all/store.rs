@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use courier_host::{ConnectionStore, MasterKey, Outcome, StepRequest, StoreError};
+use courier_host::{ConnectionStore, MasterKey, Outcome, SqliteStore, StepRequest, StoreError};
 use courier_tests::{TestServer, host_builder, host_with, plugin, target_dir};
 use serde_json::json;
 
@@ -33,7 +33,7 @@ fn sqlite(dir: &Path) -> rusqlite::Connection {
 async fn stored_secrets_are_sealed_and_still_reach_the_upstream() {
     let dir = data_dir("sealed");
     let server = TestServer::echo().await;
-    let store = ConnectionStore::open(&dir, MasterKey::generate().unwrap()).unwrap();
+    let store = SqliteStore::open(&dir, MasterKey::generate().unwrap()).unwrap();
     store
         .put("acme", "crm", "http-request", &bearer_file(&server.url("")))
         .unwrap();
@@ -58,7 +58,7 @@ async fn stored_secrets_are_sealed_and_still_reach_the_upstream() {
             plugin: plugin_name,
             call: "request".into(),
             input: json!({"url": "/me"}),
-            connections: vec![config],
+            connections: vec![config.into()],
         })
         .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
@@ -69,10 +69,79 @@ async fn stored_secrets_are_sealed_and_still_reach_the_upstream() {
     assert_no_leak(&r, &[CANARY]);
 }
 
+/// The store seam: the same SQLite store through `dyn ConnectionStore`,
+/// its calls on Tokio's blocking threads. What goes in comes back with its
+/// secrets; listings name secrets and never hold them; a stored connection
+/// binds once and serves a step.
+#[tokio::test]
+async fn the_store_works_through_its_async_seam() {
+    let dir = data_dir("seam");
+    let server = TestServer::echo().await;
+    let store: std::sync::Arc<dyn ConnectionStore> =
+        std::sync::Arc::new(SqliteStore::open(&dir, MasterKey::generate().unwrap()).unwrap());
+    store
+        .put("acme", "crm", "http-request", &bearer_file(&server.url("")))
+        .await
+        .unwrap();
+    let err = store
+        .put(
+            "acme",
+            "bad",
+            "http-request",
+            "connection = 'default'\nauth = 'bearer'\n[secrets]\ntokn = 'x'",
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("tokn"), "{err}");
+    let listed = store.list(None).await.unwrap();
+    assert_eq!(listed.len(), 1, "nothing of the refused file is stored");
+    assert!(!format!("{listed:?}").contains(CANARY));
+    let (plugin_name, config) = store.get("acme", "crm").await.unwrap();
+    let host = host_with(host_builder(), &["http-request"]).await;
+    let connection = host.bind_connection("acme", &plugin_name, config).unwrap();
+    let r = host
+        .run_step(StepRequest {
+            tenant: "acme".into(),
+            plugin: plugin_name,
+            call: "request".into(),
+            input: json!({"url": "/me"}),
+            connections: vec![connection.into()],
+        })
+        .await;
+    assert!(r.is_success(), "{r:?}");
+    assert_no_leak(&r, &[CANARY]);
+    let rotated = courier_host::Secret::new("rotated-token-value-42");
+    store
+        .replace_secret("acme", "crm", "token", &rotated)
+        .await
+        .unwrap();
+    let (_, config) = store.get("acme", "crm").await.unwrap();
+    let r = host
+        .run_step(StepRequest {
+            tenant: "acme".into(),
+            plugin: "http-request".into(),
+            call: "request".into(),
+            input: json!({"url": "/me"}),
+            connections: vec![config.into()],
+        })
+        .await;
+    assert!(r.is_success(), "{r:?}");
+    assert_eq!(
+        server.received()[1].header("authorization"),
+        Some("Bearer rotated-token-value-42")
+    );
+    assert!(store.delete("acme", "crm").await.unwrap());
+    assert!(!store.delete("acme", "crm").await.unwrap());
+    assert!(matches!(
+        store.get("acme", "crm").await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
 #[test]
 fn tampered_or_moved_ciphertexts_fail_closed() {
     let dir = data_dir("tamper");
-    let store = ConnectionStore::open(&dir, MasterKey::generate().unwrap()).unwrap();
+    let store = SqliteStore::open(&dir, MasterKey::generate().unwrap()).unwrap();
     for id in ["a", "b", "c"] {
         store
             .put("acme", id, "http-request", &bearer_file("https://a.test"))
@@ -115,7 +184,7 @@ fn master_key_rotation_rewraps_every_record() {
         old.write_new_file(&key_file).unwrap();
         std::fs::read_to_string(&key_file).unwrap()
     };
-    let mut store = ConnectionStore::open(&dir, old).unwrap();
+    let mut store = SqliteStore::open(&dir, old).unwrap();
     store
         .put("acme", "a", "http-request", &bearer_file("https://a.test"))
         .unwrap();
@@ -127,7 +196,7 @@ fn master_key_rotation_rewraps_every_record() {
     assert_eq!(store.rotate_master_key(new).unwrap(), 2);
     assert!(store.get("acme", "a").is_ok() && store.get("beta", "b").is_ok());
     drop(store);
-    let stale = ConnectionStore::open(&dir, MasterKey::from_base64(&old_text).unwrap()).unwrap();
+    let stale = SqliteStore::open(&dir, MasterKey::from_base64(&old_text).unwrap()).unwrap();
     let err = stale.get("acme", "a").unwrap_err().to_string();
     assert!(
         err.contains(&new_id),
@@ -284,7 +353,7 @@ fn refresh_file(api: &TestServer, tokens: &TestServer, refresh_token: &str) -> S
 
 async fn stored_step(
     host: &courier_host::Host,
-    store: &ConnectionStore,
+    store: &SqliteStore,
     id: &str,
 ) -> courier_host::StepResult {
     let (plugin, config) = store.get("acme", id).unwrap();
@@ -293,7 +362,7 @@ async fn stored_step(
         plugin,
         call: "request".into(),
         input: json!({"url": "/me"}),
-        connections: vec![config],
+        connections: vec![config.into()],
     })
     .await
 }
@@ -303,7 +372,7 @@ async fn rotated_refresh_tokens_and_refusals_are_persisted() {
     let dir = data_dir("rotation");
     let (tokens, api) = (rotating_token_server().await, TestServer::echo().await);
     let store =
-        std::sync::Arc::new(ConnectionStore::open(&dir, MasterKey::generate().unwrap()).unwrap());
+        std::sync::Arc::new(SqliteStore::open(&dir, MasterKey::generate().unwrap()).unwrap());
     store
         .put(
             "acme",

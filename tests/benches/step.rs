@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use courier_host::{
-    ClientSettings, CompileSource, ConcurrencyLimits, Host, HostBuilder, Limits, Outcome,
-    StepRequest, bench,
+    ClientSettings, CompileSource, ConcurrencyLimits, ConnectionConfig, Host, HostBuilder, Limits,
+    Outcome, StepRequest, bench,
 };
 use courier_tests::{Reply, TestPki, TestServer, host_builder, host_with, plugin, scratch_dir};
 use http_body_util::{BodyExt, Full};
@@ -267,7 +267,11 @@ fn jwt_connection(server: &TestServer) -> String {
 /// A request step to `path` through the connection `connection` (its file's text).
 fn connection_request(connection: &str, path: &str) -> StepRequest {
     let mut r = request("http-request", "request", json!({"url": path}));
-    r.connections.push(toml::from_str(connection).unwrap());
+    r.connections.push(
+        toml::from_str::<ConnectionConfig>(connection)
+            .unwrap()
+            .into(),
+    );
     r
 }
 
@@ -615,7 +619,8 @@ async fn https(scale: &Scale, report: &mut Report) {
     let n = scale.latency_iterations;
     let step_with = |conn: &str| {
         let mut r = request("http-request", "request", json!({"url": "/bench"}));
-        r.connections.push(toml::from_str(conn).unwrap());
+        r.connections
+            .push(toml::from_str::<ConnectionConfig>(conn).unwrap().into());
         run_ok(&host, r)
     };
     let [http, https, https_h1] =

@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use courier_host::{
-    AllowedHost, ConnectionConfig, ConnectionStore, Host, HostBuilder, IpNet, Limits,
-    MASTER_KEY_ENV, MasterKey, StepRequest,
+    AllowedHost, ConnectionConfig, Host, HostBuilder, IpNet, Limits, MASTER_KEY_ENV, MasterKey,
+    SqliteStore, StepRequest,
 };
 
 /// Courier: a WebAssembly plugin host for API request steps.
@@ -269,7 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         plugin: report.name,
                         call,
                         input,
-                        connections,
+                        connections: connections.into_iter().map(Into::into).collect(),
                     })
                     .await;
                 println!("{}", serde_json::to_string_pretty(&result)?);
@@ -291,7 +291,7 @@ fn connections(
     cache_dir: Option<PathBuf>,
     plugin_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let open = || ConnectionStore::open_in(data_dir);
+    let open = || SqliteStore::open_in(data_dir);
     match command {
         ConnectionsCommand::RotateMasterKey => {
             if std::env::var_os(MASTER_KEY_ENV).is_some() {
@@ -305,7 +305,7 @@ fn connections(
             new.write_new_file(&pending)?;
             let id = new.id();
             let n = store.rotate_master_key(new)?;
-            std::fs::rename(&pending, ConnectionStore::key_file(data_dir))
+            std::fs::rename(&pending, SqliteStore::key_file(data_dir))
                 .with_context(|| format!("the records now use the key in {}", pending.display()))?;
             println!("{n} connections re-wrapped under master key {id}");
         }
@@ -377,7 +377,7 @@ fn connections(
                     plugin: report.name,
                     call,
                     input,
-                    connections: vec![config],
+                    connections: vec![config.into()],
                 };
                 let result = host.run_step(request).await;
                 let needs = host.needs_reauthorization(&tenant, &id).unwrap_or(false);

@@ -1,11 +1,15 @@
-//! The embedded connection store: one SQLite file in the data directory.
-//! Non-secret settings are stored as they are; secrets are sealed per record
-//! (see [`MasterKey`]) and are never returned by listings.
+//! Where connections and their secrets are kept: the [`ConnectionStore`]
+//! seam, and the embedded store behind it, [`SqliteStore`] — one SQLite file
+//! in the data directory. Non-secret settings are stored as they are;
+//! secrets are sealed per record (see [`MasterKey`]) and are never returned
+//! by listings.
 
 mod crypto;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{OptionalExtension, params};
@@ -81,15 +85,70 @@ pub struct ConnectionInfo {
     pub updated_at: u64,
 }
 
-/// Connections and their sealed secrets in a SQLite file.
-pub struct ConnectionStore {
-    db: Mutex<rusqlite::Connection>,
-    master: MasterKey,
+/// What a [`ConnectionStore`] method returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// Where a host's connections and their secrets are kept, per tenant and
+/// connection id: the seam for stores other than the embedded SQLite file
+/// ([`SqliteStore`]). Secrets go in and come out only as a connection's
+/// `[secrets]`; listings never carry them. The host calls it from steps,
+/// concurrently, to write back what it learns about a stored connection (a
+/// rotated refresh token, a refusal that needs re-authorization).
+pub trait ConnectionStore: std::fmt::Debug + Send + Sync + 'static {
+    /// Stores (or replaces) a connection of `plugin` from the text of a
+    /// connection file; its `[secrets]` are kept sealed.
+    fn put<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        plugin: &'a str,
+        file_text: &'a str,
+    ) -> StoreFuture<'a, ()>;
+
+    /// The plugin and the connection (secrets opened) of a record, marked
+    /// as loaded from this store.
+    fn get<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, (String, ConnectionConfig)>;
+
+    /// Metadata of the stored connections (of one tenant, or all), never secrets.
+    fn list<'a>(&'a self, tenant: Option<&'a str>) -> StoreFuture<'a, Vec<ConnectionInfo>>;
+
+    /// Deletes a connection; false if there was none.
+    fn delete<'a>(&'a self, tenant: &'a str, id: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Replaces one secret of a record (a rotated refresh token) at once.
+    fn replace_secret<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        key: &'a str,
+        value: &'a Secret,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Records whether the connection needs re-authorization.
+    fn set_needs_reauthorization<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        needs: bool,
+    ) -> StoreFuture<'a, ()>;
 }
 
-impl std::fmt::Debug for ConnectionStore {
+/// Connections and their sealed secrets in a SQLite file. Cloning shares
+/// the database; the [`ConnectionStore`] methods run on Tokio's blocking
+/// threads, the inherent ones on the caller's.
+#[derive(Clone)]
+pub struct SqliteStore {
+    db: Arc<Mutex<rusqlite::Connection>>,
+    master: Arc<MasterKey>,
+}
+
+impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectionStore")
+        f.debug_struct("SqliteStore")
             .field("master", &self.master)
             .finish_non_exhaustive()
     }
@@ -111,7 +170,7 @@ CREATE TABLE IF NOT EXISTS connections (
 ) STRICT;
 ";
 
-impl ConnectionStore {
+impl SqliteStore {
     /// Opens (creating if needed) `connections.sqlite` in `data_dir`, which is
     /// created owner-only.
     pub fn open(data_dir: &Path, master: MasterKey) -> Result<Self, StoreError> {
@@ -119,8 +178,8 @@ impl ConnectionStore {
         let db = rusqlite::Connection::open(data_dir.join("connections.sqlite"))?;
         db.execute_batch(SCHEMA)?;
         Ok(Self {
-            db: Mutex::new(db),
-            master,
+            db: Arc::new(Mutex::new(db)),
+            master: Arc::new(master),
         })
     }
 
@@ -280,7 +339,7 @@ impl ConnectionStore {
 
     /// Replaces one secret of a record (a rotated refresh token) in one
     /// transaction, sealed under a fresh data key.
-    pub(crate) fn replace_secret(
+    pub fn replace_secret(
         &self,
         tenant: &str,
         id: &str,
@@ -334,7 +393,7 @@ impl ConnectionStore {
     /// Re-wraps every record's data key under `new` in one transaction (all
     /// or nothing) and uses `new` from then on. Returns the number of records.
     pub fn rotate_master_key(&mut self, new: MasterKey) -> Result<usize, StoreError> {
-        let db = self.db.get_mut().expect("store poisoned");
+        let mut db = self.db.lock().expect("store poisoned");
         let tx = db.transaction()?;
         let rows: Vec<(String, String, Vec<u8>)> = {
             let mut stmt = tx.prepare("SELECT tenant, id, wrapped_key FROM connections")?;
@@ -349,25 +408,108 @@ impl ConnectionStore {
             )?;
         }
         tx.commit()?;
-        self.master = new;
+        drop(db);
+        self.master = Arc::new(new);
         Ok(rows.len())
+    }
+}
+
+impl SqliteStore {
+    /// Runs `op` on a clone of the store on Tokio's blocking threads.
+    fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Self) -> Result<T, StoreError> + Send + 'static,
+    ) -> StoreFuture<'static, T> {
+        let store = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || op(&store))
+                .await
+                .map_err(|e| StoreError::Database(format!("store task: {e}")))?
+        })
+    }
+}
+
+impl ConnectionStore for SqliteStore {
+    fn put<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        plugin: &'a str,
+        file_text: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        let (tenant, id, plugin) = (tenant.to_owned(), id.to_owned(), plugin.to_owned());
+        let text = Zeroizing::new(file_text.to_owned());
+        self.blocking(move |s| s.put(&tenant, &id, &plugin, &text))
+    }
+
+    fn get<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, (String, ConnectionConfig)> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.blocking(move |s| s.get(&tenant, &id))
+    }
+
+    fn list<'a>(&'a self, tenant: Option<&'a str>) -> StoreFuture<'a, Vec<ConnectionInfo>> {
+        let tenant = tenant.map(str::to_owned);
+        self.blocking(move |s| s.list(tenant.as_deref()))
+    }
+
+    fn delete<'a>(&'a self, tenant: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.blocking(move |s| s.delete(&tenant, &id))
+    }
+
+    fn replace_secret<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        key: &'a str,
+        value: &'a Secret,
+    ) -> StoreFuture<'a, ()> {
+        let (tenant, id, key, value) = (
+            tenant.to_owned(),
+            id.to_owned(),
+            key.to_owned(),
+            value.clone(),
+        );
+        self.blocking(move |s| s.replace_secret(&tenant, &id, &key, &value))
+    }
+
+    fn set_needs_reauthorization<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        needs: bool,
+    ) -> StoreFuture<'a, ()> {
+        let (tenant, id) = (tenant.to_owned(), id.to_owned());
+        self.blocking(move |s| s.set_needs_reauthorization(&tenant, &id, needs))
     }
 }
 
 /// The token manager writes rotated refresh tokens and refusals of stored
 /// connections back to their records.
-impl TokenPersistence for ConnectionStore {
+impl TokenPersistence for SqliteStore {
     fn persist_refresh_token(
         &self,
         tenant: &str,
         id: &str,
         rotated: &Secret,
     ) -> Result<(), PersistError> {
-        Ok(self.replace_secret(tenant, id, "refresh_token", rotated)?)
+        Ok(SqliteStore::replace_secret(
+            self,
+            tenant,
+            id,
+            "refresh_token",
+            rotated,
+        )?)
     }
 
     fn mark_needs_reauthorization(&self, tenant: &str, id: &str) -> Result<(), PersistError> {
-        Ok(self.set_needs_reauthorization(tenant, id, true)?)
+        Ok(SqliteStore::set_needs_reauthorization(
+            self, tenant, id, true,
+        )?)
     }
 }
 
