@@ -654,6 +654,9 @@ fn scrub_response(s: &Scrubber, r: Response) -> Response {
 }
 
 #[cfg(test)]
+mod pipeline_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
