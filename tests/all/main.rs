@@ -15,6 +15,7 @@ mod pool;
 mod redirects;
 mod responses;
 mod sandbox;
+mod seams;
 mod secrets;
 mod store;
 mod timeouts;
