@@ -273,6 +273,11 @@ async fn a_denied_url_never_reaches_the_transport() {
         );
         assert!(records.is_empty(), "{url}: {records:?}");
     }
+    assert_eq!(
+        world.transport.seen().len(),
+        0,
+        "no denied request was sent"
+    );
     // A redirect to a refused origin stops before the transport too.
     let world = World::new(
         BEARER,
