@@ -21,6 +21,7 @@
 
 mod admission;
 mod bindings;
+mod clock;
 mod compute;
 mod credentials;
 mod engine;
@@ -45,6 +46,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 pub use admission::ConcurrencyLimits;
+pub use clock::{Clock, SystemClock};
 pub use courier_egress::{AllowedHost, PatternError};
 pub use credentials::{
     ApiKey, Auth, Basic, Bearer, ClientSecrets, ConnectionAuth, ConnectionConfig, ConnectionError,
@@ -60,7 +62,10 @@ pub use manifest::{
     SecretPlacement,
 };
 pub use operator::PluginPolicy;
-pub use outbound::{RequestRecord, Resolve, SystemResolver};
+pub use outbound::{
+    RequestRecord, Resolve, SystemResolver, Transport, TransportBody, TransportError,
+    TransportRequest, TransportResponse,
+};
 pub use outcome::{FailureKind, Outcome};
 pub use plugin::{LoadLimits, LoadReport};
 pub use secret::Secret;
@@ -115,6 +120,8 @@ pub struct HostBuilder {
     plugin_policies: HashMap<String, PluginPolicy>,
     tenant_hosts: HashMap<String, Vec<AllowedHost>>,
     resolver: Arc<dyn Resolve>,
+    transport: Option<Arc<dyn Transport>>,
+    clock: Arc<dyn Clock>,
     store: Option<Arc<SqliteStore>>,
     allow_insecure_tls: bool,
     http2: bool,
@@ -215,9 +222,30 @@ impl HostBuilder {
         self
     }
 
-    /// Replaces the system resolver.
+    /// Replaces the system resolver (used by the default transport).
     pub fn resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
         self.resolver = resolver;
+        self
+    }
+
+    /// Replaces the default transport (hyper and rustls), through which
+    /// every request leaves once the pipeline has checked it against the
+    /// egress policy, added its credentials and bounded it by the step's
+    /// limits; token requests go through it too. The replacement owns what
+    /// the default does below that line: resolving names (the
+    /// [`resolver`](Self::resolver) is not used), vetting the addresses
+    /// against the allowed networks ([`allow_network`](Self::allow_network)
+    /// still refuses IP-literal URLs, above the transport), TLS, pooling and
+    /// the connect, TLS and first-byte timeouts. See [`Transport`].
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Replaces the system clock the host reads token expiry and JWT times
+    /// from (a test moves a manual clock instead of sleeping).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -249,10 +277,14 @@ impl HostBuilder {
         .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let linker = plugin::linker(&engine).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let sender = Sender::new(
+            self.transport,
             self.resolver,
             NetworkPolicy::allowing(self.allowed_networks),
             &self.client_settings,
-            TokenManager::new(self.store.map(|s| s as Arc<dyn TokenPersistence>)),
+            TokenManager::new(
+                self.store.map(|s| s as Arc<dyn TokenPersistence>),
+                self.clock,
+            ),
             self.allow_insecure_tls,
             self.http2,
         );
@@ -309,6 +341,8 @@ impl Host {
             plugin_policies: HashMap::new(),
             tenant_hosts: HashMap::new(),
             resolver: Arc::new(SystemResolver),
+            transport: None,
+            clock: Arc::new(SystemClock),
             store: None,
             allow_insecure_tls: false,
             http2: true,

@@ -16,6 +16,7 @@ mod pool;
 mod redirects;
 mod responses;
 mod sandbox;
+mod seams;
 mod secrets;
 mod store;
 mod timeouts;

@@ -1,10 +1,8 @@
-//! Injection: the host puts a connection's credential into a request bound
-//! for one of its origins, after the plugin built the request.
+//! Injection: what a connection's credential adds to a request bound for
+//! one of its origins, after the plugin built the request. The outbound
+//! pipeline applies the [`Additions`]; credentials never edit a request.
 
-use bytes::Bytes;
-use http::HeaderMap;
-use http::header::CONTENT_TYPE;
-use url::Url;
+use http::{HeaderName, HeaderValue};
 
 use super::BoundConnection;
 use super::connection::Credential;
@@ -24,71 +22,38 @@ impl BoundConnection {
         }
     }
 
-    /// Puts the credential into a request bound for one of the connection's
-    /// origins (the caller checks [`Self::may_authenticate`]): headers, query
-    /// parameters, and form or JSON body fields of the encoded body. For a
-    /// token scheme, `token` is the access token the caller obtained from
-    /// [`Self::token_source`], sent as a bearer token.
-    pub(crate) fn apply(
-        &self,
-        url: &mut Url,
-        headers: &mut HeaderMap,
-        body: &mut Bytes,
-        token: Option<&Secret>,
-    ) -> Result<(), SendError> {
+    /// What the credential adds to a request bound for one of the
+    /// connection's origins (the caller checks [`Self::may_authenticate`]):
+    /// headers, query parameters, and form or JSON body fields, for the
+    /// outbound pipeline to apply. For a token scheme, `token` is the access
+    /// token the caller obtained from [`Self::token_source`], sent as a
+    /// bearer token. Fails when a secret is not a valid header value.
+    pub(crate) fn apply(&self, token: Option<&Secret>) -> Result<Additions<'_>, SendError> {
+        let mut additions = Additions::default();
         if let Some(token) = token {
-            let mut value = http::HeaderValue::try_from(format!("Bearer {}", token.expose()))
+            let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
                 .map_err(|_| self.not_a_header_value())?;
             value.set_sensitive(true);
-            headers.insert(http::header::AUTHORIZATION, value);
-            return Ok(());
+            additions.headers.push((http::header::AUTHORIZATION, value));
+            return Ok(additions);
         }
         for p in self.placements(PlacementTarget::Header) {
-            let name = http::HeaderName::try_from(p.name.as_str())
+            let name = HeaderName::try_from(p.name.as_str())
                 .expect("checked when the connection was bound");
             let mut value =
-                http::HeaderValue::try_from(p.value()).map_err(|_| self.not_a_header_value())?;
+                HeaderValue::try_from(p.value()).map_err(|_| self.not_a_header_value())?;
             value.set_sensitive(true);
-            headers.insert(name, value);
+            additions.headers.push((name, value));
         }
-        for p in self.placements(PlacementTarget::Query) {
-            url.query_pairs_mut().append_pair(&p.name, p.value());
-        }
-        let mut form = self.placements(PlacementTarget::FormField).peekable();
-        if form.peek().is_some() {
-            if !has_media_type(headers, |m| m == "application/x-www-form-urlencoded") {
-                return Err(self.body_needed("a form"));
-            }
-            let mut encoded =
-                form_urlencoded::Serializer::new(String::from_utf8_lossy(body).into_owned());
-            for p in form {
-                if form_urlencoded::parse(body).any(|(k, _)| k == p.name.as_str()) {
-                    return Err(reserved_field(&p.name));
-                }
-                encoded.append_pair(&p.name, p.value());
-            }
-            *body = Bytes::from(encoded.finish());
-        }
-        let mut json = self.placements(PlacementTarget::JsonField).peekable();
-        if json.peek().is_some() {
-            let is_json =
-                has_media_type(headers, |m| m == "application/json" || m.ends_with("+json"));
-            let mut object = match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(serde_json::Value::Object(o)) if is_json => o,
-                _ => return Err(self.body_needed("a JSON object")),
-            };
-            for p in json {
-                if object.contains_key(&p.name) {
-                    return Err(reserved_field(&p.name));
-                }
-                object.insert(
-                    p.name.clone(),
-                    serde_json::Value::String(p.value().to_owned()),
-                );
-            }
-            *body = Bytes::from(serde_json::to_vec(&object).expect("a JSON object serializes"));
-        }
-        Ok(())
+        let pairs = |target| {
+            self.placements(target)
+                .map(|p| (p.name.as_str(), p.value()))
+                .collect::<Vec<_>>()
+        };
+        additions.query = pairs(PlacementTarget::Query);
+        additions.form_fields = pairs(PlacementTarget::FormField);
+        additions.json_fields = pairs(PlacementTarget::JsonField);
+        Ok(additions)
     }
 
     /// The API answered 401 to `token`: forget it so that the next
@@ -105,32 +70,21 @@ impl BoundConnection {
             self.name
         ))
     }
-
-    fn body_needed(&self, kind: &str) -> SendError {
-        SendError::InvalidRequest(format!(
-            "connection `{}` places its secret in {kind} body field: send {kind} body",
-            self.name
-        ))
-    }
 }
 
-fn reserved_field(name: &str) -> SendError {
-    SendError::InvalidRequest(format!(
-        "body field `{name}` carries the connection's credential and is set by the host"
-    ))
-}
-
-/// Whether the request's `Content-Type` media type (lowercase, without parameters) passes `check`.
-fn has_media_type(headers: &HeaderMap, check: impl Fn(&str) -> bool) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .is_some_and(|m| check(&m))
+/// What a credential adds to one request, for the outbound pipeline to
+/// apply: headers (set, replacing any of the same name; values marked
+/// sensitive), query pairs (appended), and fields of a form or JSON object
+/// body (added; the pipeline refuses a body of another type or one that
+/// already has the field). The values are secrets, hence no `Debug`.
+#[derive(Default)]
+pub(crate) struct Additions<'a> {
+    /// Headers to set.
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    /// Query pairs to append.
+    pub(crate) query: Vec<(&'a str, &'a str)>,
+    /// Fields to add to an `application/x-www-form-urlencoded` body.
+    pub(crate) form_fields: Vec<(&'a str, &'a str)>,
+    /// String fields to add to a JSON object body.
+    pub(crate) json_fields: Vec<(&'a str, &'a str)>,
 }

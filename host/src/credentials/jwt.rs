@@ -108,9 +108,9 @@ impl JwtSigner {
         })
     }
 
-    /// A freshly signed token and its expiry.
-    pub(crate) fn sign(&self) -> Result<(Secret, SystemTime), String> {
-        let now = SystemTime::now();
+    /// A token signed now (`now`: the host clock's wall time, its `iat`)
+    /// and its expiry.
+    pub(crate) fn sign(&self, now: SystemTime) -> Result<(Secret, SystemTime), String> {
         let exp = now + self.lifetime;
         let secs = |t: SystemTime| {
             t.duration_since(UNIX_EPOCH)

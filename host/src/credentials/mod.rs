@@ -6,7 +6,7 @@
 //! - `config`: the connection file (TOML) and its validation;
 //! - `connection`: binding a file to the plugin's declared connection, per scheme;
 //! - `kept`: bindings kept by content, shared by the steps binding the same file;
-//! - `inject`: putting the credential into a request for one of its origins;
+//! - `inject`: what the credential adds to a request for one of its origins;
 //! - `tokens`: the token manager (OAuth 2 grants, JWT), shared across steps;
 //! - `jwt`: host-signed JWTs;
 //! - `scrub`: removing secrets, in every encoding, from what the plugin sees.
@@ -30,6 +30,7 @@ pub use config::{
     RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
 };
 pub(crate) use connection::BoundConnection;
+pub(crate) use inject::Additions;
 pub(crate) use kept::KeptBindings;
 pub(crate) use scrub::Scrubber;
 pub(crate) use tokens::{

@@ -25,6 +25,7 @@ use url::Url;
 use super::Scrubber;
 use super::jwt::JwtSigner;
 use super::scrub::MIN_SECRET_LEN;
+use crate::clock::{Clock, SystemClock};
 use crate::exchange::{Response, SendError};
 use crate::manifest::ClientAuth;
 use crate::secret::Secret;
@@ -115,6 +116,8 @@ pub(crate) struct TokenCell {
     refresh_tokens_seen: Mutex<Vec<[u8; 32]>>,
     /// Where rotated refresh tokens and refusals are persisted, for stored connections.
     store: Option<Arc<dyn TokenPersistence>>,
+    /// What expiries are measured against and JWTs are dated by.
+    clock: CellClock,
     /// Token requests started so far (read without the lock to detect that a
     /// request finished while a caller waited).
     attempts: AtomicU64,
@@ -169,23 +172,49 @@ impl TokenCell {
     }
 }
 
+/// The host's clock as a token cell holds it.
+struct CellClock(Arc<dyn Clock>);
+
+impl std::ops::Deref for CellClock {
+    type Target = dyn Clock;
+
+    fn deref(&self) -> &dyn Clock {
+        &*self.0
+    }
+}
+
+impl std::fmt::Debug for CellClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
 /// Identifies a connection's token cache: tenant and connection id.
 type CellKey = (String, String);
 
 /// Token caches of every tenant's connections, shared across steps.
-#[derive(Default)]
 pub(crate) struct TokenManager {
     cells: Mutex<HashMap<CellKey, Arc<TokenCell>>>,
     store: Option<Arc<dyn TokenPersistence>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for TokenManager {
+    /// No store, the system clock.
+    fn default() -> Self {
+        Self::new(None, Arc::new(SystemClock))
+    }
 }
 
 impl TokenManager {
     /// A token manager that persists rotated refresh tokens and refusals of
-    /// stored connections in `store`.
-    pub(crate) fn new(store: Option<Arc<dyn TokenPersistence>>) -> Self {
+    /// stored connections in `store`, and reads the time from `clock`
+    /// (token expiry, JWT `iat`/`exp`).
+    pub(crate) fn new(store: Option<Arc<dyn TokenPersistence>>, clock: Arc<dyn Clock>) -> Self {
         Self {
             cells: Mutex::default(),
             store,
+            clock,
         }
     }
 
@@ -216,6 +245,7 @@ impl TokenManager {
             id: id.to_owned(),
             refresh_tokens_seen: Mutex::new(refresh_hash.into_iter().collect()),
             store: self.store.clone().filter(|_| stored),
+            clock: CellClock(self.clock.clone()),
             fingerprint,
             attempts: AtomicU64::new(0),
             needs_reauthorization: AtomicBool::new(false),
@@ -327,7 +357,7 @@ impl TokenSource {
         if let Some(access) = state
             .access
             .as_ref()
-            .filter(|a| a.renew_at.is_none_or(|t| Instant::now() < t))
+            .filter(|a| a.renew_at.is_none_or(|t| cell.clock.now() < t))
         {
             scrubber.learn(&access.token);
             return Ok(TokenTurn::Ready(access.token.clone()));
@@ -345,19 +375,18 @@ impl TokenSource {
         cell.attempts.fetch_add(1, Ordering::SeqCst);
         let fail = |m: String| SendError::Credential(format!("connection `{connection}`: {m}"));
         let obtained = match (&self.grant, &self.endpoint) {
-            (Grant::Jwt(signer), None) => signer
-                .sign()
-                .map(|(token, exp)| TokenResponse {
-                    access_token: token,
-                    token_type: None,
-                    expires_in: Some(
-                        exp.duration_since(std::time::SystemTime::now())
-                            .unwrap_or_default()
-                            .as_secs(),
-                    ),
-                    refresh_token: None,
-                })
-                .map_err(|m| (fail(m), false)),
+            (Grant::Jwt(signer), None) => {
+                let now = cell.clock.wall();
+                signer
+                    .sign(now)
+                    .map(|(token, exp)| TokenResponse {
+                        access_token: token,
+                        token_type: None,
+                        expires_in: Some(exp.duration_since(now).unwrap_or_default().as_secs()),
+                        refresh_token: None,
+                    })
+                    .map_err(|m| (fail(m), false))
+            }
             (_, Some(endpoint)) => match self.token_form(endpoint, state.refresh_token.as_ref()) {
                 Ok((headers, form)) => {
                     let request = Box::new(TokenRequest {
@@ -410,7 +439,7 @@ impl TokenSource {
                     .append_pair("refresh_token", token.expose())
             }
             Grant::Jwt(signer) => {
-                let (assertion, _) = signer.sign()?;
+                let (assertion, _) = signer.sign(self.cell.clock.wall())?;
                 form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
                     .append_pair("assertion", assertion.expose())
             }
@@ -489,7 +518,7 @@ fn settle(
             scrubber.learn(&answer.access_token);
             let renew_at = answer
                 .expires_in
-                .map(|s| Instant::now() + Duration::from_secs(s).saturating_sub(EXPIRY_SKEW));
+                .map(|s| cell.clock.now() + Duration::from_secs(s).saturating_sub(EXPIRY_SKEW));
             state.access = Some(AccessToken {
                 token: answer.access_token.clone(),
                 renew_at,

@@ -1,4 +1,4 @@
-//! The HTTP client behind the sender: hyper + rustls, pooled per origin, with a
+//! The default [`Transport`]: hyper + rustls, pooled per origin, with a
 //! resolver that vets every address before a socket is opened, so the client
 //! connects only to addresses the network policy allows (no second lookup).
 
@@ -17,6 +17,7 @@ use http_body_util::Full;
 use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::capture_connection;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::ServerName;
@@ -24,9 +25,172 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
+use super::transport::{
+    Transport, TransportBody, TransportError, TransportRequest, TransportResponse,
+};
+use super::{origin_key, origin_text};
+use crate::exchange::{SendError, TimeoutPhase};
 use crate::limits::ClientSettings;
 use crate::tls::{self, ConnectionTls};
 use courier_egress::NetworkPolicy;
+use courier_egress::head;
+
+/// The host's own transport: the pooled client for the request's TLS
+/// identity and HTTP/2 choice, names resolved through [`Resolve`] and every
+/// address vetted against the network policy, per-origin connection slots
+/// (held until the body is read or dropped), and the connect, TLS-handshake
+/// and first-byte timeouts.
+pub(crate) struct HttpTransport {
+    clients: Clients,
+    slots: OriginSlots,
+}
+
+impl HttpTransport {
+    /// Clients built from `settings`, resolving through `resolver`,
+    /// connecting only to addresses `network` allows, offering HTTP/2 when
+    /// `http2` (unless a connection says otherwise).
+    pub(crate) fn new(
+        resolver: Arc<dyn Resolve>,
+        network: Arc<NetworkPolicy>,
+        settings: &ClientSettings,
+        http2: bool,
+    ) -> Self {
+        Self {
+            clients: Clients::new(resolver, network, settings, http2),
+            slots: OriginSlots::new(settings),
+        }
+    }
+
+    async fn exchange(&self, request: TransportRequest) -> Result<TransportResponse, SendError> {
+        let TransportRequest {
+            method,
+            url,
+            headers,
+            body,
+            first_byte_timeout,
+            route,
+        } = request;
+        let client = self.clients.get(route.tls.as_deref(), route.http2);
+        let slot = self.slots.acquire(origin_key(&url)).await.ok_or_else(|| {
+            SendError::Limit(format!(
+                "no free connection to {} within {:?}",
+                origin_text(&url),
+                self.slots.wait()
+            ))
+        })?;
+        let mut builder = http::Request::builder()
+            .method(method.as_str())
+            .uri(head::request_uri(&url)?);
+        *builder.headers_mut().expect("builder is valid") = headers;
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
+        let response = head_of(&client, request, first_byte_timeout).await?;
+        Ok(response.map(|body| TransportBody::pooled(body, slot)))
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send(
+        &self,
+        request: TransportRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<TransportResponse, TransportError>> + Send + '_>> {
+        Box::pin(async move { self.exchange(request).await.map_err(TransportError::from) })
+    }
+}
+
+/// Sends a request and waits for the response head: connect and TLS are
+/// timed by the connector, then the first-byte timeout runs from the
+/// moment a connection (new or pooled) carries the request.
+async fn head_of(
+    client: &HttpClient,
+    mut request: http::Request<Full<Bytes>>,
+    first_byte_timeout: Duration,
+) -> Result<http::Response<hyper::body::Incoming>, SendError> {
+    let mut connection = capture_connection(&mut request);
+    let response = client.request(request);
+    tokio::pin!(response);
+    // The response first: when a pooled connection is checked out at
+    // once, polling it records the connection, so the wait below is
+    // ready in the same poll. In the other order the record would wake
+    // this task while it runs, and tokio reschedules a task woken during
+    // its own poll behind the others and wakes an idle worker for it.
+    tokio::select! {
+        biased;
+        done = &mut response => return done.map_err(classify_client_error),
+        _ = connection.wait_for_connection_metadata() => {}
+    }
+    match tokio::time::timeout(first_byte_timeout, response).await {
+        Ok(done) => done.map_err(classify_client_error),
+        Err(_) => Err(SendError::Timeout(TimeoutPhase::FirstByte)),
+    }
+}
+
+/// Maps a client failure to a typed error by what caused it.
+fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
+    let chain: Vec<&(dyn std::error::Error + 'static)> =
+        std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |err| {
+            err.source()
+        })
+        .collect();
+    // The most specific causes first, wherever they sit in the chain: a TLS
+    // alert after the handshake (a refused client certificate) surfaces
+    // inside hyper's "connection error".
+    for err in &chain {
+        if err.is::<TlsHandshakeTimeout>() {
+            return SendError::Timeout(TimeoutPhase::TlsHandshake);
+        }
+        if let Some(r) = err.downcast_ref::<ResolveError>() {
+            return match r {
+                ResolveError::Denied(m) => SendError::Denied(m.clone()),
+                ResolveError::Dns(m) => SendError::Dns(m.clone()),
+            };
+        }
+        let io_inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if let Some(tls) = err
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| io_inner.and_then(|i| i.downcast_ref()))
+        {
+            return SendError::Tls(tls.to_string());
+        }
+        // A TLS alert received after the handshake (the server refusing a
+        // missing or rejected client certificate) reaches us as invalid data
+        // from the TLS stream; TCP alone never produces it.
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::InvalidData
+        {
+            return SendError::Tls(io.to_string());
+        }
+    }
+    for err in &chain {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::TimedOut {
+                return SendError::Timeout(TimeoutPhase::Connect);
+            }
+            if e.is_connect() {
+                return SendError::Connect(io.to_string());
+            }
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            // Text, not type: hyper's typed check, `is_parse_too_large`,
+            // exists only with its `server` feature, which the host does not
+            // otherwise need (it would compile hyper's server into the host
+            // for this one test), and hyper keeps its error kinds private.
+            // A head over the header caps reads "message head is too large".
+            if h.is_parse() && h.to_string().contains("too large") {
+                return SendError::TooLarge(format!("the response head is too large: {h}"));
+            }
+            return SendError::Protocol(h.to_string());
+        }
+    }
+    if e.is_connect() {
+        SendError::Connect(e.to_string())
+    } else {
+        SendError::Other(e.to_string())
+    }
+}
 
 /// Resolves host names to addresses. The host's default uses the system
 /// resolver; embedders and tests can supply their own.
@@ -140,7 +304,7 @@ fn loopback_name(host: &str) -> bool {
 /// in the client's error chain.
 #[derive(Debug, thiserror::Error)]
 #[error("the TLS handshake did not finish in time")]
-pub(crate) struct TlsHandshakeTimeout;
+struct TlsHandshakeTimeout;
 
 /// Opens connections: TCP to a vetted address (under the connect timeout),
 /// then, for `https`, the TLS handshake under its own timeout.
@@ -188,14 +352,14 @@ impl tower_service::Service<Uri> for Connector {
 }
 
 /// The pooled client type.
-pub(crate) type HttpClient = Client<Connector, Full<Bytes>>;
+type HttpClient = Client<Connector, Full<Bytes>>;
 
 /// The pooled clients: one for requests that carry no connection TLS and
 /// follow the host's HTTP/2 setting, one per TLS identity (roots, client
 /// certificate, verification mode) and HTTP/2 choice otherwise, so a
 /// connection opened with one tenant's client certificate is never reused
 /// for another's request.
-pub(crate) struct Clients {
+struct Clients {
     resolver: Arc<dyn Resolve>,
     network: Arc<NetworkPolicy>,
     settings: ClientSettings,
@@ -210,7 +374,7 @@ type ClientKey = (Option<[u8; 32]>, bool);
 
 /// Caps the requests in flight to each origin, so the host never holds more
 /// than `max_connections_per_origin` connections to it.
-pub(crate) struct OriginSlots {
+struct OriginSlots {
     per_origin: usize,
     wait: Duration,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,

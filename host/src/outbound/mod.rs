@@ -2,13 +2,16 @@
 //!
 //! [`Sender::send`] takes a plugin's request and, for the first request and
 //! every redirect hop alike: validates it, resolves its connection, joins the
-//! URL, checks the egress policy, injects credentials only for the
-//! connection's origins, sends it through the vetted client, bounds time and
-//! size, and scrubs secrets from what comes back.
+//! URL, checks the egress policy, applies the credential's additions only for
+//! the connection's origins, sends it through the [`Transport`] (by default
+//! the vetted client), bounds time and size, and scrubs secrets from what
+//! comes back.
 
+mod additions;
 mod body;
 mod client;
 mod decode;
+mod transport;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,14 +20,17 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::capture_connection;
+use http_body_util::BodyExt;
 use serde::Serialize;
 use tokio::time::timeout_at;
 use url::Url;
 
-use client::{Clients, HttpClient, OriginSlots, ResolveError, TlsHandshakeTimeout};
+use client::HttpTransport;
 pub use client::{Resolve, SystemResolver};
+use transport::Route;
+pub use transport::{
+    Transport, TransportBody, TransportError, TransportRequest, TransportResponse,
+};
 
 use crate::credentials::{
     BoundConnection, Scrubber, TokenManager, TokenRequest, TokenSource, TokenTurn,
@@ -38,9 +44,9 @@ use courier_egress::{AllowedHost, NetworkPolicy};
 
 /// The operator's egress settings shared by every step.
 pub(crate) struct Sender {
-    clients: Clients,
-    slots: OriginSlots,
-    /// The response-head caps (hyper's buffers are sized by them too).
+    /// Where checked, authenticated requests go.
+    transport: Arc<dyn Transport>,
+    /// The response-head caps (the default transport's buffers are sized by them too).
     head_caps: HeadCaps,
     allow_insecure_tls: bool,
     network: Arc<NetworkPolicy>,
@@ -60,13 +66,10 @@ pub(crate) struct StepOutbound<'a> {
     pub(crate) traffic: &'a StepTraffic,
 }
 
-/// What one step has sent so far: the count its request limit applies to,
-/// and the records of requests the host made on its behalf (token requests)
-/// until they join the step's records, before the request that caused them.
+/// What one step has sent so far: the count its request limit applies to.
 #[derive(Default)]
 pub(crate) struct StepTraffic {
     made: AtomicU32,
-    host_records: std::sync::Mutex<Vec<RequestRecord>>,
 }
 
 impl StepTraffic {
@@ -80,11 +83,6 @@ impl StepTraffic {
             )));
         }
         Ok(())
-    }
-
-    /// Takes the records of the host's own requests made so far.
-    fn take_host_records(&self) -> Vec<RequestRecord> {
-        std::mem::take(&mut *self.host_records.lock().expect("records lock poisoned"))
     }
 }
 
@@ -131,7 +129,12 @@ impl RequestRecord {
 }
 
 impl Sender {
+    /// A sender through `transport`, or when `None` the host's own
+    /// ([`HttpTransport`]: resolving through `resolver`, connecting only to
+    /// addresses `network` allows, with the client `settings`, offering
+    /// HTTP/2 when `http2`). `network` also refuses IP-literal URLs.
     pub(crate) fn new(
+        transport: Option<Arc<dyn Transport>>,
         resolver: Arc<dyn Resolve>,
         network: NetworkPolicy,
         settings: &ClientSettings,
@@ -140,10 +143,16 @@ impl Sender {
         http2: bool,
     ) -> Self {
         let network = Arc::new(network);
-        let clients = Clients::new(resolver, network.clone(), settings, http2);
+        let transport = transport.unwrap_or_else(|| {
+            Arc::new(HttpTransport::new(
+                resolver,
+                network.clone(),
+                settings,
+                http2,
+            ))
+        });
         Self {
-            clients,
-            slots: OriginSlots::new(settings),
+            transport,
             head_caps: HeadCaps {
                 fields: settings.max_response_headers,
                 bytes: settings.max_response_header_bytes,
@@ -162,17 +171,18 @@ impl Sender {
     /// A valid access token of a connection of this step: the cached one,
     /// or one the token source obtains with a token request that this
     /// sender makes and hands back to it (one request however many callers
-    /// wait).
+    /// wait). The token request's record goes to `records`.
     async fn access_token(
         &self,
         source: &TokenSource,
         connection: &str,
         step: &StepOutbound<'_>,
+        records: &mut Vec<RequestRecord>,
     ) -> Result<Secret, SendError> {
         match source.begin(connection, step.scrubber).await? {
             TokenTurn::Ready(token) => Ok(token),
             TokenTurn::Request(request, pending) => {
-                let outcome = self.request_token(step, *request).await;
+                let outcome = self.request_token(step, *request, records).await;
                 pending.finish(outcome, step.scrubber)
             }
         }
@@ -181,12 +191,13 @@ impl Sender {
     /// A token request (OAuth 2 token endpoint) for a connection of this
     /// step: the same policy checks and vetted client as every request, no
     /// redirects, bounded by the request timeout and the step deadline. Its
-    /// record joins the step's before the request that caused it. The
+    /// record goes to `records`, before the request that caused it. The
     /// caller scrubs what it passes on.
     async fn request_token(
         &self,
         step: &StepOutbound<'_>,
         request: TokenRequest,
+        records: &mut Vec<RequestRecord>,
     ) -> Result<Response, SendError> {
         let TokenRequest {
             url,
@@ -204,24 +215,27 @@ impl Sender {
         let deadline = step
             .deadline
             .min(tokio::time::Instant::now() + step.limits.request_timeout);
-        let client = self.clients.get(None, None);
         let started = Instant::now();
-        let outgoing = Outgoing {
+        let outgoing = TransportRequest {
             method: Method::Post,
             url: url.clone(),
             headers,
             body: form,
+            first_byte_timeout: step.limits.first_byte_timeout,
+            route: Route::default(),
         };
-        let exchange = self.exchange(&client, outgoing, None, step.limits);
+        let exchange = self.exchange(outgoing, None, step.limits);
         let outcome = timeout_at(deadline, exchange)
             .await
             .unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)));
-        let record = RequestRecord::of(step, Method::Post, url, started, &outcome, false);
-        step.traffic
-            .host_records
-            .lock()
-            .expect("records lock poisoned")
-            .push(record);
+        records.push(RequestRecord::of(
+            step,
+            Method::Post,
+            url,
+            started,
+            &outcome,
+            false,
+        ));
         outcome
     }
 
@@ -262,18 +276,18 @@ impl Sender {
             let mut replayed = false;
             let response = loop {
                 step.traffic.count(step.limits)?;
-                let authenticated = p.authenticated(self, step).await;
-                records.extend(step.traffic.take_host_records());
-                let (url, headers, body, token) = authenticated?;
-                let (client, insecure) = self.client_for(&p)?;
+                let (url, headers, body, token) = p.authenticated(self, step, records).await?;
+                let (route, insecure) = self.route_for(&p)?;
                 let started = Instant::now();
-                let outgoing = Outgoing {
+                let outgoing = TransportRequest {
                     method: p.method,
                     url,
                     headers,
                     body,
+                    first_byte_timeout: step.limits.first_byte_timeout,
+                    route,
                 };
-                let exchange = self.exchange(&client, outgoing, p.connection, step.limits);
+                let exchange = self.exchange(outgoing, p.connection, step.limits);
                 let outcome = match timeout_at(deadline, exchange).await {
                     Ok(r) => r,
                     Err(_) => Err(SendError::Timeout(phase)),
@@ -308,12 +322,12 @@ impl Sender {
         )))
     }
 
-    /// The client for the next hop, and whether it relaxes TLS verification.
-    /// The connection's TLS (custom roots, client certificate, relaxed
-    /// verification, HTTP/2 choice) applies only to its own origins: a hop
-    /// elsewhere uses the plain client, so no client certificate follows a
-    /// redirect away.
-    fn client_for(&self, p: &Prepared<'_>) -> Result<(HttpClient, bool), SendError> {
+    /// How the transport reaches the next hop, and whether it relaxes TLS
+    /// verification. The connection's TLS (custom roots, client
+    /// certificate, relaxed verification, HTTP/2 choice) applies only to its
+    /// own origins: a hop elsewhere gets the host's, so no client
+    /// certificate follows a redirect away.
+    fn route_for(&self, p: &Prepared<'_>) -> Result<(Route, bool), SendError> {
         let conn = p.connection.filter(|c| c.may_authenticate(&p.url));
         let tls = conn.and_then(|c| c.tls.as_deref());
         let insecure = p.url.scheme() == "https" && tls.is_some_and(|t| t.is_insecure());
@@ -326,7 +340,11 @@ impl Sender {
             }
             tracing::warn!(connection = name, origin = %origin_text(&p.url), "insecure TLS: certificate verification relaxed");
         }
-        Ok((self.clients.get(tls, conn.and_then(|c| c.http2)), insecure))
+        let route = Route {
+            tls: conn.and_then(|c| c.tls.clone()),
+            http2: conn.and_then(|c| c.http2),
+        };
+        Ok((route, insecure))
     }
 
     /// Scheme, user info, allowed hosts (plugin, operator, tenant) and IP literals.
@@ -339,62 +357,16 @@ impl Sender {
         Ok(head::check_url(url, hosts, &self.network)?)
     }
 
-    /// Sends a request and waits for the response head: connect and TLS are
-    /// timed by the connector, then the first-byte timeout runs from the
-    /// moment a connection (new or pooled) carries the request.
-    async fn head(
-        client: &HttpClient,
-        mut request: http::Request<Full<Bytes>>,
-        limits: &Limits,
-    ) -> Result<http::Response<hyper::body::Incoming>, SendError> {
-        let mut connection = capture_connection(&mut request);
-        let response = client.request(request);
-        tokio::pin!(response);
-        // The response first: when a pooled connection is checked out at
-        // once, polling it records the connection, so the wait below is
-        // ready in the same poll. In the other order the record would wake
-        // this task while it runs, and tokio reschedules a task woken during
-        // its own poll behind the others and wakes an idle worker for it.
-        tokio::select! {
-            biased;
-            done = &mut response => return done.map_err(classify_client_error),
-            _ = connection.wait_for_connection_metadata() => {}
-        }
-        match tokio::time::timeout(limits.first_byte_timeout, response).await {
-            Ok(done) => done.map_err(classify_client_error),
-            Err(_) => Err(SendError::Timeout(TimeoutPhase::FirstByte)),
-        }
-    }
-
-    /// One HTTP exchange: send, read the head, read the body within the cap.
+    /// One HTTP exchange: send through the transport, check the response
+    /// head, read the body within the cap as it streams.
     async fn exchange(
         &self,
-        client: &HttpClient,
-        outgoing: Outgoing,
+        outgoing: TransportRequest,
         connection: Option<&BoundConnection>,
         limits: &Limits,
     ) -> Result<Response, SendError> {
-        let Outgoing {
-            method,
-            url,
-            headers,
-            body,
-        } = outgoing;
-        let _slot = self.slots.acquire(origin_key(&url)).await.ok_or_else(|| {
-            SendError::Limit(format!(
-                "no free connection to {} within {:?}",
-                origin_text(&url),
-                self.slots.wait()
-            ))
-        })?;
-        let mut builder = http::Request::builder()
-            .method(method.as_str())
-            .uri(head::request_uri(&url)?);
-        *builder.headers_mut().expect("builder is valid") = headers;
-        let request = builder
-            .body(Full::new(body))
-            .map_err(|e| SendError::InvalidRequest(format!("cannot build request: {e}")))?;
-        let response = Self::head(client, request, limits).await?;
+        let final_url = url_without_secrets(&outgoing.url, connection).to_string();
+        let response = self.transport.send(outgoing).await?;
         let (parts, mut body) = response.into_parts();
         check_head_size(&parts.headers, &self.head_caps)?;
         let encoding = parts
@@ -405,9 +377,7 @@ impl Sender {
         // The plugin sees the decoded body: the coding and its length no longer apply.
         let decoded = !matches!(decoder, decode::Decoder::Identity(_));
         while let Some(frame) = body.frame().await {
-            let frame = frame
-                .map_err(|e| SendError::Protocol(format!("reading the response body: {e}")))?;
-            if let Some(chunk) = frame.data_ref() {
+            if let Some(chunk) = frame?.data_ref() {
                 decoder.write(chunk)?;
             }
         }
@@ -428,17 +398,9 @@ impl Sender {
                 })
                 .collect(),
             body: data,
-            final_url: url_without_secrets(&url, connection).to_string(),
+            final_url,
         })
     }
-}
-
-/// One hop as it goes on the wire: credentials applied, body encoded.
-struct Outgoing {
-    method: Method,
-    url: Url,
-    headers: HeaderMap,
-    body: Bytes,
 }
 
 /// A validated request: URL joined, headers checked, body encoded.
@@ -546,22 +508,29 @@ impl<'a> Prepared<'a> {
         })
     }
 
-    /// The URL, headers and body of the next hop, with credentials added
-    /// only when the hop's origin belongs to the connection.
-    /// Also returns the access token used, if the host obtained one.
+    /// The URL, headers and body of the next hop, with the credential's
+    /// additions applied only when the hop's origin belongs to the
+    /// connection. Also returns the access token used, if the host obtained
+    /// one; the record of a token request made for it goes to `records`.
     async fn authenticated(
         &self,
         sender: &Sender,
         step: &StepOutbound<'_>,
+        records: &mut Vec<RequestRecord>,
     ) -> Result<(Url, HeaderMap, Bytes, Option<Secret>), SendError> {
         let (mut url, mut headers, mut body) =
             (self.url.clone(), self.headers.clone(), self.body.clone());
         let mut token = None;
         if let Some(conn) = self.connection.filter(|c| c.may_authenticate(&self.url)) {
             if let Some(source) = conn.token_source() {
-                token = Some(sender.access_token(source, &conn.name, step).await?);
+                token = Some(
+                    sender
+                        .access_token(source, &conn.name, step, records)
+                        .await?,
+                );
             }
-            conn.apply(&mut url, &mut headers, &mut body, token.as_ref())?;
+            let added = conn.apply(token.as_ref())?;
+            additions::apply(&conn.name, added, &mut url, &mut headers, &mut body)?;
         }
         Ok((url, headers, body, token))
     }
@@ -672,72 +641,6 @@ fn origin_key(url: &Url) -> &str {
     &url[..url::Position::BeforePath]
 }
 
-/// Maps a client failure to a typed error by what caused it.
-fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
-    let chain: Vec<&(dyn std::error::Error + 'static)> =
-        std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |err| {
-            err.source()
-        })
-        .collect();
-    // The most specific causes first, wherever they sit in the chain: a TLS
-    // alert after the handshake (a refused client certificate) surfaces
-    // inside hyper's "connection error".
-    for err in &chain {
-        if err.is::<TlsHandshakeTimeout>() {
-            return SendError::Timeout(TimeoutPhase::TlsHandshake);
-        }
-        if let Some(r) = err.downcast_ref::<ResolveError>() {
-            return match r {
-                ResolveError::Denied(m) => SendError::Denied(m.clone()),
-                ResolveError::Dns(m) => SendError::Dns(m.clone()),
-            };
-        }
-        let io_inner = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref());
-        if let Some(tls) = err
-            .downcast_ref::<rustls::Error>()
-            .or_else(|| io_inner.and_then(|i| i.downcast_ref()))
-        {
-            return SendError::Tls(tls.to_string());
-        }
-        // A TLS alert received after the handshake (the server refusing a
-        // missing or rejected client certificate) reaches us as invalid data
-        // from the TLS stream; TCP alone never produces it.
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::InvalidData
-        {
-            return SendError::Tls(io.to_string());
-        }
-    }
-    for err in &chain {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::TimedOut {
-                return SendError::Timeout(TimeoutPhase::Connect);
-            }
-            if e.is_connect() {
-                return SendError::Connect(io.to_string());
-            }
-        }
-        if let Some(h) = err.downcast_ref::<hyper::Error>() {
-            // Text, not type: hyper's typed check, `is_parse_too_large`,
-            // exists only with its `server` feature, which the host does not
-            // otherwise need (it would compile hyper's server into the host
-            // for this one test), and hyper keeps its error kinds private.
-            // A head over the header caps reads "message head is too large".
-            if h.is_parse() && h.to_string().contains("too large") {
-                return SendError::TooLarge(format!("the response head is too large: {h}"));
-            }
-            return SendError::Protocol(h.to_string());
-        }
-    }
-    if e.is_connect() {
-        SendError::Connect(e.to_string())
-    } else {
-        SendError::Other(e.to_string())
-    }
-}
-
 fn scrub_response(s: &Scrubber, r: Response) -> Response {
     if s.is_empty() {
         return r;
@@ -749,6 +652,9 @@ fn scrub_response(s: &Scrubber, r: Response) -> Response {
         final_url: s.text(r.final_url),
     }
 }
+
+#[cfg(test)]
+mod pipeline_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,544 @@
+//! The pipeline without a guest: a [`Sender`] over a recording fake
+//! [`Transport`] and a manual [`Clock`], driven with host-typed requests.
+//! What is under test is everything above the transport (policy,
+//! credentials, token requests, redirects, decoding, scrubbing, records);
+//! the fake only records what reaches it and answers from a script.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
+use http::HeaderMap;
+use hyper::body::Frame;
+
+use super::*;
+use crate::clock::Clock;
+use crate::credentials::{Caches, ConnectionConfig};
+use crate::exchange::{Body, Request};
+use crate::manifest::{AuthScheme, ConnectionSpec, Manifest};
+
+const REDACTED: &str = "[REDACTED]";
+
+/// What the fake transport was handed, copied out of the request.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: &'static str,
+    url: String,
+    origin: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+type Script = Box<dyn Fn(&Seen) -> TransportResponse + Send + Sync>;
+
+/// A transport that records every request it is handed and answers from
+/// `script`, without any network.
+struct Recording {
+    seen: Mutex<Vec<Seen>>,
+    script: Script,
+}
+
+impl Recording {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Transport for Recording {
+    fn send(
+        &self,
+        request: TransportRequest,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<TransportResponse, TransportError>> + Send + '_,
+        >,
+    > {
+        let seen = Seen {
+            method: request.method(),
+            url: request.url().to_owned(),
+            origin: request.origin().to_owned(),
+            headers: request.headers().clone(),
+            body: request.body().clone(),
+        };
+        let response = (self.script)(&seen);
+        self.seen.lock().unwrap().push(seen);
+        Box::pin(async move { Ok(response) })
+    }
+}
+
+/// A clock that moves only when told to.
+struct ManualClock {
+    start: Instant,
+    wall_start: SystemTime,
+    elapsed: Mutex<Duration>,
+}
+
+impl ManualClock {
+    fn new(wall_start: SystemTime) -> Self {
+        Self {
+            start: Instant::now(),
+            wall_start,
+            elapsed: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.elapsed.lock().unwrap() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + *self.elapsed.lock().unwrap()
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.wall_start + *self.elapsed.lock().unwrap()
+    }
+
+    fn sleep(
+        &self,
+        duration: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.advance(duration);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+fn respond(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> TransportResponse {
+    let mut response = http::Response::builder().status(status);
+    for (k, v) in headers {
+        response = response.header(*k, *v);
+    }
+    response.body(TransportBody::full(body)).unwrap()
+}
+
+/// A host, a plugin allowed `https://api.test` and `https://other.test`, and
+/// one connection `default` bound from a connection file's text.
+struct World {
+    sender: Sender,
+    transport: Arc<Recording>,
+    clock: Arc<ManualClock>,
+    manifest: Manifest,
+    hosts: Vec<AllowedHost>,
+    connections: HashMap<String, Arc<BoundConnection>>,
+    scrubber: Scrubber,
+    limits: Limits,
+}
+
+impl World {
+    fn new(connection_file: &str, script: Script) -> Self {
+        Self::with_limits(connection_file, script, Limits::default())
+    }
+
+    fn with_limits(connection_file: &str, script: Script, limits: Limits) -> Self {
+        let transport = Arc::new(Recording {
+            seen: Mutex::default(),
+            script,
+        });
+        let clock = Arc::new(ManualClock::new(
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        ));
+        let sender = Sender::new(
+            Some(transport.clone()),
+            Arc::new(SystemResolver),
+            NetworkPolicy::allowing(vec![]),
+            &ClientSettings::default(),
+            TokenManager::new(None, clock.clone()),
+            false,
+            true,
+        );
+        let spec = ConnectionSpec {
+            name: "default".into(),
+            description: String::new(),
+            base_url: None,
+            auth: AuthScheme::OperatorDefined,
+            auth_origins: vec![],
+            shared_headers: vec![],
+            shared_query: vec![],
+            verify_call: None,
+        };
+        let manifest = Manifest {
+            name: "test".into(),
+            version: "0.1.0".into(),
+            description: String::new(),
+            allowed_hosts: vec!["https://api.test".into(), "https://other.test".into()],
+            connections: vec![spec.clone()],
+            calls: vec![],
+        };
+        let caches = Caches::default();
+        let config: ConnectionConfig = toml::from_str(connection_file).unwrap();
+        let bound = BoundConnection::bind(&spec, config, "t", sender.tokens(), &caches).unwrap();
+        let scrubber = Scrubber::new([&bound], &caches);
+        let hosts = ["https://api.test", "https://other.test"]
+            .iter()
+            .map(|h| h.parse().unwrap())
+            .collect();
+        Self {
+            sender,
+            transport,
+            clock,
+            manifest,
+            hosts,
+            connections: HashMap::from([("default".to_owned(), Arc::new(bound))]),
+            scrubber,
+            limits,
+        }
+    }
+
+    /// Sends one request as a step of this world would.
+    async fn send(&self, request: Request) -> (Result<Response, SendError>, Vec<RequestRecord>) {
+        let traffic = StepTraffic::default();
+        let step = StepOutbound {
+            manifest: &self.manifest,
+            plugin_hosts: &self.hosts,
+            operator_hosts: &self.hosts,
+            tenant_hosts: None,
+            connections: &self.connections,
+            scrubber: &self.scrubber,
+            limits: &self.limits,
+            deadline: tokio::time::Instant::now() + Duration::from_secs(30),
+            traffic: &traffic,
+        };
+        self.sender.send(&step, request).await
+    }
+}
+
+fn get(url: &str, connection: Option<&str>) -> Request {
+    Request {
+        method: Method::Get,
+        url: url.into(),
+        query: vec![],
+        headers: vec![],
+        body: Body::None,
+        connection: connection.map(Into::into),
+        timeout_ms: None,
+        follow_redirects: true,
+        retry: None,
+        idempotency_key: None,
+    }
+}
+
+const BEARER: &str = "connection='default'\nauth='bearer'\nbase_url='https://api.test/v1'\n\
+                      [secrets]\ntoken='s3cret-bearer-value'";
+
+const OAUTH: &str = "connection='default'\nauth='oauth2-client-credentials'\n\
+                     base_url='https://api.test'\ntoken_url='https://api.test/token'\n\
+                     [secrets]\nclient_id='client-1'\nclient_secret='client-secret-value'";
+
+/// The token endpoint at `https://api.test/token` issues `access-token-N`
+/// (N counting from 1) valid for `expires_in` seconds; every other request
+/// gets 200 with the `Authorization` it carried echoed in the body and a
+/// header.
+fn token_endpoint(expires_in: u64) -> Script {
+    let issued = std::sync::atomic::AtomicU32::new(0);
+    Box::new(move |seen| {
+        if seen.url == "https://api.test/token" {
+            let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+            let body = format!(
+                r#"{{"access_token":"access-token-{n}","token_type":"Bearer","expires_in":{expires_in}}}"#
+            );
+            return respond(200, &[("content-type", "application/json")], body);
+        }
+        let auth = seen.header("authorization").unwrap_or("none").to_owned();
+        respond(200, &[("x-seen-auth", &auth)], format!("you sent {auth}"))
+    })
+}
+
+#[tokio::test]
+async fn a_denied_url_never_reaches_the_transport() {
+    let world = World::new(BEARER, Box::new(|_| respond(200, &[], "ok")));
+    for url in [
+        "https://evil.test/",
+        "http://api.test/v1/x",
+        "https://127.0.0.1/",
+        "https://user:pw@api.test/",
+        "ftp://api.test/",
+    ] {
+        let (result, records) = world.send(get(url, None)).await;
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, SendError::Denied(_) | SendError::InvalidRequest(_)),
+            "{url}: {err}"
+        );
+        assert!(records.is_empty(), "{url}: {records:?}");
+    }
+    assert_eq!(
+        world.transport.seen().len(),
+        0,
+        "no denied request was sent"
+    );
+    // A redirect to a refused origin stops before the transport too.
+    let world = World::new(
+        BEARER,
+        Box::new(|_| respond(302, &[("location", "https://evil.test/x")], "")),
+    );
+    let (result, records) = world.send(get("https://api.test/v1/a", None)).await;
+    assert!(matches!(result, Err(SendError::Denied(_))), "{result:?}");
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        world.transport.seen().len(),
+        1,
+        "only the first hop was sent"
+    );
+}
+
+#[tokio::test]
+async fn credentials_reach_the_transport_only_for_the_connections_origins() {
+    let world = World::new(
+        BEARER,
+        Box::new(|seen| match seen.origin.as_str() {
+            "https://api.test" => respond(302, &[("location", "https://other.test/landing")], ""),
+            _ => respond(200, &[], "landed"),
+        }),
+    );
+    let (result, records) = world.send(get("items", Some("default"))).await;
+    let response = result.unwrap();
+    assert_eq!(response.body, b"landed");
+    assert_eq!(response.final_url, "https://other.test/landing");
+    let seen = world.transport.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].url, "https://api.test/v1/items");
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Bearer s3cret-bearer-value")
+    );
+    assert!(seen[0].headers["authorization"].is_sensitive());
+    assert_eq!(seen[1].url, "https://other.test/landing");
+    assert_eq!(
+        seen[1].header("authorization"),
+        None,
+        "dropped on the cross-origin redirect"
+    );
+    assert_eq!(records.len(), 2);
+
+    // Naming the connection for another origin adds nothing either.
+    let (result, _) = world
+        .send(get("https://other.test/direct", Some("default")))
+        .await;
+    result.unwrap();
+    let last = world.transport.seen().pop().unwrap();
+    assert_eq!(last.origin, "https://other.test");
+    assert_eq!(last.header("authorization"), None);
+}
+
+#[tokio::test]
+async fn a_query_credential_is_added_by_the_pipeline_and_hidden_from_the_caller() {
+    let world = World::new(
+        "connection='default'\nauth='api-key'\nquery='api_key'\nbase_url='https://api.test'\n\
+         [secrets]\nkey='query-key-value-1'",
+        Box::new(|_| respond(200, &[], "ok")),
+    );
+    let mut request = get("/search", Some("default"));
+    request.query = vec![("q".into(), "x".into())];
+    let (result, records) = world.send(request).await;
+    let response = result.unwrap();
+    let seen = world.transport.seen();
+    assert_eq!(
+        seen[0].url,
+        "https://api.test/search?q=x&api_key=query-key-value-1"
+    );
+    assert_eq!(response.final_url, "https://api.test/search?q=x");
+    assert!(!records[0].url.contains("query-key-value-1"), "{records:?}");
+}
+
+#[tokio::test]
+async fn a_json_field_credential_is_added_to_the_body_the_transport_sees() {
+    let world = World::new(
+        "connection='default'\nauth='custom'\njson_field='api_token'\nbase_url='https://api.test'\n\
+         [secrets]\nkey='json-field-secret-1'",
+        Box::new(|_| respond(200, &[], "ok")),
+    );
+    let mut request = get("/submit", Some("default"));
+    request.method = Method::Post;
+    request.body = Body::Json(r#"{"a":1}"#.into());
+    world.send(request.clone()).await.0.unwrap();
+    let seen = world.transport.seen();
+    let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"a": 1, "api_token": "json-field-secret-1"})
+    );
+    // The checks stay: a body without room for the field is refused before
+    // the transport.
+    request.body = Body::Text("plain".into());
+    let err = world.send(request).await.0.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid-request: connection `default` places its secret in a JSON object body field: send a JSON object body"
+    );
+    assert_eq!(world.transport.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn the_transport_sees_the_secret_and_the_caller_gets_it_scrubbed() {
+    let world = World::new(
+        BEARER,
+        Box::new(|seen| {
+            let auth = seen.header("authorization").unwrap().to_owned();
+            respond(
+                200,
+                &[("x-echo", &auth)],
+                format!(r#"{{"you_sent":"{auth}"}}"#),
+            )
+        }),
+    );
+    let (result, _) = world.send(get("me", Some("default"))).await;
+    let response = result.unwrap();
+    assert_eq!(
+        world.transport.seen()[0].header("authorization"),
+        Some("Bearer s3cret-bearer-value")
+    );
+    let body = String::from_utf8(response.body).unwrap();
+    assert!(!body.contains("s3cret-bearer-value"), "{body}");
+    assert!(body.contains(REDACTED), "{body}");
+    let echo = &response
+        .headers
+        .iter()
+        .find(|(k, _)| k == "x-echo")
+        .unwrap()
+        .1;
+    assert!(!echo.contains("s3cret-bearer-value"), "{echo}");
+    assert!(echo.contains(REDACTED), "{echo}");
+}
+
+#[tokio::test]
+async fn a_token_request_goes_through_the_transport_and_is_recorded_first() {
+    let world = World::new(OAUTH, token_endpoint(3600));
+    let (result, records) = world.send(get("/data", Some("default"))).await;
+    let response = result.unwrap();
+    let seen = world.transport.seen();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.method, s.url.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("POST", "https://api.test/token"),
+            ("GET", "https://api.test/data")
+        ]
+    );
+    let form = String::from_utf8(seen[0].body.to_vec()).unwrap();
+    assert!(form.contains("grant_type=client_credentials"), "{form}");
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some("Bearer access-token-1")
+    );
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.method.as_str(), r.url.as_str(), r.status))
+            .collect::<Vec<_>>(),
+        [
+            ("POST", "https://api.test/token", Some(200)),
+            ("GET", "https://api.test/data", Some(200))
+        ],
+        "the token request's record comes before the request it served"
+    );
+    let body = String::from_utf8(response.body).unwrap();
+    assert_eq!(body, format!("you sent Bearer {REDACTED}"));
+}
+
+#[tokio::test]
+async fn a_cached_token_is_reused_until_thirty_seconds_before_expiry() {
+    let world = World::new(OAUTH, token_endpoint(120));
+    let token_requests = |w: &World| {
+        w.transport
+            .seen()
+            .iter()
+            .filter(|s| s.url.ends_with("/token"))
+            .count()
+    };
+    let sent_auth = |w: &World| {
+        w.transport
+            .seen()
+            .last()
+            .unwrap()
+            .header("authorization")
+            .unwrap()
+            .to_owned()
+    };
+    world.send(get("/a", Some("default"))).await.0.unwrap();
+    assert_eq!(token_requests(&world), 1);
+    // Renewal is due at 120 s - 30 s = 90 s.
+    world.clock.advance(Duration::from_secs(89));
+    world.send(get("/b", Some("default"))).await.0.unwrap();
+    assert_eq!(token_requests(&world), 1, "reused before expires_in - 30 s");
+    assert_eq!(sent_auth(&world), "Bearer access-token-1");
+    world.clock.advance(Duration::from_secs(2));
+    let (result, records) = world.send(get("/c", Some("default"))).await;
+    result.unwrap();
+    assert_eq!(token_requests(&world), 2, "renewed after expires_in - 30 s");
+    assert_eq!(sent_auth(&world), "Bearer access-token-2");
+    assert_eq!(records.len(), 2, "the renewal is in this request's records");
+}
+
+#[tokio::test]
+async fn a_host_signed_jwt_is_dated_by_the_host_clock() {
+    let world = World::new(
+        "connection='default'\nauth='jwt'\nalgorithm='HS256'\nlifetime_secs=600\n\
+         base_url='https://api.test'\n[secrets]\nhmac_key='hmac-key-long-enough'",
+        Box::new(|_| respond(200, &[], "ok")),
+    );
+    world.clock.advance(Duration::from_secs(5));
+    world.send(get("/a", Some("default"))).await.0.unwrap();
+    let auth = world.transport.seen()[0]
+        .header("authorization")
+        .unwrap()
+        .to_owned();
+    let jwt = auth.strip_prefix("Bearer ").unwrap();
+    let payload = jwt.split('.').nth(1).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["iat"], 1_700_000_005);
+    assert_eq!(claims["exp"], 1_700_000_605);
+    // Reused until 30 s before its expiry, then signed anew.
+    world.clock.advance(Duration::from_secs(569));
+    world.send(get("/b", Some("default"))).await.0.unwrap();
+    assert_eq!(
+        world.transport.seen()[1].header("authorization"),
+        Some(auth.as_str())
+    );
+    world.clock.advance(Duration::from_secs(2));
+    world.send(get("/c", Some("default"))).await.0.unwrap();
+    assert_ne!(
+        world.transport.seen()[2].header("authorization"),
+        Some(auth.as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_size_cap_applies_to_a_streaming_transport_body() {
+    let limits = Limits {
+        max_response_bytes: 1000,
+        ..Limits::default()
+    };
+    let world = World::with_limits(
+        BEARER,
+        Box::new(|_| {
+            let chunks =
+                (0..10).map(|_| Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b'x'; 300]))));
+            let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks));
+            http::Response::new(TransportBody::streaming(body))
+        }),
+        limits,
+    );
+    let (result, records) = world.send(get("https://api.test/big", None)).await;
+    assert!(matches!(result, Err(SendError::TooLarge(_))), "{result:?}");
+    assert!(
+        records[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("too-large")
+    );
+}
