@@ -122,7 +122,7 @@ pub struct HostBuilder {
     resolver: Arc<dyn Resolve>,
     transport: Option<Arc<dyn Transport>>,
     clock: Arc<dyn Clock>,
-    store: Option<Arc<SqliteStore>>,
+    store: Option<Arc<dyn ConnectionStore>>,
     allow_insecure_tls: bool,
     http2: bool,
     /// Off only through [`bench::without_epoch_interruption`].
@@ -131,8 +131,9 @@ pub struct HostBuilder {
 
 impl HostBuilder {
     /// Writes rotated refresh tokens and refusals of connections loaded from
-    /// this store back to it.
-    pub fn connection_store(mut self, store: Arc<SqliteStore>) -> Self {
+    /// this store back to it (any [`ConnectionStore`]; [`SqliteStore`] is
+    /// the embedded one).
+    pub fn connection_store(mut self, store: Arc<dyn ConnectionStore>) -> Self {
         self.store = Some(store);
         self
     }
@@ -282,7 +283,8 @@ impl HostBuilder {
             NetworkPolicy::allowing(self.allowed_networks),
             &self.client_settings,
             TokenManager::new(
-                self.store.map(|s| s as Arc<dyn TokenPersistence>),
+                self.store
+                    .map(|s| Arc::new(store::WriteBack(s)) as Arc<dyn TokenPersistence>),
                 self.clock,
             ),
             self.allow_insecure_tls,

@@ -22,8 +22,9 @@ impl Secret {
         Self(Zeroizing::new(value.into()))
     }
 
-    /// The value, for injection only.
-    pub(crate) fn expose(&self) -> &str {
+    /// The value: the host reads it to put it into requests, a
+    /// [`ConnectionStore`](crate::ConnectionStore) to keep it. Never log it.
+    pub fn expose(&self) -> &str {
         &self.0
     }
 }

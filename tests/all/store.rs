@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use courier_host::{ConnectionStore, MasterKey, Outcome, SqliteStore, StepRequest, StoreError};
+use courier_host::{
+    ConnectionStore, MasterKey, Outcome, SqliteStore, StepRequest, StoreError, StoreFuture,
+};
 use courier_tests::{TestServer, host_builder, host_with, plugin, target_dir};
 use serde_json::json;
 
@@ -440,4 +442,192 @@ async fn rotated_refresh_tokens_and_refusals_are_persisted() {
         .map(|c| (c.id.as_str(), c.needs_reauthorization))
         .collect();
     assert_eq!(flags, vec![("crm", false), ("old", true)]);
+}
+
+/// A store of the embedder's own behind the seam (connection files kept in
+/// memory as TOML tables): the host writes a rotated refresh token and a
+/// refusal back through it, as it does to SQLite.
+#[derive(Debug, Default)]
+struct MemoryStore {
+    records: std::sync::Mutex<std::collections::BTreeMap<(String, String), (String, toml::Table)>>,
+}
+
+impl MemoryStore {
+    fn edit(
+        &self,
+        tenant: &str,
+        id: &str,
+        edit: impl FnOnce(&mut toml::Table),
+    ) -> Result<(), StoreError> {
+        let mut records = self.records.lock().unwrap();
+        let (_, table) = records
+            .get_mut(&(tenant.into(), id.into()))
+            .ok_or_else(|| StoreError::NotFound {
+                tenant: tenant.into(),
+                id: id.into(),
+            })?;
+        edit(table);
+        Ok(())
+    }
+}
+
+impl ConnectionStore for MemoryStore {
+    fn put<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        plugin: &'a str,
+        file_text: &'a str,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut table: toml::Table =
+                toml::from_str(file_text).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            table.insert("id".into(), id.into());
+            table
+                .clone()
+                .try_into::<courier_host::ConnectionConfig>()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let key = (tenant.to_owned(), id.to_owned());
+            self.records
+                .lock()
+                .unwrap()
+                .insert(key, (plugin.to_owned(), table));
+            Ok(())
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+    ) -> StoreFuture<'a, (String, courier_host::ConnectionConfig)> {
+        Box::pin(async move {
+            let records = self.records.lock().unwrap();
+            let (plugin, table) =
+                records
+                    .get(&(tenant.into(), id.into()))
+                    .ok_or_else(|| StoreError::NotFound {
+                        tenant: tenant.into(),
+                        id: id.into(),
+                    })?;
+            let config = table
+                .clone()
+                .try_into::<courier_host::ConnectionConfig>()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            Ok((plugin.clone(), config.loaded_from_store()))
+        })
+    }
+
+    fn list<'a>(
+        &'a self,
+        _tenant: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<courier_host::ConnectionInfo>> {
+        Box::pin(async { Ok(vec![]) })
+    }
+
+    fn delete<'a>(&'a self, tenant: &'a str, id: &'a str) -> StoreFuture<'a, bool> {
+        let key = (tenant.to_owned(), id.to_owned());
+        Box::pin(async move { Ok(self.records.lock().unwrap().remove(&key).is_some()) })
+    }
+
+    fn replace_secret<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        key: &'a str,
+        value: &'a courier_host::Secret,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.edit(tenant, id, |table| {
+                let secrets = table
+                    .entry("secrets")
+                    .or_insert_with(|| toml::Table::new().into());
+                secrets
+                    .as_table_mut()
+                    .unwrap()
+                    .insert(key.into(), value.expose().into());
+            })
+        })
+    }
+
+    fn set_needs_reauthorization<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        needs: bool,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.edit(tenant, id, |table| {
+                table.insert("x_needs_reauthorization".into(), needs.into());
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_store_of_the_embedders_own_gets_rotations_and_refusals_back() {
+    let (tokens, api) = (rotating_token_server().await, TestServer::echo().await);
+    let store = std::sync::Arc::new(MemoryStore::default());
+    store
+        .put(
+            "acme",
+            "crm",
+            "http-request",
+            &refresh_file(&api, &tokens, "refresh-token-1"),
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            "acme",
+            "old",
+            "http-request",
+            &refresh_file(&api, &tokens, "refresh-token-bad"),
+        )
+        .await
+        .unwrap();
+    let host = host_with(
+        host_builder().connection_store(store.clone()),
+        &["http-request"],
+    )
+    .await;
+    for (id, outcome) in [("crm", Outcome::Success), ("old", Outcome::Error)] {
+        let (plugin, config) = store.get("acme", id).await.unwrap();
+        let r = host
+            .run_step(StepRequest {
+                tenant: "acme".into(),
+                plugin,
+                call: "request".into(),
+                input: json!({"url": "/me"}),
+                connections: vec![config.into()],
+            })
+            .await;
+        assert_eq!(r.outcome, outcome, "{r:?}");
+    }
+    let records = store.records.lock().unwrap();
+    let secret = |id: &str, key: &str| {
+        records[&("acme".to_owned(), id.to_owned())].1["secrets"][key]
+            .as_str()
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        secret("crm", "refresh_token").as_deref(),
+        Some("refresh-token-2"),
+        "the rotation reached the store"
+    );
+    assert_eq!(
+        secret("old", "refresh_token").as_deref(),
+        Some("refresh-token-bad")
+    );
+    let flag = |id: &str| {
+        records[&("acme".to_owned(), id.to_owned())]
+            .1
+            .get("x_needs_reauthorization")
+            .and_then(|v| v.as_bool())
+    };
+    assert_eq!(
+        (flag("crm"), flag("old")),
+        (None, Some(true)),
+        "the refusal reached the store"
+    );
 }

@@ -100,6 +100,18 @@ impl ConnectionConfig {
         self
     }
 
+    /// Marks the connection as loaded from a [`ConnectionStore`]: the host
+    /// writes what it learns back to the store's record for the step's
+    /// tenant and the connection's id (a refresh token the token endpoint
+    /// rotated, a refusal that needs re-authorization). A store's `get`
+    /// returns its connections marked so.
+    ///
+    /// [`ConnectionStore`]: crate::ConnectionStore
+    pub fn loaded_from_store(mut self) -> Self {
+        self.from_store = true;
+        self
+    }
+
     /// Reads a TOML connection file.
     pub fn from_file(path: &Path) -> Result<Self, ConnectionError> {
         let fail = |message: String| ConnectionError {

@@ -34,7 +34,7 @@ pub(crate) use inject::Additions;
 pub(crate) use kept::KeptBindings;
 pub(crate) use scrub::Scrubber;
 pub(crate) use tokens::{
-    PersistError, TokenManager, TokenPersistence, TokenRequest, TokenSource, TokenTurn,
+    PersistFuture, TokenManager, TokenPersistence, TokenRequest, TokenSource, TokenTurn,
 };
 
 #[cfg(test)]

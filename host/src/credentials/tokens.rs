@@ -33,35 +33,38 @@ use crate::secret::Secret;
 /// Where the token manager writes back what it learns about a connection
 /// loaded from the connection store: a refresh token the token endpoint
 /// rotated, and a refusal that needs the operator's attention. The store
-/// (`store::ConnectionStore`, which sits above this module and loads
-/// connections from its records) implements it; connections bound from
-/// files are never written back. The token manager calls it from steps,
+/// seam (`store::ConnectionStore`, which sits above this module and loads
+/// connections from its records) provides it; connections bound from files
+/// are never written back. The token manager calls it from steps,
 /// concurrently, hence `Send + Sync`.
 pub(crate) trait TokenPersistence: std::fmt::Debug + Send + Sync {
     /// Replaces the refresh token of the tenant's connection `id` with
-    /// `rotated`, in one transaction. Called once per rotation, while the
-    /// connection's token state is locked, right after a token endpoint
-    /// answered with a new refresh token and before any step uses the new
-    /// access token. On failure the caller logs a warning and goes on: the
-    /// rotated token is kept in memory and used until the host restarts, but
-    /// the record keeps the old one, which a provider that revokes rotated
-    /// tokens will refuse after a restart (the connection then needs
-    /// re-authorization).
-    fn persist_refresh_token(
-        &self,
-        tenant: &str,
-        id: &str,
-        rotated: &Secret,
-    ) -> Result<(), PersistError>;
+    /// `rotated`, at once. Awaited once per rotation, while the connection's
+    /// token state is locked, right after a token endpoint answered with a
+    /// new refresh token and before any step uses the new access token. On
+    /// failure the caller logs a warning and goes on: the rotated token is
+    /// kept in memory and used until the host restarts, but the record keeps
+    /// the old one, which a provider that revokes rotated tokens will refuse
+    /// after a restart (the connection then needs re-authorization).
+    fn persist_refresh_token<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        rotated: &'a Secret,
+    ) -> PersistFuture<'a>;
 
     /// Records that the tenant's connection `id` needs re-authorization: its
-    /// token endpoint refused the client or the grant. Called once per
+    /// token endpoint refused the client or the grant. Awaited once per
     /// refusal, after the cell's own flag is set (steps see the refusal from
     /// the flag, not from here). On failure the caller logs a warning: steps
     /// on this host still refuse the connection, but listings of the store
     /// do not show that it needs new secrets.
-    fn mark_needs_reauthorization(&self, tenant: &str, id: &str) -> Result<(), PersistError>;
+    fn mark_needs_reauthorization<'a>(&'a self, tenant: &'a str, id: &'a str) -> PersistFuture<'a>;
 }
+
+/// What a [`TokenPersistence`] write returns.
+pub(crate) type PersistFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PersistError>> + Send + 'a>>;
 
 /// Why a [`TokenPersistence`] write failed; only logged.
 pub(crate) type PersistError = Box<dyn std::error::Error + Send + Sync>;
@@ -144,22 +147,26 @@ struct AccessToken {
 impl TokenCell {
     /// Keeps a rotated refresh token: in the cell's memory, and in the store
     /// (one transaction) for a stored connection.
-    fn persist_refresh_token(&self, rotated: &Secret) {
+    async fn persist_refresh_token(&self, rotated: &Secret) {
         self.refresh_tokens_seen
             .lock()
             .expect("poisoned")
             .push(token_hash(rotated));
         if let Some(store) = &self.store
-            && let Err(e) = store.persist_refresh_token(&self.tenant, &self.id, rotated)
+            && let Err(e) = store
+                .persist_refresh_token(&self.tenant, &self.id, rotated)
+                .await
         {
             tracing::warn!(tenant = %self.tenant, connection = %self.id, "cannot persist the rotated refresh token: {e}");
         }
     }
 
-    fn mark_needs_reauthorization(&self) {
+    async fn mark_needs_reauthorization(&self) {
         self.needs_reauthorization.store(true, Ordering::SeqCst);
         if let Some(store) = &self.store
-            && let Err(e) = store.mark_needs_reauthorization(&self.tenant, &self.id)
+            && let Err(e) = store
+                .mark_needs_reauthorization(&self.tenant, &self.id)
+                .await
         {
             tracing::warn!(tenant = %self.tenant, connection = %self.id, "cannot record that re-authorization is needed: {e}");
         }
@@ -408,7 +415,9 @@ impl TokenSource {
                 false,
             )),
         };
-        settle(cell, &mut state, obtained, scrubber).map(TokenTurn::Ready)
+        settle(cell, &mut state, obtained, scrubber)
+            .await
+            .map(TokenTurn::Ready)
     }
 
     /// Forgets `rejected` (the API answered 401 to it), unless another caller
@@ -489,20 +498,20 @@ impl PendingToken<'_> {
     /// refusal (400 or 401) marks the connection as needing
     /// re-authorization. The access token and any rotated refresh token are
     /// taught to `scrubber`, and a rotated refresh token is persisted.
-    pub(crate) fn finish(
+    pub(crate) async fn finish(
         mut self,
         outcome: Result<Response, SendError>,
         scrubber: &Scrubber,
     ) -> Result<Secret, SendError> {
         let obtained = read_token_response(self.connection, outcome);
-        settle(&self.source.cell, &mut self.state, obtained, scrubber)
+        settle(&self.source.cell, &mut self.state, obtained, scrubber).await
     }
 }
 
 /// Caches the outcome of an attempt to obtain a token, for the caller and
 /// every caller waiting on it. The error says whether the endpoint refused
 /// the client or grant (re-authorization needed).
-fn settle(
+async fn settle(
     cell: &TokenCell,
     state: &mut TokenState,
     obtained: Result<TokenResponse, (SendError, bool)>,
@@ -512,7 +521,7 @@ fn settle(
         Ok(answer) => {
             if let Some(rotated) = answer.refresh_token {
                 scrubber.learn(&rotated);
-                cell.persist_refresh_token(&rotated);
+                cell.persist_refresh_token(&rotated).await;
                 state.refresh_token = Some(rotated);
             }
             scrubber.learn(&answer.access_token);
@@ -528,7 +537,7 @@ fn settle(
         }
         Err((error, refused)) => {
             if refused {
-                cell.mark_needs_reauthorization();
+                cell.mark_needs_reauthorization().await;
             }
             state.access = None;
             // The step's own request limit is not news for the steps waiting on this attempt.

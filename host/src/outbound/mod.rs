@@ -183,7 +183,7 @@ impl Sender {
             TokenTurn::Ready(token) => Ok(token),
             TokenTurn::Request(request, pending) => {
                 let outcome = self.request_token(step, *request, records).await;
-                pending.finish(outcome, step.scrubber)
+                pending.finish(outcome, step.scrubber).await
             }
         }
     }

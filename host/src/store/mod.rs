@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use crypto::Sealed;
 pub use crypto::{MASTER_KEY_ENV, MasterKey};
 
-use crate::credentials::{ConnectionConfig, PersistError, TokenPersistence};
+use crate::credentials::{ConnectionConfig, PersistFuture, TokenPersistence};
 use crate::secret::Secret;
 
 /// Errors of the connection store.
@@ -284,10 +284,9 @@ impl SqliteStore {
             .as_object_mut()
             .expect("settings are an object")
             .insert("secrets".into(), secrets);
-        let mut config: ConnectionConfig =
+        let config: ConnectionConfig =
             serde_json::from_value(value).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        config.from_store = true;
-        Ok((plugin, config))
+        Ok((plugin, config.loaded_from_store()))
     }
 
     /// Metadata of the stored connections (of one tenant, or all).
@@ -488,28 +487,28 @@ impl ConnectionStore for SqliteStore {
     }
 }
 
-/// The token manager writes rotated refresh tokens and refusals of stored
-/// connections back to their records.
-impl TokenPersistence for SqliteStore {
-    fn persist_refresh_token(
-        &self,
-        tenant: &str,
-        id: &str,
-        rotated: &Secret,
-    ) -> Result<(), PersistError> {
-        Ok(SqliteStore::replace_secret(
-            self,
-            tenant,
-            id,
-            "refresh_token",
-            rotated,
-        )?)
+/// The token manager's write-back to a store: rotated refresh tokens and
+/// refusals of stored connections go to their records.
+#[derive(Debug)]
+pub(crate) struct WriteBack(pub(crate) Arc<dyn ConnectionStore>);
+
+impl TokenPersistence for WriteBack {
+    fn persist_refresh_token<'a>(
+        &'a self,
+        tenant: &'a str,
+        id: &'a str,
+        rotated: &'a Secret,
+    ) -> PersistFuture<'a> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .replace_secret(tenant, id, "refresh_token", rotated)
+                .await?)
+        })
     }
 
-    fn mark_needs_reauthorization(&self, tenant: &str, id: &str) -> Result<(), PersistError> {
-        Ok(SqliteStore::set_needs_reauthorization(
-            self, tenant, id, true,
-        )?)
+    fn mark_needs_reauthorization<'a>(&'a self, tenant: &'a str, id: &'a str) -> PersistFuture<'a> {
+        Box::pin(async move { Ok(self.0.set_needs_reauthorization(tenant, id, true).await?) })
     }
 }
 
