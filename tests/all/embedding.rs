@@ -2,8 +2,8 @@
 //! bound once with `Host::bind_connection` and named by many steps.
 
 use courier_host::{
-    Auth, Connection, ConnectionConfig, FailureKind, Host, HostError, StepRequest, StepResult,
-    TlsSettings,
+    Auth, Connection, ConnectionConfig, FailureKind, Host, HostError, StepConnection, StepRequest,
+    StepResult, TlsSettings,
 };
 use courier_tests::{Reply, TestPki, TestServer, host_builder, host_with, scratch_dir};
 use serde_json::json;
@@ -11,26 +11,42 @@ use serde_json::json;
 const TOKEN: &str = "embedded-bearer-token-1234";
 
 async fn run(host: &Host, tenant: &str, connection: &Connection, url: &str) -> StepResult {
+    run_with(host, tenant, connection.clone(), url).await
+}
+
+async fn run_with(
+    host: &Host,
+    tenant: &str,
+    connection: impl Into<StepConnection>,
+    url: &str,
+) -> StepResult {
     host.run_step(StepRequest {
         tenant: tenant.into(),
         plugin: "http-request".into(),
         call: "request".into(),
         input: json!({ "url": url }),
-        connections: vec![connection.clone().into()],
+        connections: vec![connection.into()],
     })
     .await
+}
+
+/// An echo server, a host with `plugins`, and a bearer connection to the
+/// server built in code and bound for tenant `acme` to `http-request`.
+async fn bound_bearer(plugins: &[&str]) -> (TestServer, Host, Connection) {
+    let server = TestServer::echo().await;
+    let host = host_with(host_builder(), plugins).await;
+    let config = ConnectionConfig::new("default", Auth::bearer(TOKEN)).base_url(server.url(""));
+    let connection = host
+        .bind_connection("acme", "http-request", config)
+        .unwrap();
+    (server, host, connection)
 }
 
 /// A bearer connection built in code and bound once serves many steps: the
 /// upstream gets the token every time, the steps never see it.
 #[tokio::test]
 async fn a_connection_built_in_code_and_bound_once_serves_every_step() {
-    let server = TestServer::echo().await;
-    let host = host_with(host_builder(), &["http-request"]).await;
-    let config = ConnectionConfig::new("default", Auth::bearer(TOKEN)).base_url(server.url(""));
-    let connection = host
-        .bind_connection("acme", "http-request", config)
-        .unwrap();
+    let (server, host, connection) = bound_bearer(&["http-request"]).await;
     assert_eq!(
         (connection.name(), connection.tenant(), connection.plugin()),
         ("default", "acme", "http-request")
@@ -52,12 +68,7 @@ async fn a_connection_built_in_code_and_bound_once_serves_every_step() {
 /// plugin, before anything is sent.
 #[tokio::test]
 async fn a_bound_connection_stays_with_its_tenant_and_plugin() {
-    let server = TestServer::echo().await;
-    let host = host_with(host_builder(), &["http-request", "misbehave"]).await;
-    let config = ConnectionConfig::new("default", Auth::bearer(TOKEN)).base_url(server.url(""));
-    let connection = host
-        .bind_connection("acme", "http-request", config)
-        .unwrap();
+    let (server, host, connection) = bound_bearer(&["http-request", "misbehave"]).await;
     let r = run(&host, "globex", &connection, "/x").await;
     assert_eq!(r.failure_kind(), Some(FailureKind::InvalidStep), "{r:?}");
     assert!(
@@ -135,15 +146,7 @@ async fn a_bound_connection_keeps_what_it_read_when_it_was_bound() {
     std::fs::remove_file(&ca).unwrap();
     let r = run(&host, "acme", &connection, "/x").await;
     assert!(r.is_success(), "{r:?}");
-    let r = host
-        .run_step(StepRequest {
-            tenant: "acme".into(),
-            plugin: "http-request".into(),
-            call: "request".into(),
-            input: json!({"url": "/x"}),
-            connections: vec![config.into()],
-        })
-        .await;
+    let r = run_with(&host, "acme", config, "/x").await;
     assert_eq!(r.failure_kind(), Some(FailureKind::InvalidStep), "{r:?}");
     assert!(r.error.unwrap().message.contains("ca.pem"));
     assert_eq!(server.received().len(), 1);
@@ -153,12 +156,7 @@ async fn a_bound_connection_keeps_what_it_read_when_it_was_bound() {
 /// bound anew to the new declaration by the steps that name it.
 #[tokio::test]
 async fn a_bound_connection_follows_a_reloaded_plugin() {
-    let server = TestServer::echo().await;
-    let host = host_with(host_builder(), &["http-request"]).await;
-    let config = ConnectionConfig::new("default", Auth::bearer(TOKEN)).base_url(server.url(""));
-    let connection = host
-        .bind_connection("acme", "http-request", config)
-        .unwrap();
+    let (server, host, connection) = bound_bearer(&["http-request"]).await;
     host.load_plugin_file(&courier_tests::plugin("http-request"))
         .await
         .unwrap();

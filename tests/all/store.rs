@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use courier_host::{
-    ConnectionStore, MasterKey, Outcome, SqliteStore, StepRequest, StoreError, StoreFuture,
+    ConnectionStore, MasterKey, Outcome, SqliteStore, StepConnection, StepRequest, StoreError,
+    StoreFuture,
 };
 use courier_tests::{TestServer, host_builder, host_with, plugin, target_dir};
 use serde_json::json;
@@ -31,6 +32,22 @@ fn sqlite(dir: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join("connections.sqlite")).unwrap()
 }
 
+/// Runs the `http-request` call on `/me` for tenant `acme` with `connection`.
+async fn me_step(
+    host: &courier_host::Host,
+    plugin: String,
+    connection: impl Into<StepConnection>,
+) -> courier_host::StepResult {
+    host.run_step(StepRequest {
+        tenant: "acme".into(),
+        plugin,
+        call: "request".into(),
+        input: json!({"url": "/me"}),
+        connections: vec![connection.into()],
+    })
+    .await
+}
+
 #[tokio::test]
 async fn stored_secrets_are_sealed_and_still_reach_the_upstream() {
     let dir = data_dir("sealed");
@@ -54,15 +71,7 @@ async fn stored_secrets_are_sealed_and_still_reach_the_upstream() {
     let (plugin_name, config) = store.get("acme", "crm").unwrap();
     assert_eq!(plugin_name, "http-request");
     let host = host_with(host_builder(), &["http-request"]).await;
-    let r = host
-        .run_step(StepRequest {
-            tenant: "acme".into(),
-            plugin: plugin_name,
-            call: "request".into(),
-            input: json!({"url": "/me"}),
-            connections: vec![config.into()],
-        })
-        .await;
+    let r = me_step(&host, plugin_name, config).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(
         server.received()[0].header("authorization"),
@@ -101,15 +110,7 @@ async fn the_store_works_through_its_async_seam() {
     let (plugin_name, config) = store.get("acme", "crm").await.unwrap();
     let host = host_with(host_builder(), &["http-request"]).await;
     let connection = host.bind_connection("acme", &plugin_name, config).unwrap();
-    let r = host
-        .run_step(StepRequest {
-            tenant: "acme".into(),
-            plugin: plugin_name,
-            call: "request".into(),
-            input: json!({"url": "/me"}),
-            connections: vec![connection.into()],
-        })
-        .await;
+    let r = me_step(&host, plugin_name, connection).await;
     assert!(r.is_success(), "{r:?}");
     assert_no_leak(&r, &[CANARY]);
     let rotated = courier_host::Secret::new("rotated-token-value-42");
@@ -118,15 +119,7 @@ async fn the_store_works_through_its_async_seam() {
         .await
         .unwrap();
     let (_, config) = store.get("acme", "crm").await.unwrap();
-    let r = host
-        .run_step(StepRequest {
-            tenant: "acme".into(),
-            plugin: "http-request".into(),
-            call: "request".into(),
-            input: json!({"url": "/me"}),
-            connections: vec![config.into()],
-        })
-        .await;
+    let r = me_step(&host, "http-request".into(), config).await;
     assert!(r.is_success(), "{r:?}");
     assert_eq!(
         server.received()[1].header("authorization"),
@@ -359,14 +352,7 @@ async fn stored_step(
     id: &str,
 ) -> courier_host::StepResult {
     let (plugin, config) = store.get("acme", id).unwrap();
-    host.run_step(StepRequest {
-        tenant: "acme".into(),
-        plugin,
-        call: "request".into(),
-        input: json!({"url": "/me"}),
-        connections: vec![config.into()],
-    })
-    .await
+    me_step(host, plugin, config).await
 }
 
 #[tokio::test]
@@ -568,24 +554,10 @@ impl ConnectionStore for MemoryStore {
 async fn a_store_of_the_embedders_own_gets_rotations_and_refusals_back() {
     let (tokens, api) = (rotating_token_server().await, TestServer::echo().await);
     let store = std::sync::Arc::new(MemoryStore::default());
-    store
-        .put(
-            "acme",
-            "crm",
-            "http-request",
-            &refresh_file(&api, &tokens, "refresh-token-1"),
-        )
-        .await
-        .unwrap();
-    store
-        .put(
-            "acme",
-            "old",
-            "http-request",
-            &refresh_file(&api, &tokens, "refresh-token-bad"),
-        )
-        .await
-        .unwrap();
+    for (id, refresh_token) in [("crm", "refresh-token-1"), ("old", "refresh-token-bad")] {
+        let file = refresh_file(&api, &tokens, refresh_token);
+        store.put("acme", id, "http-request", &file).await.unwrap();
+    }
     let host = host_with(
         host_builder().connection_store(store.clone()),
         &["http-request"],
@@ -593,15 +565,7 @@ async fn a_store_of_the_embedders_own_gets_rotations_and_refusals_back() {
     .await;
     for (id, outcome) in [("crm", Outcome::Success), ("old", Outcome::Error)] {
         let (plugin, config) = store.get("acme", id).await.unwrap();
-        let r = host
-            .run_step(StepRequest {
-                tenant: "acme".into(),
-                plugin,
-                call: "request".into(),
-                input: json!({"url": "/me"}),
-                connections: vec![config.into()],
-            })
-            .await;
+        let r = me_step(&host, plugin, config).await;
         assert_eq!(r.outcome, outcome, "{r:?}");
     }
     let records = store.records.lock().unwrap();
