@@ -61,7 +61,7 @@ pub use manifest::{
     JwtSettings, KeyLocation, Manifest, ManifestError, OAuth2Settings, PlacementTarget,
     SecretPlacement,
 };
-pub use operator::PluginPolicy;
+pub use operator::{ContractDrift, PluginPolicy};
 pub use outbound::{
     RequestRecord, Resolve, SystemResolver, Transport, TransportBody, TransportError,
     TransportRequest, TransportResponse,
@@ -118,6 +118,7 @@ pub struct HostBuilder {
     allowed_hosts: Vec<AllowedHost>,
     allowed_networks: Vec<IpNet>,
     plugin_policies: HashMap<String, PluginPolicy>,
+    contract_drift: ContractDrift,
     tenant_hosts: HashMap<String, Vec<AllowedHost>>,
     resolver: Arc<dyn Resolve>,
     transport: Option<Arc<dyn Transport>>,
@@ -188,6 +189,15 @@ impl HostBuilder {
     /// [`HostError::Config`].
     pub fn plugin_policy(mut self, plugin: impl Into<String>, policy: PluginPolicy) -> Self {
         self.plugin_policies.insert(plugin.into(), policy);
+        self
+    }
+
+    /// What a successful step whose output departs from its call's declared
+    /// output schema does: listed in the result's `contract_drift` (the
+    /// default), or also failed with kind `contract-drift`. A plugin's policy
+    /// may choose otherwise for its steps.
+    pub fn contract_drift(mut self, drift: ContractDrift) -> Self {
+        self.contract_drift = drift;
         self
     }
 
@@ -266,6 +276,7 @@ impl HostBuilder {
         let policy = OperatorPolicy::new(
             self.allowed_hosts,
             self.limits,
+            self.contract_drift,
             self.plugin_policies,
             self.tenant_hosts,
         )
@@ -341,6 +352,7 @@ impl Host {
             allowed_hosts: vec![],
             allowed_networks: vec![],
             plugin_policies: HashMap::new(),
+            contract_drift: ContractDrift::default(),
             tenant_hosts: HashMap::new(),
             resolver: Arc::new(SystemResolver),
             transport: None,

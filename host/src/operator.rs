@@ -22,6 +22,21 @@ pub struct PluginPolicy {
     /// slots): [`crate::HostBuilder::build`] fails if it does. The shared
     /// clients' settings ([`crate::ClientSettings`]) are host-wide only.
     pub limits: Option<Limits>,
+    /// Replaces the host-wide answer to contract drift for this plugin's
+    /// steps ([`crate::HostBuilder::contract_drift`]).
+    pub contract_drift: Option<ContractDrift>,
+}
+
+/// What the host does with a step whose output does not match the output
+/// schema its call declares (the plugin's contract with the platform).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ContractDrift {
+    /// The step result lists the mismatches (`contract_drift`); its outcome stands.
+    #[default]
+    Record,
+    /// The step also fails, with kind `contract-drift`; the output stays in
+    /// the result for inspection.
+    Fail,
 }
 
 /// The whole operator policy, fixed when the host is built.
@@ -29,12 +44,17 @@ pub struct PluginPolicy {
 pub(crate) struct OperatorPolicy {
     hosts: Arc<[AllowedHost]>,
     limits: Arc<Limits>,
+    drift: ContractDrift,
     plugins: HashMap<String, PluginOverrides>,
     tenants: HashMap<String, Arc<[AllowedHost]>>,
 }
 
-/// A plugin's own hosts and limits, where the operator set them.
-type PluginOverrides = (Option<Arc<[AllowedHost]>>, Option<Arc<Limits>>);
+/// A plugin's own hosts, limits and answer to drift, where the operator set them.
+type PluginOverrides = (
+    Option<Arc<[AllowedHost]>>,
+    Option<Arc<Limits>>,
+    Option<ContractDrift>,
+);
 
 /// What applies to one step.
 pub(crate) struct Effective {
@@ -44,12 +64,15 @@ pub(crate) struct Effective {
     pub(crate) tenant_hosts: Option<Arc<[AllowedHost]>>,
     /// The step's limits.
     pub(crate) limits: Arc<Limits>,
+    /// What a mismatch between output and output schema does.
+    pub(crate) drift: ContractDrift,
 }
 
 impl OperatorPolicy {
     pub(crate) fn new(
         hosts: Vec<AllowedHost>,
         limits: Limits,
+        drift: ContractDrift,
         plugins: HashMap<String, PluginPolicy>,
         tenants: HashMap<String, Vec<AllowedHost>>,
     ) -> Result<Self, String> {
@@ -72,12 +95,17 @@ impl OperatorPolicy {
         Ok(Self {
             hosts: hosts.into(),
             limits: Arc::new(limits),
+            drift,
             plugins: plugins
                 .into_iter()
                 .map(|(name, p)| {
                     (
                         name,
-                        (p.allowed_hosts.map(Into::into), p.limits.map(Arc::new)),
+                        (
+                            p.allowed_hosts.map(Into::into),
+                            p.limits.map(Arc::new),
+                            p.contract_drift,
+                        ),
                     )
                 })
                 .collect(),
@@ -92,17 +120,19 @@ impl OperatorPolicy {
 
     /// What applies to a step of `tenant` running `plugin`.
     pub(crate) fn for_step(&self, tenant: &str, plugin: &str) -> Effective {
-        let (hosts, limits) = match self.plugins.get(plugin) {
-            Some((h, l)) => (
+        let (hosts, limits, drift) = match self.plugins.get(plugin) {
+            Some((h, l, d)) => (
                 h.as_ref().unwrap_or(&self.hosts),
                 l.as_ref().unwrap_or(&self.limits),
+                d.unwrap_or(self.drift),
             ),
-            None => (&self.hosts, &self.limits),
+            None => (&self.hosts, &self.limits, self.drift),
         };
         Effective {
             hosts: hosts.clone(),
             tenant_hosts: self.tenants.get(tenant).cloned(),
             limits: limits.clone(),
+            drift,
         }
     }
 }

@@ -68,6 +68,9 @@ pub enum FailureKind {
     Credential,
     /// `send-error.circuit-open`: the host stopped calling an origin for a while.
     CircuitOpen,
+    /// The output does not match the call's declared output schema, and the
+    /// operator makes that fail the step.
+    ContractDrift,
     /// `send-error.other`: anything else.
     Other,
 }
@@ -94,6 +97,7 @@ impl FailureKind {
             FailureKind::InvalidRequest => "invalid-request",
             FailureKind::Credential => "credential",
             FailureKind::CircuitOpen => "circuit-open",
+            FailureKind::ContractDrift => "contract-drift",
             FailureKind::Other => "other",
         }
     }

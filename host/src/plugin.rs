@@ -22,8 +22,8 @@ pub(crate) struct Plugin {
     pub(crate) hosts: Arc<[AllowedHost]>,
     /// The component checked against the world, for fresh instances.
     pre: Prepared,
-    /// Input validators by call name, compiled once from the declared schemas.
-    validators: HashMap<String, jsonschema::Validator>,
+    /// Validators by call name, compiled once from the declared schemas.
+    validators: HashMap<String, CallSchemas>,
     /// Connection bindings kept for this plugin's steps.
     pub(crate) bindings: KeptBindings,
 }
@@ -141,10 +141,20 @@ impl Plugin {
         let (manifest, hosts) = Manifest::validate(declared)?;
         let mut validators = HashMap::new();
         for call in &manifest.calls {
-            let validator = jsonschema::validator_for(&call.input_schema).map_err(|e| {
-                HostError::Load(format!("call `{}`: invalid input schema: {e}", call.name))
-            })?;
-            validators.insert(call.name.clone(), validator);
+            let compile = |schema: &serde_json::Value, which: &str| {
+                jsonschema::validator_for(schema).map_err(|e| {
+                    HostError::Load(format!("call `{}`: invalid {which} schema: {e}", call.name))
+                })
+            };
+            let output = match &call.output_schema {
+                schema if allows_anything(schema) => None,
+                schema => Some(compile(schema, "output")?),
+            };
+            let schemas = CallSchemas {
+                input: compile(&call.input_schema, "input")?,
+                output,
+            };
+            validators.insert(call.name.clone(), schemas);
         }
         let report = LoadReport {
             name: manifest.name.clone(),
@@ -177,21 +187,10 @@ impl Plugin {
         call: &str,
         input: &serde_json::Value,
     ) -> Result<(), String> {
-        let Some(validator) = self.validators.get(call) else {
+        let Some(schemas) = self.validators.get(call) else {
             return Ok(());
         };
-        let problems: Vec<String> = validator
-            .iter_errors(input)
-            .take(5)
-            .map(|e| {
-                let at = e.instance_path().to_string();
-                if at.is_empty() {
-                    e.to_string()
-                } else {
-                    format!("{at}: {e}")
-                }
-            })
-            .collect();
+        let problems = problems(&schemas.input, input);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -201,4 +200,46 @@ impl Plugin {
             ))
         }
     }
+
+    /// Where a call's output departs from its declared output schema (at
+    /// most five places); empty when it matches or declares nothing.
+    pub(crate) fn output_drift(&self, call: &str, output: &serde_json::Value) -> Vec<String> {
+        match self.validators.get(call).and_then(|s| s.output.as_ref()) {
+            Some(validator) => problems(validator, output),
+            None => vec![],
+        }
+    }
+}
+
+/// A call's compiled schemas; no output validator when the schema allows anything.
+struct CallSchemas {
+    input: jsonschema::Validator,
+    output: Option<jsonschema::Validator>,
+}
+
+/// Whether a schema constrains nothing (`true`, or an object of annotations only).
+fn allows_anything(schema: &serde_json::Value) -> bool {
+    match schema {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Object(o) => o
+            .keys()
+            .all(|k| k.starts_with('$') || matches!(k.as_str(), "title" | "description")),
+        _ => false,
+    }
+}
+
+/// The first five places where `value` does not match, each with its JSON pointer.
+fn problems(validator: &jsonschema::Validator, value: &serde_json::Value) -> Vec<String> {
+    validator
+        .iter_errors(value)
+        .take(5)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            if at.is_empty() {
+                e.to_string()
+            } else {
+                format!("{at}: {e}")
+            }
+        })
+        .collect()
 }

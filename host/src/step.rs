@@ -15,7 +15,7 @@ use crate::credentials::{BoundConnection, ConnectionConfig, Scrubber};
 use crate::exchange::{PluginError, SendError};
 use crate::limits::Limits;
 use crate::manifest::Manifest;
-use crate::operator::Effective;
+use crate::operator::{ContractDrift, Effective};
 use crate::outbound::{RequestRecord, StepTraffic};
 use crate::outcome::{FailureKind, Outcome};
 use crate::plugin::Plugin;
@@ -194,6 +194,10 @@ pub struct StepResult {
     pub logs: Vec<LogLine>,
     /// Log lines dropped over the step's log budget.
     pub logs_dropped: u32,
+    /// Where a successful step's output departs from its call's declared
+    /// output schema (the contract drifted); absent when it matches.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contract_drift: Vec<String>,
 }
 
 impl StepResult {
@@ -227,7 +231,28 @@ impl StepResult {
             requests: vec![],
             logs: vec![],
             logs_dropped: 0,
+            contract_drift: vec![],
         }
+    }
+
+    /// Checks a successful step's output against the call's output schema:
+    /// a mismatch is listed, and fails the step when `drift` says so.
+    fn check_contract(mut self, plugin: &Plugin, call: &str, drift: ContractDrift) -> Self {
+        let Some(output) = self.output.as_ref().filter(|_| self.is_success()) else {
+            return self;
+        };
+        self.contract_drift = plugin.output_drift(call, output);
+        if drift == ContractDrift::Fail && !self.contract_drift.is_empty() {
+            self.outcome = Outcome::Error;
+            self.error = Some(failure(
+                FailureKind::ContractDrift,
+                format!(
+                    "the output does not match the call's output schema: {}",
+                    self.contract_drift.join("; ")
+                ),
+            ));
+        }
+        self
     }
 }
 
@@ -240,7 +265,7 @@ pub(crate) async fn run(
     compute: &ComputeShare,
     started: Instant,
 ) -> StepResult {
-    let limits = policy.limits.clone();
+    let (limits, drift) = (policy.limits.clone(), policy.drift);
     let (state, call, input) = match prepare(&plugin, host, policy, req, compute, started) {
         Ok(prepared) => prepared,
         Err(rejected) => return *rejected,
@@ -248,10 +273,10 @@ pub(crate) async fn run(
     let mut store = new_store(&host.engine, state);
     let result = within_deadline(&mut store, async |store| {
         let invoke = plugin.instantiate_invoke(store).await?;
-        invoke.call(store, call, input).await
+        invoke.call(store, call.clone(), input).await
     })
     .await;
-    finish(store.data_mut(), result, &limits, started)
+    finish(store.data_mut(), result, &limits, started).check_contract(&plugin, &call, drift)
 }
 
 /// Checks a step request against the plugin and binds its connections
@@ -271,6 +296,7 @@ fn prepare(
         hosts: operator_hosts,
         tenant_hosts,
         limits,
+        drift: _,
     } = policy;
     if plugin.manifest.call(&req.call).is_none() {
         let known: Vec<&str> = plugin
@@ -397,7 +423,7 @@ impl ReusedInstance {
                 started,
             );
         }
-        let limits = policy.limits.clone();
+        let (limits, drift) = (policy.limits.clone(), policy.drift);
         let (state, call, input) = match prepare(plugin, host, policy, req, compute, started) {
             Ok(prepared) => prepared,
             Err(rejected) => return *rejected,
@@ -406,12 +432,12 @@ impl ReusedInstance {
         self.store.data().compute().clone().install(&mut self.store);
         let invoke = self.invoke;
         let result = within_deadline(&mut self.store, async |store| {
-            invoke.call(store, call, input).await
+            invoke.call(store, call.clone(), input).await
         })
         .await;
         // The epoch callback holds the slot too, until the next step installs its own.
         self.store.data().compute().release();
-        finish(self.store.data_mut(), result, &limits, started)
+        finish(self.store.data_mut(), result, &limits, started).check_contract(plugin, &call, drift)
     }
 }
 
@@ -490,6 +516,7 @@ fn finish(
         requests,
         logs,
         logs_dropped,
+        contract_drift: vec![],
     }
 }
 

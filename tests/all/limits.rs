@@ -150,6 +150,7 @@ async fn a_plugin_policys_budgets_apply_to_its_steps_only() {
         "misbehave",
         PluginPolicy {
             allowed_hosts: None,
+            contract_drift: None,
             limits: Some(small),
         },
     );
@@ -207,6 +208,7 @@ async fn a_plugin_budget_the_host_cannot_honour_fails_the_build() {
     };
     let policy = |limits| PluginPolicy {
         allowed_hosts: None,
+        contract_drift: None,
         limits: Some(limits),
     };
     // A valid policy of another plugin: the error names the one at fault.

@@ -5,6 +5,7 @@ mod auth;
 mod bodies;
 mod cache;
 mod cli;
+mod contract;
 mod embedding;
 mod http_request;
 mod httpbin;

@@ -357,6 +357,7 @@ async fn operator_policy_per_plugin_and_per_tenant() {
             "http-request",
             PluginPolicy {
                 allowed_hosts: Some(vec![format!("http://127.0.0.1:{port}").parse().unwrap()]),
+                contract_drift: None,
                 limits: None,
             },
         )

@@ -239,6 +239,7 @@ async fn a_reused_pool_slot_leaks_nothing_to_the_next_step() {
 async fn limits_can_be_set_per_plugin() {
     let plugin_limits = courier_host::PluginPolicy {
         allowed_hosts: None,
+        contract_drift: None,
         limits: Some(limits(300)),
     };
     let host = host_with(
@@ -262,6 +263,7 @@ async fn limits_can_be_set_per_plugin() {
             "misbehave",
             courier_host::PluginPolicy {
                 allowed_hosts: None,
+                contract_drift: None,
                 limits: Some(too_big),
             },
         )

@@ -76,6 +76,7 @@ struct Figures {
 async fn host(compute_slots: usize) -> Host {
     let spin = PluginPolicy {
         allowed_hosts: None,
+        contract_drift: None,
         limits: Some(Limits {
             step_deadline: Duration::from_millis(100),
             ..Limits::default()
