@@ -164,12 +164,7 @@ impl BoundConnection {
                 };
                 let cell = tokens.cell(tenant, id, fp, refresh_token, config.from_store);
                 let secrets = auth.secrets();
-                scrub.extend(
-                    secrets
-                        .iter()
-                        .filter(|(k, _)| !IDENTIFIERS.contains(k))
-                        .map(|(_, v)| (*v).clone()),
-                );
+                scrub.extend(scrubbed(&auth).into_iter().map(|(_, v)| v.clone()));
                 let find = |key| secrets.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
                 if let (Some(id), Some(secret)) = (find("client_id"), find("client_secret")) {
                     scrub.push(client_basic_pair(id, secret));
@@ -270,10 +265,7 @@ const IDENTIFIERS: &[&str] = &["username", "client_id"];
 /// Every value the scrubber will look for is long enough to be found without
 /// hitting unrelated text, and holds no NUL (which no request may carry).
 fn check_scrubbable(auth: &Auth) -> Result<(), String> {
-    for (key, value) in auth.secrets() {
-        if !matches!(auth, Auth::Custom(_)) && IDENTIFIERS.contains(&key) {
-            continue;
-        }
+    for (key, value) in scrubbed(auth) {
         let value = value.expose();
         if value.chars().count() < MIN_SECRET_LEN {
             return Err(format!(
@@ -285,6 +277,24 @@ fn check_scrubbable(auth: &Auth) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The secrets the scrubber looks for: all but the identifiers, except that
+/// a custom placement's secrets are all secret, and so is a Basic user name
+/// sent with an empty password (an API key as the user name, as Stripe and
+/// others take it: `curl -u KEY:`).
+fn scrubbed(auth: &Auth) -> Vec<(&'static str, &Secret)> {
+    let all = auth.secrets();
+    match auth {
+        Auth::Custom(_) => all,
+        Auth::Basic(b) if b.secrets.password.expose().is_empty() => {
+            vec![("username", &b.secrets.username)]
+        }
+        _ => all
+            .into_iter()
+            .filter(|(k, _)| !IDENTIFIERS.contains(k))
+            .collect(),
+    }
 }
 
 /// The credential of the schemes that put fixed secrets in place.
@@ -302,10 +312,11 @@ fn static_credential(
             b.secrets.token.clone(),
         )],
         Auth::Basic(b) => {
-            let (user, password) = (&b.secrets.username, b.secrets.password.clone());
+            let (user, password) = (&b.secrets.username, &b.secrets.password);
             let pair = Secret::new(format!("{}:{}", user.expose(), password.expose()));
             let encoded = Secret::new(STANDARD.encode(pair.expose()));
-            scrub.extend([password, pair]);
+            scrub.extend(scrubbed(auth).into_iter().map(|(_, s)| s.clone()));
+            scrub.push(pair);
             vec![header_placement("authorization", "Basic {secret}", encoded)]
         }
         Auth::ApiKey(a) => {

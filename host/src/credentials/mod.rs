@@ -192,6 +192,31 @@ mod tests {
     }
 
     #[test]
+    fn a_basic_user_name_with_an_empty_password_is_the_secret() {
+        let file = |user: &str| {
+            format!(
+                "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='{user}'\npassword=''"
+            )
+        };
+        let key = "sk_test_4eC39HqLyjWDarjtT1zdp7dc";
+        let bound = bind(AuthScheme::OperatorDefined, &file(key)).unwrap();
+        let scrub = Scrubber::new([&bound], &Caches::default());
+        assert_eq!(scrub.text(format!("id={key}")), format!("id={REDACTED}"));
+        let err = bind(AuthScheme::OperatorDefined, &file("short"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("secret `username` is shorter than 8"), "{err}");
+        let with_password = "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='alice'\npassword='p-long-enough'";
+        let bound = bind(AuthScheme::OperatorDefined, with_password).unwrap();
+        let scrub = Scrubber::new([&bound], &Caches::default());
+        assert_eq!(
+            scrub.text("user alice".into()),
+            "user alice",
+            "an identifier otherwise"
+        );
+    }
+
+    #[test]
     fn credentials_go_only_to_the_base_origin() {
         let bound = bind(AuthScheme::OperatorDefined, "connection='default'\nauth='bearer'\nbase_url='https://api.a.test/v1'\n[secrets]\ntoken='t-long-enough'").unwrap();
         assert!(bound.may_authenticate(&Url::parse("https://api.a.test/other").unwrap()));
