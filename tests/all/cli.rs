@@ -7,7 +7,8 @@ use std::process::Command;
 use courier_tests::{Reply, TestServer, plugin, target_dir};
 use serde_json::json;
 
-fn courier() -> Command {
+/// The built `courier` binary, with the tests' compile cache.
+pub(crate) fn courier() -> Command {
     let bin: PathBuf = target_dir().join("debug/courier");
     assert!(
         bin.exists(),

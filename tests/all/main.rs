@@ -6,6 +6,7 @@ mod bodies;
 mod cache;
 mod cli;
 mod contract;
+mod curl_import;
 mod embedding;
 mod http_request;
 mod httpbin;

@@ -3,6 +3,7 @@
 //! (and `build`, which needs no host at all).
 
 mod build;
+mod curl;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -87,6 +88,17 @@ enum Command {
         data_dir: Option<PathBuf>,
         #[command(subcommand)]
         command: ConnectionsCommand,
+    },
+    /// Turns a cURL command (from an API's docs) into an `http-request`
+    /// input and a connection file, the credential moved into `[secrets]`;
+    /// options Courier cannot reproduce are named.
+    Curl {
+        /// The cURL command as pasted, quoted as one argument.
+        command: String,
+        /// Writes `input.json` and `connection.toml` (owner-only) into this
+        /// directory instead of printing them as JSON.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Builds a Rust plugin crate (or a workspace of them) into components.
     Build {
@@ -185,6 +197,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let built = build::build(&build::BuildOptions { path, out_dir: out })?;
             for p in built {
                 println!("{} -> {} ({} bytes)", p.name, p.component.display(), p.size);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Curl { command, out } => {
+            let imported = curl::import(&command)?;
+            for note in &imported.notes {
+                eprintln!("note: {note}");
+            }
+            match out {
+                Some(dir) => write_imported(&dir, &imported)?,
+                None => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "input": imported.input,
+                        "connection": imported.connection,
+                    }))?
+                ),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -445,4 +474,33 @@ fn connection_arg(arg: &str) -> anyhow::Result<ConnectionConfig> {
         );
     }
     Ok(config)
+}
+
+/// Writes an imported cURL command: `input.json`, and `connection.toml`
+/// readable by the owner only (it holds the secret).
+fn write_imported(dir: &Path, imported: &curl::Imported) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let input = dir.join("input.json");
+    std::fs::write(
+        &input,
+        serde_json::to_string_pretty(&imported.input)? + "\n",
+    )?;
+    let connection = dir.join("connection.toml");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&connection)
+        .and_then(|mut f| f.write_all(imported.connection.as_bytes()))
+        .with_context(|| format!("writing {}", connection.display()))?;
+    eprintln!(
+        "wrote {} and {}\nrun: courier run http-request request --input \"$(cat {})\" --connection default={}",
+        input.display(),
+        connection.display(),
+        input.display(),
+        connection.display()
+    );
+    Ok(())
 }
