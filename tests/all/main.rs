@@ -10,6 +10,7 @@ mod curl_import;
 mod embedding;
 mod http_request;
 mod httpbin;
+mod initialize;
 mod jwt;
 mod limits;
 mod oauth;

@@ -4,6 +4,7 @@
 
 mod build;
 mod curl;
+mod infer;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -34,46 +35,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs one step and prints its result as JSON; exits 0 only for `success`.
-    Run {
-        /// A plugin component file, or a plugin name in the plugin directory.
-        plugin: String,
-        /// The call to invoke.
-        call: String,
-        /// The call's input, as JSON.
-        #[arg(long, default_value = "{}")]
-        input: String,
-        /// Binds a declared connection to a connection file: SLOT=FILE.
-        #[arg(long = "connection", value_name = "SLOT=FILE")]
-        connections: Vec<String>,
-        /// Allows a special-purpose network by CIDR (e.g. 127.0.0.1/32); refused by default.
-        #[arg(long = "allow-network", value_name = "CIDR")]
-        networks: Vec<IpNet>,
-        /// Lets connection files turn TLS verification off (`[tls]`
-        /// `verify_host`/`verify_peer = false`); such requests are marked insecure.
+    Run(StepArgs),
+    /// Runs a call once (or reads a sample response) and prints the JSON
+    /// Schema inferred from its output, for the plugin author to adopt as
+    /// the call's output schema.
+    Initialize {
+        #[command(flatten)]
+        step: StepArgs,
+        /// Infers from this sample output (a JSON file) instead of running the call.
         #[arg(long)]
-        allow_insecure_tls: bool,
-        /// Keeps HTTPS requests on HTTP/1.1 (no `h2` offered by ALPN), except
-        /// to the origins of a connection whose `[tls]` says `http2 = true`.
+        sample: Option<PathBuf>,
+        /// Writes the schema to this file instead of stdout.
         #[arg(long)]
-        no_http2: bool,
-        /// Narrows the hosts steps may call (`https://api.example.com`,
-        /// `https://*.example.com:*`), optionally to a path (`/v1/orders`) or
-        /// everything under one (`https://api.example.com/v1/*`); default:
-        /// whatever the plugin declares.
-        #[arg(long = "allow-host", value_name = "PATTERN")]
-        hosts: Vec<AllowedHost>,
-        /// The step's wall-clock deadline in seconds.
-        #[arg(long, default_value_t = 30.0)]
-        deadline: f64,
-        /// Memory limit per instance, in MiB.
-        #[arg(long, default_value_t = 64)]
-        memory_mib: usize,
-        /// The tenant the step runs for.
-        #[arg(long, default_value = "default")]
-        tenant: String,
-        /// Prints how the plugin was loaded (compiled or cached) on stderr.
-        #[arg(short, long)]
-        verbose: bool,
+        out: Option<PathBuf>,
     },
     /// Prints a plugin's manifest as JSON.
     Inspect {
@@ -109,6 +83,50 @@ enum Command {
         #[arg(long, default_value = "target/plugins")]
         out: PathBuf,
     },
+}
+
+/// What `run` and `initialize` need to run one step.
+#[derive(clap::Args)]
+struct StepArgs {
+    /// A plugin component file, or a plugin name in the plugin directory.
+    plugin: String,
+    /// The call to invoke.
+    call: String,
+    /// The call's input, as JSON.
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// Binds a declared connection to a connection file: SLOT=FILE.
+    #[arg(long = "connection", value_name = "SLOT=FILE")]
+    connections: Vec<String>,
+    /// Allows a special-purpose network by CIDR (e.g. 127.0.0.1/32); refused by default.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    networks: Vec<IpNet>,
+    /// Lets connection files turn TLS verification off (`[tls]`
+    /// `verify_host`/`verify_peer = false`); such requests are marked insecure.
+    #[arg(long)]
+    allow_insecure_tls: bool,
+    /// Keeps HTTPS requests on HTTP/1.1 (no `h2` offered by ALPN), except
+    /// to the origins of a connection whose `[tls]` says `http2 = true`.
+    #[arg(long)]
+    no_http2: bool,
+    /// Narrows the hosts steps may call (`https://api.example.com`,
+    /// `https://*.example.com:*`), optionally to a path (`/v1/orders`) or
+    /// everything under one (`https://api.example.com/v1/*`); default:
+    /// whatever the plugin declares.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    hosts: Vec<AllowedHost>,
+    /// The step's wall-clock deadline in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    deadline: f64,
+    /// Memory limit per instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mib: usize,
+    /// The tenant the step runs for.
+    #[arg(long, default_value = "default")]
+    tenant: String,
+    /// Prints how the plugin was loaded (compiled or cached) on stderr.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -234,82 +252,122 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&*manifest)?);
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Run {
-            plugin,
-            call,
-            input,
-            connections,
-            networks,
-            hosts,
-            deadline,
-            memory_mib,
-            tenant,
-            verbose,
-            allow_insecure_tls,
-            no_http2,
-        } => {
-            let input: serde_json::Value =
-                serde_json::from_str(&input).context("--input is not valid JSON")?;
-            let connections = connections
-                .iter()
-                .map(|c| connection_arg(c))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            if !(deadline > 0.0 && deadline <= 3600.0) {
-                bail!("--deadline must be between 0 and 3600 seconds");
-            }
-            let limits = Limits {
-                step_deadline: Duration::from_secs_f64(deadline),
-                memory_bytes: memory_mib
-                    .checked_mul(1 << 20)
-                    .context("--memory-mib is too large")?,
-                ..Limits::default()
-            };
-            let hosts = if hosts.is_empty() {
-                // The CLI's operator is the person at the terminal: let the
-                // plugin's own declaration decide which hosts it may call.
-                vec!["https://*:*".parse()?, "http://*:*".parse()?]
+        Command::Run(step) => {
+            let result = run_step(&runtime, cache_dir, &plugin_dir, step)?;
+            println!("{}", serde_json::to_string_pretty(&result)?);
+            Ok(if result.is_success() {
+                ExitCode::SUCCESS
             } else {
-                hosts
-            };
-            runtime.block_on(async {
-                let mut builder = with_cache(Host::builder(), cache_dir)
-                    .limits(limits)
-                    .allow_insecure_tls(allow_insecure_tls)
-                    .http2(!no_http2);
-                for h in hosts {
-                    builder = builder.allow_host(h);
-                }
-                for n in networks {
-                    builder = builder.allow_network(n);
-                }
-                let host = builder.build()?;
-                let report = host
-                    .load_plugin_file(&plugin_path(&plugin_dir, &plugin))
-                    .await?;
-                if verbose {
-                    eprintln!(
-                        "loaded {} ({:?} in {:.1} ms)",
-                        report.name, report.source, report.compile_ms
-                    );
-                }
-                let result = host
-                    .run_step(StepRequest {
-                        tenant,
-                        plugin: report.name,
-                        call,
-                        input,
-                        connections: connections.into_iter().map(Into::into).collect(),
-                    })
-                    .await;
-                println!("{}", serde_json::to_string_pretty(&result)?);
-                Ok(if result.outcome == courier_host::Outcome::Success {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                })
+                ExitCode::FAILURE
             })
         }
+        Command::Initialize { step, sample, out } => {
+            let output = match sample {
+                Some(file) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", file.display()))?
+                }
+                None => {
+                    let call = step.call.clone();
+                    let result = run_step(&runtime, cache_dir, &plugin_dir, step)?;
+                    match (result.is_success(), result.output) {
+                        (true, Some(output)) => output,
+                        (_, _) => bail!(
+                            "the call `{call}` did not succeed ({}): {}",
+                            serde_json::to_string(&result.outcome)?,
+                            result.error.map(|e| e.message).unwrap_or_default()
+                        ),
+                    }
+                }
+            };
+            let schema = serde_json::to_string_pretty(&infer::infer([&output]))? + "\n";
+            match out {
+                Some(file) => std::fs::write(&file, schema)
+                    .with_context(|| format!("writing {}", file.display()))?,
+                None => print!("{schema}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Runs the step `args` describe on a host of its own.
+fn run_step(
+    runtime: &tokio::runtime::Runtime,
+    cache_dir: Option<PathBuf>,
+    plugin_dir: &Path,
+    args: StepArgs,
+) -> anyhow::Result<courier_host::StepResult> {
+    let StepArgs {
+        plugin,
+        call,
+        input,
+        connections,
+        networks,
+        hosts,
+        deadline,
+        memory_mib,
+        tenant,
+        verbose,
+        allow_insecure_tls,
+        no_http2,
+    } = args;
+    let input: serde_json::Value =
+        serde_json::from_str(&input).context("--input is not valid JSON")?;
+    let connections = connections
+        .iter()
+        .map(|c| connection_arg(c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if !(deadline > 0.0 && deadline <= 3600.0) {
+        bail!("--deadline must be between 0 and 3600 seconds");
+    }
+    let limits = Limits {
+        step_deadline: Duration::from_secs_f64(deadline),
+        memory_bytes: memory_mib
+            .checked_mul(1 << 20)
+            .context("--memory-mib is too large")?,
+        ..Limits::default()
+    };
+    let hosts = if hosts.is_empty() {
+        // The CLI's operator is the person at the terminal: let the
+        // plugin's own declaration decide which hosts it may call.
+        vec!["https://*:*".parse()?, "http://*:*".parse()?]
+    } else {
+        hosts
+    };
+    runtime.block_on(async {
+        let mut builder = with_cache(Host::builder(), cache_dir)
+            .limits(limits)
+            .allow_insecure_tls(allow_insecure_tls)
+            .http2(!no_http2);
+        for h in hosts {
+            builder = builder.allow_host(h);
+        }
+        for n in networks {
+            builder = builder.allow_network(n);
+        }
+        let host = builder.build()?;
+        let report = host
+            .load_plugin_file(&plugin_path(plugin_dir, &plugin))
+            .await?;
+        if verbose {
+            eprintln!(
+                "loaded {} ({:?} in {:.1} ms)",
+                report.name, report.source, report.compile_ms
+            );
+        }
+        Ok(host
+            .run_step(StepRequest {
+                tenant,
+                plugin: report.name,
+                call,
+                input,
+                connections: connections.into_iter().map(Into::into).collect(),
+            })
+            .await)
+    })
 }
 
 /// `courier connections …`.
