@@ -88,6 +88,9 @@ pub(crate) struct OutboundCtx {
     pub(crate) scrubber: Scrubber,
     pub(crate) deadline: tokio::time::Instant,
     pub(crate) traffic: StepTraffic,
+    /// Whether the step's call is declared idempotent (retries of PUT and
+    /// DELETE after their bytes may have reached the server).
+    pub(crate) call_idempotent: bool,
 }
 
 /// What a step leaves in its state: its requests and log lines.
@@ -226,6 +229,7 @@ impl StepState {
                 limits: &self.limits,
                 deadline: ctx.deadline,
                 traffic: &ctx.traffic,
+                call_idempotent: ctx.call_idempotent,
             },
         ))
     }
