@@ -196,10 +196,20 @@ impl Request {
         self
     }
 
-    /// Sent as `Idempotency-Key`; also makes a non-idempotent request retryable.
+    /// Sent as `Idempotency-Key`, the same on every attempt; makes a POST or
+    /// PATCH retryable after its bytes may have reached the server, and
+    /// shows in the step's request records.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.inner.idempotency_key = Some(key.into());
         self
+    }
+
+    /// Sends a fresh key from the host ([`new_idempotency_key`]) as
+    /// `Idempotency-Key`. For a key that stays the same when the platform
+    /// runs the step again, derive one from the input and use
+    /// [`idempotency_key`](Self::idempotency_key).
+    pub fn generated_idempotency_key(self) -> Self {
+        self.idempotency_key(new_idempotency_key())
     }
 
     /// Sends the request and waits for the response.
@@ -266,6 +276,11 @@ pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
 /// request on a connection that is not bound fails with `credential`.
 pub fn bound_connections() -> Vec<String> {
     outbound::bound_connections()
+}
+
+/// A fresh idempotency key from the host: a random version 4 UUID.
+pub fn new_idempotency_key() -> String {
+    outbound::new_idempotency_key()
 }
 
 fn millis(duration: Duration) -> u32 {

@@ -14,6 +14,7 @@ mod oauth;
 mod policy;
 mod pool;
 mod redirects;
+mod reliability;
 mod responses;
 mod sandbox;
 mod seams;
