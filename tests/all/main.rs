@@ -6,6 +6,7 @@ mod bodies;
 mod cache;
 mod cli;
 mod embedding;
+mod fault;
 mod http_request;
 mod httpbin;
 mod jwt;
