@@ -226,9 +226,13 @@ impl Sender {
         }
     }
 
-    /// The state of `origin`'s circuit breaker.
+    /// The state of `origin`'s circuit breaker. `origin` is read as a URL,
+    /// so `https://API.example.com:443/` names `https://api.example.com`.
     pub(crate) fn circuit_state(&self, origin: &str) -> CircuitState {
-        self.circuits.state(origin)
+        match Url::parse(origin) {
+            Ok(url) => self.circuits.state(&origin_text(&url)),
+            Err(_) => self.circuits.state(origin),
+        }
     }
 
     /// The access-token caches shared by every step.

@@ -1040,3 +1040,68 @@ async fn a_failure_rate_over_the_window_opens_the_circuit_and_the_breaker_can_be
     );
     assert_eq!(world.transport.seen().len(), 20);
 }
+
+#[tokio::test]
+async fn a_retry_starts_over_at_the_connections_origin_and_never_carries_the_credential_away() {
+    // The first attempt is redirected to another origin, which fails; the
+    // retry starts again at the connection's URL.
+    let world = counting(Limits::default(), CircuitSettings::disabled(), |n, seen| {
+        Ok(match (n, seen.origin.as_str()) {
+            (0, _) => respond(302, &[("location", "https://other.test/elsewhere")], ""),
+            (1, _) => respond(503, &[], ""),
+            _ => respond(200, &[], "ok"),
+        })
+    });
+    let request = with_retry(get("items", Some("default")), 3, (0, 0), &[503]);
+    let (result, records) = world.send(request).await;
+    assert_eq!(result.unwrap().status, 200);
+    let seen = world.transport.seen();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.url.as_str(), s.header("authorization")))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "https://api.test/v1/items",
+                Some("Bearer s3cret-bearer-value")
+            ),
+            ("https://other.test/elsewhere", None),
+            (
+                "https://api.test/v1/items",
+                Some("Bearer s3cret-bearer-value")
+            ),
+        ]
+    );
+    assert_eq!(
+        reasons(&records),
+        [(1, None), (1, None), (2, Some("status 503"))]
+    );
+    assert!(records.iter().all(|r| !r.url.contains("s3cret")));
+}
+
+#[tokio::test]
+async fn circuit_state_reads_the_origin_as_a_url() {
+    let world = counting(Limits::default(), CircuitSettings::default(), |_, _| {
+        Ok(respond(502, &[], ""))
+    });
+    for _ in 0..5 {
+        world.send(get("https://api.test/a", None)).await.0.unwrap();
+    }
+    for spelled in [
+        "https://api.test",
+        "https://API.test:443/",
+        "https://api.test/x?y",
+    ] {
+        assert!(
+            matches!(
+                world.sender.circuit_state(spelled),
+                CircuitState::Open { .. }
+            ),
+            "{spelled}"
+        );
+    }
+    assert_eq!(
+        world.sender.circuit_state("http://api.test"),
+        CircuitState::Closed
+    );
+}
