@@ -32,7 +32,10 @@ pub(super) fn announced_wait(headers: &[(String, String)], now: SystemTime) -> O
     let secs = |v: &str| v.trim().parse::<u64>().ok();
     let reset = |v: &str| {
         secs(v).map(|n| match n {
-            n if n >= EPOCH_THRESHOLD => until(SystemTime::UNIX_EPOCH + Duration::from_secs(n)),
+            // A time past what the system clock can hold is as good as never.
+            n if n >= EPOCH_THRESHOLD => SystemTime::UNIX_EPOCH
+                .checked_add(Duration::from_secs(n))
+                .map_or(Duration::MAX, until),
             n => Duration::from_secs(n),
         })
     };
@@ -190,6 +193,25 @@ mod tests {
                 now
             ),
             secs(9)
+        );
+    }
+
+    #[test]
+    fn absurd_values_mean_a_long_wait_and_never_a_panic() {
+        let huge = u64::MAX.to_string();
+        for (name, value) in [
+            ("retry-after", huge.as_str()),
+            ("x-ratelimit-reset", huge.as_str()),
+            ("ratelimit", "\"q\";r=0;t=18446744073709551615"),
+        ] {
+            let headers = [(name, value), ("x-ratelimit-remaining", "0")];
+            let got = wait(&headers, at(1_700_000_000)).unwrap();
+            assert!(got > Duration::from_secs(1 << 40), "{name}: {got:?}");
+        }
+        assert_eq!(wait(&[("retry-after", "-5")], at(0)), None);
+        assert_eq!(
+            wait(&[("retry-after", "99999999999999999999999")], at(0)),
+            None
         );
     }
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
 use crate::exchange::{Response, SendError, TimeoutPhase};
+use crate::limits::MAX_BUDGET;
 
 /// How the per-origin circuit breakers behave
 /// ([`crate::HostBuilder::circuit_breaker`]). Every value has a default.
@@ -47,7 +48,8 @@ pub struct CircuitSettings {
     /// How long a circuit stays open the first time (default 30 s); each
     /// further opening in a row adds as much again.
     pub open_for: Duration,
-    /// The longest a circuit stays open (default 300 s).
+    /// The longest a circuit stays open (default 300 s; never more than a
+    /// year, whatever is set).
     pub max_open_for: Duration,
     /// Requests let through at once while half-open (default 1).
     pub half_open_probes: u32,
@@ -214,7 +216,11 @@ impl Circuits {
                 >= u64::from(s.failure_rate_percent) * u64::from(c.window_requests);
         if probe || c.consecutive >= s.consecutive_failures.max(1) || rate_exceeded {
             c.openings += 1;
-            let open_for = s.open_for.saturating_mul(c.openings).min(s.max_open_for);
+            let open_for = s
+                .open_for
+                .saturating_mul(c.openings)
+                .min(s.max_open_for)
+                .min(MAX_BUDGET);
             c.open_until = Some(now + open_for);
             c.consecutive = 0;
             c.window_start = None;

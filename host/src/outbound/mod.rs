@@ -372,7 +372,7 @@ impl Sender {
                 record.retry_reason = reason.take();
             }
             if let (Some(record), Some(wait)) = (records.last_mut(), announced) {
-                record.retry_after_ms = Some(wait.as_millis() as u64);
+                record.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
             }
             let why = match &outcome {
                 Ok(r) if replay_safe && p.retry.retries_status(r.status) => {
