@@ -261,3 +261,92 @@ fn counts_as_failure(e: &SendError) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use super::*;
+    use crate::outbound::pipeline_tests::ManualClock;
+
+    fn circuits(settings: CircuitSettings) -> (Circuits, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(UNIX_EPOCH));
+        (Circuits::new(settings, clock.clone()), clock)
+    }
+
+    fn failed() -> Result<Response, SendError> {
+        Err(SendError::Connect("refused".into()))
+    }
+
+    fn answered(status: u16) -> Result<Response, SendError> {
+        Ok(Response {
+            status,
+            headers: vec![],
+            body: vec![],
+            final_url: String::new(),
+        })
+    }
+
+    #[test]
+    fn half_open_lets_one_probe_through_and_a_dropped_probe_frees_its_slot() {
+        let (c, clock) = circuits(CircuitSettings {
+            consecutive_failures: 1,
+            ..CircuitSettings::default()
+        });
+        c.admit("o").unwrap().unwrap().settle(&failed());
+        assert!(matches!(c.admit("o"), Err(SendError::CircuitOpen(_))));
+        clock.advance(Duration::from_secs(30));
+        let probe = c.admit("o").unwrap().unwrap();
+        let second = c.admit("o").err().unwrap();
+        assert!(second.to_string().contains("probe"), "{second}");
+        drop(probe);
+        assert_eq!(c.state("o"), CircuitState::HalfOpen);
+        let probe = c.admit("o").unwrap().unwrap();
+        probe.settle(&answered(200));
+        assert_eq!(c.state("o"), CircuitState::Closed);
+    }
+
+    #[test]
+    fn open_times_grow_with_each_opening_up_to_the_maximum() {
+        let (c, clock) = circuits(CircuitSettings {
+            consecutive_failures: 1,
+            open_for: Duration::from_secs(100),
+            max_open_for: Duration::from_secs(250),
+            ..CircuitSettings::default()
+        });
+        c.admit("o").unwrap().unwrap().settle(&failed());
+        for expected in [200, 250, 250] {
+            clock.advance(Duration::from_secs(300));
+            c.admit("o").unwrap().unwrap().settle(&failed());
+            assert_eq!(
+                c.state("o"),
+                CircuitState::Open {
+                    remaining: Duration::from_secs(expected)
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn a_step_deadline_or_a_4xx_says_nothing_about_the_origin() {
+        let (c, _) = circuits(CircuitSettings {
+            consecutive_failures: 1,
+            ..CircuitSettings::default()
+        });
+        c.admit("o")
+            .unwrap()
+            .unwrap()
+            .settle(&Err(SendError::Timeout(TimeoutPhase::StepDeadline)));
+        c.admit("o").unwrap().unwrap().settle(&answered(429));
+        assert_eq!(c.state("o"), CircuitState::Closed);
+        assert!(
+            Circuits::new(
+                CircuitSettings::disabled(),
+                Arc::new(crate::clock::SystemClock)
+            )
+            .admit("o")
+            .unwrap()
+            .is_none()
+        );
+    }
+}

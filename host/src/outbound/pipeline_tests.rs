@@ -79,15 +79,16 @@ impl Transport for Recording {
     }
 }
 
-/// A clock that moves only when told to.
-struct ManualClock {
+/// A clock that moves only when told to (its `sleep` moves it at once).
+/// Shared with the other guest-less tests of `outbound`.
+pub(super) struct ManualClock {
     start: Instant,
     wall_start: SystemTime,
     elapsed: Mutex<Duration>,
 }
 
 impl ManualClock {
-    fn new(wall_start: SystemTime) -> Self {
+    pub(super) fn new(wall_start: SystemTime) -> Self {
         Self {
             start: Instant::now(),
             wall_start,
@@ -95,7 +96,7 @@ impl ManualClock {
         }
     }
 
-    fn advance(&self, by: Duration) {
+    pub(super) fn advance(&self, by: Duration) {
         *self.elapsed.lock().unwrap() += by;
     }
 }
