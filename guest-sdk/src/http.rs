@@ -190,7 +190,14 @@ impl Request {
         self
     }
 
-    /// Retries on failure as `policy` says.
+    /// Retries on failure as `policy` says: a listed status, or a failed
+    /// exchange. After the request's bytes may have reached the server (a
+    /// status, a reset, a timeout waiting for the answer) the host sends it
+    /// again only if it is a GET, HEAD or OPTIONS, a PUT or DELETE of a call
+    /// declared idempotent, or carries an
+    /// [`idempotency_key`](Self::idempotency_key). The host waits as the
+    /// upstream's `Retry-After` or rate-limit headers say, else with
+    /// jittered exponential backoff, and never past the step deadline.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.inner.retry = Some(policy);
         self
