@@ -5,8 +5,10 @@
 //! a reset before the request is read, a reset after it was forwarded to
 //! the upstream (the effect happened, the answer is lost), a 503, a 429
 //! with `Retry-After`, a blackhole (the request is read, nothing answers),
-//! a trickled response; the host's resolver fails some lookups of the
-//! upstream's name (through the `Resolve` seam). Steps mix creates with an
+//! a trickled response; and 5xx storms: for 150 ms of every 3 s (from 1 s
+//! on) every connection gets a 503, which opens the origin's circuit
+//! breaker for a while. The host's resolver fails some lookups of
+//! the upstream's name (through the `Resolve` seam). Steps mix creates with an
 //! idempotency key (the step's own, or one the host generates), creates
 //! without a key, and data reads, all with retries.
 //!
@@ -76,7 +78,13 @@ enum Fault {
     Blackhole,
     Trickle,
     Dns,
+    Storm503,
 }
+
+/// Within a storm every connection gets a 503.
+const STORM_EVERY: Duration = Duration::from_secs(3);
+const STORM_STARTS: Duration = Duration::from_secs(1);
+const STORM_LASTS: Duration = Duration::from_millis(150);
 
 impl Fault {
     /// The fault of one connection, by these shares in percent.
@@ -99,9 +107,16 @@ type Counts = Arc<Mutex<BTreeMap<Fault, u64>>>;
 async fn start_proxy(upstream: SocketAddr, dice: Arc<Dice>, counts: Counts) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let started = Instant::now();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let fault = Fault::draw(&dice);
+            let into_period = started.elapsed().as_nanos() % STORM_EVERY.as_nanos();
+            let storm = STORM_STARTS.as_nanos()..(STORM_STARTS + STORM_LASTS).as_nanos();
+            let fault = if storm.contains(&into_period) {
+                Fault::Storm503
+            } else {
+                Fault::draw(&dice)
+            };
             *counts.lock().unwrap().entry(fault).or_default() += 1;
             tokio::spawn(async move {
                 let _ = proxy_one(client, upstream, fault).await;
@@ -124,7 +139,7 @@ async fn proxy_one(mut client: TcpStream, upstream: SocketAddr, fault: Fault) ->
             forward(&request, upstream).await?;
             client.set_zero_linger()
         }
-        Fault::Status503 => {
+        Fault::Status503 | Fault::Storm503 => {
             client
                 .write_all(answer("503 Service Unavailable", "").as_bytes())
                 .await
@@ -307,7 +322,10 @@ impl Figures {
         let mut out = String::from(
             "Host settings: step deadline 3 s, request timeout 1 s, first-byte timeout 500 ms; \
              circuit breaker on (8 failures in a row, open 200 ms up to 1 s); 32 steps in \
-             flight. Retries: 5 attempts, backoff 50-200 ms, statuses 429/502/503/504.\n\n",
+             flight. Retries: 5 attempts, backoff 50-200 ms, statuses 429/502/503/504. Faults per \
+             connection: 5 % reset before, 5 % reset after forwarding, 8 % 503, 4 % 429 \
+             (`Retry-After: 1`), 2 % blackhole, 3 % trickle; 3 % of lookups fail; a 503 storm \
+             150 ms every 3 s. A circuit-open step is one the breaker refused during a storm.\n\n",
         );
         out.push_str("| figure | value |\n|---|---|\n");
         let rows = [
@@ -338,7 +356,10 @@ impl Figures {
                 "of those, succeeded despite it",
                 format!("{:.2} %", pct(self.hit_succeeded, self.hit)),
             ),
-            ("requests sent (attempts)", self.attempts.to_string()),
+            (
+                "request records (every attempt, circuit refusals included)",
+                self.attempts.to_string(),
+            ),
             ("wall time", format!("{:.1} s", self.wall.as_secs_f64())),
         ];
         for (k, v) in rows {

@@ -337,7 +337,10 @@ impl Sender {
     /// limit and the step deadline leave room. Before each retry it sleeps
     /// on the host's clock for the wait the upstream announced or else the
     /// backoff; an announced wait over `max_retry_after` or past the
-    /// deadline is not slept: the last answer goes back at once.
+    /// deadline is not slept: the last answer goes back at once. An open
+    /// circuit announces its own wait: the time until it turns half-open.
+    /// (Attempts past it go through the circuit's admission, so a
+    /// half-open circuit still lets only its probes through.)
     async fn send_with_retries(
         &self,
         step: &StepOutbound<'_>,
@@ -357,10 +360,14 @@ impl Sender {
         loop {
             let first = records.len();
             let outcome = self.send_prepared(step, p.clone(), records).await;
-            let announced = outcome
-                .as_ref()
-                .ok()
-                .and_then(|r| announced::announced_wait(&r.headers, self.clock.wall()));
+            let announced = match &outcome {
+                Ok(r) => announced::announced_wait(&r.headers, self.clock.wall()),
+                Err(SendError::CircuitOpen(_)) => match self.circuits.state(origin_key(&p.url)) {
+                    CircuitState::Open { remaining } => Some(remaining),
+                    CircuitState::Closed | CircuitState::HalfOpen => None,
+                },
+                Err(_) => None,
+            };
             for record in &mut records[first..] {
                 record.attempt = attempt;
                 record.idempotency_key = p

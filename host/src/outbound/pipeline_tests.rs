@@ -1106,3 +1106,63 @@ async fn circuit_state_reads_the_origin_as_a_url() {
         CircuitState::Closed
     );
 }
+
+#[tokio::test]
+async fn a_request_with_a_retry_policy_waits_out_an_open_circuit_and_probes() {
+    let limits = Limits {
+        step_deadline: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let world = counting(limits, CircuitSettings::default(), |n, _| {
+        Ok(respond(if n < 5 { 500 } else { 200 }, &[], ""))
+    });
+    for _ in 0..5 {
+        world.send(get("https://api.test/a", None)).await.0.unwrap();
+    }
+    let (result, records) = world
+        .send(with_retry(post("https://api.test/orders"), 3, (0, 0), &[]))
+        .await;
+    assert_eq!(result.unwrap().status, 200, "the probe went through");
+    assert_eq!(
+        world.slept(),
+        Duration::from_secs(30),
+        "the open time, slept"
+    );
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.attempt, r.retry_reason.as_deref(), r.retry_after_ms))
+            .collect::<Vec<_>>(),
+        [(1, None, Some(30_000)), (2, Some("circuit-open"), None)]
+    );
+    assert_eq!(world.transport.seen().len(), 6, "the refusal sent nothing");
+    assert_eq!(
+        world.sender.circuit_state("https://api.test"),
+        CircuitState::Closed
+    );
+
+    // An open time past the step deadline is not waited.
+    let limits = Limits {
+        step_deadline: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let world = counting(limits, CircuitSettings::default(), |_, _| {
+        Ok(respond(500, &[], ""))
+    });
+    for _ in 0..5 {
+        world.send(get("https://api.test/a", None)).await.0.unwrap();
+    }
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/a", None),
+            3,
+            (0, 0),
+            &[500],
+        ))
+        .await;
+    assert!(
+        matches!(result, Err(SendError::CircuitOpen(_))),
+        "{result:?}"
+    );
+    assert_eq!((records.len(), world.slept()), (1, Duration::ZERO));
+}

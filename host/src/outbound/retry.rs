@@ -119,14 +119,16 @@ pub(super) fn replay_safe(method: Method, keyed: bool, call_idempotent: bool) ->
 }
 
 /// Why a failed attempt may be retried, or `None` if it may not: failures
-/// before any byte left (DNS, connect, connect and TLS handshake timeouts)
-/// for every request, failures after it (waiting for or reading the
-/// response, a broken connection) only for a [`replay_safe`] one. Policy,
-/// TLS, size, credential, limit and step-deadline failures are final.
+/// before any byte left (DNS, connect, connect and TLS handshake timeouts,
+/// an open circuit) for every request, failures after it (waiting for or
+/// reading the response, a broken connection) only for a [`replay_safe`]
+/// one. Policy, TLS, size, credential, limit and step-deadline failures are
+/// final.
 pub(super) fn retryable_error(e: &SendError, replay_safe: bool) -> Option<String> {
     let before_sending = match e {
         SendError::Dns(_)
         | SendError::Connect(_)
+        | SendError::CircuitOpen(_)
         | SendError::Timeout(TimeoutPhase::Connect | TimeoutPhase::TlsHandshake) => true,
         SendError::Timeout(TimeoutPhase::FirstByte | TimeoutPhase::Total)
         | SendError::Protocol(_) => false,
@@ -206,6 +208,7 @@ mod tests {
             SendError::Connect("x".into()),
             SendError::Timeout(TimeoutPhase::Connect),
             SendError::Timeout(TimeoutPhase::TlsHandshake),
+            SendError::CircuitOpen("x".into()),
         ];
         let after = [
             SendError::Protocol("reset".into()),
@@ -217,7 +220,6 @@ mod tests {
             SendError::Denied("x".into()),
             SendError::Tls("x".into()),
             SendError::Limit("x".into()),
-            SendError::CircuitOpen("x".into()),
         ];
         for e in &before {
             assert!(retryable_error(e, false).is_some(), "{e}");
