@@ -190,16 +190,33 @@ impl Request {
         self
     }
 
-    /// Retries on failure as `policy` says.
+    /// Retries on failure as `policy` says: a listed status, or a failed
+    /// exchange. After the request's bytes may have reached the server (a
+    /// status, a reset, a timeout waiting for the answer) the host sends it
+    /// again only if it is a GET, HEAD or OPTIONS, a PUT or DELETE of a call
+    /// declared idempotent, or carries an
+    /// [`idempotency_key`](Self::idempotency_key). The host waits as the
+    /// upstream's `Retry-After` or rate-limit headers say, else with
+    /// jittered exponential backoff, and never past the step deadline.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.inner.retry = Some(policy);
         self
     }
 
-    /// Sent as `Idempotency-Key`; also makes a non-idempotent request retryable.
+    /// Sent as `Idempotency-Key`, the same on every attempt; makes a POST or
+    /// PATCH retryable after its bytes may have reached the server, and
+    /// shows in the step's request records.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.inner.idempotency_key = Some(key.into());
         self
+    }
+
+    /// Sends a fresh key from the host ([`new_idempotency_key`]) as
+    /// `Idempotency-Key`. For a key that stays the same when the platform
+    /// runs the step again, derive one from the input and use
+    /// [`idempotency_key`](Self::idempotency_key).
+    pub fn generated_idempotency_key(self) -> Self {
+        self.idempotency_key(new_idempotency_key())
     }
 
     /// Sends the request and waits for the response.
@@ -266,6 +283,11 @@ pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
 /// request on a connection that is not bound fails with `credential`.
 pub fn bound_connections() -> Vec<String> {
     outbound::bound_connections()
+}
+
+/// A fresh idempotency key from the host: a random version 4 UUID.
+pub fn new_idempotency_key() -> String {
+    outbound::new_idempotency_key()
 }
 
 fn millis(duration: Duration) -> u32 {

@@ -59,7 +59,7 @@ mod plugin;
 static ALLOCATOR: alloc::StepAllocator = alloc::StepAllocator::new();
 
 pub use errors::StepError;
-pub use http::{Request, Response, SendError, bound_connections, send_all};
+pub use http::{Request, Response, SendError, bound_connections, new_idempotency_key, send_all};
 pub use plugin::{
     ApiKeyScheme, Auth, Call, CallKind, ClientAuth, Connection, Jwt, JwtAlgorithm, KeyLocation,
     OAuth2, PlacementTarget, Plugin, SecretPlacement,
@@ -75,7 +75,7 @@ pub mod prelude {
     pub use crate::{
         ApiKeyScheme, Auth, Call, CallKind, ClientAuth, Connection, Jwt, JwtAlgorithm, KeyLocation,
         OAuth2, PlacementTarget, Plugin, Request, Response, SecretPlacement, SendError, StepError,
-        Value, bound_connections, json, schemars, send_all, serde_json,
+        Value, bound_connections, json, new_idempotency_key, schemars, send_all, serde_json,
     };
     pub use crate::{debug, error, info, trace, warn};
     pub use schemars::JsonSchema;

@@ -343,7 +343,8 @@ impl Call {
         self
     }
 
-    /// Whether repeating the call with the same input has no further effect.
+    /// Whether repeating the call with the same input has no further effect
+    /// (the host then retries its PUT and DELETE requests like reads).
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
         self

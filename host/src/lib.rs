@@ -63,8 +63,8 @@ pub use manifest::{
 };
 pub use operator::{ContractDrift, PluginPolicy};
 pub use outbound::{
-    RequestRecord, Resolve, SystemResolver, Transport, TransportBody, TransportError,
-    TransportRequest, TransportResponse,
+    CircuitSettings, CircuitState, RequestRecord, Resolve, SystemResolver, Transport,
+    TransportBody, TransportError, TransportRequest, TransportResponse,
 };
 pub use outcome::{FailureKind, Outcome};
 pub use plugin::{LoadLimits, LoadReport};
@@ -81,7 +81,7 @@ use courier_egress::NetworkPolicy;
 use credentials::{Caches, TokenManager, TokenPersistence};
 use engine::{ComponentCache, EpochTicker};
 use operator::OperatorPolicy;
-use outbound::Sender;
+use outbound::{Sender, SenderOptions};
 use plugin::Plugin;
 
 /// Errors of setting up the host or loading plugins. Step failures are not
@@ -123,6 +123,7 @@ pub struct HostBuilder {
     resolver: Arc<dyn Resolve>,
     transport: Option<Arc<dyn Transport>>,
     clock: Arc<dyn Clock>,
+    circuits: CircuitSettings,
     store: Option<Arc<dyn ConnectionStore>>,
     allow_insecure_tls: bool,
     http2: bool,
@@ -254,9 +255,18 @@ impl HostBuilder {
     }
 
     /// Replaces the system clock the host reads token expiry and JWT times
-    /// from (a test moves a manual clock instead of sleeping).
+    /// from, sleeps retry backoff on and times circuit breakers with (a
+    /// test moves a manual clock instead of sleeping).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Sets how the per-origin circuit breakers open, probe and close
+    /// (default [`CircuitSettings::default`];
+    /// [`CircuitSettings::disabled`] turns them off).
+    pub fn circuit_breaker(mut self, settings: CircuitSettings) -> Self {
+        self.circuits = settings;
         self
     }
 
@@ -296,10 +306,14 @@ impl HostBuilder {
             TokenManager::new(
                 self.store
                     .map(|s| Arc::new(store::WriteBack(s)) as Arc<dyn TokenPersistence>),
-                self.clock,
+                self.clock.clone(),
             ),
-            self.allow_insecure_tls,
-            self.http2,
+            SenderOptions {
+                allow_insecure_tls: self.allow_insecure_tls,
+                http2: self.http2,
+                clock: self.clock,
+                circuits: self.circuits,
+            },
         );
         let ticker = self.epoch_interruption.then(|| EpochTicker::start(&engine));
         Ok(Host {
@@ -357,6 +371,7 @@ impl Host {
             resolver: Arc::new(SystemResolver),
             transport: None,
             clock: Arc::new(SystemClock),
+            circuits: CircuitSettings::default(),
             store: None,
             allow_insecure_tls: false,
             http2: true,
@@ -438,6 +453,13 @@ impl Host {
             .sender
             .tokens()
             .needs_reauthorization(tenant, connection_id)
+    }
+
+    /// The state of the circuit breaker of `origin` (`https://host[:port]`,
+    /// the port only when not the scheme's default): `Closed` for an origin
+    /// never called or with the breaker off.
+    pub fn circuit_state(&self, origin: &str) -> CircuitState {
+        self.inner.sender.circuit_state(origin)
     }
 
     /// Runs one step in a fresh instance, once the concurrency limits admit

@@ -44,6 +44,17 @@ pub struct Limits {
     pub max_log_bytes: usize,
     /// Length of one log line; longer lines are cut (default 2 KiB).
     pub max_log_line: usize,
+    /// Attempts of one request under a plugin's retry policy, the first
+    /// included (default 5): a policy asking for more gets this many.
+    pub max_retry_attempts: u32,
+    /// Longest backoff delay before one retry (default 30 s): a policy's
+    /// `max-backoff-ms` above it is lowered to it.
+    pub max_retry_backoff: Duration,
+    /// Longest wait the host sleeps for an upstream that announces when it
+    /// accepts requests again (`Retry-After`, rate-limit headers; default
+    /// 60 s). A longer announced wait is not slept: the response goes back
+    /// to the plugin at once.
+    pub max_retry_after: Duration,
 }
 
 impl Default for Limits {
@@ -61,6 +72,9 @@ impl Default for Limits {
             max_redirects: 10,
             max_log_bytes: 64 << 10,
             max_log_line: 2 << 10,
+            max_retry_attempts: 5,
+            max_retry_backoff: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +90,8 @@ impl Limits {
             ("step_deadline", self.step_deadline),
             ("request_timeout", self.request_timeout),
             ("max_request_timeout", self.max_request_timeout),
+            ("max_retry_backoff", self.max_retry_backoff),
+            ("max_retry_after", self.max_retry_after),
         ];
         for (field, value) in durations {
             if value > MAX_BUDGET {

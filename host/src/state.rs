@@ -88,6 +88,9 @@ pub(crate) struct OutboundCtx {
     pub(crate) scrubber: Scrubber,
     pub(crate) deadline: tokio::time::Instant,
     pub(crate) traffic: StepTraffic,
+    /// Whether the step's call is declared idempotent (retries of PUT and
+    /// DELETE after their bytes may have reached the server).
+    pub(crate) call_idempotent: bool,
 }
 
 /// What a step leaves in its state: its requests and log lines.
@@ -226,6 +229,7 @@ impl StepState {
                 limits: &self.limits,
                 deadline: ctx.deadline,
                 traffic: &ctx.traffic,
+                call_idempotent: ctx.call_idempotent,
             },
         ))
     }
@@ -296,12 +300,36 @@ impl StepState {
         names
     }
 
+    /// A fresh idempotency key: 128 random bits as a version 4 UUID.
+    pub(crate) fn new_idempotency_key(&self) -> String {
+        let mut bytes = [0u8; 16];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .expect("the system's random source failed");
+        uuid_v4(bytes)
+    }
+
     /// Adds a log line of the plugin at `level` (`trace` … `error`), scrubbed,
     /// within the step's log budget.
     pub(crate) fn log(&mut self, level: &'static str, message: String) {
         let message = self.scrub(message);
         self.logs.push(level, &message);
     }
+}
+
+/// 16 random bytes as a version 4 UUID text (RFC 9562 §5.4): the version
+/// and variant bits set, lowercase hex in 8-4-4-4-12 groups.
+fn uuid_v4(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The step's log lines within the budget.
@@ -350,5 +378,18 @@ impl LogBuffer {
         for line in output.lines() {
             self.push(level, line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uuid_v4;
+
+    #[test]
+    fn an_idempotency_key_is_a_version_4_uuid() {
+        assert_eq!(uuid_v4([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
+        let bytes: [u8; 16] = std::array::from_fn(|i| i as u8 * 17);
+        assert_eq!(uuid_v4(bytes), "00112233-4455-4677-8899-aabbccddeeff");
     }
 }

@@ -345,6 +345,10 @@ fn prepare(
         scrubber,
         deadline,
         traffic: StepTraffic::default(),
+        call_idempotent: plugin
+            .manifest
+            .call(&req.call)
+            .is_some_and(|c| c.idempotent),
     };
     let state = StepState::for_step(&limits, compute.step(), outbound);
     Ok((state, req.call, req.input.to_string()))

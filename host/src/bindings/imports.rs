@@ -30,6 +30,10 @@ impl outbound::Host for StepState {
     async fn bound_connections(&mut self) -> Vec<String> {
         StepState::bound_connections(self)
     }
+
+    async fn new_idempotency_key(&mut self) -> String {
+        StepState::new_idempotency_key(self)
+    }
 }
 
 impl log::Host for StepState {

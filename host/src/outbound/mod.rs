@@ -5,12 +5,17 @@
 //! URL, checks the egress policy, applies the credential's additions only for
 //! the connection's origins, sends it through the [`Transport`] (by default
 //! the vetted client), bounds time and size, and scrubs secrets from what
-//! comes back.
+//! comes back. Around that, per plugin request: the retry policy (backoff
+//! on the host's [`Clock`], waits the upstream announces, only replays that
+//! are safe) and the origin's circuit breaker.
 
 mod additions;
+mod announced;
 mod body;
+mod circuit;
 mod client;
 mod decode;
+mod retry;
 mod transport;
 
 use std::collections::HashMap;
@@ -25,13 +30,17 @@ use serde::Serialize;
 use tokio::time::timeout_at;
 use url::Url;
 
+use circuit::Circuits;
+pub use circuit::{CircuitSettings, CircuitState};
 use client::HttpTransport;
 pub use client::{Resolve, SystemResolver};
+use retry::Retry;
 use transport::Route;
 pub use transport::{
     Transport, TransportBody, TransportError, TransportRequest, TransportResponse,
 };
 
+use crate::clock::Clock;
 use crate::credentials::{
     BoundConnection, Scrubber, TokenManager, TokenRequest, TokenSource, TokenTurn,
 };
@@ -51,6 +60,21 @@ pub(crate) struct Sender {
     allow_insecure_tls: bool,
     network: Arc<NetworkPolicy>,
     tokens: TokenManager,
+    /// What backoff sleeps on and what circuit timers read.
+    clock: Arc<dyn Clock>,
+    circuits: Circuits,
+}
+
+/// The sender's switches and shared timers, as the host builder sets them.
+pub(crate) struct SenderOptions {
+    /// Whether a connection may relax TLS verification.
+    pub(crate) allow_insecure_tls: bool,
+    /// Whether the default transport offers HTTP/2.
+    pub(crate) http2: bool,
+    /// The host's clock.
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The per-origin circuit breakers.
+    pub(crate) circuits: CircuitSettings,
 }
 
 /// What one step's requests are checked and authenticated against.
@@ -64,6 +88,9 @@ pub(crate) struct StepOutbound<'a> {
     pub(crate) limits: &'a Limits,
     pub(crate) deadline: tokio::time::Instant,
     pub(crate) traffic: &'a StepTraffic,
+    /// Whether the step's call is declared idempotent: then a PUT or DELETE
+    /// may be replayed after its bytes may have reached the server.
+    pub(crate) call_idempotent: bool,
 }
 
 /// What one step has sent so far: the count its request limit applies to.
@@ -84,6 +111,11 @@ impl StepTraffic {
         }
         Ok(())
     }
+
+    /// Whether another request fits in the step's limit.
+    fn has_room(&self, limits: &Limits) -> bool {
+        self.made.load(Ordering::Relaxed) < limits.max_requests_per_step
+    }
 }
 
 /// One outbound request as the step result reports it (secrets scrubbed).
@@ -102,6 +134,18 @@ pub struct RequestRecord {
     /// Whether TLS verification was relaxed for this request (the
     /// connection's `verify_host`/`verify_peer`, allowed by the operator).
     pub insecure: bool,
+    /// Which attempt of the plugin's request this is, from 1 (every hop
+    /// and token request of an attempt carries its number).
+    pub attempt: u32,
+    /// Why the previous attempt was retried (`status 503`, `connect`,
+    /// `timeout: first-byte`, …); on the first record of each retry.
+    pub retry_reason: Option<String>,
+    /// The request's `Idempotency-Key`, the same on every attempt (not a
+    /// secret, scrubbed all the same).
+    pub idempotency_key: Option<String>,
+    /// In how many milliseconds the upstream said it accepts requests
+    /// again (`Retry-After` or rate-limit headers), if it said so.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl RequestRecord {
@@ -124,6 +168,18 @@ impl RequestRecord {
                 .err()
                 .map(|e| step.scrubber.text(e.to_string())),
             insecure,
+            attempt: 1,
+            retry_reason: None,
+            idempotency_key: None,
+            retry_after_ms: None,
+        }
+    }
+
+    /// The record of a request its origin's open circuit refused.
+    fn refused(step: &StepOutbound<'_>, method: Method, url: &Url, e: &SendError) -> Self {
+        Self {
+            duration_ms: 0,
+            ..Self::of(step, method, url, Instant::now(), &Err(e.clone()), false)
         }
     }
 }
@@ -139,9 +195,14 @@ impl Sender {
         network: NetworkPolicy,
         settings: &ClientSettings,
         tokens: TokenManager,
-        allow_insecure_tls: bool,
-        http2: bool,
+        options: SenderOptions,
     ) -> Self {
+        let SenderOptions {
+            allow_insecure_tls,
+            http2,
+            clock,
+            circuits,
+        } = options;
         let network = Arc::new(network);
         let transport = transport.unwrap_or_else(|| {
             Arc::new(HttpTransport::new(
@@ -160,6 +221,17 @@ impl Sender {
             allow_insecure_tls,
             network,
             tokens,
+            circuits: Circuits::new(circuits, clock.clone()),
+            clock,
+        }
+    }
+
+    /// The state of `origin`'s circuit breaker. `origin` is read as a URL,
+    /// so `https://API.example.com:443/` names `https://api.example.com`.
+    pub(crate) fn circuit_state(&self, origin: &str) -> CircuitState {
+        match Url::parse(origin) {
+            Ok(url) => self.circuits.state(&origin_text(&url)),
+            Err(_) => self.circuits.state(origin),
         }
     }
 
@@ -239,8 +311,9 @@ impl Sender {
         outcome
     }
 
-    /// Sends one plugin request (following redirects if asked). Returns the
-    /// scrubbed response or a typed error, and a record per hop.
+    /// Sends one plugin request (following redirects if asked, retrying as
+    /// its policy says). Returns the scrubbed response or a typed error,
+    /// and a record per hop of every attempt.
     pub(crate) async fn send(
         &self,
         step: &StepOutbound<'_>,
@@ -248,13 +321,91 @@ impl Sender {
     ) -> (Result<Response, SendError>, Vec<RequestRecord>) {
         let mut records = Vec::new();
         let result = match Prepared::new(step, request) {
-            Ok(prepared) => self.send_prepared(step, prepared, &mut records).await,
+            Ok(prepared) => self.send_with_retries(step, &prepared, &mut records).await,
             Err(e) => Err(e),
         };
         let result = result
             .map(|r| scrub_response(step.scrubber, r))
             .map_err(|e| e.map_message(|m| step.scrubber.text(m)));
         (result, records)
+    }
+
+    /// Sends `p` once, then again while its retry policy allows: a status
+    /// the policy names, or a failure [`retry::retryable_error`] accepts
+    /// (after the bytes may have reached the server, only for a
+    /// [`retry::replay_safe`] request), while attempts, the step's request
+    /// limit and the step deadline leave room. Before each retry it sleeps
+    /// on the host's clock for the wait the upstream announced or else the
+    /// backoff; an announced wait over `max_retry_after` or past the
+    /// deadline is not slept: the last answer goes back at once. An open
+    /// circuit announces its own wait: the time until it turns half-open.
+    /// (Attempts past it go through the circuit's admission, so a
+    /// half-open circuit still lets only its probes through.)
+    async fn send_with_retries(
+        &self,
+        step: &StepOutbound<'_>,
+        p: &Prepared<'_>,
+        records: &mut Vec<RequestRecord>,
+    ) -> Result<Response, SendError> {
+        let replay_safe =
+            retry::replay_safe(p.method, p.idempotency_key.is_some(), step.call_idempotent);
+        // The step deadline on the host's clock, so that backoff slept on a
+        // manual clock counts against it.
+        let deadline = self.clock.now()
+            + step
+                .deadline
+                .saturating_duration_since(tokio::time::Instant::now());
+        let mut reason = None;
+        let mut attempt = 1;
+        loop {
+            let first = records.len();
+            let outcome = self.send_prepared(step, p.clone(), records).await;
+            let announced = match &outcome {
+                Ok(r) => announced::announced_wait(&r.headers, self.clock.wall()),
+                Err(SendError::CircuitOpen(_)) => match self.circuits.state(origin_key(&p.url)) {
+                    CircuitState::Open { remaining } => Some(remaining),
+                    CircuitState::Closed | CircuitState::HalfOpen => None,
+                },
+                Err(_) => None,
+            };
+            for record in &mut records[first..] {
+                record.attempt = attempt;
+                record.idempotency_key = p
+                    .idempotency_key
+                    .as_ref()
+                    .map(|k| step.scrubber.text(k.clone()));
+            }
+            if let Some(record) = records.get_mut(first) {
+                record.retry_reason = reason.take();
+            }
+            if let (Some(record), Some(wait)) = (records.last_mut(), announced) {
+                record.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+            }
+            let why = match &outcome {
+                Ok(r) if replay_safe && p.retry.retries_status(r.status) => {
+                    format!("status {}", r.status)
+                }
+                Ok(_) => return outcome,
+                Err(e) => match retry::retryable_error(e, replay_safe) {
+                    Some(why) => why,
+                    None => return outcome,
+                },
+            };
+            if attempt >= p.retry.max_attempts || !step.traffic.has_room(step.limits) {
+                return outcome;
+            }
+            let wait = match announced {
+                Some(wait) if wait > step.limits.max_retry_after => return outcome,
+                Some(wait) => wait,
+                None => p.retry.backoff(attempt),
+            };
+            if self.clock.now() + wait >= deadline {
+                return outcome;
+            }
+            self.clock.sleep(wait).await;
+            reason = Some(why);
+            attempt += 1;
+        }
     }
 
     async fn send_prepared(
@@ -275,6 +426,13 @@ impl Sender {
             self.check_url(step, &p.url)?;
             let mut replayed = false;
             let response = loop {
+                let ticket = match self.circuits.admit(origin_key(&p.url)) {
+                    Ok(ticket) => ticket,
+                    Err(e) => {
+                        records.push(RequestRecord::refused(step, p.method, &p.url, &e));
+                        return Err(e);
+                    }
+                };
                 step.traffic.count(step.limits)?;
                 let (url, headers, body, token) = p.authenticated(self, step, records).await?;
                 let (route, insecure) = self.route_for(&p)?;
@@ -295,6 +453,9 @@ impl Sender {
                 records.push(RequestRecord::of(
                     step, p.method, &p.url, started, &outcome, insecure,
                 ));
+                if let Some(ticket) = ticket {
+                    ticket.settle(&outcome);
+                }
                 let response = outcome?;
                 // A 401 to a token the host obtained: renew it and replay once.
                 match (token, p.connection) {
@@ -403,7 +564,9 @@ impl Sender {
     }
 }
 
-/// A validated request: URL joined, headers checked, body encoded.
+/// A validated request: URL joined, headers checked, body encoded, retry
+/// policy checked.
+#[derive(Clone)]
 struct Prepared<'a> {
     method: Method,
     url: Url,
@@ -412,6 +575,10 @@ struct Prepared<'a> {
     connection: Option<&'a BoundConnection>,
     follow_redirects: bool,
     timeout: std::time::Duration,
+    retry: Retry,
+    /// The `Idempotency-Key` sent on every attempt (from the request's
+    /// field or its own header).
+    idempotency_key: Option<String>,
 }
 
 impl<'a> Prepared<'a> {
@@ -488,11 +655,10 @@ impl<'a> Prepared<'a> {
             let (name, value) = head::header_pair("idempotency-key", key)?;
             headers.insert(name, value);
         }
-        if r.retry.is_some() {
-            return Err(SendError::InvalidRequest(
-                "retry policies are not implemented yet".into(),
-            ));
-        }
+        let retry = Retry::new(r.retry.as_ref(), step.limits)?;
+        let idempotency_key = headers
+            .get("idempotency-key")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let timeout = r
             .timeout_ms
             .map(|ms| std::time::Duration::from_millis(ms.into()))
@@ -505,6 +671,8 @@ impl<'a> Prepared<'a> {
             connection,
             follow_redirects: r.follow_redirects,
             timeout,
+            retry,
+            idempotency_key,
         })
     }
 

@@ -41,11 +41,14 @@ impl Seen {
 
 type Script = Box<dyn Fn(&Seen) -> TransportResponse + Send + Sync>;
 
+/// A script that may also fail the exchange.
+type Outcomes = Box<dyn Fn(&Seen) -> Result<TransportResponse, TransportError> + Send + Sync>;
+
 /// A transport that records every request it is handed and answers from
 /// `script`, without any network.
 struct Recording {
     seen: Mutex<Vec<Seen>>,
-    script: Script,
+    script: Outcomes,
 }
 
 impl Recording {
@@ -72,19 +75,20 @@ impl Transport for Recording {
         };
         let response = (self.script)(&seen);
         self.seen.lock().unwrap().push(seen);
-        Box::pin(async move { Ok(response) })
+        Box::pin(async move { response })
     }
 }
 
-/// A clock that moves only when told to.
-struct ManualClock {
+/// A clock that moves only when told to (its `sleep` moves it at once).
+/// Shared with the other guest-less tests of `outbound`.
+pub(super) struct ManualClock {
     start: Instant,
     wall_start: SystemTime,
     elapsed: Mutex<Duration>,
 }
 
 impl ManualClock {
-    fn new(wall_start: SystemTime) -> Self {
+    pub(super) fn new(wall_start: SystemTime) -> Self {
         Self {
             start: Instant::now(),
             wall_start,
@@ -92,7 +96,7 @@ impl ManualClock {
         }
     }
 
-    fn advance(&self, by: Duration) {
+    pub(super) fn advance(&self, by: Duration) {
         *self.elapsed.lock().unwrap() += by;
     }
 }
@@ -134,6 +138,8 @@ struct World {
     connections: HashMap<String, Arc<BoundConnection>>,
     scrubber: Scrubber,
     limits: Limits,
+    /// Whether the step's call is declared idempotent.
+    call_idempotent: bool,
 }
 
 impl World {
@@ -142,6 +148,20 @@ impl World {
     }
 
     fn with_limits(connection_file: &str, script: Script, limits: Limits) -> Self {
+        Self::build(
+            connection_file,
+            Box::new(move |seen| Ok(script(seen))),
+            limits,
+            CircuitSettings::default(),
+        )
+    }
+
+    fn build(
+        connection_file: &str,
+        script: Outcomes,
+        limits: Limits,
+        circuits: CircuitSettings,
+    ) -> Self {
         let transport = Arc::new(Recording {
             seen: Mutex::default(),
             script,
@@ -155,8 +175,12 @@ impl World {
             NetworkPolicy::allowing(vec![]),
             &ClientSettings::default(),
             TokenManager::new(None, clock.clone()),
-            false,
-            true,
+            SenderOptions {
+                allow_insecure_tls: false,
+                http2: true,
+                clock: clock.clone(),
+                circuits,
+            },
         );
         let spec = ConnectionSpec {
             name: "default".into(),
@@ -193,6 +217,7 @@ impl World {
             connections: HashMap::from([("default".to_owned(), Arc::new(bound))]),
             scrubber,
             limits,
+            call_idempotent: false,
         }
     }
 
@@ -207,8 +232,9 @@ impl World {
             connections: &self.connections,
             scrubber: &self.scrubber,
             limits: &self.limits,
-            deadline: tokio::time::Instant::now() + Duration::from_secs(30),
+            deadline: tokio::time::Instant::now() + self.limits.step_deadline,
             traffic: &traffic,
+            call_idempotent: self.call_idempotent,
         };
         self.sender.send(&step, request).await
     }
@@ -541,4 +567,602 @@ async fn the_size_cap_applies_to_a_streaming_transport_body() {
             .unwrap()
             .starts_with("too-large")
     );
+}
+
+/// A world of [`World::build`] whose transport answers the `n`-th request
+/// (from 0) with `script(n, seen)`.
+fn counting(
+    limits: Limits,
+    circuits: CircuitSettings,
+    script: impl Fn(u32, &Seen) -> Result<TransportResponse, TransportError> + Send + Sync + 'static,
+) -> World {
+    let n = std::sync::atomic::AtomicU32::new(0);
+    World::build(
+        BEARER,
+        Box::new(move |seen| script(n.fetch_add(1, Ordering::SeqCst), seen)),
+        limits,
+        circuits,
+    )
+}
+
+fn with_retry(
+    mut request: Request,
+    attempts: u32,
+    backoff_ms: (u32, u32),
+    statuses: &[u16],
+) -> Request {
+    request.retry = Some(crate::exchange::RetryPolicy {
+        max_attempts: attempts,
+        initial_backoff_ms: backoff_ms.0,
+        max_backoff_ms: backoff_ms.1,
+        retry_on_status: statuses.to_vec(),
+    });
+    request
+}
+
+fn post(url: &str) -> Request {
+    Request {
+        method: Method::Post,
+        body: Body::Json(r#"{"a":1}"#.into()),
+        ..get(url, None)
+    }
+}
+
+impl World {
+    /// How far the manual clock has moved.
+    fn slept(&self) -> Duration {
+        self.clock.now() - self.clock.start
+    }
+}
+
+fn reasons(records: &[RequestRecord]) -> Vec<(u32, Option<&str>)> {
+    records
+        .iter()
+        .map(|r| (r.attempt, r.retry_reason.as_deref()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_listed_status_is_retried_with_backoff_slept_on_the_clock() {
+    let world = counting(Limits::default(), CircuitSettings::disabled(), |n, _| {
+        Ok(respond(if n < 2 { 503 } else { 200 }, &[], "x"))
+    });
+    let request = with_retry(get("https://api.test/a", None), 4, (100, 1000), &[503]);
+    let (result, records) = world.send(request).await;
+    assert_eq!(result.unwrap().status, 200);
+    assert_eq!(world.transport.seen().len(), 3);
+    assert_eq!(
+        reasons(&records),
+        [(1, None), (2, Some("status 503")), (3, Some("status 503"))]
+    );
+    assert_eq!(
+        records.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [Some(503), Some(503), Some(200)]
+    );
+    // Full jitter: at most 100 ms, then at most 200 ms.
+    assert!(
+        world.slept() <= Duration::from_millis(300),
+        "{:?}",
+        world.slept()
+    );
+}
+
+#[tokio::test]
+async fn attempts_end_at_the_policy_with_the_last_answer_and_unlisted_statuses_are_not_retried() {
+    let world = counting(Limits::default(), CircuitSettings::disabled(), |_, _| {
+        Ok(respond(503, &[], "down"))
+    });
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/a", None),
+            3,
+            (0, 0),
+            &[503],
+        ))
+        .await;
+    assert_eq!(result.unwrap().status, 503);
+    assert_eq!(records.len(), 3);
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/b", None),
+            3,
+            (0, 0),
+            &[502],
+        ))
+        .await;
+    assert_eq!(result.unwrap().status, 503);
+    assert_eq!(records.len(), 1, "503 is not in retry-on-status");
+    assert_eq!(world.transport.seen().len(), 4);
+}
+
+#[tokio::test]
+async fn a_post_is_replayed_after_a_reset_only_with_an_idempotency_key() {
+    let reset = |n: u32, _: &Seen| match n % 2 {
+        0 => Err(TransportError::protocol("connection reset by peer")),
+        _ => Ok(respond(201, &[], "created")),
+    };
+    let world = counting(Limits::default(), CircuitSettings::disabled(), reset);
+    let (result, records) = world
+        .send(with_retry(
+            post("https://api.test/orders"),
+            3,
+            (10, 10),
+            &[503],
+        ))
+        .await;
+    assert!(matches!(result, Err(SendError::Protocol(_))), "{result:?}");
+    assert_eq!(
+        records.len(),
+        1,
+        "no key: the bytes may have reached the server"
+    );
+
+    let world = counting(Limits::default(), CircuitSettings::disabled(), reset);
+    let mut request = with_retry(post("https://api.test/orders"), 3, (10, 10), &[503]);
+    request.idempotency_key = Some("order-7-create".into());
+    let (result, records) = world.send(request).await;
+    assert_eq!(result.unwrap().status, 201);
+    let seen = world.transport.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|s| s.header("idempotency-key") == Some("order-7-create")),
+        "the same key on every attempt"
+    );
+    assert_eq!(reasons(&records), [(1, None), (2, Some("protocol"))]);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.idempotency_key.as_deref() == Some("order-7-create"))
+    );
+}
+
+#[tokio::test]
+async fn a_post_status_is_not_retried_without_a_key_but_a_connect_failure_is() {
+    let world = counting(Limits::default(), CircuitSettings::disabled(), |n, _| {
+        Ok(respond(if n == 0 { 503 } else { 200 }, &[], ""))
+    });
+    let (result, _) = world
+        .send(with_retry(
+            post("https://api.test/orders"),
+            3,
+            (0, 0),
+            &[503],
+        ))
+        .await;
+    assert_eq!(result.unwrap().status, 503);
+    assert_eq!(world.transport.seen().len(), 1);
+
+    let world = counting(Limits::default(), CircuitSettings::disabled(), |n, _| {
+        if n == 0 {
+            Err(TransportError::connect("connection refused"))
+        } else {
+            Ok(respond(201, &[], ""))
+        }
+    });
+    let (result, records) = world
+        .send(with_retry(post("https://api.test/orders"), 3, (0, 0), &[]))
+        .await;
+    assert_eq!(result.unwrap().status, 201);
+    assert_eq!(reasons(&records), [(1, None), (2, Some("connect"))]);
+}
+
+#[tokio::test]
+async fn a_put_is_replayed_after_a_timeout_only_in_a_call_declared_idempotent() {
+    let script = |n: u32, _: &Seen| match n {
+        0 => Err(TransportError::first_byte_timeout()),
+        _ => Ok(respond(200, &[], "")),
+    };
+    let put = || Request {
+        method: Method::Put,
+        ..with_retry(get("https://api.test/item/1", None), 2, (0, 0), &[])
+    };
+    let world = counting(Limits::default(), CircuitSettings::disabled(), script);
+    let (result, _) = world.send(put()).await;
+    assert_eq!(result, Err(SendError::Timeout(TimeoutPhase::FirstByte)));
+    let mut world = counting(Limits::default(), CircuitSettings::disabled(), script);
+    world.call_idempotent = true;
+    let (result, records) = world.send(put()).await;
+    assert_eq!(result.unwrap().status, 200);
+    assert_eq!(
+        reasons(&records),
+        [(1, None), (2, Some("timeout: first-byte"))]
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_slept_as_the_upstream_says_in_seconds_or_as_a_date() {
+    let world = counting(Limits::default(), CircuitSettings::disabled(), |n, _| {
+        Ok(match n {
+            0 => respond(429, &[("retry-after", "3")], ""),
+            _ => respond(200, &[], ""),
+        })
+    });
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/a", None),
+            2,
+            (0, 0),
+            &[429],
+        ))
+        .await;
+    assert_eq!(result.unwrap().status, 200);
+    assert_eq!(world.slept(), Duration::from_secs(3));
+    assert_eq!(records[0].retry_after_ms, Some(3000));
+    assert_eq!(records[1].retry_after_ms, None);
+
+    // The HTTP-date: formatted by `httpdate` from the manual clock's wall
+    // time, 7 s ahead.
+    let clock = Arc::new(ManualClock::new(
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    ));
+    let date = httpdate::fmt_http_date(clock.wall() + Duration::from_secs(7));
+    let world = counting(
+        Limits::default(),
+        CircuitSettings::disabled(),
+        move |n, _| {
+            Ok(match n {
+                0 => respond(503, &[("retry-after", &date)], ""),
+                _ => respond(200, &[], ""),
+            })
+        },
+    );
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/a", None),
+            2,
+            (0, 0),
+            &[503],
+        ))
+        .await;
+    assert_eq!(result.unwrap().status, 200);
+    assert_eq!(world.slept(), Duration::from_secs(7));
+    assert_eq!(records[0].retry_after_ms, Some(7000));
+}
+
+#[tokio::test]
+async fn a_wait_past_the_deadline_or_the_cap_is_not_slept_and_the_answer_comes_back_at_once() {
+    let limits = Limits {
+        step_deadline: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    let world = counting(limits, CircuitSettings::disabled(), |_, _| {
+        Ok(respond(
+            429,
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "1700000010"),
+            ],
+            "slow down",
+        ))
+    });
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/a", None),
+            5,
+            (0, 0),
+            &[429],
+        ))
+        .await;
+    assert_eq!(result.unwrap().status, 429);
+    assert_eq!(records.len(), 1);
+    assert_eq!(world.slept(), Duration::ZERO);
+    assert_eq!(
+        records[0].retry_after_ms,
+        Some(10_000),
+        "when it accepts again"
+    );
+
+    let limits = Limits {
+        max_retry_after: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let world = counting(limits, CircuitSettings::disabled(), |_, _| {
+        Ok(respond(429, &[("ratelimit", "\"default\";r=0;t=3")], ""))
+    });
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/a", None),
+            5,
+            (0, 0),
+            &[429],
+        ))
+        .await;
+    assert_eq!(result.unwrap().status, 429);
+    assert_eq!((records.len(), world.slept()), (1, Duration::ZERO));
+}
+
+#[tokio::test]
+async fn backoff_never_passes_the_step_deadline_nor_the_request_limit() {
+    let limits = Limits {
+        step_deadline: Duration::from_secs(1),
+        max_retry_attempts: 1000,
+        ..Limits::default()
+    };
+    let world = counting(limits, CircuitSettings::disabled(), |_, _| {
+        Ok(respond(503, &[], ""))
+    });
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/a", None),
+            1000,
+            (300, 300),
+            &[503],
+        ))
+        .await;
+    assert_eq!(result.unwrap().status, 503);
+    assert!(
+        world.slept() < Duration::from_secs(1),
+        "{:?}",
+        world.slept()
+    );
+    assert!(records.len() >= 2, "{}", records.len());
+
+    let limits = Limits {
+        max_requests_per_step: 3,
+        ..Limits::default()
+    };
+    let world = counting(limits, CircuitSettings::disabled(), |_, _| {
+        Ok(respond(503, &[], ""))
+    });
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/a", None),
+            5,
+            (0, 0),
+            &[503],
+        ))
+        .await;
+    assert_eq!(
+        result.unwrap().status,
+        503,
+        "the last answer, not a limit error"
+    );
+    assert_eq!(records.len(), 3);
+}
+
+#[tokio::test]
+async fn a_bad_retry_policy_is_an_invalid_request_naming_the_field() {
+    let world = counting(Limits::default(), CircuitSettings::disabled(), |_, _| {
+        Ok(respond(200, &[], ""))
+    });
+    let (result, records) = world
+        .send(with_retry(get("https://api.test/a", None), 0, (0, 0), &[]))
+        .await;
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid-request: retry policy: `max-attempts` must be at least 1 (1 sends once)"
+    );
+    assert!(records.is_empty());
+    assert!(world.transport.seen().is_empty());
+}
+
+#[tokio::test]
+async fn five_failures_in_a_row_open_the_origins_circuit_until_a_probe_succeeds() {
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let up = healthy.clone();
+    let world = counting(
+        Limits::default(),
+        CircuitSettings::default(),
+        move |_, seen| {
+            Ok(match seen.origin.as_str() {
+                "https://api.test" if !up.load(Ordering::SeqCst) => respond(500, &[], ""),
+                _ => respond(200, &[], ""),
+            })
+        },
+    );
+    let origin = "https://api.test";
+    for _ in 0..5 {
+        assert_eq!(world.sender.circuit_state(origin), CircuitState::Closed);
+        world.send(get("https://api.test/a", None)).await.0.unwrap();
+    }
+    assert_eq!(
+        world.sender.circuit_state(origin),
+        CircuitState::Open {
+            remaining: Duration::from_secs(30)
+        }
+    );
+    let (result, records) = world.send(get("https://api.test/a", None)).await;
+    assert!(
+        matches!(result, Err(SendError::CircuitOpen(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        world.transport.seen().len(),
+        5,
+        "refused without a transport call"
+    );
+    assert!(
+        records[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("circuit-open")
+    );
+    // Other origins are not affected.
+    world
+        .send(get("https://other.test/", None))
+        .await
+        .0
+        .unwrap();
+
+    // Half-open after 30 s; a failed probe opens it for twice as long.
+    world.clock.advance(Duration::from_secs(30));
+    assert_eq!(world.sender.circuit_state(origin), CircuitState::HalfOpen);
+    world.send(get("https://api.test/a", None)).await.0.unwrap();
+    assert_eq!(
+        world.sender.circuit_state(origin),
+        CircuitState::Open {
+            remaining: Duration::from_secs(60)
+        }
+    );
+    world.clock.advance(Duration::from_secs(60));
+    healthy.store(true, Ordering::SeqCst);
+    world.send(get("https://api.test/a", None)).await.0.unwrap();
+    assert_eq!(world.sender.circuit_state(origin), CircuitState::Closed);
+}
+
+#[tokio::test]
+async fn a_failure_rate_over_the_window_opens_the_circuit_and_the_breaker_can_be_off() {
+    let circuits = CircuitSettings {
+        min_requests: 10,
+        failure_rate_percent: 50,
+        ..CircuitSettings::default()
+    };
+    let alternate = |n: u32, _: &Seen| match n % 2 {
+        0 => Err(TransportError::connect("refused")),
+        _ => Ok(respond(200, &[], "")),
+    };
+    let world = counting(Limits::default(), circuits, alternate);
+    for _ in 0..9 {
+        let _ = world.send(get("https://api.test/a", None)).await;
+    }
+    assert_eq!(
+        world.sender.circuit_state("https://api.test"),
+        CircuitState::Closed
+    );
+    let _ = world.send(get("https://api.test/a", None)).await; // a success: 5 of 10 failed
+    let _ = world.send(get("https://api.test/a", None)).await; // a failure: 6 of 11
+    assert!(matches!(
+        world.sender.circuit_state("https://api.test"),
+        CircuitState::Open { .. }
+    ));
+
+    let world = counting(Limits::default(), CircuitSettings::disabled(), |_, _| {
+        Ok(respond(500, &[], ""))
+    });
+    for _ in 0..20 {
+        world.send(get("https://api.test/a", None)).await.0.unwrap();
+    }
+    assert_eq!(
+        world.sender.circuit_state("https://api.test"),
+        CircuitState::Closed
+    );
+    assert_eq!(world.transport.seen().len(), 20);
+}
+
+#[tokio::test]
+async fn a_retry_starts_over_at_the_connections_origin_and_never_carries_the_credential_away() {
+    // The first attempt is redirected to another origin, which fails; the
+    // retry starts again at the connection's URL.
+    let world = counting(Limits::default(), CircuitSettings::disabled(), |n, seen| {
+        Ok(match (n, seen.origin.as_str()) {
+            (0, _) => respond(302, &[("location", "https://other.test/elsewhere")], ""),
+            (1, _) => respond(503, &[], ""),
+            _ => respond(200, &[], "ok"),
+        })
+    });
+    let request = with_retry(get("items", Some("default")), 3, (0, 0), &[503]);
+    let (result, records) = world.send(request).await;
+    assert_eq!(result.unwrap().status, 200);
+    let seen = world.transport.seen();
+    assert_eq!(
+        seen.iter()
+            .map(|s| (s.url.as_str(), s.header("authorization")))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "https://api.test/v1/items",
+                Some("Bearer s3cret-bearer-value")
+            ),
+            ("https://other.test/elsewhere", None),
+            (
+                "https://api.test/v1/items",
+                Some("Bearer s3cret-bearer-value")
+            ),
+        ]
+    );
+    assert_eq!(
+        reasons(&records),
+        [(1, None), (1, None), (2, Some("status 503"))]
+    );
+    assert!(records.iter().all(|r| !r.url.contains("s3cret")));
+}
+
+#[tokio::test]
+async fn circuit_state_reads_the_origin_as_a_url() {
+    let world = counting(Limits::default(), CircuitSettings::default(), |_, _| {
+        Ok(respond(502, &[], ""))
+    });
+    for _ in 0..5 {
+        world.send(get("https://api.test/a", None)).await.0.unwrap();
+    }
+    for spelled in [
+        "https://api.test",
+        "https://API.test:443/",
+        "https://api.test/x?y",
+    ] {
+        assert!(
+            matches!(
+                world.sender.circuit_state(spelled),
+                CircuitState::Open { .. }
+            ),
+            "{spelled}"
+        );
+    }
+    assert_eq!(
+        world.sender.circuit_state("http://api.test"),
+        CircuitState::Closed
+    );
+}
+
+#[tokio::test]
+async fn a_request_with_a_retry_policy_waits_out_an_open_circuit_and_probes() {
+    let limits = Limits {
+        step_deadline: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let world = counting(limits, CircuitSettings::default(), |n, _| {
+        Ok(respond(if n < 5 { 500 } else { 200 }, &[], ""))
+    });
+    for _ in 0..5 {
+        world.send(get("https://api.test/a", None)).await.0.unwrap();
+    }
+    let (result, records) = world
+        .send(with_retry(post("https://api.test/orders"), 3, (0, 0), &[]))
+        .await;
+    assert_eq!(result.unwrap().status, 200, "the probe went through");
+    assert_eq!(
+        world.slept(),
+        Duration::from_secs(30),
+        "the open time, slept"
+    );
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| (r.attempt, r.retry_reason.as_deref(), r.retry_after_ms))
+            .collect::<Vec<_>>(),
+        [(1, None, Some(30_000)), (2, Some("circuit-open"), None)]
+    );
+    assert_eq!(world.transport.seen().len(), 6, "the refusal sent nothing");
+    assert_eq!(
+        world.sender.circuit_state("https://api.test"),
+        CircuitState::Closed
+    );
+
+    // An open time past the step deadline is not waited.
+    let limits = Limits {
+        step_deadline: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let world = counting(limits, CircuitSettings::default(), |_, _| {
+        Ok(respond(500, &[], ""))
+    });
+    for _ in 0..5 {
+        world.send(get("https://api.test/a", None)).await.0.unwrap();
+    }
+    let (result, records) = world
+        .send(with_retry(
+            get("https://api.test/a", None),
+            3,
+            (0, 0),
+            &[500],
+        ))
+        .await;
+    assert!(
+        matches!(result, Err(SendError::CircuitOpen(_))),
+        "{result:?}"
+    );
+    assert_eq!((records.len(), world.slept()), (1, Duration::ZERO));
 }

@@ -75,6 +75,81 @@ struct Input {
     /// Whether to follow redirects.
     #[serde(default = "default_follow_location")]
     follow_location: bool,
+    /// Retries of the request; sent once when absent. The host retries a
+    /// listed status, or a failure before the request was sent; after its
+    /// bytes may have reached the server (a reset, a timeout, a status)
+    /// only GET, HEAD, OPTIONS, or a request with an `idempotency_key`.
+    #[serde(default)]
+    retry: Option<RetryInput>,
+    /// Sent as `Idempotency-Key` on every attempt: a string, or `true` for a
+    /// fresh key from the host (`false`: none).
+    #[serde(default)]
+    idempotency_key: Option<IdempotencyKey>,
+}
+
+/// How the request is retried.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct RetryInput {
+    /// Attempts in all, the first included (default 3); the host caps it.
+    #[serde(default = "default_attempts")]
+    #[schemars(range(min = 1))]
+    attempts: u32,
+    /// The delays between attempts.
+    #[serde(default)]
+    backoff: Backoff,
+    /// Response statuses that are retried (default 429, 502, 503, 504).
+    #[serde(default = "default_retry_statuses")]
+    statuses: Vec<u16>,
+}
+
+/// Exponential backoff with full jitter: the first delay at most `initial`
+/// seconds, doubled each retry, never over `max`. A `Retry-After` or
+/// rate-limit header of the upstream takes precedence.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Backoff {
+    /// The first delay, in seconds (default 0.2).
+    #[serde(default = "default_backoff_initial")]
+    initial: f64,
+    /// The longest delay, in seconds (default 5); the host caps it.
+    #[serde(default = "default_backoff_max")]
+    max: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: default_backoff_initial(),
+            max: default_backoff_max(),
+        }
+    }
+}
+
+/// An idempotency key given, or asked of the host.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum IdempotencyKey {
+    /// This key.
+    Given(String),
+    /// `true`: a fresh key from the host; `false`: none.
+    Generated(bool),
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+
+fn default_retry_statuses() -> Vec<u16> {
+    vec![429, 502, 503, 504]
+}
+
+fn default_backoff_initial() -> f64 {
+    0.2
+}
+
+fn default_backoff_max() -> f64 {
+    5.0
 }
 
 fn default_method() -> String {
@@ -326,6 +401,14 @@ fn build(input: Input) -> Result<Request, StepError> {
     let mut request = Request::new(method, input.url)
         .timeout(timeout)
         .follow_redirects(input.follow_location);
+    if let Some(retry) = input.retry {
+        request = request.retry(retry_policy(retry)?);
+    }
+    request = match input.idempotency_key {
+        Some(IdempotencyKey::Given(key)) => request.idempotency_key(key),
+        Some(IdempotencyKey::Generated(true)) => request.generated_idempotency_key(),
+        Some(IdempotencyKey::Generated(false)) | None => request,
+    };
     for (name, value) in flatten(input.params) {
         request = request.query(name, value);
     }
@@ -364,6 +447,23 @@ fn build(input: Input) -> Result<Request, StepError> {
         request = request.header(name, value);
     }
     Ok(request)
+}
+
+/// The host's retry policy for the input's `retry`.
+fn retry_policy(retry: RetryInput) -> Result<RetryPolicy, StepError> {
+    let seconds = |value: f64, field: &str| {
+        Duration::try_from_secs_f64(value).map_err(|_| {
+            StepError::invalid_input(format!(
+                "retry.backoff.{field}: expected a number of seconds, 0 or more"
+            ))
+        })
+    };
+    Ok(RetryPolicy::attempts(retry.attempts)
+        .backoff(
+            seconds(retry.backoff.initial, "initial")?,
+            seconds(retry.backoff.max, "max")?,
+        )
+        .on_status(retry.statuses))
 }
 
 /// The SDK's form part for a multipart input part.
@@ -490,6 +590,54 @@ mod tests {
         assert!(matches!(input.body_type, BodyType::Json));
         assert_eq!(input.timeout, 30.0);
         assert!(input.follow_location);
+        assert!(input.retry.is_none() && input.idempotency_key.is_none());
+    }
+
+    #[test]
+    fn retry_input_becomes_the_hosts_policy() {
+        let policy = |retry: Value| {
+            retry_policy(serde_json::from_value(retry).unwrap()).map(|p| {
+                (
+                    p.max_attempts,
+                    p.initial_backoff_ms,
+                    p.max_backoff_ms,
+                    p.retry_on_status,
+                )
+            })
+        };
+        assert_eq!(
+            policy(json!({})).unwrap(),
+            (3, 200, 5000, vec![429, 502, 503, 504])
+        );
+        assert_eq!(
+            policy(
+                json!({"attempts": 5, "backoff": {"initial": 0.5, "max": 2}, "statuses": [503]})
+            )
+            .unwrap(),
+            (5, 500, 2000, vec![503])
+        );
+        let error = policy(json!({"backoff": {"initial": -1}})).unwrap_err();
+        assert!(
+            matches!(&error, StepError::InvalidInput(m) if m.starts_with("retry.backoff.initial")),
+            "{error}"
+        );
+        let request = build(input(json!({
+            "url": "u", "method": "POST", "retry": {"attempts": 2}, "idempotency_key": "k-1"
+        })))
+        .unwrap();
+        let shown = format!("{request:?}");
+        assert!(shown.contains("max-attempts: 2,"), "{shown}");
+        assert!(shown.contains(r#"idempotency-key: Some("k-1")"#), "{shown}");
+        for bad in [
+            json!({"url": "u", "retry": {"attempts": 2, "tries": 1}}),
+            json!({"url": "u", "retry": {"statuses": "503"}}),
+            json!({"url": "u", "idempotency_key": 7}),
+        ] {
+            assert!(
+                serde_json::from_value::<Input>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
