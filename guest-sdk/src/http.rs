@@ -20,7 +20,7 @@ use crate::StepError;
 /// Why the host sent no response: the cases of the WIT `send-error`, each with
 /// a message that never contains a secret. Read it through [`SendError::reason`].
 pub use wit::SendError as SendReason;
-pub use wit::{FormPart, Method, RetryPolicy, TimeoutPhase};
+pub use wit::{CursorPages, FormPart, Method, PageStyle, Pagination, RetryPolicy, TimeoutPhase};
 
 /// An outbound request, built step by step and sent by the host.
 ///
@@ -49,6 +49,7 @@ impl Request {
                 follow_redirects: true,
                 retry: None,
                 idempotency_key: None,
+                pagination: None,
             },
             body_error: None,
         }
@@ -217,6 +218,16 @@ impl Request {
     /// [`idempotency_key`](Self::idempotency_key).
     pub fn generated_idempotency_key(self) -> Self {
         self.idempotency_key(new_idempotency_key())
+    }
+
+    /// Follows the API's pages as `pagination` says: the host sends page
+    /// after page (each through its policy, credentials and retries, each in
+    /// the step's records) and answers with one response whose body is the
+    /// JSON array of every page's items; its `courier-pagination` header
+    /// says why paging ended (`complete`, or the cap reached).
+    pub fn paginate(mut self, pagination: Pagination) -> Self {
+        self.inner.pagination = Some(pagination);
+        self
     }
 
     /// Sends the request and waits for the response.
@@ -553,6 +564,65 @@ impl RetryPolicy {
     }
 }
 
+impl Pagination {
+    /// Cursor pages: the next cursor at `path` in each page's JSON (keys
+    /// separated by `.`, array indexes, `-1` for the last element), sent in
+    /// the query parameter `param`. Items at the body's top level until
+    /// [`items`](Self::items) says otherwise.
+    pub fn cursor(path: impl Into<String>, param: impl Into<String>) -> Self {
+        Self::of(PageStyle::Cursor(CursorPages {
+            path: path.into(),
+            param: param.into(),
+        }))
+    }
+
+    /// Numbered pages from 1, sent in the query parameter `param`.
+    pub fn page(param: impl Into<String>) -> Self {
+        Self::of(PageStyle::Page(param.into()))
+    }
+
+    /// Item offsets from 0, sent in the query parameter `param`.
+    pub fn offset(param: impl Into<String>) -> Self {
+        Self::of(PageStyle::Offset(param.into()))
+    }
+
+    /// The `Link` response header's `rel="next"` URL.
+    pub fn link() -> Self {
+        Self::of(PageStyle::Link)
+    }
+
+    /// The path to the items array in each page's JSON (`data`,
+    /// `result.items`).
+    pub fn items(mut self, path: impl Into<String>) -> Self {
+        self.items_path = path.into();
+        self
+    }
+
+    /// Sends `size` in the query parameter `param` (`limit`, `per_page`);
+    /// with numbered pages and offsets a shorter page is the last.
+    pub fn page_size(mut self, param: impl Into<String>, size: u32) -> Self {
+        self.limit_param = Some(param.into());
+        self.page_size = Some(size);
+        self
+    }
+
+    /// At most `pages` pages (the host's own cap applies as well).
+    pub fn max_pages(mut self, pages: u32) -> Self {
+        self.max_pages = Some(pages);
+        self
+    }
+
+    fn of(style: PageStyle) -> Self {
+        Self {
+            style,
+            items_path: String::new(),
+            limit_param: None,
+            page_size: None,
+            max_pages: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +638,33 @@ mod tests {
             body.as_bytes().to_vec(),
             "https://example.test/x",
         )
+    }
+
+    #[test]
+    fn the_pagination_builder_fills_the_wit_record() {
+        let p = Pagination::cursor("data.-1.id", "starting_after")
+            .items("data")
+            .page_size("limit", 100)
+            .max_pages(5);
+        assert!(
+            matches!(&p.style, PageStyle::Cursor(c) if c.path == "data.-1.id" && c.param == "starting_after")
+        );
+        assert_eq!(
+            (
+                p.items_path.as_str(),
+                p.limit_param.as_deref(),
+                p.page_size,
+                p.max_pages
+            ),
+            ("data", Some("limit"), Some(100), Some(5))
+        );
+        let request = Request::get("/repos").paginate(Pagination::link());
+        let sent = request.into_wit().unwrap().pagination.unwrap();
+        assert!(matches!(sent.style, PageStyle::Link));
+        assert_eq!((sent.items_path.as_str(), sent.page_size), ("", None));
+        assert!(Request::get("/x").into_wit().unwrap().pagination.is_none());
+        assert!(matches!(Pagination::offset("skip").style, PageStyle::Offset(p) if p == "skip"));
+        assert!(matches!(Pagination::page("p").style, PageStyle::Page(p) if p == "p"));
     }
 
     #[test]

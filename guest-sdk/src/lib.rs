@@ -71,7 +71,9 @@ pub use serde_json::{Value, json};
 
 /// Everything a plugin usually needs: `use courier_sdk::prelude::*;`.
 pub mod prelude {
-    pub use crate::http::{FormPart, Method, RetryPolicy, SendReason, TimeoutPhase};
+    pub use crate::http::{
+        FormPart, Method, PageStyle, Pagination, RetryPolicy, SendReason, TimeoutPhase,
+    };
     pub use crate::{
         ApiKeyScheme, Auth, Call, CallKind, ClientAuth, Connection, Jwt, JwtAlgorithm, KeyLocation,
         OAuth2, PlacementTarget, Plugin, Request, Response, SecretPlacement, SendError, StepError,

@@ -121,6 +121,39 @@ pub(crate) struct RetryPolicy {
     pub(crate) retry_on_status: Vec<u16>,
 }
 
+/// Where the next page's position comes from and goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PageStyle {
+    /// A cursor at a JSON path of the page, sent in a query parameter.
+    Cursor {
+        /// The path to the cursor in the page's JSON.
+        path: String,
+        /// The query parameter the cursor is sent in.
+        param: String,
+    },
+    /// Page numbers from 1 in this query parameter.
+    Page(String),
+    /// Item offsets from 0 in this query parameter.
+    Offset(String),
+    /// The `Link` header's `rel="next"` URL.
+    Link,
+}
+
+/// How the host follows a paginated API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pagination {
+    /// How the next page is found.
+    pub(crate) style: PageStyle,
+    /// The path to the items array in each page's JSON (`""`: the body).
+    pub(crate) items_path: String,
+    /// The query parameter the page size is sent in.
+    pub(crate) limit_param: Option<String>,
+    /// Items per page.
+    pub(crate) page_size: Option<u32>,
+    /// At most this many pages.
+    pub(crate) max_pages: Option<u32>,
+}
+
 /// An outbound request as a plugin describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Request {
@@ -144,6 +177,8 @@ pub(crate) struct Request {
     pub(crate) retry: Option<RetryPolicy>,
     /// Sent as `Idempotency-Key`.
     pub(crate) idempotency_key: Option<String>,
+    /// Follow the API's pages; one page when absent.
+    pub(crate) pagination: Option<Pagination>,
 }
 
 /// The response the host hands back.

@@ -55,6 +55,16 @@ pub struct Limits {
     /// 60 s). A longer announced wait is not slept: the response goes back
     /// to the plugin at once.
     pub max_retry_after: Duration,
+    /// Pages a step reads through the requests' `pagination`, all paged
+    /// requests together (default 50). Paging stops cleanly at the cap and
+    /// the answer says so (`courier-pagination: max-pages`).
+    pub max_pages_per_step: u32,
+    /// Items a step gathers through `pagination` (default 10,000); the
+    /// items past it are dropped and paging stops (`max-items`).
+    pub max_page_items_per_step: usize,
+    /// Bytes of page bodies a step reads through `pagination` (default
+    /// 10 MiB); paging stops once they are reached (`max-bytes`).
+    pub max_page_bytes_per_step: usize,
 }
 
 impl Default for Limits {
@@ -75,6 +85,9 @@ impl Default for Limits {
             max_retry_attempts: 5,
             max_retry_backoff: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(60),
+            max_pages_per_step: 50,
+            max_page_items_per_step: 10_000,
+            max_page_bytes_per_step: 10 << 20,
         }
     }
 }

@@ -15,6 +15,7 @@ mod initialize;
 mod jwt;
 mod limits;
 mod oauth;
+mod pagination;
 mod policy;
 mod pool;
 mod redirects;

@@ -81,6 +81,32 @@ impl From<types::RetryPolicy> for exchange::RetryPolicy {
     }
 }
 
+impl From<types::PageStyle> for exchange::PageStyle {
+    fn from(s: types::PageStyle) -> Self {
+        match s {
+            types::PageStyle::Cursor(c) => Self::Cursor {
+                path: c.path,
+                param: c.param,
+            },
+            types::PageStyle::Page(param) => Self::Page(param),
+            types::PageStyle::Offset(param) => Self::Offset(param),
+            types::PageStyle::Link => Self::Link,
+        }
+    }
+}
+
+impl From<types::Pagination> for exchange::Pagination {
+    fn from(p: types::Pagination) -> Self {
+        Self {
+            style: p.style.into(),
+            items_path: p.items_path,
+            limit_param: p.limit_param,
+            page_size: p.page_size,
+            max_pages: p.max_pages,
+        }
+    }
+}
+
 impl From<types::Request> for exchange::Request {
     fn from(r: types::Request) -> Self {
         Self {
@@ -94,6 +120,7 @@ impl From<types::Request> for exchange::Request {
             follow_redirects: r.follow_redirects,
             retry: r.retry.map(Into::into),
             idempotency_key: r.idempotency_key,
+            pagination: r.pagination.map(Into::into),
         }
     }
 }

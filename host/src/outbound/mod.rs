@@ -15,6 +15,7 @@ mod body;
 mod circuit;
 mod client;
 mod decode;
+mod paginate;
 mod retry;
 mod transport;
 
@@ -97,6 +98,8 @@ pub(crate) struct StepOutbound<'a> {
 #[derive(Default)]
 pub(crate) struct StepTraffic {
     made: AtomicU32,
+    /// Pages, items and bytes read through pagination.
+    pages: paginate::PageBudget,
 }
 
 impl StepTraffic {
@@ -146,6 +149,12 @@ pub struct RequestRecord {
     /// In how many milliseconds the upstream said it accepts requests
     /// again (`Retry-After` or rate-limit headers), if it said so.
     pub retry_after_ms: Option<u64>,
+    /// Which page of a paginated request this is, from 1 (every hop and
+    /// attempt of the page carries its number).
+    pub page: Option<u32>,
+    /// On the last record of a paginated request: why paging ended
+    /// (`complete`, `max-pages`, `max-items`, `max-bytes`, `request-limit`).
+    pub pagination: Option<String>,
 }
 
 impl RequestRecord {
@@ -172,6 +181,8 @@ impl RequestRecord {
             retry_reason: None,
             idempotency_key: None,
             retry_after_ms: None,
+            page: None,
+            pagination: None,
         }
     }
 
@@ -311,10 +322,23 @@ impl Sender {
         outcome
     }
 
+    /// Sends one plugin request: page after page when it asks for
+    /// pagination ([`Sender::send_paged`]), else once ([`Sender::send_one`]).
+    pub(crate) async fn send(
+        &self,
+        step: &StepOutbound<'_>,
+        mut request: Request,
+    ) -> (Result<Response, SendError>, Vec<RequestRecord>) {
+        match request.pagination.take() {
+            Some(pagination) => self.send_paged(step, request, pagination).await,
+            None => self.send_one(step, request).await,
+        }
+    }
+
     /// Sends one plugin request (following redirects if asked, retrying as
     /// its policy says). Returns the scrubbed response or a typed error,
     /// and a record per hop of every attempt.
-    pub(crate) async fn send(
+    async fn send_one(
         &self,
         step: &StepOutbound<'_>,
         request: Request,

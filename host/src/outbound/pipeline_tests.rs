@@ -21,6 +21,8 @@ use crate::credentials::{Caches, ConnectionConfig};
 use crate::exchange::{Body, Request};
 use crate::manifest::{AuthScheme, ConnectionSpec, Manifest};
 
+mod pagination;
+
 const REDACTED: &str = "[REDACTED]";
 
 /// What the fake transport was handed, copied out of the request.
@@ -252,6 +254,7 @@ fn get(url: &str, connection: Option<&str>) -> Request {
         follow_redirects: true,
         retry: None,
         idempotency_key: None,
+        pagination: None,
     }
 }
 

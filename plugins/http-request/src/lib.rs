@@ -85,6 +85,65 @@ struct Input {
     /// fresh key from the host (`false`: none).
     #[serde(default)]
     idempotency_key: Option<IdempotencyKey>,
+    /// Follow the API's pages (the host sends them, each listed in the
+    /// step's requests); the output's `body` is then the JSON array of
+    /// every page's items, and its `courier-pagination` header says why
+    /// paging ended.
+    #[serde(default)]
+    paginate: Option<PaginateInput>,
+}
+
+/// How the API's pages are followed, with Nango's names.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PaginateInput {
+    /// `cursor`, `page`, `offset` or `link`.
+    #[serde(rename = "type")]
+    kind: PaginateType,
+    /// `cursor`: the path to the next cursor in each page's JSON (keys
+    /// separated by `.`, array indexes, `-1` for the last element:
+    /// `data.-1.id` for Stripe's `starting_after`).
+    #[serde(default)]
+    cursor_path_in_response: Option<String>,
+    /// `cursor`: the query parameter the cursor is sent in.
+    #[serde(default)]
+    cursor_name_in_request: Option<String>,
+    /// `page`: the query parameter of the page number, from 1 (default `page`).
+    #[serde(default)]
+    page_name_in_request: Option<String>,
+    /// `offset`: the query parameter of the offset, from 0 (default `offset`).
+    #[serde(default)]
+    offset_name_in_request: Option<String>,
+    /// The path to the items array in each page's JSON (default: the body
+    /// itself).
+    #[serde(default)]
+    response_path: String,
+    /// The query parameter the page size is sent in (`limit`, `per_page`).
+    #[serde(default)]
+    limit_name_in_request: Option<String>,
+    /// The page size sent in `limit_name_in_request`; with `page` and
+    /// `offset` a shorter page is the last.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    limit: Option<u32>,
+    /// At most this many pages (the host caps pages, items and bytes too).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    max_pages: Option<u32>,
+}
+
+/// How the next page is found.
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum PaginateType {
+    /// A cursor in the response, sent back in a query parameter.
+    Cursor,
+    /// Page numbers.
+    Page,
+    /// Item offsets.
+    Offset,
+    /// The `Link` header's `rel="next"`.
+    Link,
 }
 
 /// How the request is retried.
@@ -404,6 +463,9 @@ fn build(input: Input) -> Result<Request, StepError> {
     if let Some(retry) = input.retry {
         request = request.retry(retry_policy(retry)?);
     }
+    if let Some(paginate) = input.paginate {
+        request = request.paginate(pagination(paginate)?);
+    }
     request = match input.idempotency_key {
         Some(IdempotencyKey::Given(key)) => request.idempotency_key(key),
         Some(IdempotencyKey::Generated(true)) => request.generated_idempotency_key(),
@@ -464,6 +526,75 @@ fn retry_policy(retry: RetryInput) -> Result<RetryPolicy, StepError> {
             seconds(retry.backoff.max, "max")?,
         )
         .on_status(retry.statuses))
+}
+
+/// The host's pagination for the input's `paginate`. A name that belongs
+/// to another `type` is refused, so a mistyped configuration does not page
+/// silently in another way.
+fn pagination(p: PaginateInput) -> Result<Pagination, StepError> {
+    let foreign = [
+        (
+            PaginateType::Cursor,
+            "cursor_path_in_response",
+            p.cursor_path_in_response.is_some(),
+        ),
+        (
+            PaginateType::Cursor,
+            "cursor_name_in_request",
+            p.cursor_name_in_request.is_some(),
+        ),
+        (
+            PaginateType::Page,
+            "page_name_in_request",
+            p.page_name_in_request.is_some(),
+        ),
+        (
+            PaginateType::Offset,
+            "offset_name_in_request",
+            p.offset_name_in_request.is_some(),
+        ),
+    ];
+    if let Some((_, field, _)) = foreign
+        .iter()
+        .find(|(kind, _, set)| *set && *kind != p.kind)
+    {
+        return Err(StepError::invalid_input(format!(
+            "paginate.{field}: does not apply to this `type`"
+        )));
+    }
+    let required = |value: Option<String>, field: &str| {
+        value.ok_or_else(|| {
+            StepError::invalid_input(format!("paginate.{field}: required with `type` cursor"))
+        })
+    };
+    let mut pages = match p.kind {
+        PaginateType::Cursor => Pagination::cursor(
+            required(p.cursor_path_in_response, "cursor_path_in_response")?,
+            required(p.cursor_name_in_request, "cursor_name_in_request")?,
+        ),
+        PaginateType::Page => {
+            Pagination::page(p.page_name_in_request.unwrap_or_else(|| "page".into()))
+        }
+        PaginateType::Offset => {
+            Pagination::offset(p.offset_name_in_request.unwrap_or_else(|| "offset".into()))
+        }
+        PaginateType::Link => Pagination::link(),
+    }
+    .items(p.response_path);
+    match (p.limit_name_in_request, p.limit) {
+        (Some(name), Some(limit)) => pages = pages.page_size(name, limit),
+        (None, Some(limit)) => pages.page_size = Some(limit),
+        (Some(_), None) => {
+            return Err(StepError::invalid_input(
+                "paginate.limit: required with `limit_name_in_request`",
+            ));
+        }
+        (None, None) => {}
+    }
+    if let Some(max) = p.max_pages {
+        pages = pages.max_pages(max);
+    }
+    Ok(pages)
 }
 
 /// The SDK's form part for a multipart input part.
@@ -591,6 +722,65 @@ mod tests {
         assert_eq!(input.timeout, 30.0);
         assert!(input.follow_location);
         assert!(input.retry.is_none() && input.idempotency_key.is_none());
+    }
+
+    #[test]
+    fn paginate_input_becomes_the_hosts_pagination() {
+        let pages = |paginate: Value| pagination(serde_json::from_value(paginate).unwrap());
+        let stripe = pages(json!({
+            "type": "cursor", "cursor_path_in_response": "data.-1.id",
+            "cursor_name_in_request": "starting_after", "response_path": "data",
+            "limit_name_in_request": "limit", "limit": 2, "max_pages": 9
+        }))
+        .unwrap();
+        assert!(matches!(&stripe.style,
+            PageStyle::Cursor(c) if c.path == "data.-1.id" && c.param == "starting_after"));
+        assert_eq!(
+            (
+                stripe.items_path.as_str(),
+                stripe.limit_param.as_deref(),
+                stripe.page_size,
+                stripe.max_pages
+            ),
+            ("data", Some("limit"), Some(2), Some(9))
+        );
+        let page = pages(json!({"type": "page"})).unwrap();
+        assert!(matches!(&page.style, PageStyle::Page(p) if p == "page"));
+        assert_eq!((page.items_path.as_str(), page.page_size), ("", None));
+        let offset =
+            pages(json!({"type": "offset", "offset_name_in_request": "skip", "limit": 5})).unwrap();
+        assert!(matches!(&offset.style, PageStyle::Offset(p) if p == "skip"));
+        assert_eq!((offset.limit_param, offset.page_size), (None, Some(5)));
+        assert!(matches!(
+            pages(json!({"type": "link"})).unwrap().style,
+            PageStyle::Link
+        ));
+        for (bad, field) in [
+            (
+                json!({"type": "cursor", "cursor_name_in_request": "c"}),
+                "paginate.cursor_path_in_response",
+            ),
+            (
+                json!({"type": "link", "page_name_in_request": "p"}),
+                "paginate.page_name_in_request",
+            ),
+            (
+                json!({"type": "page", "limit_name_in_request": "per_page"}),
+                "paginate.limit",
+            ),
+        ] {
+            let error = pages(bad).unwrap_err();
+            assert!(
+                matches!(&error, StepError::InvalidInput(m) if m.starts_with(field)),
+                "{field}: {error:?}"
+            );
+        }
+        for unknown in [
+            json!({"type": "next"}),
+            json!({"type": "link", "rel": "next"}),
+        ] {
+            assert!(serde_json::from_value::<PaginateInput>(unknown).is_err());
+        }
     }
 
     #[test]
