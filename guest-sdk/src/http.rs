@@ -50,6 +50,7 @@ impl Request {
                 retry: None,
                 idempotency_key: None,
                 pagination: None,
+                cache_ttl_ms: None,
             },
             body_error: None,
         }
@@ -227,6 +228,15 @@ impl Request {
     /// says why paging ended (`complete`, or the cap reached).
     pub fn paginate(mut self, pagination: Pagination) -> Self {
         self.inner.pagination = Some(pagination);
+        self
+    }
+
+    /// Lets the host answer this GET or HEAD from its response cache for up
+    /// to `ttl` (at most `u32::MAX` ms; a shorter `Cache-Control: max-age`
+    /// wins). Responses marked `no-store`, `private` or `no-cache` are
+    /// never kept; a hit shows as `cache: "hit"` in the step's records.
+    pub fn cache(mut self, ttl: Duration) -> Self {
+        self.inner.cache_ttl_ms = Some(millis(ttl));
         self
     }
 
@@ -663,6 +673,8 @@ mod tests {
         assert!(matches!(sent.style, PageStyle::Link));
         assert_eq!((sent.items_path.as_str(), sent.page_size), ("", None));
         assert!(Request::get("/x").into_wit().unwrap().pagination.is_none());
+        let cached = Request::get("/x").cache(Duration::from_secs(90));
+        assert_eq!(cached.into_wit().unwrap().cache_ttl_ms, Some(90_000));
         assert!(matches!(Pagination::offset("skip").style, PageStyle::Offset(p) if p == "skip"));
         assert!(matches!(Pagination::page("p").style, PageStyle::Page(p) if p == "p"));
     }

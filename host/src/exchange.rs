@@ -179,6 +179,8 @@ pub(crate) struct Request {
     pub(crate) idempotency_key: Option<String>,
     /// Follow the API's pages; one page when absent.
     pub(crate) pagination: Option<Pagination>,
+    /// Serve from the host's response cache for up to this many milliseconds.
+    pub(crate) cache_ttl_ms: Option<u32>,
 }
 
 /// The response the host hands back.

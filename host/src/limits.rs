@@ -142,6 +142,13 @@ pub struct ClientSettings {
     /// How long a request waits for a free connection slot to its origin
     /// before the step ends with `max-connection` (default 1 s).
     pub connection_wait: Duration,
+    /// Responses the host's cache keeps for requests that ask for it
+    /// (`request.cache-ttl-ms`), least recently used evicted first (default
+    /// 256; 0 turns the cache off).
+    pub response_cache_entries: usize,
+    /// The largest response body the cache keeps (default 256 KiB), so the
+    /// cache holds at most `response_cache_entries` times this.
+    pub response_cache_entry_bytes: usize,
 }
 
 impl Default for ClientSettings {
@@ -154,6 +161,8 @@ impl Default for ClientSettings {
             pool_idle_timeout: Duration::from_secs(50),
             max_connections_per_origin: 32,
             connection_wait: Duration::from_secs(1),
+            response_cache_entries: 256,
+            response_cache_entry_bytes: 256 << 10,
         }
     }
 }

@@ -78,6 +78,8 @@ impl ResourceLimiter for StepLimiter {
 /// Per-step outbound context: what the plugin's requests are checked against.
 pub(crate) struct OutboundCtx {
     pub(crate) sender: Arc<Sender>,
+    /// The step's tenant (part of the response cache's key).
+    pub(crate) tenant: String,
     /// The plugin's manifest (its declared connections).
     pub(crate) manifest: Arc<Manifest>,
     /// The hosts the plugin's manifest allows.
@@ -220,6 +222,7 @@ impl StepState {
         Ok((
             &ctx.sender,
             StepOutbound {
+                tenant: &ctx.tenant,
                 manifest: &ctx.manifest,
                 plugin_hosts: &ctx.plugin_hosts,
                 operator_hosts: &ctx.operator_hosts,

@@ -337,6 +337,7 @@ fn prepare(
     let deadline = tokio::time::Instant::now() + limits.step_deadline;
     let outbound = OutboundCtx {
         sender: host.sender.clone(),
+        tenant: req.tenant.clone(),
         manifest: plugin.manifest.clone(),
         plugin_hosts: plugin.hosts.clone(),
         operator_hosts,

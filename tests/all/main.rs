@@ -20,6 +20,7 @@ mod policy;
 mod pool;
 mod redirects;
 mod reliability;
+mod response_cache;
 mod responses;
 mod sandbox;
 mod seams;

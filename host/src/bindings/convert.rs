@@ -121,6 +121,7 @@ impl From<types::Request> for exchange::Request {
             retry: r.retry.map(Into::into),
             idempotency_key: r.idempotency_key,
             pagination: r.pagination.map(Into::into),
+            cache_ttl_ms: r.cache_ttl_ms,
         }
     }
 }

@@ -65,6 +65,12 @@ pub(crate) enum Credential {
 #[derive(Debug)]
 pub(crate) struct BoundConnection {
     pub(crate) name: String,
+    /// Who the connection's responses belong to: tenant, connection id (or
+    /// name) and a fingerprint of its whole configuration, secrets included,
+    /// under a per-process random hash key; never a secret value. Two
+    /// bindings of the same content share it; any other setting or secret
+    /// gives another.
+    pub(crate) identity: String,
     pub(crate) base_url: Option<Url>,
     pub(crate) origins: Vec<url::Origin>,
     pub(crate) credential: Credential,
@@ -97,6 +103,7 @@ impl BoundConnection {
             connection: spec.name.clone(),
             message,
         };
+        let identity = identity(tenant, &config);
         let base_url = match config.base_url.as_deref().or(spec.base_url.as_deref()) {
             Some(u) => Some(parse_base_url(u).map_err(|e| fail(e.to_string()))?),
             None => None,
@@ -198,6 +205,7 @@ impl BoundConnection {
         let matcher = OnceLock::new();
         Ok(Self {
             name: spec.name.clone(),
+            identity,
             base_url,
             origins,
             credential,
@@ -562,4 +570,16 @@ fn check_placement(p: &Placement) -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+/// The identity of a connection's responses (see
+/// [`BoundConnection::identity`]): the configuration hashed with SipHash
+/// under keys drawn once per process, so equal content gives equal
+/// identities and nothing outside this process can relate one to a secret.
+fn identity(tenant: &str, config: &ConnectionConfig) -> String {
+    use std::hash::{BuildHasher, RandomState};
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    let hash = KEYS.get_or_init(RandomState::new).hash_one(config);
+    let id = config.id.as_deref().unwrap_or(&config.connection);
+    format!("{tenant}\u{0}{id}\u{0}{hash:016x}")
 }

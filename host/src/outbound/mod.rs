@@ -12,6 +12,7 @@
 mod additions;
 mod announced;
 mod body;
+mod cache;
 mod circuit;
 mod client;
 mod decode;
@@ -64,6 +65,8 @@ pub(crate) struct Sender {
     /// What backoff sleeps on and what circuit timers read.
     clock: Arc<dyn Clock>,
     circuits: Circuits,
+    /// Responses kept for requests that ask for it.
+    cache: cache::ResponseCache,
 }
 
 /// The sender's switches and shared timers, as the host builder sets them.
@@ -80,6 +83,8 @@ pub(crate) struct SenderOptions {
 
 /// What one step's requests are checked and authenticated against.
 pub(crate) struct StepOutbound<'a> {
+    /// The step's tenant.
+    pub(crate) tenant: &'a str,
     pub(crate) manifest: &'a Manifest,
     pub(crate) plugin_hosts: &'a [AllowedHost],
     pub(crate) operator_hosts: &'a [AllowedHost],
@@ -155,6 +160,9 @@ pub struct RequestRecord {
     /// On the last record of a paginated request: why paging ended
     /// (`complete`, `max-pages`, `max-items`, `max-bytes`, `request-limit`).
     pub pagination: Option<String>,
+    /// For a request that asked for the response cache: `hit` (answered
+    /// from the cache, nothing sent) or `miss` (sent; on its last record).
+    pub cache: Option<String>,
 }
 
 impl RequestRecord {
@@ -183,6 +191,7 @@ impl RequestRecord {
             retry_after_ms: None,
             page: None,
             pagination: None,
+            cache: None,
         }
     }
 
@@ -233,6 +242,7 @@ impl Sender {
             network,
             tokens,
             circuits: Circuits::new(circuits, clock.clone()),
+            cache: cache::ResponseCache::new(settings, clock.clone()),
             clock,
         }
     }
@@ -344,14 +354,25 @@ impl Sender {
         request: Request,
     ) -> (Result<Response, SendError>, Vec<RequestRecord>) {
         let mut records = Vec::new();
+        let ttl = request.cache_ttl_ms;
         let result = match Prepared::new(step, request) {
-            Ok(prepared) => self.send_with_retries(step, &prepared, &mut records).await,
-            Err(e) => Err(e),
+            Ok(prepared) => self.send_cached(step, &prepared, ttl, &mut records).await,
+            Err(e) => Err(scrub_error(step.scrubber, e)),
         };
-        let result = result
-            .map(|r| scrub_response(step.scrubber, r))
-            .map_err(|e| e.map_message(|m| step.scrubber.text(m)));
         (result, records)
+    }
+
+    /// Sends `p` ([`Sender::send_with_retries`]) and scrubs the answer.
+    async fn send_scrubbed(
+        &self,
+        step: &StepOutbound<'_>,
+        p: &Prepared<'_>,
+        records: &mut Vec<RequestRecord>,
+    ) -> Result<Response, SendError> {
+        self.send_with_retries(step, p, records)
+            .await
+            .map(|r| scrub_response(step.scrubber, r))
+            .map_err(|e| scrub_error(step.scrubber, e))
     }
 
     /// Sends `p` once, then again while its retry policy allows: a status
@@ -831,6 +852,10 @@ fn origin_text(url: &Url) -> String {
 /// URLs without user info that [`Sender::check_url`] lets through.
 fn origin_key(url: &Url) -> &str {
     &url[..url::Position::BeforePath]
+}
+
+fn scrub_error(s: &Scrubber, e: SendError) -> SendError {
+    e.map_message(|m| s.text(m))
 }
 
 fn scrub_response(s: &Scrubber, r: Response) -> Response {

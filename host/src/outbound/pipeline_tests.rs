@@ -21,6 +21,7 @@ use crate::credentials::{Caches, ConnectionConfig};
 use crate::exchange::{Body, Request};
 use crate::manifest::{AuthScheme, ConnectionSpec, Manifest};
 
+mod cache;
 mod pagination;
 
 const REDACTED: &str = "[REDACTED]";
@@ -227,6 +228,7 @@ impl World {
     async fn send(&self, request: Request) -> (Result<Response, SendError>, Vec<RequestRecord>) {
         let traffic = StepTraffic::default();
         let step = StepOutbound {
+            tenant: "t",
             manifest: &self.manifest,
             plugin_hosts: &self.hosts,
             operator_hosts: &self.hosts,
@@ -255,6 +257,7 @@ fn get(url: &str, connection: Option<&str>) -> Request {
         retry: None,
         idempotency_key: None,
         pagination: None,
+        cache_ttl_ms: None,
     }
 }
 

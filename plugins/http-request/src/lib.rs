@@ -91,6 +91,21 @@ struct Input {
     /// paging ended.
     #[serde(default)]
     paginate: Option<PaginateInput>,
+    /// Let the host answer a GET or HEAD from its response cache (per
+    /// connection, never across tenants or credentials): responses marked
+    /// `no-store`, `private` or `no-cache` are never kept, a shorter
+    /// `max-age` wins, and a hit is marked `cache: "hit"` in the step's
+    /// requests.
+    #[serde(default)]
+    cache: Option<CacheInput>,
+}
+
+/// How long a response may be reused.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CacheInput {
+    /// Seconds a kept response is reused, more than 0.
+    ttl: f64,
 }
 
 /// How the API's pages are followed, with Nango's names.
@@ -463,6 +478,15 @@ fn build(input: Input) -> Result<Request, StepError> {
     if let Some(retry) = input.retry {
         request = request.retry(retry_policy(retry)?);
     }
+    if let Some(cache) = input.cache {
+        let ttl = Duration::try_from_secs_f64(cache.ttl)
+            .ok()
+            .filter(|ttl| !ttl.is_zero())
+            .ok_or_else(|| {
+                StepError::invalid_input("cache.ttl: expected a positive number of seconds")
+            })?;
+        request = request.cache(ttl);
+    }
     if let Some(paginate) = input.paginate {
         request = request.paginate(pagination(paginate)?);
     }
@@ -722,6 +746,22 @@ mod tests {
         assert_eq!(input.timeout, 30.0);
         assert!(input.follow_location);
         assert!(input.retry.is_none() && input.idempotency_key.is_none());
+    }
+
+    #[test]
+    fn cache_input_needs_a_positive_ttl() {
+        for ttl in [json!(0), json!(-1)] {
+            let error = build(input(json!({"url": "u", "cache": {"ttl": ttl}}))).unwrap_err();
+            assert!(
+                matches!(&error, StepError::InvalidInput(m) if m.starts_with("cache.ttl")),
+                "{error:?}"
+            );
+        }
+        assert!(build(input(json!({"url": "u", "cache": {"ttl": 1.5}}))).is_ok());
+        assert!(
+            serde_json::from_value::<Input>(json!({"url": "u", "cache": {"ttl": 1, "x": 1}}))
+                .is_err()
+        );
     }
 
     #[test]
