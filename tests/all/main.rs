@@ -17,6 +17,7 @@ mod limits;
 mod oauth;
 mod policy;
 mod pool;
+mod rate;
 mod redirects;
 mod reliability;
 mod responses;

@@ -43,6 +43,8 @@ pub struct ConnectionConfig {
     pub auth: ConnectionAuth,
     /// TLS settings for the connection's origins (see [`TlsSettings`]).
     pub tls: TlsSettings,
+    /// The operator's rate budget for the connection (the `[rate]` table).
+    pub rate: RateSettings,
     /// Loaded from the connection store, which keeps rotated refresh tokens.
     pub(crate) from_store: bool,
 }
@@ -66,6 +68,7 @@ impl ConnectionConfig {
             shared_query: BTreeMap::new(),
             auth: ConnectionAuth::Given(auth),
             tls: TlsSettings::default(),
+            rate: RateSettings::default(),
             from_store: false,
         }
     }
@@ -97,6 +100,12 @@ impl ConnectionConfig {
     /// Sets the TLS settings for the connection's origins.
     pub fn tls(mut self, tls: TlsSettings) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// Sets the operator's rate budget for the connection.
+    pub fn rate(mut self, rate: RateSettings) -> Self {
+        self.rate = rate;
         self
     }
 
@@ -727,6 +736,8 @@ struct ConnectionFile {
     shared_query: BTreeMap<String, String>,
     #[serde(default)]
     tls: TlsSettings,
+    #[serde(default)]
+    rate: RateSettings,
     /// `auth`, the scheme's settings and `[secrets]`.
     #[serde(flatten)]
     credential: toml::Table,
@@ -736,6 +747,7 @@ impl TryFrom<ConnectionFile> for ConnectionConfig {
     type Error = String;
 
     fn try_from(file: ConnectionFile) -> Result<Self, String> {
+        file.rate.check()?;
         let mut credential = file.credential;
         let auth = match credential.remove("auth") {
             Some(tag) => {
@@ -755,8 +767,59 @@ impl TryFrom<ConnectionFile> for ConnectionConfig {
             shared_query: file.shared_query,
             auth,
             tls: file.tls,
+            rate: file.rate,
             from_store: false,
         })
+    }
+}
+
+/// A connection's rate budget, shared by every step of this host that uses
+/// the same tenant and connection id: at most `requests` requests in any
+/// `per_secs` seconds, and at most `concurrent` requests at once. Each part
+/// left out is unlimited; `requests` and `per_secs` go together. The
+/// plugin's declaration and the upstream's rate-limit headers can only
+/// narrow it (README, "Rate budgets").
+///
+/// ```toml
+/// [rate]
+/// requests = 100   # requests per window
+/// per_secs = 60    # the window, in seconds
+/// concurrent = 4   # requests in flight at once
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSettings {
+    /// Requests allowed in any window of `per_secs` seconds.
+    pub requests: Option<u32>,
+    /// The window's length in seconds.
+    pub per_secs: Option<u32>,
+    /// Requests in flight at once.
+    pub concurrent: Option<u32>,
+}
+
+impl RateSettings {
+    /// Whether the table is whole: no zero, and `requests` with `per_secs`.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let zero = [
+            ("requests", self.requests),
+            ("per_secs", self.per_secs),
+            ("concurrent", self.concurrent),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v == Some(0));
+        if let Some((key, _)) = zero {
+            return Err(format!("`rate.{key}` must be at least 1"));
+        }
+        match (self.requests, self.per_secs) {
+            (Some(_), None) => Err("`rate.requests` needs `rate.per_secs`".into()),
+            (None, Some(_)) => Err("`rate.per_secs` needs `rate.requests`".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether no part is limited.
+    pub(crate) fn is_unlimited(&self) -> bool {
+        self.requests.is_none() && self.concurrent.is_none()
     }
 }
 

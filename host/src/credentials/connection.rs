@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use courier_egress::head::parse_base_url;
 use url::Url;
 
-use super::config::{Auth, Custom, Jwt, OAuth2, Secrets};
+use super::config::{Auth, Custom, Jwt, OAuth2, RateSettings, Secrets};
 use super::jwt::JwtSigner;
 use super::scrub::{MIN_SECRET_LEN, Matcher};
 use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, client_basic_pair, fingerprint};
@@ -79,6 +79,20 @@ pub(crate) struct BoundConnection {
     pub(crate) http2: Option<bool>,
     /// The scrubber's automaton for `scrub` alone, found on first use.
     pub(super) matcher: OnceLock<Option<Arc<Matcher>>>,
+    /// Whose rate budget the connection's requests draw on, and its limits.
+    pub(crate) rate: ConnectionRate,
+}
+
+/// The rate budget of a connection: kept per tenant and connection id (no
+/// secret in either), limited by the operator's `[rate]` table.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionRate {
+    /// The step's tenant.
+    pub(crate) tenant: String,
+    /// The connection's id within the tenant.
+    pub(crate) id: String,
+    /// The operator's limits.
+    pub(crate) settings: RateSettings,
 }
 
 impl BoundConnection {
@@ -109,6 +123,12 @@ impl BoundConnection {
                     .origin(),
             );
         }
+        config.rate.check().map_err(fail)?;
+        let rate = ConnectionRate {
+            tenant: tenant.to_owned(),
+            id: config.id.clone().unwrap_or_else(|| spec.name.clone()),
+            settings: config.rate,
+        };
         let tls = ConnectionTls::load(&config.tls, &caches.tls).map_err(|e| fail(e.to_string()))?;
         let http2 = config.tls.http2;
         let auth = config.auth.resolve(spec.auth.kind()).map_err(fail)?;
@@ -207,6 +227,7 @@ impl BoundConnection {
             tls,
             http2,
             matcher,
+            rate,
         })
     }
 

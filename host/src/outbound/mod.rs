@@ -7,11 +7,13 @@
 //! the vetted client), bounds time and size, and scrubs secrets from what
 //! comes back. Around that, per plugin request: the retry policy (backoff
 //! on the host's [`Clock`], waits the upstream announces, only replays that
-//! are safe) and the origin's circuit breaker.
+//! are safe), the origin's circuit breaker, and the rate budget of the
+//! connection whose credential a request carries.
 
 mod additions;
 mod announced;
 mod body;
+mod budget;
 mod circuit;
 mod client;
 mod decode;
@@ -30,6 +32,8 @@ use serde::Serialize;
 use tokio::time::timeout_at;
 use url::Url;
 
+pub use budget::RateBudget;
+use budget::{Admitted, Budgets};
 use circuit::Circuits;
 pub use circuit::{CircuitSettings, CircuitState};
 use client::HttpTransport;
@@ -63,6 +67,8 @@ pub(crate) struct Sender {
     /// What backoff sleeps on and what circuit timers read.
     clock: Arc<dyn Clock>,
     circuits: Circuits,
+    /// The per-connection rate budgets.
+    budgets: Budgets,
 }
 
 /// The sender's switches and shared timers, as the host builder sets them.
@@ -146,6 +152,9 @@ pub struct RequestRecord {
     /// In how many milliseconds the upstream said it accepts requests
     /// again (`Retry-After` or rate-limit headers), if it said so.
     pub retry_after_ms: Option<u64>,
+    /// How long the request waited for its connection's rate budget, in
+    /// milliseconds, when it waited at all.
+    pub rate_wait_ms: Option<u64>,
 }
 
 impl RequestRecord {
@@ -172,6 +181,7 @@ impl RequestRecord {
             retry_reason: None,
             idempotency_key: None,
             retry_after_ms: None,
+            rate_wait_ms: None,
         }
     }
 
@@ -222,6 +232,7 @@ impl Sender {
             network,
             tokens,
             circuits: Circuits::new(circuits, clock.clone()),
+            budgets: Budgets::new(clock.clone()),
             clock,
         }
     }
@@ -232,6 +243,66 @@ impl Sender {
         match Url::parse(origin) {
             Ok(url) => self.circuits.state(&origin_text(&url)),
             Err(_) => self.circuits.state(origin),
+        }
+    }
+
+    /// The rate budget of `tenant`'s connection `id`, if the host keeps one.
+    pub(crate) fn rate_budget(&self, tenant: &str, id: &str) -> Option<RateBudget> {
+        self.budgets.state(tenant, id)
+    }
+
+    /// The step deadline on the host's clock, so that waits slept on a
+    /// manual clock count against it.
+    fn clock_deadline(&self, step: &StepOutbound<'_>) -> Instant {
+        self.clock.now()
+            + step
+                .deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// Takes a place in the rate budget of the connection whose credential
+    /// this hop carries (a hop elsewhere draws on none), waiting within the
+    /// step deadline; a refusal is recorded.
+    async fn admit_budget(
+        &self,
+        step: &StepOutbound<'_>,
+        p: &Prepared<'_>,
+        records: &mut Vec<RequestRecord>,
+    ) -> Result<Option<Admitted>, SendError> {
+        let Some(conn) = p.connection.filter(|c| c.may_authenticate(&p.url)) else {
+            return Ok(None);
+        };
+        let deadline = self.clock_deadline(step);
+        self.budgets
+            .admit(&conn.rate, deadline, step.deadline)
+            .await
+            .inspect_err(|e| records.push(RequestRecord::refused(step, p.method, &p.url, e)))
+    }
+
+    /// Notes on the hop's `record` how long it waited for its budget, and
+    /// takes in the rate-limit fields of its response.
+    fn settle_budget(
+        &self,
+        p: &Prepared<'_>,
+        admitted: Option<Admitted>,
+        outcome: &Result<Response, SendError>,
+        record: Option<&mut RequestRecord>,
+    ) {
+        let Some(conn) = p.connection.filter(|c| c.may_authenticate(&p.url)) else {
+            return;
+        };
+        if let (Some(record), Some(a)) = (record, &admitted)
+            && !a.waited.is_zero()
+        {
+            record.rate_wait_ms = Some(u64::try_from(a.waited.as_millis()).unwrap_or(u64::MAX));
+        }
+        if let Ok(response) = outcome {
+            self.budgets.announce(
+                &conn.rate,
+                admitted.as_ref(),
+                &response.headers,
+                self.clock.wall(),
+            );
         }
     }
 
@@ -349,12 +420,7 @@ impl Sender {
     ) -> Result<Response, SendError> {
         let replay_safe =
             retry::replay_safe(p.method, p.idempotency_key.is_some(), step.call_idempotent);
-        // The step deadline on the host's clock, so that backoff slept on a
-        // manual clock counts against it.
-        let deadline = self.clock.now()
-            + step
-                .deadline
-                .saturating_duration_since(tokio::time::Instant::now());
+        let deadline = self.clock_deadline(step);
         let mut reason = None;
         let mut attempt = 1;
         loop {
@@ -433,6 +499,7 @@ impl Sender {
                         return Err(e);
                     }
                 };
+                let admitted = self.admit_budget(step, &p, records).await?;
                 step.traffic.count(step.limits)?;
                 let (url, headers, body, token) = p.authenticated(self, step, records).await?;
                 let (route, insecure) = self.route_for(&p)?;
@@ -453,6 +520,7 @@ impl Sender {
                 records.push(RequestRecord::of(
                     step, p.method, &p.url, started, &outcome, insecure,
                 ));
+                self.settle_budget(&p, admitted, &outcome, records.last_mut());
                 if let Some(ticket) = ticket {
                     ticket.settle(&outcome);
                 }
