@@ -51,11 +51,11 @@ pub use courier_egress::{AllowedHost, PatternError};
 pub use credentials::{
     ApiKey, Auth, Basic, Bearer, ClientSecrets, ConnectionAuth, ConnectionConfig, ConnectionError,
     Custom, Jwt, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2, PasswordSecrets,
-    RateSettings, RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
+    RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
 };
 pub use engine::CompileSource;
 pub use ipnet::IpNet;
-pub use limits::{ClientSettings, Limits};
+pub use limits::{ClientSettings, Limits, RateSettings};
 pub use manifest::{
     AuthKind, AuthScheme, CallKind, CallSpec, ClientAuth, ConnectionSpec, JwtAlgorithm,
     JwtSettings, KeyLocation, Manifest, ManifestError, OAuth2Settings, PlacementTarget,

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::limits::RateSettings;
 use crate::manifest::{AuthKind, ClientAuth, JwtAlgorithm, SecretPlacement};
 use crate::secret::Secret;
 use crate::tls::TlsSettings;
@@ -770,56 +771,6 @@ impl TryFrom<ConnectionFile> for ConnectionConfig {
             rate: file.rate,
             from_store: false,
         })
-    }
-}
-
-/// A connection's rate budget, shared by every step of this host that uses
-/// the same tenant and connection id: at most `requests` requests in any
-/// `per_secs` seconds, and at most `concurrent` requests at once. Each part
-/// left out is unlimited; `requests` and `per_secs` go together. The
-/// plugin's declaration and the upstream's rate-limit headers can only
-/// narrow it (README, "Rate budgets").
-///
-/// ```toml
-/// [rate]
-/// requests = 100   # requests per window
-/// per_secs = 60    # the window, in seconds
-/// concurrent = 4   # requests in flight at once
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateSettings {
-    /// Requests allowed in any window of `per_secs` seconds.
-    pub requests: Option<u32>,
-    /// The window's length in seconds.
-    pub per_secs: Option<u32>,
-    /// Requests in flight at once.
-    pub concurrent: Option<u32>,
-}
-
-impl RateSettings {
-    /// Whether the table is whole: no zero, and `requests` with `per_secs`.
-    pub(crate) fn check(&self) -> Result<(), String> {
-        let zero = [
-            ("requests", self.requests),
-            ("per_secs", self.per_secs),
-            ("concurrent", self.concurrent),
-        ]
-        .into_iter()
-        .find(|(_, v)| *v == Some(0));
-        if let Some((key, _)) = zero {
-            return Err(format!("`rate.{key}` must be at least 1"));
-        }
-        match (self.requests, self.per_secs) {
-            (Some(_), None) => Err("`rate.requests` needs `rate.per_secs`".into()),
-            (None, Some(_)) => Err("`rate.per_secs` needs `rate.requests`".into()),
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether no part is limited.
-    pub(crate) fn is_unlimited(&self) -> bool {
-        self.requests.is_none() && self.concurrent.is_none()
     }
 }
 

@@ -9,11 +9,12 @@ use base64::engine::general_purpose::STANDARD;
 use courier_egress::head::parse_base_url;
 use url::Url;
 
-use super::config::{Auth, Custom, Jwt, OAuth2, RateSettings, Secrets};
+use super::config::{Auth, Custom, Jwt, OAuth2, Secrets};
 use super::jwt::JwtSigner;
 use super::scrub::{MIN_SECRET_LEN, Matcher};
 use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, client_basic_pair, fingerprint};
 use super::{Caches, ConnectionConfig, ConnectionError};
+use crate::limits::RateSettings;
 use crate::manifest::{
     AuthKind, AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget,
     SecretPlacement, secret_template,
@@ -84,14 +85,15 @@ pub(crate) struct BoundConnection {
 }
 
 /// The rate budget of a connection: kept per tenant and connection id (no
-/// secret in either), limited by the operator's `[rate]` table.
+/// secret in either), limited by the operator's `[rate]` table and the
+/// plugin's declaration, whichever is narrower.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionRate {
     /// The step's tenant.
     pub(crate) tenant: String,
     /// The connection's id within the tenant.
     pub(crate) id: String,
-    /// The operator's limits.
+    /// The narrower of the operator's and the plugin's limits.
     pub(crate) settings: RateSettings,
 }
 
@@ -127,7 +129,7 @@ impl BoundConnection {
         let rate = ConnectionRate {
             tenant: tenant.to_owned(),
             id: config.id.clone().unwrap_or_else(|| spec.name.clone()),
-            settings: config.rate,
+            settings: config.rate.narrowest(spec.rate),
         };
         let tls = ConnectionTls::load(&config.tls, &caches.tls).map_err(|e| fail(e.to_string()))?;
         let http2 = config.tls.http2;

@@ -27,7 +27,7 @@ pub(crate) use caches::Caches;
 pub use config::{
     ApiKey, Auth, Basic, Bearer, ClientSecrets, ConnectionAuth, ConnectionConfig, ConnectionError,
     Custom, Jwt, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2, PasswordSecrets,
-    RateSettings, RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
+    RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
 };
 pub(crate) use connection::{BoundConnection, ConnectionRate};
 pub(crate) use inject::Additions;
@@ -40,6 +40,7 @@ pub(crate) use tokens::{
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::RateSettings;
     use crate::manifest::AuthScheme;
     use crate::manifest::ConnectionSpec;
     use crate::secret::Secret;
@@ -58,6 +59,7 @@ mod tests {
             shared_headers: vec![],
             shared_query: vec![],
             verify_call: None,
+            rate: RateSettings::default(),
         }
     }
 

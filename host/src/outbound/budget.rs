@@ -30,8 +30,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::announced;
 use crate::clock::Clock;
-use crate::credentials::{ConnectionRate, RateSettings};
+use crate::credentials::ConnectionRate;
 use crate::exchange::SendError;
+use crate::limits::RateSettings;
 use crate::shared::BoundedCache;
 
 /// How many connections' budgets a host keeps; past it, the least recently

@@ -19,6 +19,7 @@ use super::*;
 use crate::clock::Clock;
 use crate::credentials::{Caches, ConnectionConfig};
 use crate::exchange::{Body, Request};
+use crate::limits::RateSettings;
 use crate::manifest::{AuthScheme, ConnectionSpec, Manifest};
 
 const REDACTED: &str = "[REDACTED]";
@@ -191,6 +192,7 @@ impl World {
             shared_headers: vec![],
             shared_query: vec![],
             verify_call: None,
+            rate: RateSettings::default(),
         };
         let manifest = Manifest {
             name: "test".into(),
@@ -1176,6 +1178,24 @@ async fn a_request_with_a_retry_policy_waits_out_an_open_circuit_and_probes() {
     assert_eq!((records.len(), world.slept()), (1, Duration::ZERO));
 }
 
+impl World {
+    /// The connection `default` bound afresh for `tenant` from a
+    /// connection file's text, as another step would bind it.
+    fn bind(&self, tenant: &str, file: &str) -> HashMap<String, Arc<BoundConnection>> {
+        let spec = self.manifest.connection("default").unwrap();
+        let config: ConnectionConfig = toml::from_str(file).unwrap();
+        let bound = BoundConnection::bind(
+            spec,
+            config,
+            tenant,
+            self.sender.tokens(),
+            &Caches::default(),
+        )
+        .unwrap();
+        HashMap::from([("default".to_owned(), Arc::new(bound))])
+    }
+}
+
 /// [`BEARER`] with the operator's `[rate]` table `rate`.
 fn bearer_rated(rate: &str) -> String {
     format!("{BEARER}\n[rate]\n{rate}")
@@ -1353,19 +1373,7 @@ async fn an_announced_remaining_of_zero_holds_the_connection_until_the_reset() {
 async fn steps_of_one_tenant_and_connection_share_a_budget_and_another_tenant_does_not() {
     let file = bearer_rated("requests = 1\nper_secs = 3600");
     let world = World::new(&file, Box::new(|_| respond(200, &[], "ok")));
-    let bind = |tenant: &str| {
-        let spec = world.manifest.connection("default").unwrap();
-        let config: ConnectionConfig = toml::from_str(&file).unwrap();
-        let bound = BoundConnection::bind(
-            spec,
-            config,
-            tenant,
-            world.sender.tokens(),
-            &Caches::default(),
-        )
-        .unwrap();
-        HashMap::from([("default".to_owned(), Arc::new(bound))])
-    };
+    let bind = |tenant: &str| world.bind(tenant, &file);
     // Two steps of tenant `t`, each with its own binding of the connection.
     let (result, _) = world
         .send_with(&bind("t"), get("/x", Some("default")))
@@ -1384,5 +1392,57 @@ async fn steps_of_one_tenant_and_connection_share_a_budget_and_another_tenant_do
     assert_eq!(
         world.sender.rate_budget("u", "default").unwrap().in_window,
         1
+    );
+}
+
+#[tokio::test]
+async fn the_plugins_declared_budget_applies_and_the_operators_narrower_one_wins() {
+    let mut world = World::new(BEARER, Box::new(|_| respond(200, &[], "ok")));
+    world.manifest.connections[0].rate = RateSettings {
+        requests: Some(2),
+        per_secs: Some(10),
+        concurrent: Some(4),
+    };
+    // The plugin's budget alone: two in the window, the third waits 10 s.
+    let plugin_only = world.bind("t", BEARER);
+    for _ in 0..3 {
+        let (result, _) = world
+            .send_with(&plugin_only, get("/x", Some("default")))
+            .await;
+        assert_eq!(result.unwrap().status, 200);
+    }
+    assert_eq!(world.slept(), Duration::from_secs(10));
+    // The operator's is narrower (1 per 10 s < 2 per 10 s; 1 at once < 4):
+    // it applies, and the declared one cannot widen it.
+    let narrowed = world.bind(
+        "u",
+        &bearer_rated("requests = 1\nper_secs = 10\nconcurrent = 1"),
+    );
+    let state = |w: &World| w.sender.rate_budget("u", "default");
+    for _ in 0..2 {
+        let (result, _) = world.send_with(&narrowed, get("/x", Some("default"))).await;
+        assert_eq!(result.unwrap().status, 200);
+    }
+    assert_eq!(
+        world.slept(),
+        Duration::from_secs(20),
+        "the second waited 10 s"
+    );
+    assert_eq!(
+        state(&world).unwrap().settings,
+        RateSettings {
+            requests: Some(1),
+            per_secs: Some(10),
+            concurrent: Some(1),
+        }
+    );
+    // A wider operator table does not widen the plugin's budget.
+    let wider = world.bind("v", &bearer_rated("requests = 100\nper_secs = 10"));
+    let (result, _) = world.send_with(&wider, get("/x", Some("default"))).await;
+    assert_eq!(result.unwrap().status, 200);
+    let settings = world.sender.rate_budget("v", "default").unwrap().settings;
+    assert_eq!(
+        (settings.requests, settings.per_secs, settings.concurrent),
+        (Some(2), Some(10), Some(4))
     );
 }
