@@ -1,8 +1,8 @@
 //! Rate budgets per connection, shared by every step of the host that uses
 //! the same credential (tenant and connection id).
 //!
-//! A budget holds the operator's limits (the connection file's `[rate]`
-//! table): at most `requests` requests in any window of `per_secs` seconds
+//! A budget holds the narrower of the plugin's declared limits and the
+//! operator's (the connection file's `[rate]` table): at most `requests` requests in any window of `per_secs` seconds
 //! (a sliding log of send times, so the `requests + 1`-th waits exactly
 //! until the oldest leaves the window) and at most `concurrent` requests in
 //! flight. What the upstream announces narrows it: a rate-limit field with
@@ -16,6 +16,12 @@
 //! with a [`SendError::Limit`] (`max-connection`) without reaching the
 //! transport. Token requests are not counted.
 //!
+//! Steps of different plugins (or bindings) may bring different limits for
+//! one tenant and connection id: the budget follows the latest request's and
+//! keeps its send log, so no binding starts a fresh window. A changed
+//! `concurrent` starts a fresh set of slots (requests in flight on the old
+//! ones are not counted against the new).
+//!
 //! The window and semaphore are hand-written: `governor`'s GCRA refills one
 //! place every `per_secs / requests` rather than allowing `requests` in any
 //! window of `per_secs`, and its clock trait only reads the time (its waits
@@ -23,6 +29,7 @@
 //! them in tests.
 
 use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -42,11 +49,12 @@ const BUDGETS: usize = 4096;
 /// A connection's budget as [`crate::Host::rate_budget`] shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateBudget {
-    /// The operator's limits in force.
+    /// The limits in force (the narrower of the plugin's and the operator's,
+    /// as the latest request of the connection brought them).
     pub settings: RateSettings,
     /// Requests sent within the current window (0 without a window).
     pub in_window: u32,
-    /// Requests in flight now.
+    /// Requests in flight now (0 without a concurrency limit).
     pub in_flight: u32,
     /// How long the upstream's announcement still holds requests back.
     pub held_for: Option<Duration>,
@@ -59,16 +67,18 @@ pub(super) struct Budgets {
 }
 
 /// One connection's budget.
+#[derive(Default)]
 struct Budget {
-    settings: RateSettings,
     state: Mutex<Window>,
-    /// Slots for concurrent requests, when `concurrent` is set.
-    slots: Option<Arc<Semaphore>>,
 }
 
-/// What the window remembers.
+/// What a budget remembers.
 #[derive(Default)]
 struct Window {
+    /// The limits in force.
+    settings: RateSettings,
+    /// Slots for concurrent requests, when `concurrent` is set.
+    slots: Option<Arc<Semaphore>>,
     /// Send times within the window, oldest first.
     sent: VecDeque<Instant>,
     /// Until when the upstream said it accepts no request.
@@ -76,9 +86,8 @@ struct Window {
 }
 
 /// A request's place in its connection's budget: holds a concurrent slot
-/// until dropped, and takes in what the response announces.
+/// until dropped.
 pub(super) struct Admitted {
-    budget: Arc<Budget>,
     _slot: Option<OwnedSemaphorePermit>,
     /// How long the request waited for the budget.
     pub(super) waited: Duration,
@@ -93,28 +102,21 @@ impl Budgets {
         }
     }
 
-    /// The kept budget of `rate`'s connection, if its settings are unchanged.
-    fn kept(&self, rate: &ConnectionRate) -> Option<Arc<Budget>> {
-        let key = (rate.tenant.clone(), rate.id.clone());
-        self.entries
-            .get_with(&key, |b| (b.settings == rate.settings).then(|| b.clone()))
+    /// The kept budget of `tenant`'s connection `id`.
+    fn kept(&self, tenant: &str, id: &str) -> Option<Arc<Budget>> {
+        let key = (tenant.to_owned(), id.to_owned());
+        self.entries.get_with(&key, |b| Some(b.clone()))
     }
 
-    /// The budget of `rate`'s connection: the kept one, else a fresh one.
+    /// The budget of `rate`'s connection, made if there is none, following
+    /// `rate`'s limits.
     fn budget(&self, rate: &ConnectionRate) -> Arc<Budget> {
-        self.kept(rate).unwrap_or_else(|| {
-            let budget = Arc::new(Budget {
-                settings: rate.settings,
-                state: Mutex::default(),
-                slots: rate
-                    .settings
-                    .concurrent
-                    .map(|n| Arc::new(Semaphore::new(n as usize))),
-            });
-            self.entries
-                .insert((rate.tenant.clone(), rate.id.clone()), budget.clone());
-            budget
-        })
+        let key = (rate.tenant.clone(), rate.id.clone());
+        let Ok(budget) = self
+            .entries
+            .get_or_build(key, || Ok::<_, Infallible>(Arc::default()));
+        budget.lock().follow(rate.settings);
+        budget
     }
 
     /// Takes a place for one request of `rate`'s connection, waiting for it
@@ -122,26 +124,25 @@ impl Budgets {
     /// window, `step_deadline` on tokio's for a concurrent slot). A wait
     /// that would pass the deadline is not begun: the request ends with
     /// [`SendError::Limit`]. `None` when the connection has no budget: no
-    /// `[rate]` table and nothing announced.
+    /// limits declared or set and nothing announced.
     pub(super) async fn admit(
         &self,
         rate: &ConnectionRate,
         deadline: Instant,
         step_deadline: tokio::time::Instant,
     ) -> Result<Option<Admitted>, SendError> {
-        let budget = match self.kept(rate) {
-            Some(budget) => budget,
-            None if rate.settings.is_unlimited() => return Ok(None),
-            None => self.budget(rate),
-        };
+        if rate.settings.is_unlimited() && self.kept(&rate.tenant, &rate.id).is_none() {
+            return Ok(None);
+        }
+        let budget = self.budget(rate);
         let began = self.clock.now();
-        let slot = match &budget.slots {
+        let slots = budget.lock().slots.clone();
+        let slot = match slots {
             Some(slots) => {
-                let acquire = slots.clone().acquire_owned();
-                match tokio::time::timeout_at(step_deadline, acquire).await {
+                match tokio::time::timeout_at(step_deadline, slots.acquire_owned()).await {
                     Ok(Ok(slot)) => Some(slot),
                     _ => {
-                        let n = budget.settings.concurrent.unwrap_or_default();
+                        let n = rate.settings.concurrent.unwrap_or_default();
                         return Err(refusal(
                             rate,
                             &format!("all {n} concurrent slots stay taken"),
@@ -153,7 +154,7 @@ impl Budgets {
         };
         loop {
             let now = self.clock.now();
-            let wait = budget.lock().take(&budget.settings, now);
+            let wait = budget.lock().take(now);
             let Some(wait) = wait else { break };
             if now + wait > deadline {
                 return Err(refusal(
@@ -164,7 +165,6 @@ impl Budgets {
             self.clock.sleep(wait).await;
         }
         Ok(Some(Admitted {
-            budget,
             _slot: slot,
             waited: self.clock.now().saturating_duration_since(began),
         }))
@@ -172,17 +172,16 @@ impl Budgets {
 
     /// The budget of `tenant`'s connection `id`, if the host keeps one.
     pub(super) fn state(&self, tenant: &str, id: &str) -> Option<RateBudget> {
-        let key = (tenant.to_owned(), id.to_owned());
-        let budget = self.entries.get_with(&key, |b| Some(b.clone()))?;
+        let budget = self.kept(tenant, id)?;
         let now = self.clock.now();
         let mut window = budget.lock();
-        window.forget(&budget.settings, now);
-        let in_flight = match (&budget.slots, budget.settings.concurrent) {
+        window.forget(now);
+        let in_flight = match (&window.slots, window.settings.concurrent) {
             (Some(slots), Some(n)) => n.saturating_sub(slots.available_permits() as u32),
             _ => 0,
         };
         Some(RateBudget {
-            settings: budget.settings,
+            settings: window.settings,
             in_window: window.sent.len() as u32,
             in_flight,
             held_for: window
@@ -194,29 +193,24 @@ impl Budgets {
 
     /// Takes in what a response of `rate`'s connection announces: a
     /// remaining count of 0 holds the connection's requests until the reset.
-    /// A connection without a `[rate]` table gets a budget only then.
+    /// A connection without limits gets a budget only then.
     pub(super) fn announce(
         &self,
         rate: &ConnectionRate,
-        admitted: Option<&Admitted>,
         headers: &[(String, String)],
         wall: SystemTime,
     ) {
         let Some(wait) = announced::rate_limit_wait(headers, wall) else {
             return;
         };
-        let budget = match admitted {
-            Some(a) => a.budget.clone(),
-            None => self.budget(rate),
-        };
-        let until = self.clock.now().checked_add(wait);
+        let now = self.clock.now();
+        // A reset past what the clock can hold: as long as can be said.
+        let until = now
+            .checked_add(wait)
+            .unwrap_or(now + Duration::from_secs(u32::MAX.into()));
+        let budget = self.budget(rate);
         let mut window = budget.lock();
-        window.held_until = match (window.held_until, until) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            // A reset past what the clock can hold: as long as can be said.
-            (_, None) => Some(self.clock.now() + Duration::from_secs(u32::MAX.into())),
-            (None, b) => b,
-        };
+        window.held_until = Some(window.held_until.map_or(until, |held| held.max(until)));
     }
 }
 
@@ -227,9 +221,27 @@ impl Budget {
 }
 
 impl Window {
+    /// Takes `settings` as the limits in force, keeping the send log; a
+    /// changed `concurrent` gets fresh slots.
+    fn follow(&mut self, settings: RateSettings) {
+        if self.settings == settings {
+            return;
+        }
+        if self.settings.concurrent != settings.concurrent || self.slots.is_none() {
+            self.slots = settings
+                .concurrent
+                .map(|n| Arc::new(Semaphore::new(n as usize)));
+        }
+        self.settings = settings;
+    }
+
     /// Drops send times that left the window.
-    fn forget(&mut self, settings: &RateSettings, now: Instant) {
-        let Some(per) = settings.per_secs.map(|s| Duration::from_secs(s.into())) else {
+    fn forget(&mut self, now: Instant) {
+        let Some(per) = self
+            .settings
+            .per_secs
+            .map(|s| Duration::from_secs(s.into()))
+        else {
             return;
         };
         while self
@@ -243,23 +255,22 @@ impl Window {
 
     /// Counts a request sent `now` and returns `None`, or returns how long
     /// it must wait first.
-    fn take(&mut self, settings: &RateSettings, now: Instant) -> Option<Duration> {
+    fn take(&mut self, now: Instant) -> Option<Duration> {
         if let Some(until) = self.held_until {
             if until > now {
                 return Some(until - now);
             }
             self.held_until = None;
         }
-        self.forget(settings, now);
-        if let (Some(requests), Some(per)) = (settings.requests, settings.per_secs)
-            && self.sent.len() >= requests as usize
-        {
-            let oldest = self.sent.front().copied().unwrap_or(now);
-            return Some((oldest + Duration::from_secs(per.into())).saturating_duration_since(now));
+        self.forget(now);
+        let (requests, per) = self.settings.requests.zip(self.settings.per_secs)?;
+        if self.sent.len() >= requests as usize {
+            // The log may hold more than `requests` when the limits narrowed.
+            let frees = self.sent.len() - requests as usize;
+            let at = self.sent.get(frees).copied().unwrap_or(now);
+            return Some((at + Duration::from_secs(per.into())).saturating_duration_since(now));
         }
-        if settings.requests.is_some() {
-            self.sent.push_back(now);
-        }
+        self.sent.push_back(now);
         None
     }
 }

@@ -279,8 +279,9 @@ impl Sender {
             .inspect_err(|e| records.push(RequestRecord::refused(step, p.method, &p.url, e)))
     }
 
-    /// Notes on the hop's `record` how long it waited for its budget, and
-    /// takes in the rate-limit fields of its response.
+    /// Notes on the hop's `record` how long it waited for its budget, takes
+    /// in the rate-limit fields of its response, and releases its
+    /// concurrent slot (`admitted` is dropped here).
     fn settle_budget(
         &self,
         p: &Prepared<'_>,
@@ -297,12 +298,8 @@ impl Sender {
             record.rate_wait_ms = Some(u64::try_from(a.waited.as_millis()).unwrap_or(u64::MAX));
         }
         if let Ok(response) = outcome {
-            self.budgets.announce(
-                &conn.rate,
-                admitted.as_ref(),
-                &response.headers,
-                self.clock.wall(),
-            );
+            self.budgets
+                .announce(&conn.rate, &response.headers, self.clock.wall());
         }
     }
 

@@ -1383,6 +1383,11 @@ async fn steps_of_one_tenant_and_connection_share_a_budget_and_another_tenant_do
         .send_with(&bind("t"), get("/x", Some("default")))
         .await;
     assert!(matches!(result, Err(SendError::Limit(_))), "{result:?}");
+    // Another binding of `t`'s connection with other limits (another
+    // plugin's declaration, an edited file) keeps the send log: no fresh window.
+    let other = world.bind("t", &bearer_rated("requests = 1\nper_secs = 1800"));
+    let (result, _) = world.send_with(&other, get("/x", Some("default"))).await;
+    assert!(matches!(result, Err(SendError::Limit(_))), "{result:?}");
     // Tenant `u` has its own budget.
     let (result, _) = world
         .send_with(&bind("u"), get("/x", Some("default")))
