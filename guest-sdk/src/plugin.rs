@@ -112,6 +112,11 @@ impl Connection {
             shared_headers: Vec::new(),
             shared_query: Vec::new(),
             verify_call: None,
+            rate: wit::RateBudget {
+                requests: None,
+                per_secs: None,
+                concurrent: None,
+            },
         })
     }
 
@@ -154,6 +159,25 @@ impl Connection {
     /// The data call that checks the connection works.
     pub fn verify_call(mut self, call: impl Into<String>) -> Self {
         self.0.verify_call = Some(call.into());
+        self
+    }
+
+    /// At most `requests` requests in any window of `per_secs` seconds on
+    /// one credential (tenant and connection), shared by every step of the
+    /// host; the operator may narrow it. A request over it waits within
+    /// the step deadline or fails with `limit` without being sent. Both
+    /// must be at least 1, or the host refuses the manifest.
+    pub fn rate(mut self, requests: u32, per_secs: u32) -> Self {
+        self.0.rate.requests = Some(requests);
+        self.0.rate.per_secs = Some(per_secs);
+        self
+    }
+
+    /// At most `requests` requests in flight at once on one credential,
+    /// shared by every step of the host; the operator may narrow it. At
+    /// least 1, or the host refuses the manifest.
+    pub fn concurrent(mut self, requests: u32) -> Self {
+        self.0.rate.concurrent = Some(requests);
         self
     }
 }
@@ -437,6 +461,30 @@ mod tests {
         assert_eq!(
             plugin().invoke("delete", "{}").unwrap_err(),
             StepError::failed("unknown call `delete`")
+        );
+    }
+
+    #[test]
+    fn a_connection_declares_its_rate_budget() {
+        let manifest = plugin()
+            .connection(Connection::new("limited").rate(100, 60).concurrent(4))
+            .manifest();
+        assert_eq!(
+            manifest.connections[0].rate,
+            wit::RateBudget {
+                requests: None,
+                per_secs: None,
+                concurrent: None
+            },
+            "undeclared: unlimited"
+        );
+        assert_eq!(
+            manifest.connections[1].rate,
+            wit::RateBudget {
+                requests: Some(100),
+                per_secs: Some(60),
+                concurrent: Some(4)
+            }
         );
     }
 

@@ -55,7 +55,7 @@ pub use credentials::{
 };
 pub use engine::CompileSource;
 pub use ipnet::IpNet;
-pub use limits::{ClientSettings, Limits};
+pub use limits::{ClientSettings, Limits, RateSettings};
 pub use manifest::{
     AuthKind, AuthScheme, CallKind, CallSpec, ClientAuth, ConnectionSpec, JwtAlgorithm,
     JwtSettings, KeyLocation, Manifest, ManifestError, OAuth2Settings, PlacementTarget,
@@ -63,7 +63,7 @@ pub use manifest::{
 };
 pub use operator::{ContractDrift, PluginPolicy};
 pub use outbound::{
-    CircuitSettings, CircuitState, RequestRecord, Resolve, SystemResolver, Transport,
+    CircuitSettings, CircuitState, RateBudget, RequestRecord, Resolve, SystemResolver, Transport,
     TransportBody, TransportError, TransportRequest, TransportResponse,
 };
 pub use outcome::{FailureKind, Outcome};
@@ -460,6 +460,15 @@ impl Host {
     /// never called or with the breaker off.
     pub fn circuit_state(&self, origin: &str) -> CircuitState {
         self.inner.sender.circuit_state(origin)
+    }
+
+    /// The rate budget of `tenant`'s connection `connection_id` (the
+    /// connection file's `id`, else the declared connection's name), as
+    /// every step of this host shares it: `None` when the host keeps none
+    /// (no `[rate]` table and no exhausted rate limit announced, or not
+    /// used since it was evicted).
+    pub fn rate_budget(&self, tenant: &str, connection_id: &str) -> Option<RateBudget> {
+        self.inner.sender.rate_budget(tenant, connection_id)
     }
 
     /// Runs one step in a fresh instance, once the concurrency limits admit

@@ -9,9 +9,14 @@
 //!   every step of every plugin. Set host-wide only, with
 //!   [`crate::HostBuilder::client_settings`].
 //!
+//! - [`RateSettings`]: a connection's rate budget, from the operator's
+//!   connection file and the plugin's declaration.
+//!
 //! Every value has a default.
 
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 /// Per-step budgets. The host-wide ones apply to every step; a plugin's
 /// policy ([`crate::PluginPolicy`]) replaces them for that plugin's steps.
@@ -164,5 +169,80 @@ impl Default for ClientSettings {
             response_cache_entries: 256,
             response_cache_entry_bytes: 256 << 10,
         }
+    }
+}
+
+/// A connection's rate budget, shared by every step of this host that uses
+/// the same tenant and connection id: at most `requests` requests in any
+/// `per_secs` seconds, and at most `concurrent` requests at once. Each part
+/// left out is unlimited; `requests` and `per_secs` go together. Set by the
+/// operator (a connection file's `[rate]` table,
+/// [`crate::ConnectionConfig::rate`]) and by the plugin (the WIT
+/// `connection-spec.rate`); the narrower of the two applies, and the
+/// upstream's rate-limit headers narrow it further (README, "Rate budgets
+/// per connection").
+///
+/// ```toml
+/// [rate]
+/// requests = 100   # requests per window
+/// per_secs = 60    # the window, in seconds
+/// concurrent = 4   # requests in flight at once
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSettings {
+    /// Requests allowed in any window of `per_secs` seconds.
+    pub requests: Option<u32>,
+    /// The window's length in seconds.
+    pub per_secs: Option<u32>,
+    /// Requests in flight at once.
+    pub concurrent: Option<u32>,
+}
+
+impl RateSettings {
+    /// Whether the table is whole: no zero, and `requests` with `per_secs`.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let zero = [
+            ("requests", self.requests),
+            ("per_secs", self.per_secs),
+            ("concurrent", self.concurrent),
+        ]
+        .into_iter()
+        .find(|(_, v)| *v == Some(0));
+        if let Some((key, _)) = zero {
+            return Err(format!("`rate.{key}` must be at least 1"));
+        }
+        match (self.requests, self.per_secs) {
+            (Some(_), None) => Err("`rate.requests` needs `rate.per_secs`".into()),
+            (None, Some(_)) => Err("`rate.per_secs` needs `rate.requests`".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The narrower of two budgets, part by part; of two windows, the one
+    /// with the lower rate (requests per second).
+    pub(crate) fn narrowest(self, other: Self) -> Self {
+        let window = |s: Self| s.requests.zip(s.per_secs);
+        let windows = match (window(self), window(other)) {
+            (Some((r1, s1)), Some((r2, s2))) => {
+                let first = u64::from(r1) * u64::from(s2) <= u64::from(r2) * u64::from(s1);
+                Some(if first { (r1, s1) } else { (r2, s2) })
+            }
+            (a, b) => a.or(b),
+        };
+        let concurrent = match (self.concurrent, other.concurrent) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Self {
+            requests: windows.map(|w| w.0),
+            per_secs: windows.map(|w| w.1),
+            concurrent,
+        }
+    }
+
+    /// Whether no part is limited.
+    pub(crate) fn is_unlimited(&self) -> bool {
+        self.requests.is_none() && self.concurrent.is_none()
     }
 }

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::limits::RateSettings;
+
 use courier_egress::head::parse_base_url;
 use courier_egress::{AllowedHost, parse_plugin_hosts};
 
@@ -43,6 +45,9 @@ pub struct ConnectionSpec {
     pub shared_query: Vec<(String, String)>,
     /// A call that checks the connection.
     pub verify_call: Option<String>,
+    /// The rate budget the plugin declares (the operator's `[rate]` table
+    /// may narrow it, never widen it).
+    pub rate: RateSettings,
 }
 
 /// Where an API key goes.
@@ -352,6 +357,9 @@ impl Manifest {
             if let Some(u) = &c.base_url {
                 parse_base_url(u).map_err(|e| fail(format!("connection `{}`: {e}", c.name)))?;
             }
+            c.rate
+                .check()
+                .map_err(|e| fail(format!("connection `{}`: {e}", c.name)))?;
         }
         let manifest = Self {
             name: m.name,
@@ -397,5 +405,59 @@ impl TryFrom<DeclaredCall> for CallSpec {
             description: c.description,
             idempotent: c.idempotent,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declaring(rate: RateSettings) -> Declared {
+        Declared {
+            name: "p".into(),
+            version: "0.1.0".into(),
+            description: String::new(),
+            allowed_hosts: vec![],
+            connections: vec![ConnectionSpec {
+                name: "default".into(),
+                description: String::new(),
+                base_url: None,
+                auth: AuthScheme::None,
+                auth_origins: vec![],
+                shared_headers: vec![],
+                shared_query: vec![],
+                verify_call: None,
+                rate,
+            }],
+            calls: vec![],
+        }
+    }
+
+    #[test]
+    fn a_declared_rate_budget_with_a_zero_or_half_a_window_is_refused() {
+        let refused = |rate| Manifest::validate(declaring(rate)).unwrap_err().to_string();
+        let err = refused(RateSettings {
+            concurrent: Some(0),
+            ..RateSettings::default()
+        });
+        assert!(
+            err.contains("connection `default`: `rate.concurrent` must be at least 1"),
+            "{err}"
+        );
+        let err = refused(RateSettings {
+            requests: Some(5),
+            ..RateSettings::default()
+        });
+        assert!(
+            err.contains("`rate.requests` needs `rate.per_secs`"),
+            "{err}"
+        );
+        let whole = RateSettings {
+            requests: Some(5),
+            per_secs: Some(1),
+            concurrent: Some(2),
+        };
+        let (manifest, _) = Manifest::validate(declaring(whole)).unwrap();
+        assert_eq!(manifest.connections[0].rate, whole);
     }
 }

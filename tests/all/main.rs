@@ -18,6 +18,7 @@ mod oauth;
 mod pagination;
 mod policy;
 mod pool;
+mod rate;
 mod redirects;
 mod reliability;
 mod response_cache;

@@ -4,6 +4,7 @@
 
 use super::generated::courier::plugin::types;
 use crate::exchange::{self, PluginError};
+use crate::limits::RateSettings;
 use crate::manifest::{
     AuthScheme, CallKind, ClientAuth, ConnectionSpec, Declared, DeclaredCall, JwtAlgorithm,
     JwtSettings, KeyLocation, OAuth2Settings, PlacementTarget, SecretPlacement,
@@ -260,6 +261,11 @@ impl From<types::ConnectionSpec> for ConnectionSpec {
             shared_headers: c.shared_headers,
             shared_query: c.shared_query,
             verify_call: c.verify_call,
+            rate: RateSettings {
+                requests: c.rate.requests,
+                per_secs: c.rate.per_secs,
+                concurrent: c.rate.concurrent,
+            },
         }
     }
 }

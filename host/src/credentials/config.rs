@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::limits::RateSettings;
 use crate::manifest::{AuthKind, ClientAuth, JwtAlgorithm, SecretPlacement};
 use crate::secret::Secret;
 use crate::tls::TlsSettings;
@@ -43,6 +44,8 @@ pub struct ConnectionConfig {
     pub auth: ConnectionAuth,
     /// TLS settings for the connection's origins (see [`TlsSettings`]).
     pub tls: TlsSettings,
+    /// The operator's rate budget for the connection (the `[rate]` table).
+    pub rate: RateSettings,
     /// Loaded from the connection store, which keeps rotated refresh tokens.
     pub(crate) from_store: bool,
 }
@@ -66,6 +69,7 @@ impl ConnectionConfig {
             shared_query: BTreeMap::new(),
             auth: ConnectionAuth::Given(auth),
             tls: TlsSettings::default(),
+            rate: RateSettings::default(),
             from_store: false,
         }
     }
@@ -97,6 +101,12 @@ impl ConnectionConfig {
     /// Sets the TLS settings for the connection's origins.
     pub fn tls(mut self, tls: TlsSettings) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// Sets the operator's rate budget for the connection.
+    pub fn rate(mut self, rate: RateSettings) -> Self {
+        self.rate = rate;
         self
     }
 
@@ -727,6 +737,8 @@ struct ConnectionFile {
     shared_query: BTreeMap<String, String>,
     #[serde(default)]
     tls: TlsSettings,
+    #[serde(default)]
+    rate: RateSettings,
     /// `auth`, the scheme's settings and `[secrets]`.
     #[serde(flatten)]
     credential: toml::Table,
@@ -736,6 +748,7 @@ impl TryFrom<ConnectionFile> for ConnectionConfig {
     type Error = String;
 
     fn try_from(file: ConnectionFile) -> Result<Self, String> {
+        file.rate.check()?;
         let mut credential = file.credential;
         let auth = match credential.remove("auth") {
             Some(tag) => {
@@ -755,6 +768,7 @@ impl TryFrom<ConnectionFile> for ConnectionConfig {
             shared_query: file.shared_query,
             auth,
             tls: file.tls,
+            rate: file.rate,
             from_store: false,
         })
     }

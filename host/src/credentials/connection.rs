@@ -14,6 +14,7 @@ use super::jwt::JwtSigner;
 use super::scrub::{MIN_SECRET_LEN, Matcher};
 use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, client_basic_pair, fingerprint};
 use super::{Caches, ConnectionConfig, ConnectionError};
+use crate::limits::RateSettings;
 use crate::manifest::{
     AuthKind, AuthScheme, ClientAuth, ConnectionSpec, KeyLocation, OAuth2Settings, PlacementTarget,
     SecretPlacement, secret_template,
@@ -85,6 +86,21 @@ pub(crate) struct BoundConnection {
     pub(crate) http2: Option<bool>,
     /// The scrubber's automaton for `scrub` alone, found on first use.
     pub(super) matcher: OnceLock<Option<Arc<Matcher>>>,
+    /// Whose rate budget the connection's requests draw on, and its limits.
+    pub(crate) rate: ConnectionRate,
+}
+
+/// The rate budget of a connection: kept per tenant and connection id (no
+/// secret in either), limited by the operator's `[rate]` table and the
+/// plugin's declaration, whichever is narrower.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionRate {
+    /// The step's tenant.
+    pub(crate) tenant: String,
+    /// The connection's id within the tenant.
+    pub(crate) id: String,
+    /// The narrower of the operator's and the plugin's limits.
+    pub(crate) settings: RateSettings,
 }
 
 impl BoundConnection {
@@ -116,6 +132,12 @@ impl BoundConnection {
                     .origin(),
             );
         }
+        config.rate.check().map_err(fail)?;
+        let rate = ConnectionRate {
+            tenant: tenant.to_owned(),
+            id: config.id.clone().unwrap_or_else(|| spec.name.clone()),
+            settings: config.rate.narrowest(spec.rate),
+        };
         let tls = ConnectionTls::load(&config.tls, &caches.tls).map_err(|e| fail(e.to_string()))?;
         let http2 = config.tls.http2;
         let auth = config.auth.resolve(spec.auth.kind()).map_err(fail)?;
@@ -215,6 +237,7 @@ impl BoundConnection {
             tls,
             http2,
             matcher,
+            rate,
         })
     }
 

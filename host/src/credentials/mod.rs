@@ -29,7 +29,7 @@ pub use config::{
     Custom, Jwt, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2, PasswordSecrets,
     RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
 };
-pub(crate) use connection::BoundConnection;
+pub(crate) use connection::{BoundConnection, ConnectionRate};
 pub(crate) use inject::Additions;
 pub(crate) use kept::KeptBindings;
 pub(crate) use scrub::Scrubber;
@@ -40,6 +40,7 @@ pub(crate) use tokens::{
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::RateSettings;
     use crate::manifest::AuthScheme;
     use crate::manifest::ConnectionSpec;
     use crate::secret::Secret;
@@ -58,6 +59,7 @@ mod tests {
             shared_headers: vec![],
             shared_query: vec![],
             verify_call: None,
+            rate: RateSettings::default(),
         }
     }
 
@@ -103,6 +105,72 @@ mod tests {
     fn missing_secret_is_named() {
         let err = bind(AuthScheme::OperatorDefined, "connection='default'\nauth='basic'\nbase_url='https://a.test'\n[secrets]\nusername='u'").unwrap_err().to_string();
         assert!(err.contains("missing secret `password`"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_rate_table_is_refused_naming_the_key() {
+        let file = |rate: &str| {
+            format!(
+                "connection='default'\nauth='bearer'\nbase_url='https://a.test'\n\
+                 [secrets]\ntoken='s3cr3t-value'\n[rate]\n{rate}"
+            )
+        };
+        let refused = |rate: &str| {
+            bind(AuthScheme::OperatorDefined, &file(rate))
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refused("requests=10\nper_secs=1\nburst=5");
+        assert!(err.contains("unknown field `burst`"), "{err}");
+        let err = refused("requests=10");
+        assert!(
+            err.contains("`rate.requests` needs `rate.per_secs`"),
+            "{err}"
+        );
+        let err = refused("concurrent=0");
+        assert!(
+            err.contains("`rate.concurrent` must be at least 1"),
+            "{err}"
+        );
+        let err = refused("per_secs='60'");
+        assert!(err.contains("per_secs"), "{err}");
+        let bound = bind(
+            AuthScheme::OperatorDefined,
+            &file("requests=10\nper_secs=60\nconcurrent=2"),
+        )
+        .unwrap();
+        assert_eq!(
+            bound.rate.settings,
+            RateSettings {
+                requests: Some(10),
+                per_secs: Some(60),
+                concurrent: Some(2),
+            }
+        );
+        assert_eq!(
+            (bound.rate.tenant.as_str(), bound.rate.id.as_str()),
+            ("t", "default")
+        );
+        // A connection built in code is checked when bound.
+        let config = ConnectionConfig::new("default", Auth::bearer("s3cr3t-value"))
+            .base_url("https://a.test")
+            .rate(RateSettings {
+                per_secs: Some(5),
+                ..RateSettings::default()
+            });
+        let err = BoundConnection::bind(
+            &spec(AuthScheme::OperatorDefined),
+            config,
+            "t",
+            &TokenManager::default(),
+            &Caches::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`rate.per_secs` needs `rate.requests`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -22,14 +22,21 @@ const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 /// The wait the response headers announce, measured from `now` (wall
 /// clock), or `None` when they announce none.
 pub(super) fn announced_wait(headers: &[(String, String)], now: SystemTime) -> Option<Duration> {
-    let field = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-    };
     let until = |at: SystemTime| at.duration_since(now).unwrap_or(Duration::ZERO);
-    let secs = |v: &str| v.trim().parse::<u64>().ok();
+    let retry_after = field(headers, "retry-after").and_then(|v| {
+        secs(v)
+            .map(Duration::from_secs)
+            .or_else(|| httpdate::parse_http_date(v).ok().map(until))
+    });
+    retry_after.max(rate_limit_wait(headers, now))
+}
+
+/// The wait the rate-limit fields alone announce (a remaining count of 0
+/// until the reset), without `Retry-After`: what narrows a connection's
+/// rate budget.
+pub(super) fn rate_limit_wait(headers: &[(String, String)], now: SystemTime) -> Option<Duration> {
+    let field = |name: &str| field(headers, name);
+    let until = |at: SystemTime| at.duration_since(now).unwrap_or(Duration::ZERO);
     let reset = |v: &str| {
         secs(v).map(|n| match n {
             // A time past what the system clock can hold is as good as never.
@@ -41,11 +48,6 @@ pub(super) fn announced_wait(headers: &[(String, String)], now: SystemTime) -> O
     };
     let exhausted = |name: &str| field(name).and_then(secs) == Some(0);
 
-    let retry_after = field("retry-after").and_then(|v| {
-        secs(v)
-            .map(Duration::from_secs)
-            .or_else(|| httpdate::parse_http_date(v).ok().map(until))
-    });
     let github = exhausted("x-ratelimit-remaining")
         .then(|| field("x-ratelimit-reset").and_then(reset))
         .flatten();
@@ -75,10 +77,20 @@ pub(super) fn announced_wait(headers: &[(String, String)], now: SystemTime) -> O
             .filter_map(|item| param(item, "t").map(Duration::from_secs).or(window))
             .max()
     });
-    [retry_after, github, separate, ietf]
-        .into_iter()
-        .flatten()
-        .max()
+    [github, separate, ietf].into_iter().flatten().max()
+}
+
+/// The trimmed value of the header field `name`, if present.
+fn field<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+/// A whole number of seconds.
+fn secs(v: &str) -> Option<u64> {
+    v.trim().parse().ok()
 }
 
 /// The integer value of parameter `name` (`name=12`) among the `;`- or

@@ -7,11 +7,13 @@
 //! the vetted client), bounds time and size, and scrubs secrets from what
 //! comes back. Around that, per plugin request: the retry policy (backoff
 //! on the host's [`Clock`], waits the upstream announces, only replays that
-//! are safe) and the origin's circuit breaker.
+//! are safe), the origin's circuit breaker, and the rate budget of the
+//! connection whose credential a request carries.
 
 mod additions;
 mod announced;
 mod body;
+mod budget;
 mod cache;
 mod circuit;
 mod client;
@@ -32,6 +34,8 @@ use serde::Serialize;
 use tokio::time::timeout_at;
 use url::Url;
 
+pub use budget::RateBudget;
+use budget::{Admitted, Budgets};
 use circuit::Circuits;
 pub use circuit::{CircuitSettings, CircuitState};
 use client::HttpTransport;
@@ -67,6 +71,8 @@ pub(crate) struct Sender {
     circuits: Circuits,
     /// Responses kept for requests that ask for it.
     cache: cache::ResponseCache,
+    /// The per-connection rate budgets.
+    budgets: Budgets,
 }
 
 /// The sender's switches and shared timers, as the host builder sets them.
@@ -163,6 +169,9 @@ pub struct RequestRecord {
     /// For a request that asked for the response cache: `hit` (answered
     /// from the cache, nothing sent) or `miss` (sent; on its last record).
     pub cache: Option<String>,
+    /// How long the request waited for its connection's rate budget, in
+    /// milliseconds, when it waited at all.
+    pub rate_wait_ms: Option<u64>,
 }
 
 impl RequestRecord {
@@ -192,6 +201,7 @@ impl RequestRecord {
             page: None,
             pagination: None,
             cache: None,
+            rate_wait_ms: None,
         }
     }
 
@@ -243,6 +253,7 @@ impl Sender {
             tokens,
             circuits: Circuits::new(circuits, clock.clone()),
             cache: cache::ResponseCache::new(settings, clock.clone()),
+            budgets: Budgets::new(clock.clone()),
             clock,
         }
     }
@@ -253,6 +264,63 @@ impl Sender {
         match Url::parse(origin) {
             Ok(url) => self.circuits.state(&origin_text(&url)),
             Err(_) => self.circuits.state(origin),
+        }
+    }
+
+    /// The rate budget of `tenant`'s connection `id`, if the host keeps one.
+    pub(crate) fn rate_budget(&self, tenant: &str, id: &str) -> Option<RateBudget> {
+        self.budgets.state(tenant, id)
+    }
+
+    /// The step deadline on the host's clock, so that waits slept on a
+    /// manual clock count against it.
+    fn clock_deadline(&self, step: &StepOutbound<'_>) -> Instant {
+        self.clock.now()
+            + step
+                .deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    /// Takes a place in the rate budget of the connection whose credential
+    /// this hop carries (a hop elsewhere draws on none), waiting within the
+    /// step deadline; a refusal is recorded.
+    async fn admit_budget(
+        &self,
+        step: &StepOutbound<'_>,
+        p: &Prepared<'_>,
+        records: &mut Vec<RequestRecord>,
+    ) -> Result<Option<Admitted>, SendError> {
+        let Some(conn) = p.connection.filter(|c| c.may_authenticate(&p.url)) else {
+            return Ok(None);
+        };
+        let deadline = self.clock_deadline(step);
+        self.budgets
+            .admit(&conn.rate, deadline, step.deadline)
+            .await
+            .inspect_err(|e| records.push(RequestRecord::refused(step, p.method, &p.url, e)))
+    }
+
+    /// Notes on the hop's `record` how long it waited for its budget, takes
+    /// in the rate-limit fields of its response, and releases its
+    /// concurrent slot (`admitted` is dropped here).
+    fn settle_budget(
+        &self,
+        p: &Prepared<'_>,
+        admitted: Option<Admitted>,
+        outcome: &Result<Response, SendError>,
+        record: Option<&mut RequestRecord>,
+    ) {
+        let Some(conn) = p.connection.filter(|c| c.may_authenticate(&p.url)) else {
+            return;
+        };
+        if let (Some(record), Some(a)) = (record, &admitted)
+            && !a.waited.is_zero()
+        {
+            record.rate_wait_ms = Some(u64::try_from(a.waited.as_millis()).unwrap_or(u64::MAX));
+        }
+        if let Ok(response) = outcome {
+            self.budgets
+                .announce(&conn.rate, &response.headers, self.clock.wall());
         }
     }
 
@@ -394,12 +462,7 @@ impl Sender {
     ) -> Result<Response, SendError> {
         let replay_safe =
             retry::replay_safe(p.method, p.idempotency_key.is_some(), step.call_idempotent);
-        // The step deadline on the host's clock, so that backoff slept on a
-        // manual clock counts against it.
-        let deadline = self.clock.now()
-            + step
-                .deadline
-                .saturating_duration_since(tokio::time::Instant::now());
+        let deadline = self.clock_deadline(step);
         let mut reason = None;
         let mut attempt = 1;
         loop {
@@ -478,6 +541,7 @@ impl Sender {
                         return Err(e);
                     }
                 };
+                let admitted = self.admit_budget(step, &p, records).await?;
                 step.traffic.count(step.limits)?;
                 let (url, headers, body, token) = p.authenticated(self, step, records).await?;
                 let (route, insecure) = self.route_for(&p)?;
@@ -498,6 +562,7 @@ impl Sender {
                 records.push(RequestRecord::of(
                     step, p.method, &p.url, started, &outcome, insecure,
                 ));
+                self.settle_budget(&p, admitted, &outcome, records.last_mut());
                 if let Some(ticket) = ticket {
                     ticket.settle(&outcome);
                 }

@@ -19,6 +19,7 @@ use super::*;
 use crate::clock::Clock;
 use crate::credentials::{Caches, ConnectionConfig};
 use crate::exchange::{Body, Request};
+use crate::limits::RateSettings;
 use crate::manifest::{AuthScheme, ConnectionSpec, Manifest};
 
 mod cache;
@@ -194,6 +195,7 @@ impl World {
             shared_headers: vec![],
             shared_query: vec![],
             verify_call: None,
+            rate: RateSettings::default(),
         };
         let manifest = Manifest {
             name: "test".into(),
@@ -226,6 +228,15 @@ impl World {
 
     /// Sends one request as a step of this world would.
     async fn send(&self, request: Request) -> (Result<Response, SendError>, Vec<RequestRecord>) {
+        self.send_with(&self.connections, request).await
+    }
+
+    /// Sends one request as a step with these bound `connections` would.
+    async fn send_with(
+        &self,
+        connections: &HashMap<String, Arc<BoundConnection>>,
+        request: Request,
+    ) -> (Result<Response, SendError>, Vec<RequestRecord>) {
         let traffic = StepTraffic::default();
         let step = StepOutbound {
             tenant: "t",
@@ -233,7 +244,7 @@ impl World {
             plugin_hosts: &self.hosts,
             operator_hosts: &self.hosts,
             tenant_hosts: None,
-            connections: &self.connections,
+            connections,
             scrubber: &self.scrubber,
             limits: &self.limits,
             deadline: tokio::time::Instant::now() + self.limits.step_deadline,
@@ -1171,4 +1182,278 @@ async fn a_request_with_a_retry_policy_waits_out_an_open_circuit_and_probes() {
         "{result:?}"
     );
     assert_eq!((records.len(), world.slept()), (1, Duration::ZERO));
+}
+
+impl World {
+    /// The connection `default` bound afresh for `tenant` from a
+    /// connection file's text, as another step would bind it.
+    fn bind(&self, tenant: &str, file: &str) -> HashMap<String, Arc<BoundConnection>> {
+        let spec = self.manifest.connection("default").unwrap();
+        let config: ConnectionConfig = toml::from_str(file).unwrap();
+        let bound = BoundConnection::bind(
+            spec,
+            config,
+            tenant,
+            self.sender.tokens(),
+            &Caches::default(),
+        )
+        .unwrap();
+        HashMap::from([("default".to_owned(), Arc::new(bound))])
+    }
+}
+
+/// [`BEARER`] with the operator's `[rate]` table `rate`.
+fn bearer_rated(rate: &str) -> String {
+    format!("{BEARER}\n[rate]\n{rate}")
+}
+
+/// The milliseconds each record waited for its rate budget.
+fn rate_waits(records: &[RequestRecord]) -> Vec<Option<u64>> {
+    records.iter().map(|r| r.rate_wait_ms).collect()
+}
+
+#[tokio::test]
+async fn n_requests_pass_in_a_window_and_the_next_waits_exactly_until_it_frees() {
+    let world = World::new(
+        &bearer_rated("requests = 3\nper_secs = 10"),
+        Box::new(|_| respond(200, &[], "ok")),
+    );
+    for _ in 0..3 {
+        let (result, records) = world.send(get("/x", Some("default"))).await;
+        assert_eq!(result.unwrap().status, 200);
+        assert_eq!(rate_waits(&records), [None]);
+    }
+    assert_eq!(world.slept(), Duration::ZERO, "three fit in the window");
+    let state = world.sender.rate_budget("t", "default").unwrap();
+    assert_eq!(state.in_window, 3);
+    world.clock.advance(Duration::from_secs(4));
+    let (result, records) = world.send(get("/x", Some("default"))).await;
+    assert_eq!(result.unwrap().status, 200);
+    assert_eq!(
+        world.slept(),
+        Duration::from_secs(10),
+        "the fourth waited until the first left the window"
+    );
+    assert_eq!(rate_waits(&records), [Some(6_000)]);
+    assert_eq!(world.transport.seen().len(), 4);
+    // A request without the connection draws on no budget.
+    let (result, _) = world.send(get("https://other.test/", None)).await;
+    assert_eq!(result.unwrap().status, 200);
+    assert_eq!(world.slept(), Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_wait_past_the_deadline_ends_with_max_connection_without_a_transport_call() {
+    let world = World::new(
+        &bearer_rated("requests = 1\nper_secs = 3600"),
+        Box::new(|_| respond(200, &[], "ok")),
+    );
+    let (result, _) = world.send(get("/x", Some("default"))).await;
+    assert_eq!(result.unwrap().status, 200);
+    let (result, records) = world.send(get("/x", Some("default"))).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, SendError::Limit(_)), "{err}");
+    assert!(
+        err.to_string().contains(
+            "the rate budget of connection `default` has no room before the step deadline"
+        ),
+        "{err}"
+    );
+    assert_eq!(records.len(), 1, "the refusal is recorded");
+    assert_eq!(records[0].status, None);
+    assert!(records[0].error.as_deref().unwrap().contains("rate budget"));
+    assert_eq!(world.transport.seen().len(), 1, "the second was never sent");
+    assert_eq!(world.slept(), Duration::ZERO, "nothing was slept");
+}
+
+#[tokio::test]
+async fn a_token_request_is_not_counted_against_the_api_budget() {
+    let world = World::new(
+        &format!("{OAUTH}\n[rate]\nrequests = 1\nper_secs = 3600"),
+        token_endpoint(3600),
+    );
+    let (result, records) = world.send(get("/x", Some("default"))).await;
+    assert_eq!(result.unwrap().status, 200);
+    assert_eq!(records.len(), 2, "the token request, then the API request");
+    let (result, _) = world.send(get("/x", Some("default"))).await;
+    assert!(matches!(result, Err(SendError::Limit(_))), "{result:?}");
+    assert_eq!(world.transport.seen().len(), 2);
+}
+
+/// A transport whose exchanges stay in flight for a few scheduler turns,
+/// counting the most in flight at once.
+#[derive(Default)]
+struct Gate {
+    in_flight: std::sync::atomic::AtomicU32,
+    most: std::sync::atomic::AtomicU32,
+    sent: std::sync::atomic::AtomicU32,
+}
+
+impl Transport for Gate {
+    fn send(
+        &self,
+        _request: TransportRequest,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<TransportResponse, TransportError>> + Send + '_,
+        >,
+    > {
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            Ok(respond(200, &[], "ok"))
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_concurrency_cap_holds_with_concurrent_sends() {
+    let mut world = World::new(
+        &bearer_rated("concurrent = 2"),
+        Box::new(|_| respond(200, &[], "ok")),
+    );
+    let gate = Arc::new(Gate::default());
+    world.sender.transport = gate.clone();
+    let send = || world.send(get("/x", Some("default")));
+    let (a, b, c, d, e) = tokio::join!(send(), send(), send(), send(), send());
+    for (result, _) in [a, b, c, d, e] {
+        assert_eq!(result.unwrap().status, 200);
+    }
+    assert_eq!(gate.sent.load(Ordering::SeqCst), 5);
+    assert_eq!(
+        gate.most.load(Ordering::SeqCst),
+        2,
+        "never more than two in flight, and two at once"
+    );
+    let state = world.sender.rate_budget("t", "default").unwrap();
+    assert_eq!(state.in_flight, 0, "every slot is back");
+}
+
+#[tokio::test]
+async fn an_announced_remaining_of_zero_holds_the_connection_until_the_reset() {
+    let answered = std::sync::atomic::AtomicU32::new(0);
+    let world = World::new(
+        BEARER,
+        Box::new(move |_| match answered.fetch_add(1, Ordering::SeqCst) {
+            0 => respond(
+                200,
+                &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "5")],
+                "ok",
+            ),
+            1 => respond(200, &[("RateLimit", "\"default\";r=0;t=3600")], "ok"),
+            _ => respond(200, &[], "ok"),
+        }),
+    );
+    assert_eq!(
+        world.sender.rate_budget("t", "default"),
+        None,
+        "no [rate] table, nothing announced: no budget"
+    );
+    let (result, _) = world.send(get("/x", Some("default"))).await;
+    assert_eq!(result.unwrap().status, 200);
+    let state = world.sender.rate_budget("t", "default").unwrap();
+    assert_eq!(state.held_for, Some(Duration::from_secs(5)));
+    let (result, records) = world.send(get("/x", Some("default"))).await;
+    assert_eq!(result.unwrap().status, 200);
+    assert_eq!(
+        world.slept(),
+        Duration::from_secs(5),
+        "waited for the reset"
+    );
+    assert_eq!(rate_waits(&records), [Some(5_000)]);
+    // An IETF reset past the deadline: the next request is not sent.
+    let (result, _) = world.send(get("/x", Some("default"))).await;
+    assert!(matches!(result, Err(SendError::Limit(_))), "{result:?}");
+    assert_eq!(world.transport.seen().len(), 2);
+    // A request to another origin carries no credential and is not held.
+    let (result, _) = world.send(get("https://other.test/", None)).await;
+    assert_eq!(result.unwrap().status, 200);
+}
+
+#[tokio::test]
+async fn steps_of_one_tenant_and_connection_share_a_budget_and_another_tenant_does_not() {
+    let file = bearer_rated("requests = 1\nper_secs = 3600");
+    let world = World::new(&file, Box::new(|_| respond(200, &[], "ok")));
+    let bind = |tenant: &str| world.bind(tenant, &file);
+    // Two steps of tenant `t`, each with its own binding of the connection.
+    let (result, _) = world
+        .send_with(&bind("t"), get("/x", Some("default")))
+        .await;
+    assert_eq!(result.unwrap().status, 200);
+    let (result, _) = world
+        .send_with(&bind("t"), get("/x", Some("default")))
+        .await;
+    assert!(matches!(result, Err(SendError::Limit(_))), "{result:?}");
+    // Another binding of `t`'s connection with other limits (another
+    // plugin's declaration, an edited file) keeps the send log: no fresh window.
+    let other = world.bind("t", &bearer_rated("requests = 1\nper_secs = 1800"));
+    let (result, _) = world.send_with(&other, get("/x", Some("default"))).await;
+    assert!(matches!(result, Err(SendError::Limit(_))), "{result:?}");
+    // Tenant `u` has its own budget.
+    let (result, _) = world
+        .send_with(&bind("u"), get("/x", Some("default")))
+        .await;
+    assert_eq!(result.unwrap().status, 200);
+    assert_eq!(world.transport.seen().len(), 2);
+    assert_eq!(
+        world.sender.rate_budget("u", "default").unwrap().in_window,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_plugins_declared_budget_applies_and_the_operators_narrower_one_wins() {
+    let mut world = World::new(BEARER, Box::new(|_| respond(200, &[], "ok")));
+    world.manifest.connections[0].rate = RateSettings {
+        requests: Some(2),
+        per_secs: Some(10),
+        concurrent: Some(4),
+    };
+    // The plugin's budget alone: two in the window, the third waits 10 s.
+    let plugin_only = world.bind("t", BEARER);
+    for _ in 0..3 {
+        let (result, _) = world
+            .send_with(&plugin_only, get("/x", Some("default")))
+            .await;
+        assert_eq!(result.unwrap().status, 200);
+    }
+    assert_eq!(world.slept(), Duration::from_secs(10));
+    // The operator's is narrower (1 per 10 s < 2 per 10 s; 1 at once < 4):
+    // it applies, and the declared one cannot widen it.
+    let narrowed = world.bind(
+        "u",
+        &bearer_rated("requests = 1\nper_secs = 10\nconcurrent = 1"),
+    );
+    let state = |w: &World| w.sender.rate_budget("u", "default");
+    for _ in 0..2 {
+        let (result, _) = world.send_with(&narrowed, get("/x", Some("default"))).await;
+        assert_eq!(result.unwrap().status, 200);
+    }
+    assert_eq!(
+        world.slept(),
+        Duration::from_secs(20),
+        "the second waited 10 s"
+    );
+    assert_eq!(
+        state(&world).unwrap().settings,
+        RateSettings {
+            requests: Some(1),
+            per_secs: Some(10),
+            concurrent: Some(1),
+        }
+    );
+    // A wider operator table does not widen the plugin's budget.
+    let wider = world.bind("v", &bearer_rated("requests = 100\nper_secs = 10"));
+    let (result, _) = world.send_with(&wider, get("/x", Some("default"))).await;
+    assert_eq!(result.unwrap().status, 200);
+    let settings = world.sender.rate_budget("v", "default").unwrap().settings;
+    assert_eq!(
+        (settings.requests, settings.per_secs, settings.concurrent),
+        (Some(2), Some(10), Some(4))
+    );
 }
