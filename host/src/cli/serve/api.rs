@@ -1,0 +1,782 @@
+//! The HTTP API: routes, authentication, handlers. Every error is a
+//! [`Problem`]; a tenant token sees only its own tenant, and anything of
+//! another tenant is answered 404 as if it did not exist.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts as RequestParts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use courier_host::{ConnectionConfig, ConnectionInfo, ConnectionStore, Host, Secret, StepRequest};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use super::auth::{self, Caller};
+use super::config::Retention;
+use super::db::{Db, NewStep, StepFilter, StepRecord};
+use super::problem::Problem;
+
+/// The header a step's id comes back in.
+const STEP_ID_HEADER: &str = "courier-step-id";
+/// The header that marks a replayed idempotent answer.
+const REPLAYED_HEADER: &str = "idempotent-replayed";
+
+/// What every handler shares.
+pub(crate) struct App {
+    pub(crate) host: Host,
+    pub(crate) store: Arc<dyn ConnectionStore>,
+    pub(crate) db: Db,
+    pub(crate) admin_hash: Secret,
+    pub(crate) plugins: Vec<String>,
+    pub(crate) retention: Retention,
+    pub(crate) shutting_down: AtomicBool,
+    /// One lock per idempotency key being answered, so that concurrent
+    /// repeats wait for the first instead of running again.
+    keys: tokio::sync::Mutex<HashMap<(String, String), KeyLock>>,
+}
+
+type Shared = Arc<App>;
+/// Held while a tenant's idempotency key is being answered.
+type KeyLock = Arc<tokio::sync::Mutex<()>>;
+type ApiResult<T = Response> = Result<T, Problem>;
+
+impl App {
+    /// The service's state.
+    pub(crate) fn new(
+        host: Host,
+        store: Arc<dyn ConnectionStore>,
+        db: Db,
+        admin_token: &Secret,
+        plugins: Vec<String>,
+        retention: Retention,
+    ) -> Self {
+        Self {
+            host,
+            store,
+            db,
+            admin_hash: auth::hash(admin_token.expose()),
+            plugins,
+            retention,
+            shutting_down: AtomicBool::new(false),
+            keys: Default::default(),
+        }
+    }
+
+    /// 404 unless `caller` may see `tenant` and it exists.
+    async fn tenant(&self, caller: &Caller, tenant: &str) -> ApiResult<()> {
+        if caller.sees(tenant) && self.db.tenant_exists(tenant.to_owned()).await? {
+            Ok(())
+        } else {
+            Err(Problem::not_found(format!("no tenant `{tenant}`")))
+        }
+    }
+}
+
+/// The router, with the body cap.
+pub(crate) fn router(app: Shared, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/v1/tenants/{tenant}/tokens", post(create_token))
+        .route(
+            "/v1/tenants/{tenant}/tokens/{token}",
+            axum::routing::delete(delete_token),
+        )
+        .route("/v1/tenants/{tenant}/plugins", get(list_plugins))
+        .route("/v1/tenants/{tenant}/plugins/{plugin}", get(get_plugin))
+        .route("/v1/tenants/{tenant}/connections", get(list_connections))
+        .route(
+            "/v1/tenants/{tenant}/connections/{id}",
+            get(get_connection)
+                .put(put_connection)
+                .delete(delete_connection),
+        )
+        .route(
+            "/v1/tenants/{tenant}/connections/{id}/test",
+            post(test_connection),
+        )
+        .route("/v1/tenants/{tenant}/steps", get(list_steps).post(run_step))
+        .route("/v1/tenants/{tenant}/steps/{id}", get(get_step))
+        .fallback(|| async { Problem::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(access_log))
+        .with_state(app)
+}
+
+/// One log line per request: method, path (no query), status, time.
+async fn access_log(request: Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    response
+}
+
+/// An extractor whose rejection is a [`Problem`] (path, query).
+pub(crate) struct Checked<E>(E);
+
+impl<S: Send + Sync, E> FromRequestParts<S> for Checked<E>
+where
+    E: FromRequestParts<S>,
+    Problem: From<E::Rejection>,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut RequestParts, state: &S) -> ApiResult<Self> {
+        Ok(Self(E::from_request_parts(parts, state).await?))
+    }
+}
+
+/// A JSON body whose rejection is a [`Problem`].
+pub(crate) struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> ApiResult<Self> {
+        Ok(Self(Json::<T>::from_request(request, state).await?.0))
+    }
+}
+
+impl FromRequestParts<Shared> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut RequestParts, app: &Shared) -> ApiResult<Self> {
+        let unauthorized = |why: &str| Problem::new(StatusCode::UNAUTHORIZED, why);
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("an `Authorization: Bearer <token>` header is required"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        let invalid = || unauthorized("the token is not valid");
+        if let Some(id) = auth::token_id(token) {
+            let (tenant, hash) = app.db.token(id.to_owned()).await?.ok_or_else(invalid)?;
+            return if auth::matches(token, &hash) {
+                Ok(Caller::Tenant(tenant))
+            } else {
+                Err(invalid())
+            };
+        }
+        if auth::matches(token, &app.admin_hash) {
+            Ok(Caller::Admin)
+        } else {
+            Err(invalid())
+        }
+    }
+}
+
+/// 403 unless the caller is the admin.
+fn admin_only(caller: &Caller) -> ApiResult<()> {
+    match caller {
+        Caller::Admin => Ok(()),
+        Caller::Tenant(_) => Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "this endpoint needs the admin token",
+        )),
+    }
+}
+
+/// Ids of tenants and connections: `[a-z0-9][a-z0-9_-]{0,62}`.
+fn check_id(what: &str, id: &str) -> ApiResult<()> {
+    let ok = (1..=63).contains(&id.len())
+        && id.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && (b == b'-' || b == b'_'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::unprocessable(format!(
+            "{what} ids are 1 to 63 characters: lowercase letters, digits, `-` and `_`, \
+             starting with a letter or digit"
+        )))
+    }
+}
+
+async fn healthz() -> Json<Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(app): State<Shared>) -> ApiResult {
+    if app.shutting_down.load(Ordering::SeqCst) {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down",
+        ));
+    }
+    app.db.tenant_exists(String::new()).await?;
+    Ok(Json(serde_json::json!({"status": "ready"})).into_response())
+}
+
+/// `POST /v1/tenants`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    id: String,
+}
+
+async fn create_tenant(
+    State(app): State<Shared>,
+    caller: Caller,
+    Body(body): Body<NewTenant>,
+) -> ApiResult {
+    admin_only(&caller)?;
+    check_id("tenant", &body.id)?;
+    let id = body.id;
+    match app.db.create_tenant(id.clone()).await? {
+        Some(tenant) => Ok((StatusCode::CREATED, Json(tenant)).into_response()),
+        None => Err(Problem::new(
+            StatusCode::CONFLICT,
+            format!("tenant `{id}` exists"),
+        )),
+    }
+}
+
+async fn list_tenants(State(app): State<Shared>, caller: Caller) -> ApiResult {
+    admin_only(&caller)?;
+    Ok(Json(serde_json::json!({"tenants": app.db.tenants().await?})).into_response())
+}
+
+/// A token as handed out, once.
+#[derive(Serialize)]
+struct NewToken {
+    id: String,
+    tenant: String,
+    token: String,
+}
+
+async fn create_token(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path(tenant)): Checked<Path<String>>,
+) -> ApiResult {
+    admin_only(&caller)?;
+    app.tenant(&caller, &tenant).await?;
+    let (id, token) = auth::new_tenant_token()?;
+    app.db
+        .create_token(tenant.clone(), id.clone(), auth::hash(&token))
+        .await?;
+    tracing::info!(tenant, token_id = id, "tenant token created");
+    Ok((StatusCode::CREATED, Json(NewToken { id, tenant, token })).into_response())
+}
+
+async fn delete_token(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
+) -> ApiResult {
+    admin_only(&caller)?;
+    app.tenant(&caller, &tenant).await?;
+    if app.db.delete_token(tenant, id.clone()).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Problem::not_found(format!("no token `{id}`")))
+    }
+}
+
+/// What the plugin list shows of each installed plugin.
+#[derive(Serialize)]
+struct PluginSummary {
+    name: String,
+    version: String,
+    description: String,
+    calls: Vec<String>,
+}
+
+async fn list_plugins(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path(tenant)): Checked<Path<String>>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    let plugins: Vec<PluginSummary> = app
+        .plugins
+        .iter()
+        .filter_map(|name| app.host.manifest(name))
+        .map(|m| PluginSummary {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            description: m.description.clone(),
+            calls: m.calls.iter().map(|c| c.name.clone()).collect(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"plugins": plugins})).into_response())
+}
+
+async fn get_plugin(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path((tenant, plugin))): Checked<Path<(String, String)>>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    let manifest = app
+        .host
+        .manifest(&plugin)
+        .ok_or_else(|| Problem::not_found(format!("no plugin `{plugin}`")))?;
+    Ok(Json(&*manifest).into_response())
+}
+
+async fn list_connections(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path(tenant)): Checked<Path<String>>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    let connections = app.store.list(Some(&tenant)).await.map_err(store_error)?;
+    Ok(Json(serde_json::json!({"connections": connections})).into_response())
+}
+
+/// A stored connection's listing, or 404.
+async fn connection_info(app: &App, tenant: &str, id: &str) -> ApiResult<ConnectionInfo> {
+    app.store
+        .list(Some(tenant))
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or_else(|| Problem::not_found(format!("no connection `{id}`")))
+}
+
+async fn get_connection(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    Ok(Json(connection_info(&app, &tenant, &id).await?).into_response())
+}
+
+/// `PUT …/connections/{id}`: the plugin, and the connection file as JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutConnection {
+    plugin: String,
+    connection: serde_json::Map<String, Value>,
+}
+
+async fn put_connection(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    check_id("connection", &id)?;
+    // The body carries secrets: no message built from it may quote them.
+    let redact = |message: String| redacted(message, &body);
+    let put: PutConnection = serde_json::from_value(body.clone())
+        .map_err(|e| Problem::unprocessable(redact(e.to_string())))?;
+    let text = zeroize::Zeroizing::new(
+        toml::to_string(&put.connection)
+            .map_err(|e| Problem::unprocessable(redact(format!("connection: {e}"))))?,
+    );
+    let config: ConnectionConfig = toml::from_str(&text)
+        .map_err(|e| Problem::unprocessable(redact(format!("connection: {}", e.message()))))?;
+    app.host
+        .bind_connection(&tenant, &put.plugin, config)
+        .map_err(|e| Problem::unprocessable(redact(e.to_string())))?;
+    let existed = connection_info(&app, &tenant, &id).await.is_ok();
+    app.store
+        .put(&tenant, &id, &put.plugin, &text)
+        .await
+        .map_err(|e| Problem::unprocessable(redact(e.to_string())))?;
+    tracing::info!(
+        tenant,
+        connection = id,
+        plugin = put.plugin,
+        "connection stored"
+    );
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(connection_info(&app, &tenant, &id).await?)).into_response())
+}
+
+/// `message` with every string value of `doc` (as written, JSON-escaped or
+/// Debug-escaped) replaced by `***`, longest first.
+fn redacted(mut message: String, doc: &Value) -> String {
+    fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = vec![];
+    strings(doc, &mut all);
+    let mut forms: Vec<String> = all
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .flat_map(|s| {
+            let json = serde_json::to_string(s).unwrap_or_default();
+            let debug = format!("{s:?}");
+            [
+                s.to_string(),
+                json.trim_matches('"').to_owned(),
+                debug.trim_matches('"').to_owned(),
+            ]
+        })
+        .collect();
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    for f in forms {
+        message = message.replace(&f, "***");
+    }
+    message
+}
+
+async fn delete_connection(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    if app.store.delete(&tenant, &id).await.map_err(store_error)? {
+        tracing::info!(tenant, connection = id, "connection deleted");
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Problem::not_found(format!("no connection `{id}`")))
+    }
+}
+
+fn store_error(e: courier_host::StoreError) -> Problem {
+    match e {
+        courier_host::StoreError::NotFound { id, .. } => {
+            Problem::not_found(format!("no connection `{id}`"))
+        }
+        other => Problem::internal(&other.into()),
+    }
+}
+
+/// `POST …/connections/{id}/test`: the call to run (default: the plugin's
+/// verification call) and its input.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestConnection {
+    call: Option<String>,
+    #[serde(default = "empty_object")]
+    input: Value,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+async fn test_connection(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
+    Body(body): Body<TestConnection>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    let (plugin, config) = app.store.get(&tenant, &id).await.map_err(store_error)?;
+    let call = match body.call {
+        Some(c) => c,
+        None => app
+            .host
+            .manifest(&plugin)
+            .and_then(|m| m.connection(&config.connection)?.verify_call.clone())
+            .ok_or_else(|| {
+                Problem::unprocessable(format!(
+                    "`{plugin}` declares no verification call for `{}`: name a `call`",
+                    config.connection
+                ))
+            })?,
+    };
+    let step = StepRequest {
+        tenant: tenant.clone(),
+        plugin,
+        call,
+        input: body.input,
+        connections: vec![config.into()],
+    };
+    let done = run_and_record(&app, step, None).await?;
+    let needs = app
+        .host
+        .needs_reauthorization(&tenant, &id)
+        .unwrap_or(false);
+    app.store
+        .set_needs_reauthorization(&tenant, &id, needs)
+        .await
+        .map_err(store_error)?;
+    Ok(step_response(&done, false))
+}
+
+/// `POST …/steps`: a plugin call, its input, stored connections by id.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct NewStepBody {
+    plugin: String,
+    call: String,
+    #[serde(default = "empty_object")]
+    input: Value,
+    #[serde(default)]
+    connections: Vec<String>,
+}
+
+async fn run_step(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path(tenant)): Checked<Path<String>>,
+    headers: HeaderMap,
+    Body(body): Body<NewStepBody>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    let key = idempotency_key(&headers)?;
+    let Some(key) = key else {
+        let step = resolve_step(&app, &tenant, body).await?;
+        return Ok(step_response(
+            &run_and_record(&app, step, None).await?,
+            false,
+        ));
+    };
+    let request_hash = hex::encode(Sha256::digest(
+        serde_json::to_vec(&body).map_err(anyhow::Error::from)?,
+    ));
+    let lock = {
+        let mut keys = app.keys.lock().await;
+        keys.entry((tenant.clone(), key.clone()))
+            .or_default()
+            .clone()
+    };
+    let answer = async {
+        let _held = lock.lock().await;
+        if let Some(first) = app.db.step_by_key(tenant.clone(), key.clone()).await? {
+            if first.request_hash.as_deref() != Some(request_hash.as_str()) {
+                return Err(Problem::unprocessable(
+                    "this Idempotency-Key was used with a different request",
+                ));
+            }
+            return Ok(step_response(&first, true));
+        }
+        let step = resolve_step(&app, &tenant, body).await?;
+        let done = run_and_record(&app, step, Some((&key, &request_hash))).await?;
+        Ok(step_response(&done, false))
+    }
+    .await;
+    let mut keys = app.keys.lock().await;
+    if Arc::strong_count(&lock) == 2 {
+        keys.remove(&(tenant, key));
+    }
+    answer
+}
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_owned()))
+        }
+        _ => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+/// The step request, with the stored connections it names.
+async fn resolve_step(app: &App, tenant: &str, body: NewStepBody) -> ApiResult<StepRequest> {
+    let mut connections = Vec::with_capacity(body.connections.len());
+    for id in &body.connections {
+        let (plugin, config) = match app.store.get(tenant, id).await {
+            Ok(found) => found,
+            Err(courier_host::StoreError::NotFound { .. }) => {
+                return Err(Problem::unprocessable(format!("no connection `{id}`")));
+            }
+            Err(e) => return Err(Problem::internal(&e.into())),
+        };
+        if plugin != body.plugin {
+            return Err(Problem::unprocessable(format!(
+                "connection `{id}` is for plugin `{plugin}`, not `{}`",
+                body.plugin
+            )));
+        }
+        connections.push(config.into());
+    }
+    Ok(StepRequest {
+        tenant: tenant.to_owned(),
+        plugin: body.plugin,
+        call: body.call,
+        input: body.input,
+        connections,
+    })
+}
+
+/// Runs a step under its id, logs it and stores its result.
+async fn run_and_record(
+    app: &App,
+    step: StepRequest,
+    idempotency: Option<(&str, &str)>,
+) -> ApiResult<StepRecord> {
+    let id = format!("stp_{}", hex::encode(auth::random_bytes::<12>()?));
+    let span = tracing::info_span!(
+        "step",
+        step_id = id,
+        tenant = step.tenant,
+        plugin = step.plugin,
+        call = step.call
+    );
+    let (tenant, plugin, call) = (step.tenant.clone(), step.plugin.clone(), step.call.clone());
+    let result = app.host.run_step(step).instrument(span.clone()).await;
+    let outcome = serde_json::to_value(result.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    span.in_scope(|| {
+        tracing::info!(
+            outcome,
+            duration_ms = result.duration_ms,
+            requests = result.requests.len(),
+            "step finished"
+        );
+    });
+    let text = serde_json::to_string(&result).map_err(anyhow::Error::from)?;
+    let stored = app
+        .db
+        .insert_step(
+            NewStep {
+                id: &id,
+                tenant: &tenant,
+                plugin: &plugin,
+                call: &call,
+                outcome: &outcome,
+                idempotency,
+                result: &text,
+            },
+            app.retention,
+        )
+        .await?;
+    if !stored {
+        return Err(Problem::internal(&anyhow::anyhow!(
+            "step {id}: idempotency key taken"
+        )));
+    }
+    Ok(StepRecord {
+        id,
+        plugin,
+        call,
+        outcome,
+        created_at: super::db::now_ms(),
+        result: serde_json::to_value(&result).map_err(anyhow::Error::from)?,
+        seq: 0,
+        request_hash: None,
+    })
+}
+
+/// The step result as the body, its id in `Courier-Step-Id`.
+fn step_response(step: &StepRecord, replayed: bool) -> Response {
+    let mut response = Json(&step.result).into_response();
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&step.id) {
+        headers.insert(STEP_ID_HEADER, v);
+    }
+    if replayed {
+        headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// `GET …/steps` query: filters and the page.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    plugin: Option<String>,
+    call: Option<String>,
+    outcome: Option<String>,
+    /// Steps at or after this time, Unix milliseconds.
+    since: Option<i64>,
+    /// Steps before this time, Unix milliseconds.
+    until: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size, 1 to 500 [default: 50].
+    limit: Option<u32>,
+}
+
+async fn list_steps(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path(tenant)): Checked<Path<String>>,
+    Checked(Query(q)): Checked<Query<HistoryQuery>>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "limit must be 1 to 500",
+        ));
+    }
+    let before = q
+        .cursor
+        .map(|c| c.parse::<i64>().ok().filter(|&n| n > 0))
+        .map(|c| {
+            c.ok_or_else(|| {
+                Problem::new(StatusCode::BAD_REQUEST, "cursor is not one this API gave")
+            })
+        })
+        .transpose()?;
+    let steps = app
+        .db
+        .steps(
+            tenant,
+            StepFilter {
+                plugin: q.plugin,
+                call: q.call,
+                outcome: q.outcome,
+                since: q.since,
+                until: q.until,
+                before,
+                limit,
+            },
+        )
+        .await?;
+    let next_cursor = (steps.len() == limit as usize)
+        .then(|| steps.last().map(|s| s.seq.to_string()))
+        .flatten();
+    Ok(Json(serde_json::json!({"steps": steps, "next_cursor": next_cursor})).into_response())
+}
+
+async fn get_step(
+    State(app): State<Shared>,
+    caller: Caller,
+    Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
+) -> ApiResult {
+    app.tenant(&caller, &tenant).await?;
+    let step = app
+        .db
+        .step(tenant, id.clone())
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no step `{id}`")))?;
+    Ok(Json(step).into_response())
+}
