@@ -968,3 +968,54 @@ async fn sigterm_lets_the_step_in_flight_finish() {
     assert!(status.0.success(), "{:?}", status.0);
     assert!(status.1.contains("shutting down"), "{}", status.1);
 }
+
+#[tokio::test]
+async fn openapi_documents_every_route() {
+    let s = Service::start("");
+    let doc = s.send(Method::GET, "/openapi.json", None, None, &[]).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let paths = doc.body["paths"].as_object().unwrap();
+    let documented: Vec<String> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "put", "post", "delete"].contains(&m.as_str()))
+                .map(move |m| format!("{} {path}", m.to_uppercase()))
+        })
+        .collect();
+    let t = "/v1/tenants/{tenant}";
+    for route in [
+        "GET /healthz".to_owned(),
+        "GET /readyz".into(),
+        "GET /openapi.json".into(),
+        "GET /v1/tenants".into(),
+        "POST /v1/tenants".into(),
+        format!("POST {t}/tokens"),
+        format!("DELETE {t}/tokens/{{token}}"),
+        format!("GET {t}/plugins"),
+        format!("GET {t}/plugins/{{plugin}}"),
+        format!("GET {t}/connections"),
+        format!("GET {t}/connections/{{id}}"),
+        format!("PUT {t}/connections/{{id}}"),
+        format!("DELETE {t}/connections/{{id}}"),
+        format!("POST {t}/connections/{{id}}/test"),
+        format!("POST {t}/steps"),
+        format!("GET {t}/steps"),
+        format!("GET {t}/steps/{{id}}"),
+    ] {
+        assert!(documented.contains(&route), "{route} is not documented");
+    }
+    assert_eq!(documented.len(), 17, "{documented:?}");
+    // Every /v1 operation documents its problem answers and the bearer scheme.
+    let steps = &paths["/v1/tenants/{tenant}/steps"]["post"];
+    for status in ["200", "400", "401", "404", "413", "415", "422"] {
+        assert!(steps["responses"][status].is_object(), "{status}");
+    }
+    assert_eq!(
+        doc.body["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}

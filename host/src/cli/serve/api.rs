@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{self, Caller};
 use super::config::Retention;
-use super::db::{Db, NewStep, StepFilter, StepRecord};
+use super::db::{Db, NewStep, StepFilter, StepRecord, Tenant};
 use super::problem::Problem;
 
 /// The header a step's id comes back in.
@@ -83,6 +84,7 @@ impl App {
 pub(crate) fn router(app: Shared, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
         .route("/readyz", get(readyz))
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/tenants/{tenant}/tokens", post(create_token))
@@ -218,11 +220,31 @@ fn check_id(what: &str, id: &str) -> ApiResult<()> {
     }
 }
 
-async fn healthz() -> Json<Value> {
-    Json(serde_json::json!({"status": "ok"}))
+/// What `/healthz` and `/readyz` answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Status {
+    /// `ok` or `ready`.
+    status: &'static str,
 }
 
-async fn readyz(State(app): State<Shared>) -> ApiResult {
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(super::openapi::document())
+}
+
+/// Liveness: 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, body = Status)))]
+pub(crate) async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+/// Readiness: 200 when ready, 503 while shutting down.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, body = Status), (status = 503, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn readyz(State(app): State<Shared>) -> ApiResult {
     if app.shutting_down.load(Ordering::SeqCst) {
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -230,17 +252,27 @@ async fn readyz(State(app): State<Shared>) -> ApiResult {
         ));
     }
     app.db.tenant_exists(String::new()).await?;
-    Ok(Json(serde_json::json!({"status": "ready"})).into_response())
+    Ok(Json(Status { status: "ready" }).into_response())
 }
 
 /// `POST /v1/tenants`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewTenant {
+pub(crate) struct NewTenant {
+    /// The tenant id: `[a-z0-9][a-z0-9_-]{0,62}`.
     id: String,
 }
 
-async fn create_tenant(
+/// The admin's list of tenants.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TenantList {
+    tenants: Vec<Tenant>,
+}
+
+/// Creates a tenant (admin).
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = NewTenant,
+    responses((status = 201, body = Tenant), (status = 409, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn create_tenant(
     State(app): State<Shared>,
     caller: Caller,
     Body(body): Body<NewTenant>,
@@ -257,20 +289,31 @@ async fn create_tenant(
     }
 }
 
-async fn list_tenants(State(app): State<Shared>, caller: Caller) -> ApiResult {
+/// Lists the tenants (admin).
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = TenantList)))]
+pub(crate) async fn list_tenants(State(app): State<Shared>, caller: Caller) -> ApiResult {
     admin_only(&caller)?;
-    Ok(Json(serde_json::json!({"tenants": app.db.tenants().await?})).into_response())
+    Ok(Json(TenantList {
+        tenants: app.db.tenants().await?,
+    })
+    .into_response())
 }
 
 /// A token as handed out, once.
-#[derive(Serialize)]
-struct NewToken {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct NewToken {
+    /// The token's id (to revoke it).
     id: String,
+    /// Its tenant.
     tenant: String,
+    /// The token: shown this once, stored only hashed.
     token: String,
 }
 
-async fn create_token(
+/// Creates a tenant token (admin).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", tag = "tenants",
+    responses((status = 201, body = NewToken)))]
+pub(crate) async fn create_token(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path(tenant)): Checked<Path<String>>,
@@ -285,7 +328,10 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(NewToken { id, tenant, token })).into_response())
 }
 
-async fn delete_token(
+/// Revokes a tenant token (admin).
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/tokens/{token}", tag = "tenants",
+    responses((status = 204, description = "Revoked")))]
+pub(crate) async fn delete_token(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
@@ -300,15 +346,25 @@ async fn delete_token(
 }
 
 /// What the plugin list shows of each installed plugin.
-#[derive(Serialize)]
-struct PluginSummary {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PluginSummary {
     name: String,
     version: String,
     description: String,
+    /// The names of its calls.
     calls: Vec<String>,
 }
 
-async fn list_plugins(
+/// The installed plugins.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PluginList {
+    plugins: Vec<PluginSummary>,
+}
+
+/// Lists the installed plugins.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/plugins", tag = "plugins",
+    responses((status = 200, body = PluginList)))]
+pub(crate) async fn list_plugins(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path(tenant)): Checked<Path<String>>,
@@ -325,10 +381,13 @@ async fn list_plugins(
             calls: m.calls.iter().map(|c| c.name.clone()).collect(),
         })
         .collect();
-    Ok(Json(serde_json::json!({"plugins": plugins})).into_response())
+    Ok(Json(PluginList { plugins }).into_response())
 }
 
-async fn get_plugin(
+/// A plugin's manifest: connections, calls and their JSON Schemas.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/plugins/{plugin}", tag = "plugins",
+    responses((status = 200, description = "The manifest, as `courier inspect` prints it", body = Object)))]
+pub(crate) async fn get_plugin(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path((tenant, plugin))): Checked<Path<(String, String)>>,
@@ -341,28 +400,81 @@ async fn get_plugin(
     Ok(Json(&*manifest).into_response())
 }
 
-async fn list_connections(
+/// A stored connection: metadata and secret names, never secret values.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConnectionView {
+    tenant: String,
+    id: String,
+    /// The plugin whose declared connection it binds.
+    plugin: String,
+    /// The declared connection name.
+    connection: String,
+    /// The auth scheme, if the connection names one.
+    auth: Option<String>,
+    /// The base URL override, if any.
+    base_url: Option<String>,
+    /// The names of the secrets it holds.
+    secrets: Vec<String>,
+    /// Whether a token request was refused and new secrets are needed.
+    needs_reauthorization: bool,
+    /// Last change, Unix seconds.
+    updated_at: u64,
+}
+
+impl From<ConnectionInfo> for ConnectionView {
+    fn from(c: ConnectionInfo) -> Self {
+        Self {
+            tenant: c.tenant,
+            id: c.id,
+            plugin: c.plugin,
+            connection: c.connection,
+            auth: c.auth,
+            base_url: c.base_url,
+            secrets: c.secrets,
+            needs_reauthorization: c.needs_reauthorization,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// A tenant's stored connections.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConnectionList {
+    connections: Vec<ConnectionView>,
+}
+
+/// Lists a tenant's connections.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/connections", tag = "connections",
+    responses((status = 200, body = ConnectionList)))]
+pub(crate) async fn list_connections(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path(tenant)): Checked<Path<String>>,
 ) -> ApiResult {
     app.tenant(&caller, &tenant).await?;
     let connections = app.store.list(Some(&tenant)).await.map_err(store_error)?;
-    Ok(Json(serde_json::json!({"connections": connections})).into_response())
+    Ok(Json(ConnectionList {
+        connections: connections.into_iter().map(Into::into).collect(),
+    })
+    .into_response())
 }
 
 /// A stored connection's listing, or 404.
-async fn connection_info(app: &App, tenant: &str, id: &str) -> ApiResult<ConnectionInfo> {
+async fn connection_info(app: &App, tenant: &str, id: &str) -> ApiResult<ConnectionView> {
     app.store
         .list(Some(tenant))
         .await
         .map_err(store_error)?
         .into_iter()
         .find(|c| c.id == id)
+        .map(Into::into)
         .ok_or_else(|| Problem::not_found(format!("no connection `{id}`")))
 }
 
-async fn get_connection(
+/// One stored connection.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/connections/{id}", tag = "connections",
+    responses((status = 200, body = ConnectionView)))]
+pub(crate) async fn get_connection(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
@@ -372,14 +484,21 @@ async fn get_connection(
 }
 
 /// `PUT …/connections/{id}`: the plugin, and the connection file as JSON.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PutConnection {
+pub(crate) struct PutConnection {
+    /// The plugin whose declared connection it binds.
     plugin: String,
+    /// A connection file (README: "Connection files") as a JSON object,
+    /// `secrets` included; the secrets are never returned.
     connection: serde_json::Map<String, Value>,
 }
 
-async fn put_connection(
+/// Stores (201) or replaces (200) a connection, checked against the plugin first.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/connections/{id}", tag = "connections",
+    request_body = PutConnection,
+    responses((status = 201, body = ConnectionView), (status = 200, body = ConnectionView)))]
+pub(crate) async fn put_connection(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
@@ -452,7 +571,10 @@ fn redacted(mut message: String, doc: &Value) -> String {
     message
 }
 
-async fn delete_connection(
+/// Deletes a stored connection.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/connections/{id}", tag = "connections",
+    responses((status = 204, description = "Deleted")))]
+pub(crate) async fn delete_connection(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
@@ -477,10 +599,12 @@ fn store_error(e: courier_host::StoreError) -> Problem {
 
 /// `POST …/connections/{id}/test`: the call to run (default: the plugin's
 /// verification call) and its input.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TestConnection {
+pub(crate) struct TestConnection {
+    /// The call to run [default: the plugin's verification call].
     call: Option<String>,
+    /// The call's input [default: `{}`].
     #[serde(default = "empty_object")]
     input: Value,
 }
@@ -489,7 +613,11 @@ fn empty_object() -> Value {
     Value::Object(Default::default())
 }
 
-async fn test_connection(
+/// Runs the verification call (or `call`) with a stored connection; the step result.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/connections/{id}/test", tag = "connections",
+    request_body = TestConnection,
+    responses((status = 200, description = "The step result", body = Object, headers(("courier-step-id" = String)))))]
+pub(crate) async fn test_connection(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path((tenant, id))): Checked<Path<(String, String)>>,
@@ -530,18 +658,28 @@ async fn test_connection(
 }
 
 /// `POST …/steps`: a plugin call, its input, stored connections by id.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewStepBody {
+pub(crate) struct NewStepBody {
+    /// The plugin.
     plugin: String,
+    /// The call.
     call: String,
+    /// The call's input [default: `{}`].
     #[serde(default = "empty_object")]
     input: Value,
+    /// Ids of the tenant's stored connections the step uses.
     #[serde(default)]
     connections: Vec<String>,
 }
 
-async fn run_step(
+/// Runs a step synchronously: the step result JSON `courier run` prints, whatever the outcome.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/steps", tag = "steps",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Runs the step once per tenant and key; repeats get the first answer")),
+    request_body = NewStepBody,
+    responses((status = 200, description = "The step result", body = Object,
+        headers(("courier-step-id" = String), ("idempotent-replayed" = Option<String>)))))]
+pub(crate) async fn run_step(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path(tenant)): Checked<Path<String>>,
@@ -707,11 +845,15 @@ fn step_response(step: &StepRecord, replayed: bool) -> Response {
 }
 
 /// `GET …/steps` query: filters and the page.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct HistoryQuery {
+#[into_params(parameter_in = Query)]
+pub(crate) struct HistoryQuery {
+    /// Only this plugin's steps.
     plugin: Option<String>,
+    /// Only this call's steps.
     call: Option<String>,
+    /// Only steps with this outcome (`success`, `http-error`, …).
     outcome: Option<String>,
     /// Steps at or after this time, Unix milliseconds.
     since: Option<i64>,
@@ -723,7 +865,18 @@ struct HistoryQuery {
     limit: Option<u32>,
 }
 
-async fn list_steps(
+/// A page of the history, newest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StepPage {
+    steps: Vec<StepRecord>,
+    /// The `cursor` of the next page; none after the last.
+    next_cursor: Option<String>,
+}
+
+/// The step history, newest first, filtered, by pages.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/steps", tag = "steps", params(HistoryQuery),
+    responses((status = 200, body = StepPage)))]
+pub(crate) async fn list_steps(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path(tenant)): Checked<Path<String>>,
@@ -764,10 +917,13 @@ async fn list_steps(
     let next_cursor = (steps.len() == limit as usize)
         .then(|| steps.last().map(|s| s.seq.to_string()))
         .flatten();
-    Ok(Json(serde_json::json!({"steps": steps, "next_cursor": next_cursor})).into_response())
+    Ok(Json(StepPage { steps, next_cursor }).into_response())
 }
 
-async fn get_step(
+/// One stored step.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/steps/{id}", tag = "steps",
+    responses((status = 200, body = StepRecord)))]
+pub(crate) async fn get_step(
     State(app): State<Shared>,
     caller: Caller,
     Checked(Path((tenant, id))): Checked<Path<(String, String)>>,

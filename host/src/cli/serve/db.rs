@@ -48,7 +48,7 @@ pub(crate) struct Db {
 }
 
 /// A tenant.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Tenant {
     /// The tenant id.
     pub(crate) id: String,
@@ -57,7 +57,7 @@ pub(crate) struct Tenant {
 }
 
 /// One stored step: what the API returned, and what it is filtered by.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct StepRecord {
     /// The step id (also in the `Courier-Step-Id` header and the logs).
     pub(crate) id: String,

@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod config;
 mod db;
+mod openapi;
 mod problem;
 
 use std::net::SocketAddr;
