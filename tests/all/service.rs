@@ -991,6 +991,7 @@ async fn openapi_documents_every_route() {
         "GET /healthz".to_owned(),
         "GET /readyz".into(),
         "GET /openapi.json".into(),
+        "GET /metrics".into(),
         "GET /v1/tenants".into(),
         "POST /v1/tenants".into(),
         format!("POST {t}/tokens"),
@@ -1008,7 +1009,7 @@ async fn openapi_documents_every_route() {
     ] {
         assert!(documented.contains(&route), "{route} is not documented");
     }
-    assert_eq!(documented.len(), 17, "{documented:?}");
+    assert_eq!(documented.len(), 18, "{documented:?}");
     // Every /v1 operation documents its problem answers and the bearer scheme.
     let steps = &paths["/v1/tenants/{tenant}/steps"]["post"];
     for status in ["200", "400", "401", "404", "413", "415", "422"] {
@@ -1018,4 +1019,74 @@ async fn openapi_documents_every_route() {
         doc.body["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+}
+
+#[tokio::test]
+async fn metrics_count_steps_by_tenant_plugin_call_and_outcome() {
+    let (upstream, _) = counting_upstream().await;
+    let s = Service::start("");
+    let t = s.tenant("acme").await;
+    s.connection("acme", &t, "crm", &upstream.url("")).await;
+    for path in ["/a", "/b", "/fail/1"] {
+        s.step("acme", &t, "crm", path).await;
+    }
+    // A made-up plugin name does not become a label value.
+    s.post(
+        "/v1/tenants/acme/steps",
+        &t,
+        &json!({"plugin": "made-up", "call": "x"}),
+    )
+    .await;
+    s.get("/metrics", &t)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN);
+    s.send(Method::GET, "/metrics", None, None, &[])
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED);
+    let m = s.get("/metrics", ADMIN).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(
+        m.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let line = |prefix: &str| {
+        m.text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {}", m.text))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let labels = r#"tenant="acme",plugin="http-request",call="request""#;
+    assert_eq!(
+        line(&format!(
+            "courier_steps_total{{{labels},outcome=\"success\"}}"
+        )),
+        "2"
+    );
+    assert_eq!(
+        line(&format!(
+            "courier_steps_total{{{labels},outcome=\"http-error\"}}"
+        )),
+        "1"
+    );
+    assert_eq!(
+        line(r#"courier_steps_total{tenant="acme",plugin="-",call="-",outcome="error"}"#),
+        "1"
+    );
+    assert_eq!(
+        line(r#"courier_step_duration_seconds_count{plugin="http-request",call="request"}"#),
+        "3"
+    );
+    assert_eq!(
+        line(
+            r#"courier_step_duration_seconds_bucket{plugin="http-request",call="request",le="+Inf"}"#
+        ),
+        "3"
+    );
+    assert!(!m.text.contains("made-up"));
 }

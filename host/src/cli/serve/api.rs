@@ -38,6 +38,7 @@ pub(crate) struct App {
     pub(crate) plugins: Vec<String>,
     pub(crate) retention: Retention,
     pub(crate) shutting_down: AtomicBool,
+    metrics: super::metrics::Metrics,
     /// One lock per idempotency key being answered, so that concurrent
     /// repeats wait for the first instead of running again.
     keys: tokio::sync::Mutex<HashMap<(String, String), KeyLock>>,
@@ -66,6 +67,7 @@ impl App {
             plugins,
             retention,
             shutting_down: AtomicBool::new(false),
+            metrics: Default::default(),
             keys: Default::default(),
         }
     }
@@ -85,6 +87,7 @@ pub(crate) fn router(app: Shared, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
         .route("/v1/tenants/{tenant}/tokens", post(create_token))
@@ -232,6 +235,20 @@ pub(crate) struct Status {
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
 pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(super::openapi::document())
+}
+
+/// Prometheus metrics (admin): steps by tenant, plugin, call and outcome; step latency.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn metrics(State(app): State<Shared>, caller: Caller) -> ApiResult {
+    admin_only(&caller)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response())
 }
 
 /// Liveness: 200 while the process runs.
@@ -790,6 +807,16 @@ async fn run_and_record(
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
+    let manifest = app.host.manifest(&plugin);
+    let known = manifest.as_ref().filter(|_| app.plugins.contains(&plugin));
+    let call_known = known.is_some_and(|m| m.calls.iter().any(|c| c.name == call));
+    app.metrics.step(
+        &tenant,
+        if known.is_some() { &plugin } else { "-" },
+        if call_known { &call } else { "-" },
+        &outcome,
+        std::time::Duration::from_millis(result.duration_ms),
+    );
     span.in_scope(|| {
         tracing::info!(
             outcome,

@@ -16,7 +16,7 @@ use super::api;
 #[openapi(
     info(title = "Courier", description = "The `courier serve` API: tenants, connections, steps, history."),
     paths(
-        api::openapi, api::healthz, api::readyz,
+        api::openapi, api::metrics, api::healthz, api::readyz,
         api::create_tenant, api::list_tenants, api::create_token, api::delete_token,
         api::list_plugins, api::get_plugin,
         api::list_connections, api::get_connection, api::put_connection, api::delete_connection,
