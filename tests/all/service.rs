@@ -1090,3 +1090,39 @@ async fn metrics_count_steps_by_tenant_plugin_call_and_outcome() {
     );
     assert!(!m.text.contains("made-up"));
 }
+
+#[tokio::test]
+async fn a_step_whose_caller_goes_away_still_finishes_and_is_recorded() {
+    let stalling = stalling_server(Stall::AfterRequest).await;
+    let s = Service::start("step_deadline_secs = 1\n");
+    let t = s.tenant("acme").await;
+    s.connection("acme", &t, "slow", &format!("http://{}", stalling.addr))
+        .await;
+    let body = json!({"plugin": "http-request", "call": "request",
+                      "input": {"url": "/wait"}, "connections": ["slow"]});
+    let send = || {
+        s.send(
+            Method::POST,
+            "/v1/tenants/acme/steps",
+            Some(&t),
+            Some(&body),
+            &[("idempotency-key", "once")],
+        )
+    };
+    // The caller hangs up once the upstream has the request.
+    tokio::select! {
+        _ = send() => panic!("the step answered before its deadline"),
+        () = stalling.request_arrived() => {}
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let history = s.get("/v1/tenants/acme/steps", &t).await;
+    assert_eq!(
+        history.body["steps"][0]["outcome"], "timeout",
+        "{}",
+        history.text
+    );
+    // The retry gets the recorded answer and runs nothing.
+    let retry = send().await;
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    assert_eq!(retry.body, history.body["steps"][0]["result"]);
+}

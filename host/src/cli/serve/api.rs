@@ -662,16 +662,19 @@ pub(crate) async fn test_connection(
         input: body.input,
         connections: vec![config.into()],
     };
-    let done = run_and_record(&app, step, None).await?;
-    let needs = app
-        .host
-        .needs_reauthorization(&tenant, &id)
-        .unwrap_or(false);
-    app.store
-        .set_needs_reauthorization(&tenant, &id, needs)
-        .await
-        .map_err(store_error)?;
-    Ok(step_response(&done, false))
+    detached(async move {
+        let done = run_and_record(&app, step, None).await?;
+        let needs = app
+            .host
+            .needs_reauthorization(&tenant, &id)
+            .unwrap_or(false);
+        app.store
+            .set_needs_reauthorization(&tenant, &id, needs)
+            .await
+            .map_err(store_error)?;
+        Ok(step_response(&done, false))
+    })
+    .await
 }
 
 /// `POST …/steps`: a plugin call, its input, stored connections by id.
@@ -705,6 +708,25 @@ pub(crate) async fn run_step(
 ) -> ApiResult {
     app.tenant(&caller, &tenant).await?;
     let key = idempotency_key(&headers)?;
+    detached(answer_step(app, tenant, key, body)).await
+}
+
+/// Runs `answer` to its end even if the caller goes away: a step that has
+/// started is finished and recorded (and its idempotency key answered).
+async fn detached(answer: impl Future<Output = ApiResult> + Send + 'static) -> ApiResult {
+    tokio::spawn(answer)
+        .await
+        .map_err(|e| Problem::internal(&e.into()))?
+}
+
+/// Runs a step once per idempotency key: a repeat (also one that arrives
+/// while the first runs) gets the first answer.
+async fn answer_step(
+    app: Shared,
+    tenant: String,
+    key: Option<String>,
+    body: NewStepBody,
+) -> ApiResult {
     let Some(key) = key else {
         let step = resolve_step(&app, &tenant, body).await?;
         return Ok(step_response(
