@@ -551,6 +551,12 @@ async fn connections_are_write_only_and_secrets_never_leave() {
     ] {
         assert_no_canary(text);
     }
+    // Nor is it in the service's database (history rows, tokens), WAL included.
+    for file in ["service.db", "service.db-wal"] {
+        if let Ok(bytes) = std::fs::read(s.dir.join("data").join(file)) {
+            assert_no_canary(&String::from_utf8_lossy(&bytes));
+        }
+    }
     // Deleted, it is gone.
     assert_eq!(
         s.delete("/v1/tenants/acme/connections/crm", &t)
@@ -1125,4 +1131,44 @@ async fn a_step_whose_caller_goes_away_still_finishes_and_is_recorded() {
     let retry = send().await;
     assert_eq!(retry.headers["idempotent-replayed"], "true");
     assert_eq!(retry.body, history.body["steps"][0]["result"]);
+}
+
+#[tokio::test]
+async fn a_step_still_running_when_the_grace_ends_is_ended_classified_and_recorded() {
+    let stalling = stalling_server(Stall::AfterRequest).await;
+    let dir = scratch_dir("service-grace");
+    let extra = "shutdown_grace_secs = 1\nstep_deadline_secs = 60\n";
+    let s = Service::start_in(dir.clone(), extra, Some(ADMIN));
+    let t = s.tenant("acme").await;
+    s.connection("acme", &t, "slow", &format!("http://{}", stalling.addr))
+        .await;
+    let in_flight = s.step("acme", &t, "slow", "/wait");
+    let terminate = async {
+        stalling.request_arrived().await;
+        s.terminate();
+    };
+    let started = std::time::Instant::now();
+    let (answer, ()) = tokio::join!(in_flight, terminate);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["outcome"], "timeout", "{}", answer.text);
+    assert_eq!(answer.body["error"]["kind"], "deadline", "{}", answer.text);
+    let id = answer.headers["courier-step-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut s = s;
+    let code = tokio::task::spawn_blocking(move || {
+        let code = s.child.wait().unwrap();
+        drop(s);
+        code
+    })
+    .await
+    .unwrap();
+    assert!(code.success(), "{code:?}");
+    // Started again on the same data: the ending is in the history.
+    let again = Service::start_in(dir, extra, Some(ADMIN));
+    let stored = again.get(&format!("/v1/tenants/acme/steps/{id}"), &t).await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.text);
+    assert_eq!(stored.body["result"], answer.body);
 }

@@ -39,6 +39,8 @@ pub(crate) struct App {
     pub(crate) retention: Retention,
     pub(crate) shutting_down: AtomicBool,
     metrics: super::metrics::Metrics,
+    /// Turns true when the shutdown grace is over: steps still running end.
+    cut_off: tokio::sync::watch::Receiver<bool>,
     /// One lock per idempotency key being answered, so that concurrent
     /// repeats wait for the first instead of running again.
     keys: tokio::sync::Mutex<HashMap<(String, String), KeyLock>>,
@@ -58,6 +60,7 @@ impl App {
         admin_token: &Secret,
         plugins: Vec<String>,
         retention: Retention,
+        cut_off: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
         Self {
             host,
@@ -68,6 +71,7 @@ impl App {
             retention,
             shutting_down: AtomicBool::new(false),
             metrics: Default::default(),
+            cut_off,
             keys: Default::default(),
         }
     }
@@ -824,7 +828,16 @@ async fn run_and_record(
         call = step.call
     );
     let (tenant, plugin, call) = (step.tenant.clone(), step.plugin.clone(), step.call.clone());
-    let result = app.host.run_step(step).instrument(span.clone()).await;
+    let started = std::time::Instant::now();
+    let mut cut_off = app.cut_off.clone();
+    let result = tokio::select! {
+        result = app.host.run_step(step).instrument(span.clone()) => result,
+        () = async {
+            if cut_off.wait_for(|cut| *cut).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        } => cut_off_result(started),
+    };
     let outcome = serde_json::to_value(result.outcome)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -878,6 +891,24 @@ async fn run_and_record(
         seq: 0,
         request_hash: None,
     })
+}
+
+/// The result of a step still running when the shutdown grace ended: what
+/// it did is lost with it, its ending is classified and recorded.
+fn cut_off_result(started: std::time::Instant) -> courier_host::StepResult {
+    courier_host::StepResult {
+        outcome: courier_host::Outcome::Timeout,
+        output: None,
+        error: Some(courier_host::StepFailure {
+            kind: courier_host::FailureKind::Deadline,
+            message: "the service shut down before the step finished".into(),
+        }),
+        status: None,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        requests: vec![],
+        logs: vec![],
+        logs_dropped: 0,
+    }
 }
 
 /// The step result as the body, its id in `Courier-Step-Id`.

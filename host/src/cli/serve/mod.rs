@@ -14,6 +14,7 @@ mod metrics;
 mod openapi;
 mod problem;
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -85,6 +86,7 @@ async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
     }
     let host = builder.build()?;
     let plugins = install_plugins(&host, &settings.plugin_dir).await?;
+    let (cut_off, cut_off_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(api::App::new(
         host,
         store,
@@ -92,6 +94,7 @@ async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
         &settings.admin_token,
         plugins,
         settings.history,
+        cut_off_rx,
     ));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -115,16 +118,27 @@ async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
             let _ = stop_tx.send(true);
         }
     };
-    let server = axum::serve(listener, api::router(app, settings.max_body_bytes))
-        .with_graceful_shutdown(signalled);
+    let mut server = tokio::spawn(
+        axum::serve(listener, api::router(app, settings.max_body_bytes))
+            .with_graceful_shutdown(signalled)
+            .into_future(),
+    );
     let grace = settings.shutdown_grace;
     let deadline = async move {
         let _ = stop_rx.wait_for(|stopped| *stopped).await;
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        served = server => served?,
-        () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "steps still in flight after the grace period: ended"),
+        served = &mut server => served??,
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace over: steps still running end now");
+            let _ = cut_off.send(true);
+            // Their endings are recorded and answered; then the connections close.
+            match tokio::time::timeout(std::time::Duration::from_secs(5), &mut server).await {
+                Ok(served) => served??,
+                Err(_) => tracing::warn!("connections still open after the steps ended: closed"),
+            }
+        }
     }
     tracing::info!("stopped");
     Ok(())
