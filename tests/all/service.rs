@@ -1172,3 +1172,44 @@ async fn a_step_still_running_when_the_grace_ends_is_ended_classified_and_record
     assert_eq!(stored.status, StatusCode::OK, "{}", stored.text);
     assert_eq!(stored.body["result"], answer.body);
 }
+
+#[tokio::test]
+async fn installed_plugins_are_listed_and_described() {
+    let s = Service::start("");
+    let t = s.tenant("acme").await;
+    let list = s.get("/v1/tenants/acme/plugins", &t).await;
+    assert_eq!(list.status, StatusCode::OK);
+    // Every component in the plugin directory is installed at start.
+    let mut installed: Vec<String> = std::fs::read_dir(plugin("http-request").parent().unwrap())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".wasm").map(str::to_owned)
+        })
+        .collect();
+    installed.sort();
+    let listed: Vec<&str> = list.body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, installed);
+    let http = list.body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "http-request")
+        .unwrap();
+    assert_eq!(http["calls"], json!(["request"]));
+    let manifest = s.get("/v1/tenants/acme/plugins/http-request", &t).await;
+    assert_eq!(manifest.status, StatusCode::OK);
+    assert_eq!(manifest.body["name"], "http-request");
+    assert_eq!(manifest.body["calls"][0]["name"], "request");
+    // The same manifest `courier inspect` prints.
+    assert_eq!(manifest.body["connections"][0]["name"], "default");
+    assert!(manifest.body["calls"][0]["input_schema"].is_object());
+    s.get("/v1/tenants/acme/plugins/absent", &t)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+}
