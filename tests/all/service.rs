@@ -827,6 +827,14 @@ async fn history_keeps_the_newest_within_count_and_age() {
         steps[0]["id"],
         old.headers["courier-step-id"].to_str().unwrap()
     );
+
+    // With no new steps, history expires too: here at the next start.
+    let dir = s.dir.clone();
+    drop(s);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let s = Service::start_in(dir, "[history]\nmax_age_secs = 1\n", Some(ADMIN));
+    let steps = s.get("/v1/tenants/acme/steps", &t).await;
+    assert_eq!(steps.body["steps"], json!([]), "{}", steps.text);
 }
 
 #[tokio::test]

@@ -237,8 +237,7 @@ impl Db {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![id, tenant, plugin, call, outcome, now, key, hash, result],
             )?;
-            let oldest = now.saturating_sub(i64::try_from(retention.max_age_ms).unwrap_or(i64::MAX));
-            tx.execute("DELETE FROM steps WHERE created_at < ?1", [oldest])?;
+            delete_expired(&tx, retention)?;
             tx.execute(
                 "DELETE FROM steps WHERE tenant = ?1 AND seq <= (
                      SELECT seq FROM steps WHERE tenant = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
@@ -248,6 +247,11 @@ impl Db {
             Ok(n == 1)
         })
         .await
+    }
+
+    /// Deletes the steps older than the retention age; how many.
+    pub(crate) async fn delete_expired_steps(&self, retention: Retention) -> anyhow::Result<usize> {
+        self.call(move |c| delete_expired(c, retention)).await
     }
 
     /// A tenant's step by id.
@@ -316,6 +320,12 @@ impl Db {
         })
         .await
     }
+}
+
+/// Deletes the steps older than the retention age.
+fn delete_expired(c: &Connection, retention: Retention) -> rusqlite::Result<usize> {
+    let oldest = now_ms().saturating_sub(i64::try_from(retention.max_age_ms).unwrap_or(i64::MAX));
+    c.execute("DELETE FROM steps WHERE created_at < ?1", [oldest])
 }
 
 const SELECT_STEP: &str =

@@ -86,6 +86,8 @@ async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
     }
     let host = builder.build()?;
     let plugins = install_plugins(&host, &settings.plugin_dir).await?;
+    db.delete_expired_steps(settings.history).await?;
+    expire_history(db.clone(), settings.history);
     let (cut_off, cut_off_rx) = tokio::sync::watch::channel(false);
     let app = Arc::new(api::App::new(
         host,
@@ -142,6 +144,23 @@ async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes history past its age every minute (so does starting, and
+/// writing a step), so that it expires when no steps arrive.
+fn expire_history(db: db::Db, retention: config::Retention) {
+    tokio::spawn(async move {
+        let minute = std::time::Duration::from_secs(60);
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
+        loop {
+            every.tick().await;
+            match db.delete_expired_steps(retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "history past its age deleted"),
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "history expiry failed"),
+            }
+        }
+    });
 }
 
 /// SIGTERM or Ctrl-C.
