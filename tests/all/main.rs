@@ -26,6 +26,7 @@ mod responses;
 mod sandbox;
 mod seams;
 mod secrets;
+mod service;
 mod store;
 mod timeouts;
 mod tls;

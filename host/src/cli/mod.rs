@@ -5,6 +5,8 @@
 mod build;
 mod curl;
 mod infer;
+#[cfg(feature = "serve")]
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -74,6 +76,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Runs the HTTP service: tenants, connections, steps, history.
+    #[cfg(feature = "serve")]
+    Serve(serve::ServeArgs),
     /// Builds a Rust plugin crate (or a workspace of them) into components.
     Build {
         /// The crate or workspace directory.
@@ -184,20 +189,43 @@ enum ConnectionsCommand {
 /// Runs the command line: parses it, runs the command, maps errors to exit
 /// code 2.
 pub(crate) fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let level = match std::env::var("COURIER_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("info") => tracing::Level::INFO,
+        Ok("warn") => tracing::Level::WARN,
+        _ if cli.serves() => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
+    };
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(match std::env::var("COURIER_LOG").as_deref() {
-            Ok("debug") => tracing::Level::DEBUG,
-            Ok("info") => tracing::Level::INFO,
-            _ => tracing::Level::WARN,
-        })
-        .init();
-    match run(Cli::parse()) {
+        .with_max_level(level);
+    #[cfg(feature = "serve")]
+    if cli.serves() {
+        // The service logs structured JSON, one object per line.
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+    #[cfg(not(feature = "serve"))]
+    logs.init();
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("courier: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+impl Cli {
+    /// Whether the command is `serve`.
+    fn serves(&self) -> bool {
+        #[cfg(feature = "serve")]
+        if let Command::Serve(_) = self.command {
+            return true;
+        }
+        false
     }
 }
 
@@ -235,6 +263,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::serve(
+            &runtime,
+            args,
+            serve::Defaults {
+                plugin_dir,
+                data_dir: default_data_dir(),
+                builder: with_cache(Host::builder(), cache_dir),
+            },
+        ),
         Command::Connections { data_dir, command } => {
             let data_dir = data_dir
                 .or_else(default_data_dir)
