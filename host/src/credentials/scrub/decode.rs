@@ -84,6 +84,12 @@ pub(super) enum Escapes {
     Percent,
     /// XML/HTML character references.
     Html,
+    /// Only the escapes a URL serializer adds to text it parses (the WHATWG
+    /// percent-encode sets: controls, space, `"`, `#`, `'`, `<`, `>`,
+    /// `` ` ``, `{`, `}`, DEL and non-ASCII bytes); any other `%XX` stays as
+    /// written. A secret holding both `<` and a literal `%6d` comes out of a
+    /// parsed `Location` as `%3C…%6d`: neither as it was nor fully decoded.
+    UrlSerialized,
 }
 
 impl Escapes {
@@ -93,7 +99,7 @@ impl Escapes {
     fn introducer(self) -> u8 {
         match self {
             Self::Json => b'\\',
-            Self::Percent => b'%',
+            Self::Percent | Self::UrlSerialized => b'%',
             Self::Html => b'&',
         }
     }
@@ -109,6 +115,14 @@ impl Escapes {
                 Some(3)
             }
             Self::Html => character_reference(s, out),
+            Self::UrlSerialized => {
+                let byte = hex_value(s.get(1..3)?)? as u8;
+                let added = matches!(
+                    byte,
+                    0..=0x20 | b'"' | b'#' | b'\'' | b'<' | b'>' | b'`' | b'{' | b'}' | 0x7f..
+                );
+                added.then(|| out.push(byte)).map(|()| 3)
+            }
         }
     }
 }

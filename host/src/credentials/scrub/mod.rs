@@ -244,7 +244,9 @@ impl Matcher {
         if depth == MAX_PASSES {
             return;
         }
-        for escapes in Escapes::ALL {
+        // What a URL serializer adds is undone on the text as it came only.
+        let url = (depth == 0).then_some(Escapes::UrlSerialized);
+        for escapes in Escapes::ALL.into_iter().chain(url) {
             if let Some(decoded) = decode(&view, escapes) {
                 chain.push(decoded.map);
                 self.search(decoded.bytes, chain, depth + 1, spans);

@@ -345,3 +345,34 @@ fn a_secret_that_looks_encoded_is_found_as_it_is() {
         format!("x {REDACTED} y")
     );
 }
+
+/// A secret the upstream put raw into a `Location`: the `url` crate (an
+/// independent serializer) encodes its `<`, `>` and space but keeps its
+/// literal `%6d`, so the URL shows it neither as it was nor fully encoded
+/// (found by `every_encoded_echo_is_scrubbed_everywhere`, seed
+/// 1796415642110215069).
+#[test]
+fn a_secret_as_a_url_parser_reserializes_it_is_scrubbed() {
+    for secret in [
+        "V#N><|NdKv])%6dp_Cx.OkQA^X,2QdIQp[fe",
+        "a b\"c{d}%41e`f'g\u{e9}h",
+    ] {
+        let s = scrubber(&[secret]);
+        for base in [
+            "https://a.test/landed?t=",
+            "https://a.test/p/",
+            "https://a.test/#",
+        ] {
+            let url = url::Url::parse(&format!("{base}{secret}"))
+                .unwrap()
+                .to_string();
+            assert_ne!(url, format!("{base}{secret}"), "the serializer changed it");
+            let out = s.text(url.clone());
+            assert!(out.contains(REDACTED), "{url} -> {out}");
+            assert!(
+                !out.contains("%6dp_Cx") && !out.contains("%41e"),
+                "{url} -> {out}"
+            );
+        }
+    }
+}
