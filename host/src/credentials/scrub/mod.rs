@@ -244,14 +244,19 @@ impl Matcher {
         if depth == MAX_PASSES {
             return;
         }
-        // What a URL serializer adds is undone on the text as it came only.
-        let url = (depth == 0).then_some(Escapes::UrlSerialized);
-        for escapes in Escapes::ALL.into_iter().chain(url) {
+        for escapes in Escapes::ALL {
             if let Some(decoded) = decode(&view, escapes) {
                 chain.push(decoded.map);
                 self.search(decoded.bytes, chain, depth + 1, spans);
                 chain.pop();
             }
+        }
+        // What a URL serializer added is the innermost layer: its view is
+        // searched but not decoded further.
+        if let Some(decoded) = decode(&view, Escapes::UrlSerialized) {
+            chain.push(decoded.map);
+            self.search(decoded.bytes, chain, MAX_PASSES, spans);
+            chain.pop();
         }
     }
 
