@@ -32,6 +32,9 @@ pub(crate) struct Config {
     pub(crate) admin_token: Option<Secret>,
     /// The largest request body accepted, in bytes [default: 1 MiB].
     pub(crate) max_body_bytes: Option<usize>,
+    /// The largest plugin component accepted by `POST /v1/plugins`, in
+    /// bytes [default: 64 MiB].
+    pub(crate) max_plugin_bytes: Option<usize>,
     /// How long steps in flight may take to finish after SIGTERM [default: 30].
     pub(crate) shutdown_grace_secs: Option<u64>,
     /// Hosts steps may call (patterns as `courier run --allow-host`)
@@ -64,6 +67,7 @@ pub(crate) struct Settings {
     pub(crate) plugin_dir: PathBuf,
     pub(crate) admin_token: Secret,
     pub(crate) max_body_bytes: usize,
+    pub(crate) max_plugin_bytes: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) allow_hosts: Vec<AllowedHost>,
     pub(crate) allow_networks: Vec<IpNet>,
@@ -145,6 +149,7 @@ impl Config {
             plugin_dir: self.plugin_dir.unwrap_or(over.default_plugin_dir),
             admin_token,
             max_body_bytes: self.max_body_bytes.unwrap_or(1 << 20),
+            max_plugin_bytes: self.max_plugin_bytes.unwrap_or(64 << 20),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.unwrap_or(30)),
             allow_hosts,
             allow_networks,
