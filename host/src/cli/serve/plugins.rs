@@ -489,7 +489,8 @@ impl Registry {
         let permissions_text = serde_json::to_string(&permissions)?;
         self.store_component(&view.digest, bytes)?;
         let row = view.clone();
-        self.db
+        let inserted = self
+            .db
             .call(move |c| {
                 let tx = c.transaction()?;
                 if row.status == "current" {
@@ -501,7 +502,12 @@ impl Registry {
                 )?;
                 tx.commit()
             })
-            .await?;
+            .await;
+        if let Err(e) = inserted {
+            // No row names the file: it goes too.
+            let _ = std::fs::remove_file(self.dir.join(format!("{}.wasm", view.digest)));
+            return Err(e);
+        }
         if becomes_current {
             self.make_current(host, prepared, &view.digest, bundled);
         }
