@@ -314,7 +314,21 @@ async fn plugins_are_enabled_per_tenant() {
     );
     not_found(s.fetch("acme", &acme, &url).await);
 
-    // The metrics the steps left: outbound latency, circuit states, pool slots.
+    // A step whose output departs from its declared schema (a bundled fixture).
+    let drifted = s
+        .post(
+            "/v1/tenants/acme/steps",
+            &acme,
+            &json!({"plugin": "misbehave", "call": "drift", "input": {"id": 7}}),
+        )
+        .await;
+    assert!(
+        drifted.body["contract_drift"].is_array(),
+        "{}",
+        drifted.text
+    );
+
+    // The metrics the steps left: outbound latency, circuit states, drift, pool slots.
     let m = s.get("/metrics", ADMIN).await.text;
     let origin = url.trim_end_matches("/x");
     for line in [
@@ -322,6 +336,7 @@ async fn plugins_are_enabled_per_tenant() {
         r#"courier_outbound_request_duration_seconds_count{plugin="http-request"} 2"#.into(),
         format!(r#"courier_circuit_state{{origin="{origin}",state="closed"}} 1"#),
         format!(r#"courier_circuit_state{{origin="{origin}",state="open"}} 0"#),
+        r#"courier_contract_drift_total{plugin="misbehave",call="drift"} 1"#.into(),
         "courier_steps_running 0".into(),
     ] {
         assert!(m.contains(&line), "{line} missing from:\n{m}");
