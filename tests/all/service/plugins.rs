@@ -432,6 +432,29 @@ async fn upgrades_wait_for_approval_and_steps_in_flight_keep_their_version() {
     );
     // Bundled plugins are not installed twice.
     assert_eq!(s.versions("http-request").await.len(), 1);
+
+    // A stored component altered behind the service's back is not loaded:
+    // its plugin is gone, the others stay.
+    let dir = s.dir.clone();
+    drop(s);
+    std::fs::write(dir.join(format!("data/plugins/{digest}.wasm")), b"altered").unwrap();
+    let s = Service::start_in(dir, "", Some(ADMIN));
+    s.fetch("acme", &t, &url)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND);
+    assert!(
+        s.logs().contains("does not match its digest"),
+        "{}",
+        s.logs()
+    );
+    let http = s
+        .post(
+            "/v1/tenants/acme/steps",
+            &t,
+            &json!({"plugin": "http-request", "call": "request", "input": {"url": url}}),
+        )
+        .await;
+    assert_eq!(http.body["outcome"], "success", "{}", http.text);
 }
 
 #[tokio::test]

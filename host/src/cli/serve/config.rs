@@ -25,7 +25,8 @@ pub(crate) struct Config {
     /// The data directory: the connection store, the service database, the
     /// first-run admin token [default: as the CLI's].
     pub(crate) data_dir: Option<PathBuf>,
-    /// Where the plugins installed at start are (every `*.wasm`)
+    /// The operator's plugins: every `*.wasm` in it the service has not
+    /// seen is installed at start, current and enabled for every tenant
     /// [default: the CLI's plugin directory].
     pub(crate) plugin_dir: Option<PathBuf>,
     /// The admin token; `$COURIER_ADMIN_TOKEN` overrides it.

@@ -309,13 +309,16 @@ impl Registry {
                 Ok((rows, bundled, access))
             })
             .await?;
+        // A component that is missing, altered or no longer loads costs its
+        // own plugin (logged), not the service.
         let mut current = HashMap::new();
         for (view, ..) in rows {
-            match self.read_component(&view.digest) {
-                Ok(bytes) => {
-                    host.load_plugin(&bytes)
-                        .await
-                        .with_context(|| format!("plugin `{}` {}", view.name, view.digest))?;
+            let loaded = match self.read_component(&view.digest) {
+                Ok(bytes) => host.load_plugin(&bytes).await.map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            };
+            match loaded {
+                Ok(_) => {
                     tracing::info!(
                         plugin = view.name,
                         version = view.version,
@@ -325,7 +328,7 @@ impl Registry {
                     current.insert(view.name, view.digest);
                 }
                 Err(e) => {
-                    tracing::error!(plugin = view.name, error = %format!("{e:#}"), "plugin not loaded");
+                    tracing::error!(plugin = view.name, digest = view.digest, error = %format!("{e:#}"), "plugin not loaded");
                 }
             }
         }
