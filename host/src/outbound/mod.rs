@@ -348,7 +348,9 @@ impl Sender {
         match source.begin(connection, step.scrubber).await? {
             TokenTurn::Ready(token) => Ok(token),
             TokenTurn::Request(request, pending) => {
-                let outcome = self.request_token(step, *request, records).await;
+                // Boxed: a token request is rare (tokens are cached) and its
+                // exchange would otherwise grow every request's future.
+                let outcome = Box::pin(self.request_token(step, *request, records)).await;
                 pending.finish(outcome, step.scrubber).await
             }
         }
@@ -409,7 +411,10 @@ impl Sender {
         mut request: Request,
     ) -> (Result<Response, SendError>, Vec<RequestRecord>) {
         match request.pagination.take() {
-            Some(pagination) => self.send_paged(step, request, pagination).await,
+            // Boxed: the page loop holds a whole `send_one` future, which
+            // inline would double the future every request is sent in (and
+            // wasmtime moves that future to the heap once per import call).
+            Some(pagination) => Box::pin(self.send_paged(step, request, pagination)).await,
             None => self.send_one(step, request).await,
         }
     }
