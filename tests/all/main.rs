@@ -30,6 +30,7 @@ mod service;
 mod store;
 mod timeouts;
 mod tls;
+mod vendors;
 
 use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
 
