@@ -14,6 +14,7 @@
 //! document (Stripe's schemas are deeply recursive). One Prism per vendor
 //! per test run.
 
+mod slack;
 mod stripe;
 
 use std::future::Future;
@@ -149,9 +150,9 @@ impl Prism {
         );
         let run = target_dir().join("prism/run");
         std::fs::create_dir_all(&run).unwrap();
-        let doc = run.join(format!("{name}-{}.json", std::process::id()));
+        let doc = run.join(format!("{name}.json"));
         std::fs::write(&doc, document.to_string()).unwrap();
-        let log = run.join(format!("{name}-{}.log", std::process::id()));
+        let log = run.join(format!("{name}.log"));
         let upstream = serve_in_background(handler);
         let port = free_port();
         // Prism runs until the test process's end closes the launcher's stdin.
@@ -215,10 +216,12 @@ fn serve_in_background(handler: impl Fn(&Received) -> Reply + Send + Sync + 'sta
     rx.recv().expect("the upstream starts")
 }
 
-/// Delivers requests for `origin` (the vendor's, as the plugin declares
-/// it) to Prism over plain HTTP, path and query unchanged; refuses others.
+/// Delivers requests under `base` (the vendor's base URL, as the plugin
+/// declares it) to Prism over plain HTTP, the rest of the path and the
+/// query unchanged (Prism serves a document's paths from its root); refuses
+/// others.
 struct ToPrism {
-    origin: &'static str,
+    base: &'static str,
     prism: SocketAddr,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -237,8 +240,8 @@ impl Transport for ToPrism {
         Box::pin(async move {
             let url = request.url();
             let rest = url
-                .strip_prefix(self.origin)
-                .ok_or_else(|| TransportError::denied(format!("not {}: {url}", self.origin)))?;
+                .strip_prefix(self.base)
+                .ok_or_else(|| TransportError::denied(format!("not under {}: {url}", self.base)))?;
             let mut outgoing = hyper::Request::builder()
                 .method(request.method())
                 .uri(format!("http://{}{rest}", self.prism));
@@ -258,16 +261,16 @@ impl Transport for ToPrism {
     }
 }
 
-/// A host with `plugin` loaded whose requests to `origin` reach `prism`.
-pub(crate) async fn host_for(plugin: &str, origin: &'static str, prism: &Prism) -> Host {
+/// A host with `plugin` loaded whose requests under `base` reach `prism`.
+pub(crate) async fn host_for(plugin: &str, base: &'static str, prism: &Prism) -> Host {
     let transport = ToPrism {
-        origin,
+        base,
         prism: prism.addr,
         client: Client::builder(TokioExecutor::new()).build_http(),
     };
     let builder = Host::builder()
         .cache_dir(target_dir().join("courier-test-cache"))
-        .allow_host(origin.parse().unwrap())
+        .allow_host(format!("{base}/*").parse().unwrap())
         .transport(Arc::new(transport));
     host_with(builder, &[plugin]).await
 }
