@@ -14,6 +14,7 @@
 //! document (Stripe's schemas are deeply recursive). One Prism per vendor
 //! per test run.
 
+mod github;
 mod slack;
 mod stripe;
 
@@ -73,10 +74,14 @@ pub(crate) fn openapi_subset(document: &Value, ops: &[(&str, &str)]) -> Value {
     if let Some(schemes) = components.get("securitySchemes") {
         kept.insert("securitySchemes".into(), schemes.clone());
     }
-    let mut subset = document.clone();
-    subset["paths"] = Value::Object(paths);
-    subset["components"] = Value::Object(kept);
-    subset
+    // Webhooks and other extensions refer to components not kept.
+    let mut subset: Map<String, Value> = ["openapi", "info", "servers", "security"]
+        .into_iter()
+        .filter_map(|key| Some((key.to_owned(), document.get(key)?.clone())))
+        .collect();
+    subset.insert("paths".into(), Value::Object(paths));
+    subset.insert("components".into(), Value::Object(kept));
+    Value::Object(subset)
 }
 
 /// The component a local `$ref` names: `(kind, name)`.
