@@ -157,7 +157,7 @@ fn github(r: &Received) -> Reply {
 
 #[tokio::test]
 async fn list_issues_follows_link_headers_and_reports_the_rate_limit() {
-    let host = host_for("github", BASE, prism()).await;
+    let host = host_for("github", BASE, prism().addr).await;
     let input = json!({"owner": "octo-org", "repo": "hello-world", "state": "all", "labels": ["bug", "ui"], "page_size": 2});
     let r = step(&host, "github", "list_issues", input, &[&connection()]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
@@ -204,7 +204,7 @@ async fn list_issues_follows_link_headers_and_reports_the_rate_limit() {
 
 #[tokio::test]
 async fn an_exhausted_rate_limit_holds_the_connection_until_its_reset() {
-    let host = host_for("github", BASE, prism()).await;
+    let host = host_for("github", BASE, prism().addr).await;
     let input = json!({"owner": "octo-org", "repo": "exhausted", "max_pages": 1});
     let r = step(
         &host,
@@ -230,7 +230,7 @@ async fn an_exhausted_rate_limit_holds_the_connection_until_its_reset() {
 
 #[tokio::test]
 async fn create_issue_sends_the_documented_json_and_names_github_errors() {
-    let host = host_for("github", BASE, prism()).await;
+    let host = host_for("github", BASE, prism().addr).await;
     let input = json!({"owner": "octo-org", "repo": "hello-world", "title": "Found a bug",
                        "body": "I'm having a problem with this.", "labels": ["bug"], "assignees": ["octocat"]});
     let r = step(&host, "github", "create_issue", input, &[&connection()]).await;

@@ -1,6 +1,6 @@
 //! The vendor plugins end to end: the real host runs each compiled plugin
 //! against its vendor's real address (`https://api.stripe.com`, …), policy
-//! and credentials included; a test transport ([`ToPrism`]) delivers what
+//! and credentials included; a test transport ([`ToLocal`]) delivers what
 //! leaves the host to **Prism** (`@stoplight/prism-cli`, npm) in proxy mode
 //! with `--errors`, serving the vendor's own published OpenAPI document:
 //! a request that violates the document is answered 422 with the violation
@@ -15,6 +15,7 @@
 //! per test run.
 
 mod github;
+mod hubspot;
 mod slack;
 mod stripe;
 
@@ -222,16 +223,16 @@ fn serve_in_background(handler: impl Fn(&Received) -> Reply + Send + Sync + 'sta
 }
 
 /// Delivers requests under `base` (the vendor's base URL, as the plugin
-/// declares it) to Prism over plain HTTP, the rest of the path and the
+/// declares it) to a local server (Prism) over plain HTTP, the rest of the path and the
 /// query unchanged (Prism serves a document's paths from its root); refuses
 /// others.
-struct ToPrism {
+struct ToLocal {
     base: &'static str,
-    prism: SocketAddr,
+    local: SocketAddr,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
-impl Transport for ToPrism {
+impl Transport for ToLocal {
     fn send(
         &self,
         request: TransportRequest,
@@ -249,7 +250,7 @@ impl Transport for ToPrism {
                 .ok_or_else(|| TransportError::denied(format!("not under {}: {url}", self.base)))?;
             let mut outgoing = hyper::Request::builder()
                 .method(request.method())
-                .uri(format!("http://{}{rest}", self.prism));
+                .uri(format!("http://{}{rest}", self.local));
             for (name, value) in request.headers() {
                 outgoing = outgoing.header(name, value);
             }
@@ -266,11 +267,11 @@ impl Transport for ToPrism {
     }
 }
 
-/// A host with `plugin` loaded whose requests under `base` reach `prism`.
-pub(crate) async fn host_for(plugin: &str, base: &'static str, prism: &Prism) -> Host {
-    let transport = ToPrism {
+/// A host with `plugin` loaded whose requests under `base` reach `local`.
+pub(crate) async fn host_for(plugin: &str, base: &'static str, local: SocketAddr) -> Host {
+    let transport = ToLocal {
         base,
-        prism: prism.addr,
+        local,
         client: Client::builder(TokioExecutor::new()).build_http(),
     };
     let builder = Host::builder()

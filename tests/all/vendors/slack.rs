@@ -110,7 +110,7 @@ fn slack(r: &Received) -> Reply {
 
 #[tokio::test]
 async fn post_message_sends_the_documented_form_and_returns_the_message_ts() {
-    let host = host_for("slack", BASE, prism()).await;
+    let host = host_for("slack", BASE, prism().addr).await;
     let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": "*Deployed*"}}]);
     let input = json!({"channel": "C1", "text": "Deployed v1.2", "blocks": blocks, "thread_ts": "1503435956.000001"});
     let r = step(&host, "slack", "post_message", input, &[&connection()]).await;
@@ -139,7 +139,7 @@ async fn post_message_sends_the_documented_form_and_returns_the_message_ts() {
 
 #[tokio::test]
 async fn ok_false_with_http_200_fails_the_step_naming_slacks_error() {
-    let host = host_for("slack", BASE, prism()).await;
+    let host = host_for("slack", BASE, prism().addr).await;
     let input = json!({"channel": "C404", "text": "nobody hears this"});
     let r = step(&host, "slack", "post_message", input, &[&connection()]).await;
     assert_eq!(r.outcome, Outcome::Error, "{r:?}");
@@ -161,7 +161,7 @@ async fn ok_false_with_http_200_fails_the_step_naming_slacks_error() {
 
 #[tokio::test]
 async fn list_conversations_follows_next_cursor_through_every_page() {
-    let host = host_for("slack", BASE, prism()).await;
+    let host = host_for("slack", BASE, prism().addr).await;
     let input = json!({"page_size": 3, "types": "public_channel,private_channel"});
     let r = step(
         &host,
@@ -205,7 +205,7 @@ async fn list_conversations_follows_next_cursor_through_every_page() {
 
 #[tokio::test]
 async fn list_conversations_stops_at_max_pages() {
-    let host = host_for("slack", BASE, prism()).await;
+    let host = host_for("slack", BASE, prism().addr).await;
     let input = json!({"page_size": 2, "max_pages": 2});
     let r = step(
         &host,

@@ -122,7 +122,7 @@ fn received_with_key(key: &str) -> Vec<Received> {
 
 #[tokio::test]
 async fn create_customer_sends_stripe_form_fields_and_the_idempotency_key() {
-    let host = host_for("stripe", BASE, prism()).await;
+    let host = host_for("stripe", BASE, prism().addr).await;
     let key = "order-6735-create-customer";
     let input = json!({"email": "jenny@example.com", "name": "Jenny Rosen",
                        "metadata": {"order_id": "6735", "channel": "web"}, "idempotency_key": key});
@@ -166,7 +166,7 @@ async fn create_customer_sends_stripe_form_fields_and_the_idempotency_key() {
 
 #[tokio::test]
 async fn create_customer_without_a_key_sends_a_fresh_one_per_step() {
-    let host = host_for("stripe", BASE, prism()).await;
+    let host = host_for("stripe", BASE, prism().addr).await;
     let mut keys = Vec::new();
     for _ in 0..2 {
         let input = json!({"email": "fresh@example.com"});
@@ -188,7 +188,7 @@ async fn create_customer_without_a_key_sends_a_fresh_one_per_step() {
 
 #[tokio::test]
 async fn list_customers_follows_starting_after_through_every_page() {
-    let host = host_for("stripe", BASE, prism()).await;
+    let host = host_for("stripe", BASE, prism().addr).await;
     let input = json!({"page_size": 3, "email": "list-test@example.com"});
     let r = step(&host, "stripe", "list_customers", input, &[&connection()]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
@@ -234,7 +234,7 @@ async fn list_customers_follows_starting_after_through_every_page() {
 
 #[tokio::test]
 async fn list_customers_starts_after_a_given_customer() {
-    let host = host_for("stripe", BASE, prism()).await;
+    let host = host_for("stripe", BASE, prism().addr).await;
     let input = json!({"starting_after": "cus_3", "max_pages": 1});
     let r = step(&host, "stripe", "list_customers", input, &[&connection()]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
@@ -252,7 +252,7 @@ async fn list_customers_starts_after_a_given_customer() {
 
 #[tokio::test]
 async fn retrieve_customer_shapes_the_object_and_names_stripe_errors() {
-    let host = host_for("stripe", BASE, prism()).await;
+    let host = host_for("stripe", BASE, prism().addr).await;
     let r = step(
         &host,
         "stripe",
