@@ -16,6 +16,7 @@
 
 mod github;
 mod hubspot;
+mod shopify;
 mod slack;
 mod stripe;
 
