@@ -14,7 +14,7 @@ use courier_host::Outcome;
 use courier_tests::{Received, Reply};
 use serde_json::{Value, json};
 
-use super::{Prism, host_for, openapi_subset, vendor_document};
+use super::{Prism, host_for, openapi_subset, query, vendor_document};
 use crate::auth::assert_no_leak;
 use crate::step;
 
@@ -35,13 +35,6 @@ fn prism() -> &'static Prism {
         ];
         Prism::start("github", &openapi_subset(&document, &ops), github)
     })
-}
-
-fn query(r: &Received, name: &str) -> Option<String> {
-    r.query()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
 }
 
 fn issue(repo: &str, number: u64, title: &str, labels: &[&str]) -> Value {
@@ -276,16 +269,8 @@ async fn create_issue_sends_the_documented_json_and_names_github_errors() {
 #[tokio::test]
 async fn prism_refuses_a_request_that_departs_from_githubs_document() {
     // The oracle's own check: `state` must be open, closed or all.
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let url = format!(
-        "http://{}/repos/octo-org/self-check/issues?state=shut",
-        prism().addr
-    );
-    let request = hyper::Request::get(url)
-        .body(http_body_util::Full::default())
-        .unwrap();
-    assert_eq!(client.request(request).await.unwrap().status(), 422);
+    let path = "/repos/octo-org/self-check/issues?state=shut";
+    assert_eq!(prism().status_of("GET", path, &[], "").await, 422);
     assert!(
         !prism()
             .received()

@@ -199,6 +199,34 @@ impl Prism {
     pub(crate) fn received(&self) -> Vec<Received> {
         self.upstream.received()
     }
+
+    /// The status Prism answers `method path` with (no host involved): the
+    /// tests' check of the oracle itself.
+    pub(crate) async fn status_of(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &'static str,
+    ) -> u16 {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.addr));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
+        client.request(request).await.unwrap().status().as_u16()
+    }
+}
+
+/// The value of query parameter `name` of a received request.
+pub(crate) fn query(r: &Received, name: &str) -> Option<String> {
+    r.query()
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// A port nobody listens on now.

@@ -13,7 +13,7 @@ use courier_host::Outcome;
 use courier_tests::{Received, Reply, form_pairs};
 use serde_json::{Value, json};
 
-use super::{Prism, host_for, openapi_subset, vendor_document};
+use super::{Prism, host_for, openapi_subset, query, vendor_document};
 use crate::auth::assert_no_leak;
 use crate::step;
 
@@ -45,13 +45,6 @@ fn prism() -> &'static Prism {
         ];
         Prism::start("slack", &openapi_subset(&document, &ops), slack)
     })
-}
-
-fn query(r: &Received, name: &str) -> Option<String> {
-    r.query()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
 }
 
 /// Seven public channels `C1` … `C7`.

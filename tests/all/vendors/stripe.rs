@@ -11,7 +11,7 @@ use courier_host::Outcome;
 use courier_tests::{Received, Reply, form_pairs};
 use serde_json::{Value, json};
 
-use super::{Prism, host_for, openapi_subset, vendor_document};
+use super::{Prism, host_for, openapi_subset, query, vendor_document};
 use crate::auth::assert_no_leak;
 use crate::step;
 
@@ -47,13 +47,6 @@ fn stored() -> Vec<Value> {
         .rev()
         .map(|n| customer(&format!("cus_{n}"), &format!("c{n}@example.com"), json!({})))
         .collect()
-}
-
-fn query(r: &Received, name: &str) -> Option<String> {
-    r.query()
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
 }
 
 /// Stripe's API for the three operations, as documented.
@@ -298,17 +291,13 @@ async fn retrieve_customer_shapes_the_object_and_names_stripe_errors() {
 async fn prism_refuses_a_request_that_departs_from_stripes_document() {
     // The oracle's own check: a `balance` that is not an integer violates
     // the document, so Prism answers 422 and nothing reaches the upstream.
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let request = hyper::Request::post(format!("http://{}/v1/customers", prism().addr))
-        .header("authorization", format!("Bearer {KEY}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("idempotency-key", "prism-self-check")
-        .body(http_body_util::Full::new(bytes::Bytes::from(
-            "balance=lots",
-        )))
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    assert_eq!(response.status(), 422);
+    let bearer = format!("Bearer {KEY}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("idempotency-key", "prism-self-check"),
+    ];
+    let status = prism().status_of("POST", "/v1/customers", &headers, "balance=lots");
+    assert_eq!(status.await, 422);
     assert!(received_with_key("prism-self-check").is_empty());
 }
