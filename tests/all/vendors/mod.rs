@@ -1,6 +1,6 @@
 //! The vendor plugins end to end: the real host runs each compiled plugin
 //! against its vendor's real address (`https://api.stripe.com`, …), policy
-//! and credentials included; a test transport ([`ToLocal`]) delivers what
+//! and credentials included; a test transport ([`LocalTransport`]) delivers what
 //! leaves the host to **Prism** (`@stoplight/prism-cli`, npm) in proxy mode
 //! with `--errors`, serving the vendor's own published OpenAPI document:
 //! a request that violates the document is answered 422 with the violation
@@ -20,19 +20,16 @@ mod shopify;
 mod slack;
 mod stripe;
 
-use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
-use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier_host::{Host, Transport, TransportBody, TransportError, TransportRequest};
-use courier_tests::{Received, Reply, TestServer, host_with, target_dir};
+use courier_host::Host;
+use courier_tests::{LocalTransport, Received, Reply, TestServer, host_with, target_dir};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value};
 
@@ -251,61 +248,11 @@ fn serve_in_background(handler: impl Fn(&Received) -> Reply + Send + Sync + 'sta
     rx.recv().expect("the upstream starts")
 }
 
-/// Delivers requests under `base` (the vendor's base URL, as the plugin
-/// declares it) to a local server (Prism) over plain HTTP, the rest of the path and the
-/// query unchanged (Prism serves a document's paths from its root); refuses
-/// others.
-struct ToLocal {
-    base: &'static str,
-    local: SocketAddr,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Transport for ToLocal {
-    fn send(
-        &self,
-        request: TransportRequest,
-    ) -> Pin<
-        Box<
-            dyn Future<Output = Result<courier_host::TransportResponse, TransportError>>
-                + Send
-                + '_,
-        >,
-    > {
-        Box::pin(async move {
-            let url = request.url();
-            let rest = url
-                .strip_prefix(self.base)
-                .ok_or_else(|| TransportError::denied(format!("not under {}: {url}", self.base)))?;
-            let mut outgoing = hyper::Request::builder()
-                .method(request.method())
-                .uri(format!("http://{}{rest}", self.local));
-            for (name, value) in request.headers() {
-                outgoing = outgoing.header(name, value);
-            }
-            let outgoing = outgoing
-                .body(Full::new(request.body().clone()))
-                .map_err(|e| TransportError::other(e.to_string()))?;
-            let response = self
-                .client
-                .request(outgoing)
-                .await
-                .map_err(|e| TransportError::connect(e.to_string()))?;
-            Ok(response.map(TransportBody::streaming))
-        })
-    }
-}
-
 /// A host with `plugin` loaded whose requests under `base` reach `local`.
 pub(crate) async fn host_for(plugin: &str, base: &'static str, local: SocketAddr) -> Host {
-    let transport = ToLocal {
-        base,
-        local,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    };
     let builder = Host::builder()
         .cache_dir(target_dir().join("courier-test-cache"))
         .allow_host(format!("{base}/*").parse().unwrap())
-        .transport(Arc::new(transport));
+        .transport(Arc::new(LocalTransport::new(base, local)));
     host_with(builder, &[plugin]).await
 }
