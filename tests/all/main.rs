@@ -9,6 +9,7 @@ mod contract;
 mod curl_import;
 mod embedding;
 mod fault;
+mod first_plugin;
 mod http_request;
 mod httpbin;
 mod initialize;

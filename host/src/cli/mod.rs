@@ -5,6 +5,7 @@
 mod build;
 mod curl;
 mod infer;
+mod new;
 #[cfg(feature = "serve")]
 mod serve;
 
@@ -79,6 +80,21 @@ enum Command {
     /// Runs the HTTP service: tenants, connections, steps, history.
     #[cfg(feature = "serve")]
     Serve(serve::ServeArgs),
+    /// Writes a new plugin crate from a template: it builds with `courier
+    /// build` and passes its own `cargo test` at once.
+    New {
+        /// The plugin's name (lowercase letters, digits and `-`); also the
+        /// crate's name and, unless `--dir` says otherwise, its directory.
+        name: String,
+        /// The directory to write the crate into [default: ./NAME].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Courier SDK's directory (`guest-sdk/` of Courier's source
+        /// tree), which the crate depends on by path [default:
+        /// $COURIER_SDK, else the SDK of the tree courier was built from].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Builds a Rust plugin crate (or a workspace of them) into components.
     Build {
         /// The crate or workspace directory.
@@ -244,6 +260,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for p in built {
                 println!("{} -> {} ({} bytes)", p.name, p.component.display(), p.size);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::New { name, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            for file in new::new_plugin(&name, &dir, sdk)? {
+                println!("wrote {}", file.display());
+            }
+            println!("next: cd {} && cargo test && courier build", dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Curl { command, out } => {
