@@ -31,7 +31,9 @@ pub struct StepRequest {
     pub plugin: String,
     /// The call to invoke.
     pub call: String,
-    /// The call's input.
+    /// The call's input. Its objects reach the plugin with their keys in
+    /// the order they were written (courier-host turns on `serde_json`'s
+    /// `preserve_order`), so a plugin can send them in that order.
     pub input: serde_json::Value,
     /// Connections for this step, each naming a declared connection: a
     /// configuration bound when the step starts, or a [`Connection`] bound

@@ -136,6 +136,8 @@ async fn courier_new_builds_tests_and_runs() {
     let refused = run(&[]).await;
     let result: Value = serde_json::from_slice(&refused.stdout).unwrap();
     assert_eq!(result["outcome"], "denied", "{result}");
+    let message = result["error"]["message"].as_str().unwrap();
+    assert!(message.contains("refused range"), "{message}");
     assert!(server.received().is_empty());
     let out = run(&["127.0.0.1/32"]).await;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
