@@ -2,11 +2,13 @@
 //! test`, `courier build` and `courier run` of the built component, and
 //! `docs/first-plugin.md` run exactly as written.
 //!
-//! Both tests build a fresh crate natively and for wasm. Their build
-//! directories live under `target/first-plugin/` and are kept between runs
-//! (only the crates' sources are written anew), so after the first run
-//! these builds are incremental; the guide's crate and the `courier new`
-//! test's crate share one (the cargo lock serializes them).
+//! Both tests build a fresh crate natively and for wasm, in one build
+//! directory: the guide crate's own `target/` (under `target/first-plugin/`,
+//! kept between runs; only the crates' sources are written anew). Its
+//! `wasm-build/` and `debug/` are symlinks to the plugins' wasm build
+//! (`target/wasm-build`, what `./dev build-plugins` fills) and the guest
+//! SDK's native one (`target/guest-native/debug`), so the crates compile
+//! little that is not compiled already; cargo's locks serialize the builds.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -24,6 +26,32 @@ fn root() -> PathBuf {
 /// The build directory both crates share: the guide's crate's own `target/`.
 fn shared_target() -> PathBuf {
     root().join("guide/hello/target")
+}
+
+/// The shared build directory, its `wasm-build/` and `debug/` linked to
+/// the builds the rest of the test run fills (see the module's doc).
+fn prepare_shared_target() -> PathBuf {
+    let shared = shared_target();
+    std::fs::create_dir_all(&shared).unwrap();
+    let links = [
+        ("wasm-build", target_dir().join("wasm-build")),
+        ("debug", target_dir().join("guest-native/debug")),
+    ];
+    for (name, to) in links {
+        let link = shared.join(name);
+        if link.is_symlink() {
+            continue;
+        }
+        if link.is_dir() {
+            std::fs::remove_dir_all(&link).unwrap();
+        }
+        std::fs::create_dir_all(&to).unwrap();
+        match std::os::unix::fs::symlink(&to, &link) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => panic!("{e}"),
+            _ => {}
+        }
+    }
+    shared
 }
 
 /// Runs `command`, panicking with its output unless it succeeds.
@@ -66,13 +94,14 @@ async fn courier_new_builds_tests_and_runs() {
     clear_except(&dir, "");
     succeed(courier().current_dir(&dir).args(["new", "acme-items"]));
     let krate = dir.join("acme-items");
+    let shared = prepare_shared_target();
     succeed(
         Command::new("cargo")
             .arg("test")
             .current_dir(&krate)
-            .env("CARGO_TARGET_DIR", shared_target()),
+            .env("CARGO_TARGET_DIR", &shared),
     );
-    let out_dir = shared_target().join("plugins-new");
+    let out_dir = shared.join("plugins-new");
     succeed(
         courier()
             .arg("build")
@@ -196,6 +225,7 @@ async fn the_first_plugin_guide_runs_as_written() {
     let dir = root().join("guide");
     clear_except(&dir, "hello");
     clear_except(&dir.join("hello"), "target");
+    prepare_shared_target();
 
     let script = format!("set -euo pipefail\n{}", shell.join("\n"));
     let path = format!(
