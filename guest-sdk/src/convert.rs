@@ -1,7 +1,7 @@
 //! The edge between the SDK's types and the WIT-generated bindings: every
 //! conversion between the two is here, and nowhere else names a generated
-//! type except [`host`](crate::host) (which calls the imports) and the
-//! export glue in `lib.rs`.
+//! type except [`host`](crate::host) (which calls the imports), the
+//! export glue in `lib.rs` and tests.
 //!
 //! Why: plugins use only the SDK's own types ([`Request`], [`Auth`],
 //! [`FormPart`], [`RetryPolicy`], [`Method`], …). When the WIT contract
