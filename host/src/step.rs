@@ -283,8 +283,10 @@ pub(crate) async fn run(
 }
 
 /// The plugin's allowed hosts for one step: with the origin of each bound
-/// connection's base URL (the operator's, or the plugin's declared one)
-/// that they do not already allow, so a host is written once. The
+/// connection's base URL that they do not already allow, so a host is
+/// written once, when the connection was handed to the step by the
+/// embedder or the CLI (`BoundConnection::base_url_allowed`; a stored
+/// connection, which a tenant may have written, widens nothing). The
 /// operator's and tenant's host lists still apply on top; without a base
 /// URL nothing is added.
 fn with_base_urls<'a>(
@@ -292,6 +294,7 @@ fn with_base_urls<'a>(
     connections: impl Iterator<Item = &'a Arc<BoundConnection>>,
 ) -> Arc<[AllowedHost]> {
     let added: Vec<AllowedHost> = connections
+        .filter(|c| c.base_url_allowed)
         .filter_map(|c| c.base_url.as_ref())
         .filter(|base| !declared.iter().any(|h| h.matches(base)))
         .filter_map(AllowedHost::origin_of)

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use courier_host::{ConnectionConfig, Outcome, StepRequest};
 use courier_tests::{TestServer, target_dir};
 use serde_json::{Value, json};
 
@@ -179,6 +180,34 @@ async fn courier_new_builds_tests_and_runs() {
         (got.method.as_str(), got.uri.as_str()),
         ("GET", "/v1/items/42")
     );
+
+    // A stored connection (which a tenant may write through the service)
+    // does not widen the plugin's hosts: its base URL must be one the
+    // plugin allows. The same configuration handed to the step does.
+    let host = courier_tests::host_builder().build().unwrap();
+    host.load_plugin_file(&component).await.unwrap();
+    let config: ConnectionConfig =
+        toml::from_str(&std::fs::read_to_string(&connection).unwrap()).unwrap();
+    let step = |config: ConnectionConfig| {
+        host.run_step(StepRequest {
+            tenant: "t".into(),
+            plugin: "acme-items".into(),
+            call: "get_item".into(),
+            input: json!({"id": "7"}),
+            connections: vec![config.into()],
+        })
+    };
+    let stored = step(config.clone().loaded_from_store()).await;
+    assert_eq!(stored.outcome, Outcome::Denied, "{stored:?}");
+    let message = &stored.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("not among the plugin's allowed hosts"),
+        "{message}"
+    );
+    assert_eq!(server.received().len(), 1);
+    let given = step(config).await;
+    assert_eq!(given.outcome, Outcome::Success, "{given:?}");
+    assert_eq!(server.received().len(), 2);
     assert_eq!(
         got.header("authorization").map(str::to_owned),
         Some(format!("Bearer {token}"))
