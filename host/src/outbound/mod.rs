@@ -172,6 +172,10 @@ pub struct RequestRecord {
     /// How long the request waited for its connection's rate budget, in
     /// milliseconds, when it waited at all.
     pub rate_wait_ms: Option<u64>,
+    /// Whether this is a token request the host made for a connection
+    /// (an OAuth 2 token endpoint), not a request of the plugin.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub token_request: bool,
 }
 
 impl RequestRecord {
@@ -202,6 +206,7 @@ impl RequestRecord {
             pagination: None,
             cache: None,
             rate_wait_ms: None,
+            token_request: false,
         }
     }
 
@@ -389,14 +394,10 @@ impl Sender {
         let outcome = timeout_at(deadline, exchange)
             .await
             .unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)));
-        records.push(RequestRecord::of(
-            step,
-            Method::Post,
-            url,
-            started,
-            &outcome,
-            false,
-        ));
+        records.push(RequestRecord {
+            token_request: true,
+            ..RequestRecord::of(step, Method::Post, url, started, &outcome, false)
+        });
         outcome
     }
 
