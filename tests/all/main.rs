@@ -4,6 +4,7 @@
 mod auth;
 mod bodies;
 mod cache;
+mod cassettes;
 mod cli;
 mod contract;
 mod curl_import;
