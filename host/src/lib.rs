@@ -63,8 +63,9 @@ pub use manifest::{
 };
 pub use operator::{ContractDrift, PluginPolicy};
 pub use outbound::{
-    CircuitSettings, CircuitState, RateBudget, RequestRecord, Resolve, SystemResolver, Transport,
-    TransportBody, TransportError, TransportRequest, TransportResponse,
+    Cassette, CircuitSettings, CircuitState, RateBudget, Recorder, Replayer, RequestRecord,
+    Resolve, SystemResolver, Transport, TransportBody, TransportError, TransportRequest,
+    TransportResponse,
 };
 pub use outcome::{FailureKind, Outcome};
 pub use plugin::{LoadLimits, LoadReport};
@@ -81,7 +82,7 @@ use courier_egress::NetworkPolicy;
 use credentials::{Caches, TokenManager, TokenPersistence};
 use engine::{ComponentCache, EpochTicker};
 use operator::OperatorPolicy;
-use outbound::{Sender, SenderOptions};
+use outbound::{Sender, SenderOptions, WrapTransport};
 use plugin::Plugin;
 
 /// Errors of setting up the host or loading plugins. Step failures are not
@@ -122,6 +123,7 @@ pub struct HostBuilder {
     tenant_hosts: HashMap<String, Vec<AllowedHost>>,
     resolver: Arc<dyn Resolve>,
     transport: Option<Arc<dyn Transport>>,
+    wrap_transport: Option<WrapTransport>,
     clock: Arc<dyn Clock>,
     circuits: CircuitSettings,
     store: Option<Arc<dyn ConnectionStore>>,
@@ -254,6 +256,18 @@ impl HostBuilder {
         self
     }
 
+    /// Puts a transport of `wrap`'s making in front of the host's
+    /// transport (the default one, or the [`transport`](Self::transport)
+    /// given), which `wrap` receives: a [`Recorder`] records what passes
+    /// through it. Called once, when the host is built.
+    pub fn wrap_transport(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn Transport>) -> Arc<dyn Transport> + Send + 'static,
+    ) -> Self {
+        self.wrap_transport = Some(Box::new(wrap));
+        self
+    }
+
     /// Replaces the system clock the host reads token expiry and JWT times
     /// from, sleeps retry backoff on and times circuit breakers with (a
     /// test moves a manual clock instead of sleeping).
@@ -313,6 +327,7 @@ impl HostBuilder {
                 http2: self.http2,
                 clock: self.clock,
                 circuits: self.circuits,
+                wrap_transport: self.wrap_transport,
             },
         );
         let ticker = self.epoch_interruption.then(|| EpochTicker::start(&engine));
@@ -370,6 +385,7 @@ impl Host {
             tenant_hosts: HashMap::new(),
             resolver: Arc::new(SystemResolver),
             transport: None,
+            wrap_transport: None,
             clock: Arc::new(SystemClock),
             circuits: CircuitSettings::default(),
             store: None,
@@ -386,16 +402,43 @@ impl Host {
         self.load_plugin(&bytes).await
     }
 
-    /// Loads a plugin component from its bytes.
+    /// Loads a plugin component from its bytes: [`prepare_plugin`] then
+    /// [`install_plugin`].
+    ///
+    /// [`prepare_plugin`]: Self::prepare_plugin
+    /// [`install_plugin`]: Self::install_plugin
     pub async fn load_plugin(&self, bytes: &[u8]) -> Result<LoadReport, HostError> {
+        Ok(self.install_plugin(self.prepare_plugin(bytes).await?))
+    }
+
+    /// Compiles, links and describes a plugin component and validates its
+    /// manifest, without installing it: steps cannot run it until
+    /// [`install_plugin`](Self::install_plugin). A service checks an
+    /// upload this way, and reads what the plugin asks for before an admin
+    /// approves it.
+    pub async fn prepare_plugin(&self, bytes: &[u8]) -> Result<PreparedPlugin, HostError> {
         let (plugin, report) = Plugin::load(&self.inner, bytes).await?;
+        Ok(PreparedPlugin { plugin, report })
+    }
+
+    /// Installs a prepared plugin under its manifest's name, replacing the
+    /// one of that name at once for the steps that start from now on;
+    /// steps already running finish on the instance they started with.
+    pub fn install_plugin(&self, prepared: PreparedPlugin) -> LoadReport {
+        let PreparedPlugin { plugin, report } = prepared;
         let name = plugin.manifest.name.clone();
         self.inner
             .plugins
             .write()
             .expect("plugin registry poisoned")
             .insert(name, Arc::new(plugin));
-        Ok(report)
+        report
+    }
+
+    /// How many steps hold a slot of the instance pool now: admitted and
+    /// not yet ended (at most [`ConcurrencyLimits::max_steps`]).
+    pub fn steps_running(&self) -> usize {
+        self.inner.admission.running()
     }
 
     /// The manifest of a loaded plugin.
@@ -516,6 +559,21 @@ impl Host {
             permit,
             policy,
         })
+    }
+}
+
+/// A plugin compiled, linked and described by [`Host::prepare_plugin`],
+/// not yet installed.
+pub struct PreparedPlugin {
+    plugin: Plugin,
+    report: LoadReport,
+}
+
+impl PreparedPlugin {
+    /// Its validated manifest (what it declares: hosts, connections and
+    /// their auth schemes, calls).
+    pub fn manifest(&self) -> &Manifest {
+        &self.plugin.manifest
     }
 }
 

@@ -4,11 +4,13 @@
 mod auth;
 mod bodies;
 mod cache;
+mod cassettes;
 mod cli;
 mod contract;
 mod curl_import;
 mod embedding;
 mod fault;
+mod first_plugin;
 mod http_request;
 mod httpbin;
 mod initialize;

@@ -15,6 +15,7 @@ mod announced;
 mod body;
 mod budget;
 mod cache;
+mod cassette;
 mod circuit;
 mod client;
 mod decode;
@@ -36,6 +37,7 @@ use url::Url;
 
 pub use budget::RateBudget;
 use budget::{Admitted, Budgets};
+pub use cassette::{Cassette, Recorder, Replayer};
 use circuit::Circuits;
 pub use circuit::{CircuitSettings, CircuitState};
 use client::HttpTransport;
@@ -85,7 +87,12 @@ pub(crate) struct SenderOptions {
     pub(crate) clock: Arc<dyn Clock>,
     /// The per-origin circuit breakers.
     pub(crate) circuits: CircuitSettings,
+    /// What goes in front of the transport (`HostBuilder::wrap_transport`).
+    pub(crate) wrap_transport: Option<WrapTransport>,
 }
+
+/// Makes the transport the pipeline uses from the one it would use.
+pub(crate) type WrapTransport = Box<dyn FnOnce(Arc<dyn Transport>) -> Arc<dyn Transport> + Send>;
 
 /// What one step's requests are checked and authenticated against.
 pub(crate) struct StepOutbound<'a> {
@@ -172,6 +179,10 @@ pub struct RequestRecord {
     /// How long the request waited for its connection's rate budget, in
     /// milliseconds, when it waited at all.
     pub rate_wait_ms: Option<u64>,
+    /// Whether this is a token request the host made for a connection
+    /// (an OAuth 2 token endpoint), not a request of the plugin.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub token_request: bool,
 }
 
 impl RequestRecord {
@@ -202,6 +213,7 @@ impl RequestRecord {
             pagination: None,
             cache: None,
             rate_wait_ms: None,
+            token_request: false,
         }
     }
 
@@ -232,6 +244,7 @@ impl Sender {
             http2,
             clock,
             circuits,
+            wrap_transport,
         } = options;
         let network = Arc::new(network);
         let transport = transport.unwrap_or_else(|| {
@@ -242,6 +255,10 @@ impl Sender {
                 http2,
             ))
         });
+        let transport = match wrap_transport {
+            Some(wrap) => wrap(transport),
+            None => transport,
+        };
         Self {
             transport,
             head_caps: HeadCaps {
@@ -384,19 +401,16 @@ impl Sender {
             body: form,
             first_byte_timeout: step.limits.first_byte_timeout,
             route: Route::default(),
+            redactor: step.scrubber.redactor(),
         };
         let exchange = self.exchange(outgoing, None, step.limits);
         let outcome = timeout_at(deadline, exchange)
             .await
             .unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)));
-        records.push(RequestRecord::of(
-            step,
-            Method::Post,
-            url,
-            started,
-            &outcome,
-            false,
-        ));
+        records.push(RequestRecord {
+            token_request: true,
+            ..RequestRecord::of(step, Method::Post, url, started, &outcome, false)
+        });
         outcome
     }
 
@@ -553,6 +567,7 @@ impl Sender {
                     body,
                     first_byte_timeout: step.limits.first_byte_timeout,
                     route,
+                    redactor: step.scrubber.redactor(),
                 };
                 let exchange = self.exchange(outgoing, p.connection, step.limits);
                 let outcome = match timeout_at(deadline, exchange).await {

@@ -14,11 +14,10 @@ const CONNECTION: &str = "github";
 fn plugin() -> Plugin {
     Plugin::new("github", env!("CARGO_PKG_VERSION"))
         .description("GitHub issues")
-        // Its `Link` headers also point at `/repositories/{id}/…`.
-        .allow_host("https://api.github.com")
         .connection(
             Connection::new(CONNECTION)
                 .description("A GitHub account or app installation: its token as `token`")
+                // Its origin is allowed: `Link` headers also point at `/repositories/{id}/…`.
                 .base_url("https://api.github.com")
                 .auth(Auth::Bearer)
                 // https://docs.github.com/en/rest/about-the-rest-api/api-versions
@@ -30,18 +29,8 @@ fn plugin() -> Plugin {
                 // (https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api).
                 .rate(5000, 3600),
         )
-        .call(
-            Call::data("list_issues", list_issues)
-                .title("List issues")
-                .description(
-                    "Lists a repository's issues and pull requests, following every page.",
-                ),
-        )
-        .call(
-            Call::action("create_issue", create_issue)
-                .title("Create issue")
-                .description("Opens an issue in a repository."),
-        )
+        .call(list_issues::call())
+        .call(create_issue::call())
 }
 
 courier_sdk::export!(plugin);
@@ -150,6 +139,8 @@ struct RateLimit {
     reset: Option<u64>,
 }
 
+/// Lists a repository's issues and pull requests, following every page.
+#[call(data, title = "List issues")]
 fn list_issues(input: ListIssues) -> Result<Issues, StepError> {
     let mut pages = Pagination::link().page_size("per_page", input.page_size);
     if let Some(max) = input.max_pages {
@@ -183,6 +174,8 @@ fn list_issues(input: ListIssues) -> Result<Issues, StepError> {
     })
 }
 
+/// Opens an issue in a repository.
+#[call(action, title = "Create issue")]
 fn create_issue(input: CreateIssue) -> Result<Issue, StepError> {
     let mut body = json!({"title": input.title});
     if let Some(text) = input.body {

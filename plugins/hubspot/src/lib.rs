@@ -17,8 +17,6 @@ const DEFAULT_PROPERTIES: [&str; 4] = ["email", "firstname", "lastname", "compan
 fn plugin() -> Plugin {
     Plugin::new("hubspot", env!("CARGO_PKG_VERSION"))
         .description("HubSpot CRM contacts")
-        .allow_host("https://api.hubapi.com/crm/v3/*")
-        .allow_host("https://api.hubapi.com/oauth/v1/token")
         .connection(
             Connection::new(CONNECTION)
                 .description(
@@ -35,16 +33,8 @@ fn plugin() -> Plugin {
                 // (https://developers.hubspot.com/docs/api/usage-details).
                 .rate(100, 10),
         )
-        .call(
-            Call::data("search_contacts", search_contacts)
-                .title("Search contacts")
-                .description("Finds contacts whose properties match every filter; one page."),
-        )
-        .call(
-            Call::action("create_contact", create_contact)
-                .title("Create contact")
-                .description("Creates a contact with the given properties."),
-        )
+        .call(search_contacts::call())
+        .call(create_contact::call())
 }
 
 courier_sdk::export!(plugin);
@@ -143,6 +133,8 @@ struct Found {
     after: Option<String>,
 }
 
+/// Finds contacts whose properties match every filter; one page.
+#[call(data, title = "Search contacts")]
 fn search_contacts(input: SearchContacts) -> Result<Found, StepError> {
     #[derive(Deserialize)]
     struct Page {
@@ -178,6 +170,8 @@ fn search_contacts(input: SearchContacts) -> Result<Found, StepError> {
     })
 }
 
+/// Creates a contact with the given properties.
+#[call(action, title = "Create contact")]
 fn create_contact(input: CreateContact) -> Result<Contact, StepError> {
     let body = json!({"properties": input.properties});
     send(Request::post("/crm/v3/objects/contacts").json(&body))

@@ -30,16 +30,8 @@ fn plugin() -> Plugin {
                 )
                 .auth(Auth::api_key_header("X-Shopify-Access-Token")),
         )
-        .call(
-            Call::action("graphql", graphql)
-                .title("GraphQL query")
-                .description("Runs a GraphQL query or mutation and returns its data and cost."),
-        )
-        .call(
-            Call::data("list_products", list_products)
-                .title("List products")
-                .description("Lists the shop's first products, with the cursor of the next page."),
-        )
+        .call(graphql::call())
+        .call(list_products::call())
 }
 
 courier_sdk::export!(plugin);
@@ -140,11 +132,15 @@ const PRODUCTS: &str = "query Products($first: Int!, $after: String) {
   }
 }";
 
+/// Runs a GraphQL query or mutation and returns its data and cost.
+#[call(action, title = "GraphQL query")]
 fn graphql(input: Operation) -> Result<Answer, StepError> {
     let variables = input.variables.map(Value::Object);
     run(&input.query, variables, input.operation_name.as_deref())
 }
 
+/// Lists the shop's first products, with the cursor of the next page.
+#[call(data, title = "List products")]
 fn list_products(input: ListProducts) -> Result<Products, StepError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]

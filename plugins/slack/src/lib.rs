@@ -22,16 +22,8 @@ fn plugin() -> Plugin {
                 .auth(Auth::Bearer)
                 .verify_call("list_conversations"),
         )
-        .call(
-            Call::action("post_message", post_message)
-                .title("Post message")
-                .description("Posts a message to a channel (chat.postMessage)."),
-        )
-        .call(
-            Call::data("list_conversations", list_conversations)
-                .title("List conversations")
-                .description("Lists the workspace's conversations, following every page."),
-        )
+        .call(post_message::call())
+        .call(list_conversations::call())
 }
 
 courier_sdk::export!(plugin);
@@ -126,6 +118,8 @@ struct Metadata {
     next_cursor: String,
 }
 
+/// Posts a message to a channel (chat.postMessage).
+#[call(action, title = "Post message")]
 fn post_message(input: PostMessage) -> Result<Posted, StepError> {
     let mut form = vec![("channel", input.channel), ("text", input.text)];
     if let Some(blocks) = input.blocks {
@@ -137,6 +131,8 @@ fn post_message(input: PostMessage) -> Result<Posted, StepError> {
     slack(Request::post("/chat.postMessage").form(form))?.json()
 }
 
+/// Lists the workspace's conversations, following every page.
+#[call(data, title = "List conversations")]
 fn list_conversations(input: ListConversations) -> Result<Conversations, StepError> {
     let types = input.types.unwrap_or_else(|| "public_channel".to_owned());
     let list = |cursor: Option<String>| {

@@ -14,7 +14,6 @@ const CONNECTION: &str = "stripe";
 fn plugin() -> Plugin {
     Plugin::new("stripe", env!("CARGO_PKG_VERSION"))
         .description("Stripe customers")
-        .allow_host("https://api.stripe.com/v1/*")
         .connection(
             Connection::new(CONNECTION)
                 .description("A Stripe account: its secret or restricted key as `token`")
@@ -25,24 +24,9 @@ fn plugin() -> Plugin {
                 .rate(100, 1)
                 .verify_call("list_customers"),
         )
-        .call(
-            Call::action("create_customer", create_customer)
-                .title("Create customer")
-                .description(
-                    "Creates a customer. Sent with an `Idempotency-Key` (the input's, else a \
-                     fresh one), so a retried request creates it once.",
-                ),
-        )
-        .call(
-            Call::data("retrieve_customer", retrieve_customer)
-                .title("Retrieve customer")
-                .description("Retrieves a customer by id."),
-        )
-        .call(
-            Call::data("list_customers", list_customers)
-                .title("List customers")
-                .description("Lists customers, newest first, following every page."),
-        )
+        .call(create_customer::call())
+        .call(retrieve_customer::call())
+        .call(list_customers::call())
 }
 
 courier_sdk::export!(plugin);
@@ -133,6 +117,9 @@ struct CustomerList {
     pagination: String,
 }
 
+/// Creates a customer. Sent with an `Idempotency-Key` (the input's, else a
+/// fresh one), so a retried request creates it once.
+#[call(action, title = "Create customer")]
 fn create_customer(input: CreateCustomer) -> Result<Customer, StepError> {
     let key = input.idempotency_key.unwrap_or_else(new_idempotency_key);
     let fields = [
@@ -157,11 +144,15 @@ fn create_customer(input: CreateCustomer) -> Result<Customer, StepError> {
     send(request)
 }
 
+/// Retrieves a customer by id.
+#[call(data, title = "Retrieve customer")]
 fn retrieve_customer(input: RetrieveCustomer) -> Result<Customer, StepError> {
     let id = object_id(&input.id)?;
     send(Request::get(format!("/v1/customers/{id}")))
 }
 
+/// Lists customers, newest first, following every page.
+#[call(data, title = "List customers")]
 fn list_customers(input: ListCustomers) -> Result<CustomerList, StepError> {
     let mut pages = Pagination::cursor("data.-1.id", "starting_after")
         .items("data")
