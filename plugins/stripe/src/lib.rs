@@ -221,3 +221,78 @@ fn object_id(id: &str) -> Result<&str, StepError> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use courier_sdk::testing::{Expect, MockHost, Reply};
+
+    use super::*;
+
+    fn create(input: Value) -> Result<Customer, StepError> {
+        create_customer(serde_json::from_value(input).unwrap())
+    }
+
+    #[test]
+    fn create_sends_metadata_as_bracketed_form_fields_with_the_inputs_key() {
+        let host = MockHost::new();
+        // The form Stripe documents for `POST /v1/customers`: given fields
+        // only, `metadata[KEY]=VALUE` per pair
+        // (https://docs.stripe.com/api/metadata).
+        host.expect(
+            Expect::post("/v1/customers")
+                .connection(CONNECTION)
+                .form([
+                    ("email", "ada@example.test"),
+                    ("phone", "+44 20 7946 0000"),
+                    ("metadata[order id]", "A&B=1"),
+                    ("metadata[plan]", "pro"),
+                ])
+                .reply(Reply::json(
+                    200,
+                    json!({"id": "cus_1", "object": "customer", "email": "ada@example.test",
+                           "name": null, "description": null, "phone": "+44 20 7946 0000",
+                           "created": 1700000000, "metadata": {"plan": "pro", "order id": "A&B=1"}}),
+                )),
+        );
+        let customer = create(json!({
+            "email": "ada@example.test", "phone": "+44 20 7946 0000",
+            "metadata": {"plan": "pro", "order id": "A&B=1"},
+            "idempotency_key": "run-7-step-2"
+        }))
+        .unwrap();
+        assert_eq!(customer.id, "cus_1");
+        assert_eq!(customer.metadata["order id"], "A&B=1");
+        let sent = host.requests();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].idempotency_key.as_deref(), Some("run-7-step-2"));
+    }
+
+    #[test]
+    fn create_without_a_key_sends_the_hosts_and_names_stripes_error() {
+        let host = MockHost::new();
+        host.expect(
+            Expect::post("/v1/customers")
+                .form([("name", "Ada")])
+                .reply(Reply::json(
+                    400,
+                    json!({"error": {"type": "invalid_request_error", "code": "parameter_unknown",
+                                     "message": "Received unknown parameter: nam"}}),
+                )),
+        );
+        let error = create(json!({"name": "Ada"})).err().unwrap();
+        let StepError::Http {
+            status, message, ..
+        } = error
+        else {
+            panic!("expected an HTTP error, got {error:?}");
+        };
+        assert_eq!(status, 400);
+        assert_eq!(
+            message,
+            "Stripe answered 400 (invalid_request_error, parameter_unknown): \
+             Received unknown parameter: nam"
+        );
+        let key = host.requests()[0].idempotency_key.clone();
+        assert!(key.is_some_and(|k| !k.is_empty() && k != "run-7-step-2"));
+    }
+}
