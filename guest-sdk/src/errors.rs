@@ -4,7 +4,6 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::__private::bindings::courier::plugin::types as wit;
 use crate::http::SendError;
 
 /// Why a call failed; the host turns it into the step's outcome.
@@ -95,25 +94,6 @@ impl From<serde_json::Error> for StepError {
     }
 }
 
-impl From<StepError> for wit::StepError {
-    fn from(error: StepError) -> Self {
-        match error {
-            StepError::InvalidInput(message) => Self::InvalidInput(message),
-            StepError::Http {
-                status,
-                message,
-                output,
-            } => Self::Http(wit::HttpFailure {
-                status,
-                message,
-                output: output.map(|value| value.to_string()),
-            }),
-            StepError::Send(error) => Self::Send(error.into_reason()),
-            StepError::Failed(message) => Self::Failed(message),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,26 +132,5 @@ mod tests {
             "request failed: timed out (connect)"
         );
         assert_eq!(StepError::failed("boom").to_string(), "boom");
-    }
-
-    #[test]
-    fn converts_to_the_wit_error_with_output_as_json_text() {
-        let error = StepError::Http {
-            status: 500,
-            message: "upstream answered 500".into(),
-            output: Some(serde_json::json!({"status": 500})),
-        };
-        assert_eq!(
-            wit::StepError::from(error),
-            wit::StepError::Http(wit::HttpFailure {
-                status: 500,
-                message: "upstream answered 500".into(),
-                output: Some(r#"{"status":500}"#.into()),
-            })
-        );
-        assert_eq!(
-            wit::StepError::from(StepError::send(SendReason::Other("x".into()).into())),
-            wit::StepError::Send(SendReason::Other("x".into()))
-        );
     }
 }

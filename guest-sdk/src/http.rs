@@ -14,21 +14,204 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::__private::bindings::courier::plugin::{outbound, types as wit};
 use crate::StepError;
+use crate::host;
 
-/// Why the host sent no response: the cases of the WIT `send-error`, each with
-/// a message that never contains a secret. Read it through [`SendError::reason`].
-pub use wit::SendError as SendReason;
-pub use wit::{CursorPages, FormPart, Method, PageStyle, Pagination, RetryPolicy, TimeoutPhase};
+/// HTTP method of an outbound request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Method {
+    /// GET: read a resource.
+    Get,
+    /// HEAD: like GET, the response has no body.
+    Head,
+    /// POST: create or act.
+    Post,
+    /// PUT: replace a resource.
+    Put,
+    /// PATCH: modify part of a resource.
+    Patch,
+    /// DELETE: remove a resource.
+    Delete,
+    /// OPTIONS: ask what the resource allows.
+    Options,
+}
+
+/// A request body. The host encodes it and sets `Content-Type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Body {
+    /// No body.
+    None,
+    /// JSON text, sent as `application/json`.
+    Json(String),
+    /// `application/x-www-form-urlencoded` pairs, in order.
+    Form(Vec<(String, String)>),
+    /// `multipart/form-data` parts.
+    Multipart(Vec<FormPart>),
+    /// A GraphQL operation, sent as a JSON POST body.
+    Graphql {
+        /// The GraphQL document.
+        query: String,
+        /// The variables, a JSON object text.
+        variables: Option<String>,
+        /// The operation to run.
+        operation_name: Option<String>,
+    },
+    /// XML text, sent as `application/xml`.
+    Xml(String),
+    /// Plain text, sent as `text/plain; charset=utf-8`.
+    Text(String),
+    /// Raw bytes with their content type.
+    Bytes {
+        /// Sent as `Content-Type`.
+        content_type: String,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+}
+
+/// One part of a `multipart/form-data` body; build it with
+/// [`FormPart::text`], [`FormPart::file`] or [`FormPart::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FormPart {
+    /// The form field name.
+    pub name: String,
+    /// A file name; when present the part is sent as a file.
+    pub filename: Option<String>,
+    /// The part's content type (the host picks `text/plain` or
+    /// `application/octet-stream` when absent).
+    pub content_type: Option<String>,
+    /// The part's bytes.
+    pub data: Vec<u8>,
+}
+
+/// How the host retries a request that failed in a retryable way; build
+/// it with [`RetryPolicy::attempts`]. The WIT `retry-policy` documents
+/// what is retried and how long the host waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay bound before the first retry, doubled each time (full jitter).
+    pub initial_backoff_ms: u32,
+    /// Upper bound on one delay.
+    pub max_backoff_ms: u32,
+    /// Response statuses that are retried.
+    pub retry_on_status: Vec<u16>,
+}
+
+/// How the host follows a paginated API; build it with
+/// [`Pagination::cursor`], [`page`](Pagination::page),
+/// [`offset`](Pagination::offset) or [`link`](Pagination::link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pagination {
+    /// How the next page is found.
+    pub style: PageStyle,
+    /// The path to the items array in each page's JSON (`""`: the body).
+    pub items_path: String,
+    /// The query parameter the page size is sent in.
+    pub limit_param: Option<String>,
+    /// Items per page.
+    pub page_size: Option<u32>,
+    /// At most this many pages.
+    pub max_pages: Option<u32>,
+}
+
+/// Where the next page's position comes from and goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PageStyle {
+    /// A cursor in each page's JSON, sent in a query parameter.
+    Cursor(CursorPages),
+    /// Page numbers from 1, in this query parameter.
+    Page(String),
+    /// Item offsets from 0, in this query parameter.
+    Offset(String),
+    /// The `Link` header's `rel="next"` URL.
+    Link,
+}
+
+/// A cursor and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CursorPages {
+    /// The path to the cursor in each page's JSON (`data.-1.id`).
+    pub path: String,
+    /// The query parameter it is sent in.
+    pub param: String,
+}
+
+/// The phase of a request that ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimeoutPhase {
+    /// Opening the TCP connection.
+    Connect,
+    /// The TLS handshake.
+    TlsHandshake,
+    /// Waiting for the response head after sending.
+    FirstByte,
+    /// The request's total time.
+    Total,
+    /// The step's own deadline ran out first.
+    StepDeadline,
+}
+
+/// Why the host sent no response, each case with a message that never
+/// contains a secret. Read it through [`SendError::reason`]. New cases may
+/// come with new hosts: match with a `_` arm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendReason {
+    /// Policy refused the request.
+    Denied(String),
+    /// A phase of the request ran out of time.
+    Timeout(TimeoutPhase),
+    /// The host name could not be resolved.
+    Dns(String),
+    /// The TCP connection failed.
+    Connect(String),
+    /// TLS failed.
+    Tls(String),
+    /// The response exceeded a size cap.
+    TooLarge(String),
+    /// The peer broke HTTP.
+    Protocol(String),
+    /// The request itself is invalid (the message names the field).
+    InvalidRequest(String),
+    /// The connection is unknown, not bound, or its credentials could not
+    /// be obtained.
+    Credential(String),
+    /// A step limit or the connection's rate budget was reached.
+    Limit(String),
+    /// The host stopped calling this origin for a while.
+    CircuitOpen(String),
+    /// Anything else, described.
+    Other(String),
+}
 
 /// An outbound request, built step by step and sent by the host.
 ///
 /// Redirects are followed by default; no body, no timeout of its own (the
 /// host's default applies), no retries.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Request {
-    inner: wit::Request,
+    pub(crate) method: Method,
+    pub(crate) url: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Body,
+    pub(crate) connection: Option<String>,
+    pub(crate) timeout_ms: Option<u32>,
+    pub(crate) follow_redirects: bool,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) pagination: Option<Pagination>,
+    pub(crate) cache_ttl_ms: Option<u32>,
     /// Set when a body could not be built; `send` then fails with `invalid-request`.
     body_error: Option<String>,
 }
@@ -38,20 +221,18 @@ impl Request {
     /// relative to the base URL of the request's [`connection`](Self::connection).
     pub fn new(method: Method, url: impl Into<String>) -> Self {
         Self {
-            inner: wit::Request {
-                method,
-                url: url.into(),
-                query: Vec::new(),
-                headers: Vec::new(),
-                body: wit::Body::None,
-                connection: None,
-                timeout_ms: None,
-                follow_redirects: true,
-                retry: None,
-                idempotency_key: None,
-                pagination: None,
-                cache_ttl_ms: None,
-            },
+            method,
+            url: url.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Body::None,
+            connection: None,
+            timeout_ms: None,
+            follow_redirects: true,
+            retry: None,
+            idempotency_key: None,
+            pagination: None,
+            cache_ttl_ms: None,
             body_error: None,
         }
     }
@@ -93,14 +274,14 @@ impl Request {
 
     /// Appends a query pair; the host percent-encodes it. Repeated names are kept.
     pub fn query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.inner.query.push((name.into(), value.into()));
+        self.query.push((name.into(), value.into()));
         self
     }
 
     /// Appends a header. Names the host owns (`Authorization`, `Cookie`,
     /// `Host`, …) make the request fail with `invalid-request`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.inner.headers.push((name.into(), value.into()));
+        self.headers.push((name.into(), value.into()));
         self
     }
 
@@ -108,7 +289,7 @@ impl Request {
     /// sending fails with `invalid-request`.
     pub fn json(self, value: &impl Serialize) -> Self {
         let body = serde_json::to_string(value)
-            .map(wit::Body::Json)
+            .map(Body::Json)
             .map_err(|error| format!("the JSON body cannot be serialized: {error}"));
         self.body(body)
     }
@@ -116,7 +297,7 @@ impl Request {
     /// A body that is already JSON text (`application/json`); the host
     /// rejects text that is not JSON.
     pub fn json_text(self, json: impl Into<String>) -> Self {
-        self.body(Ok(wit::Body::Json(json.into())))
+        self.body(Ok(Body::Json(json.into())))
     }
 
     /// An `application/x-www-form-urlencoded` body; order and repeated names are kept.
@@ -129,31 +310,30 @@ impl Request {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        self.body(Ok(wit::Body::Form(pairs)))
+        self.body(Ok(Body::Form(pairs)))
     }
 
     /// A `text/plain; charset=utf-8` body.
     pub fn text(self, text: impl Into<String>) -> Self {
-        self.body(Ok(wit::Body::Text(text.into())))
+        self.body(Ok(Body::Text(text.into())))
     }
 
     /// An `application/xml` body.
     pub fn xml(self, xml: impl Into<String>) -> Self {
-        self.body(Ok(wit::Body::Xml(xml.into())))
+        self.body(Ok(Body::Xml(xml.into())))
     }
 
     /// Raw bytes sent under `content_type`.
     pub fn bytes(self, content_type: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
-        let raw = wit::RawBody {
+        self.body(Ok(Body::Bytes {
             content_type: content_type.into(),
             data: data.into(),
-        };
-        self.body(Ok(wit::Body::Bytes(raw)))
+        }))
     }
 
     /// A `multipart/form-data` body.
     pub fn multipart(self, parts: impl IntoIterator<Item = FormPart>) -> Self {
-        self.body(Ok(wit::Body::Multipart(parts.into_iter().collect())))
+        self.body(Ok(Body::Multipart(parts.into_iter().collect())))
     }
 
     /// A GraphQL operation, sent as a JSON POST body. `variables` must be a
@@ -164,31 +344,30 @@ impl Request {
         variables: Option<Value>,
         operation_name: Option<&str>,
     ) -> Self {
-        let operation = wit::GraphqlRequest {
+        self.body(Ok(Body::Graphql {
             query: query.into(),
             variables: variables.map(|variables| variables.to_string()),
             operation_name: operation_name.map(str::to_owned),
-        };
-        self.body(Ok(wit::Body::Graphql(operation)))
+        }))
     }
 
     /// The declared connection whose base URL and credentials apply; the step
     /// must have bound it (see [`bound_connections`]).
     pub fn connection(mut self, name: impl Into<String>) -> Self {
-        self.inner.connection = Some(name.into());
+        self.connection = Some(name.into());
         self
     }
 
     /// Total time allowed for the request; the host caps it.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.inner.timeout_ms = Some(millis(timeout));
+        self.timeout_ms = Some(millis(timeout));
         self
     }
 
     /// Whether to follow 3xx redirects (default `true`); each hop is checked
     /// by the host's policy again.
     pub fn follow_redirects(mut self, follow: bool) -> Self {
-        self.inner.follow_redirects = follow;
+        self.follow_redirects = follow;
         self
     }
 
@@ -201,7 +380,7 @@ impl Request {
     /// upstream's `Retry-After` or rate-limit headers say, else with
     /// jittered exponential backoff, and never past the step deadline.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.inner.retry = Some(policy);
+        self.retry = Some(policy);
         self
     }
 
@@ -209,7 +388,7 @@ impl Request {
     /// PATCH retryable after its bytes may have reached the server, and
     /// shows in the step's request records.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.inner.idempotency_key = Some(key.into());
+        self.idempotency_key = Some(key.into());
         self
     }
 
@@ -227,7 +406,7 @@ impl Request {
     /// JSON array of every page's items; its `courier-pagination` header
     /// says why paging ended (`complete`, or the cap reached).
     pub fn paginate(mut self, pagination: Pagination) -> Self {
-        self.inner.pagination = Some(pagination);
+        self.pagination = Some(pagination);
         self
     }
 
@@ -236,20 +415,19 @@ impl Request {
     /// wins). Responses marked `no-store`, `private` or `no-cache` are
     /// never kept; a hit shows as `cache: "hit"` in the step's records.
     pub fn cache(mut self, ttl: Duration) -> Self {
-        self.inner.cache_ttl_ms = Some(millis(ttl));
+        self.cache_ttl_ms = Some(millis(ttl));
         self
     }
 
     /// Sends the request and waits for the response.
     pub fn send(self) -> Result<Response, SendError> {
-        let request = self.into_wit()?;
-        outbound::send(&request).map(Response).map_err(SendError)
+        host::send(self.checked()?)
     }
 
-    fn body(mut self, body: Result<wit::Body, String>) -> Self {
+    fn body(mut self, body: Result<Body, String>) -> Self {
         match body {
             Ok(body) => {
-                self.inner.body = body;
+                self.body = body;
                 self.body_error = None;
             }
             Err(error) => self.body_error = Some(error),
@@ -257,10 +435,11 @@ impl Request {
         self
     }
 
-    fn into_wit(self) -> Result<wit::Request, SendError> {
-        match self.body_error {
-            Some(error) => Err(SendError(SendReason::InvalidRequest(error))),
-            None => Ok(self.inner),
+    /// The request, or `invalid-request` if its body could not be built.
+    pub(crate) fn checked(self) -> Result<Self, SendError> {
+        match &self.body_error {
+            Some(error) => Err(SendError(SendReason::InvalidRequest(error.clone()))),
+            None => Ok(self),
         }
     }
 }
@@ -272,7 +451,7 @@ pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
     // `None` marks a request handed to the host; its result comes back in order.
     let slots: Vec<Option<SendError>> = requests
         .into_iter()
-        .map(|request| match request.into_wit() {
+        .map(|request| match request.checked() {
             Ok(request) => {
                 to_send.push(request);
                 None
@@ -283,19 +462,18 @@ pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
     let mut sent = if to_send.is_empty() {
         Vec::new()
     } else {
-        outbound::send_all(&to_send)
+        host::send_all(to_send)
     }
     .into_iter();
     slots
         .into_iter()
         .map(|slot| match slot {
             Some(error) => Err(error),
-            None => match sent.next() {
-                Some(result) => result.map(Response).map_err(SendError),
-                None => Err(SendError(SendReason::Other(
+            None => sent.next().unwrap_or_else(|| {
+                Err(SendError(SendReason::Other(
                     "the host returned fewer results than requests".to_owned(),
-                ))),
-            },
+                )))
+            }),
         })
         .collect()
 }
@@ -303,12 +481,12 @@ pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, SendError>> {
 /// Names of the plugin's connections that the running step has bound. A
 /// request on a connection that is not bound fails with `credential`.
 pub fn bound_connections() -> Vec<String> {
-    outbound::bound_connections()
+    host::bound_connections()
 }
 
 /// A fresh idempotency key from the host: a random version 4 UUID.
 pub fn new_idempotency_key() -> String {
-    outbound::new_idempotency_key()
+    host::new_idempotency_key()
 }
 
 fn millis(duration: Duration) -> u32 {
@@ -316,68 +494,70 @@ fn millis(duration: Duration) -> u32 {
 }
 
 /// The response the host received, already scrubbed of every secret it added.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Response(wit::Response);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) final_url: String,
+}
 
 impl Response {
-    /// A response as the host would hand it back; for a plugin's own tests.
+    /// A response as the host would hand it back; for a plugin's own tests
+    /// (see also [`testing`](crate::testing) natively).
     pub fn new(
         status: u16,
         headers: Vec<(String, String)>,
         body: Vec<u8>,
         final_url: impl Into<String>,
     ) -> Self {
-        Self(wit::Response {
+        Self {
             status,
             headers,
             body,
             final_url: final_url.into(),
-        })
+        }
     }
 
     /// The final status code.
     pub fn status(&self) -> u16 {
-        self.0.status
+        self.status
     }
 
     /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.0.status)
+        (200..300).contains(&self.status)
     }
 
     /// The headers, in the order received.
     pub fn headers(&self) -> &[(String, String)] {
-        &self.0.headers
+        &self.headers
     }
 
     /// The first header named `name` (compared case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.0
-            .headers
-            .iter()
-            .find(|(header, _)| header.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The body, decoded from any content encoding.
     pub fn body(&self) -> &[u8] {
-        &self.0.body
+        &self.body
     }
 
     /// Takes the body.
     pub fn into_body(self) -> Vec<u8> {
-        self.0.body
+        self.body
     }
 
     /// The body as UTF-8 text.
     pub fn text(&self) -> Result<String, StepError> {
-        String::from_utf8(self.0.body.clone())
+        String::from_utf8(self.body.clone())
             .map_err(|error| StepError::failed(format!("the response body is not UTF-8: {error}")))
     }
 
     /// The body parsed as JSON into `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, StepError> {
-        serde_json::from_slice(&self.0.body).map_err(|error| {
+        serde_json::from_slice(&self.body).map_err(|error| {
             StepError::failed(format!(
                 "the response body is not the expected JSON: {error}"
             ))
@@ -386,7 +566,7 @@ impl Response {
 
     /// The URL that answered, after redirects.
     pub fn final_url(&self) -> &str {
-        &self.0.final_url
+        &self.final_url
     }
 
     /// The response itself if its status is 2xx, else
@@ -396,16 +576,24 @@ impl Response {
             Ok(self)
         } else {
             Err(StepError::http(
-                self.0.status,
-                format!("upstream answered {}", self.0.status),
+                self.status,
+                format!("upstream answered {}", self.status),
             ))
         }
     }
 }
 
+/// The first value of the header `name` in `headers` (compared case-insensitively).
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(header, _)| header.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
 /// Why the host sent no response (the WIT `send-error`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SendError(SendReason);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError(pub(crate) SendReason);
 
 impl SendError {
     /// The case and its message.
@@ -517,6 +705,23 @@ impl FromStr for Method {
 }
 
 impl FormPart {
+    /// A part named `name` holding `data`, sent as a field unless
+    /// [`filename`](Self::filename) makes it a file.
+    pub fn new(name: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.into(),
+            filename: None,
+            content_type: None,
+            data: data.into(),
+        }
+    }
+
+    /// Sends the part as a file named `filename`.
+    pub fn filename(mut self, filename: impl Into<String>) -> Self {
+        self.filename = Some(filename.into());
+        self
+    }
+
     /// A text field.
     pub fn text(name: impl Into<String>, value: impl Into<String>) -> Self {
         Self {
@@ -651,7 +856,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pagination_builder_fills_the_wit_record() {
+    fn the_pagination_builder_fills_the_record() {
         let p = Pagination::cursor("data.-1.id", "starting_after")
             .items("data")
             .page_size("limit", 100)
@@ -669,12 +874,12 @@ mod tests {
             ("data", Some("limit"), Some(100), Some(5))
         );
         let request = Request::get("/repos").paginate(Pagination::link());
-        let sent = request.into_wit().unwrap().pagination.unwrap();
+        let sent = request.checked().unwrap().pagination.unwrap();
         assert!(matches!(sent.style, PageStyle::Link));
         assert_eq!((sent.items_path.as_str(), sent.page_size), ("", None));
-        assert!(Request::get("/x").into_wit().unwrap().pagination.is_none());
+        assert!(Request::get("/x").checked().unwrap().pagination.is_none());
         let cached = Request::get("/x").cache(Duration::from_secs(90));
-        assert_eq!(cached.into_wit().unwrap().cache_ttl_ms, Some(90_000));
+        assert_eq!(cached.checked().unwrap().cache_ttl_ms, Some(90_000));
         assert!(matches!(Pagination::offset("skip").style, PageStyle::Offset(p) if p == "skip"));
         assert!(matches!(Pagination::page("p").style, PageStyle::Page(p) if p == "p"));
     }
@@ -692,10 +897,10 @@ mod tests {
         assert_eq!(ok.text().unwrap(), r#"{"id":"cus_1"}"#);
         assert_eq!(ok.json::<Value>().unwrap()["id"], "cus_1");
         assert!(matches!(ok.json::<Vec<u8>>(), Err(StepError::Failed(_))));
-        let binary = Response(wit::Response {
+        let binary = Response {
             body: vec![0xff],
-            ..ok.0.clone()
-        });
+            ..ok.clone()
+        };
         assert!(matches!(binary.text(), Err(StepError::Failed(_))));
     }
 
@@ -713,7 +918,7 @@ mod tests {
     }
 
     #[test]
-    fn builder_fills_the_wit_request() {
+    fn builder_fills_the_request() {
         let request = Request::post("/v1/customers")
             .query("a", "1")
             .query("a", "2")
@@ -723,7 +928,7 @@ mod tests {
             .timeout(Duration::from_millis(1500))
             .follow_redirects(false)
             .idempotency_key("k")
-            .into_wit()
+            .checked()
             .unwrap();
         assert_eq!(request.method, Method::Post);
         assert_eq!(
@@ -732,7 +937,7 @@ mod tests {
         );
         assert_eq!(
             request.body,
-            wit::Body::Form(vec![("email".into(), "a@example.test".into())])
+            Body::Form(vec![("email".into(), "a@example.test".into())])
         );
         assert_eq!(request.connection.as_deref(), Some("stripe"));
         assert_eq!(request.timeout_ms, Some(1500));
@@ -740,7 +945,7 @@ mod tests {
         assert_eq!(request.idempotency_key.as_deref(), Some("k"));
         assert!(
             Request::get("https://x.test")
-                .into_wit()
+                .checked()
                 .unwrap()
                 .follow_redirects
         );
@@ -751,15 +956,15 @@ mod tests {
         let map = std::collections::BTreeMap::from([((1, 2), 3)]);
         let error = Request::post("https://x.test")
             .json(&map)
-            .into_wit()
+            .checked()
             .unwrap_err();
         assert!(matches!(error.reason(), SendReason::InvalidRequest(m) if m.contains("JSON body")));
         let fixed = Request::post("https://x.test")
             .json(&map)
             .text("ok")
-            .into_wit()
+            .checked()
             .unwrap();
-        assert_eq!(fixed.body, wit::Body::Text("ok".into()));
+        assert_eq!(fixed.body, Body::Text("ok".into()));
     }
 
     #[test]

@@ -13,32 +13,39 @@
 //! #[derive(Deserialize, JsonSchema)]
 //! struct Input { email: String }
 //!
-//! #[derive(Serialize, Deserialize, JsonSchema)]
-//! struct Output { id: String }
-//!
-//! fn create_customer(input: Input) -> Result<Output, StepError> {
-//!     let response = Request::post("/v1/customers")
-//!         .connection("stripe")
-//!         .form([("email", input.email)])
-//!         .send()?
-//!         .error_for_status()?;
-//!     response.json()
+//! /// Creates a Stripe customer.
+//! #[call(action, idempotent = false)]
+//! fn create_customer(input: Input) -> Result<Value, StepError> {
+//!     let resp = Request::post("/v1/customers")    // relative to the connection's base URL
+//!         .connection("stripe")                     // the host adds the secret key
+//!         .form([("email", input.email.as_str())])
+//!         .send()?;                                 // Err(StepError::Send(..)) if denied
+//!     resp.error_for_status()?.json()
 //! }
 //!
 //! fn plugin() -> Plugin {
 //!     Plugin::new("stripe", env!("CARGO_PKG_VERSION"))
 //!         .description("Stripe payments")
-//!         .allow_host("https://api.stripe.com")
 //!         .connection(
 //!             Connection::new("stripe")
-//!                 .base_url("https://api.stripe.com")
+//!                 .base_url("https://api.stripe.com")  // also allows this host
 //!                 .auth(Auth::Bearer),
 //!         )
-//!         .call(Call::action("create_customer", create_customer).title("Create customer"))
+//!         .call(create_customer::call())
 //! }
 //!
 //! courier_sdk::export!(plugin);
+//! # fn main() {}
 //! ```
+//!
+//! [`#[call]`](call) keeps the function as written and puts its declaration
+//! beside it (`create_customer::call()`); [`Call::action`] and
+//! [`Call::data`] build one at run time. Input and output JSON Schemas come
+//! from the `schemars` derive (`JsonSchema`, in the prelude) of the
+//! function's types. Plugins use only this crate's types: the generated WIT
+//! bindings stay inside it (`convert.rs` is the one place that converts), so
+//! a field added to the WIT contract does not break a plugin. Natively,
+//! [`testing`] stands in for the host so calls run under `cargo test`.
 //!
 //! A plugin crate is a `cdylib` that depends on `courier-sdk` and `serde` (the
 //! serde derives need the `serde` crate by name; the schemars derive works
@@ -49,17 +56,25 @@
 extern crate self as courier_sdk;
 
 mod alloc;
+mod convert;
 mod errors;
+mod host;
 pub mod http;
 pub mod log;
 mod plugin;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static ALLOCATOR: alloc::StepAllocator = alloc::StepAllocator::new();
 
+pub use courier_sdk_macros::call;
 pub use errors::StepError;
-pub use http::{Request, Response, SendError, bound_connections, new_idempotency_key, send_all};
+pub use http::{
+    Body, CursorPages, FormPart, Method, PageStyle, Pagination, Request, Response, RetryPolicy,
+    SendError, SendReason, TimeoutPhase, bound_connections, new_idempotency_key, send_all,
+};
 pub use plugin::{
     ApiKeyScheme, Auth, Call, CallKind, ClientAuth, Connection, Jwt, JwtAlgorithm, KeyLocation,
     OAuth2, PlacementTarget, Plugin, SecretPlacement,
@@ -71,13 +86,12 @@ pub use serde_json::{Value, json};
 
 /// Everything a plugin usually needs: `use courier_sdk::prelude::*;`.
 pub mod prelude {
-    pub use crate::http::{
-        FormPart, Method, PageStyle, Pagination, RetryPolicy, SendReason, TimeoutPhase,
-    };
     pub use crate::{
-        ApiKeyScheme, Auth, Call, CallKind, ClientAuth, Connection, Jwt, JwtAlgorithm, KeyLocation,
-        OAuth2, PlacementTarget, Plugin, Request, Response, SecretPlacement, SendError, StepError,
-        Value, bound_connections, json, new_idempotency_key, schemars, send_all, serde_json,
+        ApiKeyScheme, Auth, Body, Call, CallKind, ClientAuth, Connection, FormPart, Jwt,
+        JwtAlgorithm, KeyLocation, Method, OAuth2, PageStyle, Pagination, PlacementTarget, Plugin,
+        Request, Response, RetryPolicy, SecretPlacement, SendError, SendReason, StepError,
+        TimeoutPhase, Value, bound_connections, call, json, new_idempotency_key, schemars,
+        send_all, serde_json,
     };
     pub use crate::{debug, error, info, trace, warn};
     pub use schemars::JsonSchema;
@@ -140,11 +154,11 @@ pub mod __private {
     pub use bindings::courier::plugin::types::{Manifest, StepError as WitStepError};
     pub use bindings::exports::courier::plugin::integration::Guest;
 
-    use crate::Plugin;
+    use crate::{Plugin, convert};
 
     /// `integration.describe`: the manifest, with the calls' JSON Schemas.
     pub fn describe(plugin: fn() -> Plugin) -> Manifest {
-        plugin().manifest()
+        convert::manifest(plugin())
     }
 
     std::thread_local! {
@@ -161,7 +175,7 @@ pub mod __private {
                 std::panic::set_hook(Box::new(|info| crate::log::error(&info.to_string())));
                 plugin()
             });
-            plugin.invoke(call, input).map_err(WitStepError::from)
+            plugin.invoke(call, input).map_err(convert::step_error)
         })
     }
 }

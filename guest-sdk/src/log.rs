@@ -6,13 +6,25 @@
 //! [`info!`](crate::info), [`warn!`](crate::warn) and [`error!`](crate::error)
 //! take `format!` arguments.
 
-use crate::__private::bindings::courier::plugin::log as wit;
-
-pub use wit::Level;
+/// How much a log line matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Level {
+    /// Fine detail.
+    Trace,
+    /// Diagnostics.
+    Debug,
+    /// Normal events.
+    Info,
+    /// Something unexpected that was handled.
+    Warn,
+    /// A failure.
+    Error,
+}
 
 /// Records one line at `level`.
 pub fn log(level: Level, message: &str) {
-    wit::log(level, message);
+    crate::host::log(level, message);
 }
 
 /// Records a line of fine detail.

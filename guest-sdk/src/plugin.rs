@@ -8,30 +8,166 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::__private::bindings::courier::plugin::types as wit;
 use crate::StepError;
 
-/// How requests on a connection are authenticated (the WIT `auth-scheme`).
-/// The plugin names the scheme; the operator supplies the secrets.
-pub use wit::AuthScheme as Auth;
-/// A JWT the host signs (the WIT `jwt-scheme`); build it with [`Jwt::new`].
-pub use wit::JwtScheme as Jwt;
-/// OAuth 2 settings for the API (the WIT `oauth2-scheme`); build them with
-/// [`OAuth2::new`]. The operator may override each of them.
-pub use wit::Oauth2Scheme as OAuth2;
-pub use wit::{
-    ApiKeyScheme, CallKind, ClientAuth, JwtAlgorithm, KeyLocation, PlacementTarget, SecretPlacement,
-};
+/// How requests on a connection are authenticated. The plugin names the
+/// scheme; the operator supplies the secrets, which the plugin never sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Auth {
+    /// No authentication.
+    None,
+    /// The operator's connection file chooses the scheme (generic plugins
+    /// such as a plain HTTP request step).
+    OperatorDefined,
+    /// `Authorization: Bearer <token>` (secret `token`).
+    Bearer,
+    /// HTTP Basic (secrets `username`, `password`).
+    Basic,
+    /// An API key in a header or query parameter (secret `key`); see
+    /// [`Auth::api_key_header`] and [`Auth::api_key_query`].
+    ApiKey(ApiKeyScheme),
+    /// Secrets placed in headers, query, form or JSON fields by template.
+    Custom(Vec<SecretPlacement>),
+    /// OAuth 2 client credentials grant.
+    Oauth2ClientCredentials(OAuth2),
+    /// OAuth 2 refresh token grant; a rotated refresh token is stored.
+    Oauth2RefreshToken(OAuth2),
+    /// OAuth 2 resource owner password grant.
+    Oauth2Password(OAuth2),
+    /// A JWT signed by the host.
+    Jwt(Jwt),
+    /// A TLS client certificate (mTLS) from the operator's connection.
+    ClientCertificate,
+}
+
+/// An API key scheme: the secret `key` placed under `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApiKeyScheme {
+    /// Header or query.
+    pub location: KeyLocation,
+    /// The header or query parameter name.
+    pub name: String,
+}
+
+/// Where an API key goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyLocation {
+    /// In a request header.
+    Header,
+    /// In a query parameter.
+    Query,
+}
+
+/// Where a custom placement puts a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PlacementTarget {
+    /// A request header.
+    Header,
+    /// A query parameter.
+    Query,
+    /// A field of a form body.
+    FormField,
+    /// A top-level field of a JSON object body.
+    JsonField,
+}
+
+/// One secret the host puts into a request after the plugin built it; build
+/// it with [`SecretPlacement::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SecretPlacement {
+    /// Where it goes.
+    pub target: PlacementTarget,
+    /// The header, parameter or field name.
+    pub name: String,
+    /// The value, with `{secret}` standing for the secret.
+    pub template: String,
+    /// The name of the secret in the operator's connection (`[secrets]` key).
+    pub secret: String,
+}
+
+/// How the host authenticates OAuth 2 clients at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// HTTP Basic with client id and secret.
+    Basic,
+    /// `client_id` and `client_secret` in the form body.
+    Body,
+}
+
+/// OAuth 2 settings for the API; build them with [`OAuth2::new`]. The
+/// operator may override each of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OAuth2 {
+    /// The token endpoint.
+    pub token_url: Option<String>,
+    /// Scopes requested.
+    pub scopes: Vec<String>,
+    /// The `audience` parameter some providers require.
+    pub audience: Option<String>,
+    /// How the client authenticates.
+    pub client_auth: ClientAuth,
+}
+
+/// Signature algorithm of a host-signed JWT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256 (secret `hmac_key`).
+    Hs256,
+    /// RSA PKCS#1 v1.5 with SHA-256 (secret `private_key`, PEM).
+    Rs256,
+    /// ECDSA P-256 with SHA-256 (secret `private_key`, PEM).
+    Es256,
+}
+
+/// A JWT the host signs; build it with [`Jwt::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Jwt {
+    /// The algorithm.
+    pub algorithm: JwtAlgorithm,
+    /// A JSON object text of claims; `{now}` and `{exp}` are filled in.
+    pub claims: String,
+    /// Token lifetime in seconds.
+    pub lifetime_secs: u32,
+    /// When present, the JWT is exchanged at this URL for an access token.
+    pub token_url: Option<String>,
+}
+
+/// Whether a call reads or changes things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallKind {
+    /// Reads data; safe to repeat.
+    Data,
+    /// Changes something on the other side.
+    Action,
+}
+
+/// A connection's rate budget; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RateBudget {
+    pub(crate) requests: Option<u32>,
+    pub(crate) per_secs: Option<u32>,
+    pub(crate) concurrent: Option<u32>,
+}
 
 /// A plugin's declaration, returned by the function given to
 /// [`export!`](crate::export).
 pub struct Plugin {
-    name: String,
-    version: String,
-    description: String,
-    allowed_hosts: Vec<String>,
-    connections: Vec<Connection>,
-    calls: Vec<Call>,
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) description: String,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) connections: Vec<Connection>,
+    pub(crate) calls: Vec<Call>,
 }
 
 impl Plugin {
@@ -58,6 +194,10 @@ impl Plugin {
     /// host is a name, `*.` and a domain, or `*`; a path allows that path
     /// only, `/*` after it that path and everything under it
     /// (`https://api.example.com/v1/*`). The operator's policy narrows it.
+    ///
+    /// A connection's [`base_url`](Connection::base_url) allows its own
+    /// origin already: call this only for other hosts (a file CDN, an
+    /// upload host, a region pattern such as `https://*.myshopify.com`).
     pub fn allow_host(mut self, pattern: impl Into<String>) -> Self {
         self.allowed_hosts.push(pattern.into());
         self
@@ -75,18 +215,6 @@ impl Plugin {
         self
     }
 
-    /// The manifest, with each call's JSON Schemas.
-    pub(crate) fn manifest(self) -> wit::Manifest {
-        wit::Manifest {
-            name: self.name,
-            version: self.version,
-            description: self.description,
-            allowed_hosts: self.allowed_hosts,
-            connections: self.connections.into_iter().map(|c| c.0).collect(),
-            calls: self.calls.into_iter().map(Call::spec).collect(),
-        }
-    }
-
     /// Runs the call named `call` on the JSON text `input`.
     pub(crate) fn invoke(&self, call: &str, input: &str) -> Result<String, StepError> {
         let found = self.calls.iter().find(|c| c.name == call);
@@ -98,12 +226,22 @@ impl Plugin {
 /// A connection the plugin needs: one third-party account, bound per tenant
 /// by the operator. Requests name it with [`Request::connection`](crate::Request::connection).
 #[derive(Debug, Clone)]
-pub struct Connection(wit::ConnectionSpec);
+pub struct Connection {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) base_url: Option<String>,
+    pub(crate) auth: Auth,
+    pub(crate) auth_origins: Vec<String>,
+    pub(crate) shared_headers: Vec<(String, String)>,
+    pub(crate) shared_query: Vec<(String, String)>,
+    pub(crate) verify_call: Option<String>,
+    pub(crate) rate: RateBudget,
+}
 
 impl Connection {
     /// A connection named `name`, without authentication or base URL.
     pub fn new(name: impl Into<String>) -> Self {
-        Self(wit::ConnectionSpec {
+        Self {
             name: name.into(),
             description: String::new(),
             base_url: None,
@@ -112,53 +250,51 @@ impl Connection {
             shared_headers: Vec::new(),
             shared_query: Vec::new(),
             verify_call: None,
-            rate: wit::RateBudget {
-                requests: None,
-                per_secs: None,
-                concurrent: None,
-            },
-        })
+            rate: RateBudget::default(),
+        }
     }
 
     /// What it connects to, for the people setting it up.
     pub fn description(mut self, description: impl Into<String>) -> Self {
-        self.0.description = description.into();
+        self.description = description.into();
         self
     }
 
-    /// The default base URL of relative request URLs; the operator may override it.
+    /// The default base URL of relative request URLs; the operator may
+    /// override it. Its origin is allowed as if given to
+    /// [`Plugin::allow_host`]: a host is written once.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.0.base_url = Some(url.into());
+        self.base_url = Some(url.into());
         self
     }
 
     /// The authentication scheme.
     pub fn auth(mut self, auth: Auth) -> Self {
-        self.0.auth = auth;
+        self.auth = auth;
         self
     }
 
     /// A further origin (`https://host[:port]`) that may receive the credentials.
     pub fn auth_origin(mut self, origin: impl Into<String>) -> Self {
-        self.0.auth_origins.push(origin.into());
+        self.auth_origins.push(origin.into());
         self
     }
 
     /// A non-secret header sent with every request on this connection.
     pub fn shared_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.shared_headers.push((name.into(), value.into()));
+        self.shared_headers.push((name.into(), value.into()));
         self
     }
 
     /// A non-secret query pair sent with every request on this connection.
     pub fn shared_query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.shared_query.push((name.into(), value.into()));
+        self.shared_query.push((name.into(), value.into()));
         self
     }
 
     /// The data call that checks the connection works.
     pub fn verify_call(mut self, call: impl Into<String>) -> Self {
-        self.0.verify_call = Some(call.into());
+        self.verify_call = Some(call.into());
         self
     }
 
@@ -168,8 +304,8 @@ impl Connection {
     /// the step deadline or fails with `limit` without being sent. Both
     /// must be at least 1, or the host refuses the manifest.
     pub fn rate(mut self, requests: u32, per_secs: u32) -> Self {
-        self.0.rate.requests = Some(requests);
-        self.0.rate.per_secs = Some(per_secs);
+        self.rate.requests = Some(requests);
+        self.rate.per_secs = Some(per_secs);
         self
     }
 
@@ -177,7 +313,7 @@ impl Connection {
     /// shared by every step of the host; the operator may narrow it. At
     /// least 1, or the host refuses the manifest.
     pub fn concurrent(mut self, requests: u32) -> Self {
-        self.0.rate.concurrent = Some(requests);
+        self.rate.concurrent = Some(requests);
         self
     }
 }
@@ -291,14 +427,14 @@ type Handler = Box<dyn Fn(&str) -> Result<String, StepError>>;
 /// `#[derive(JsonSchema)]`) when the host asks for the manifest, never when the
 /// call runs.
 pub struct Call {
-    name: String,
-    title: Option<String>,
-    description: String,
-    kind: CallKind,
-    idempotent: bool,
+    pub(crate) name: String,
+    pub(crate) title: Option<String>,
+    pub(crate) description: String,
+    pub(crate) kind: CallKind,
+    pub(crate) idempotent: bool,
     run: Handler,
-    input_schema: fn() -> String,
-    output_schema: fn() -> String,
+    pub(crate) input_schema: fn() -> String,
+    pub(crate) output_schema: fn() -> String,
 }
 
 impl Call {
@@ -373,23 +509,11 @@ impl Call {
         self.idempotent = idempotent;
         self
     }
-
-    fn spec(self) -> wit::CallSpec {
-        wit::CallSpec {
-            title: self.title.unwrap_or_else(|| self.name.clone()),
-            name: self.name,
-            description: self.description,
-            kind: self.kind,
-            idempotent: self.idempotent,
-            input_schema: (self.input_schema)(),
-            output_schema: (self.output_schema)(),
-        }
-    }
 }
 
 /// The JSON Schema (draft 2020-12) of `T`, with subschemas inlined except
 /// where a type refers to itself.
-fn schema_of<T: JsonSchema>() -> String {
+pub(crate) fn schema_of<T: JsonSchema>() -> String {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|settings| settings.inline_subschemas = true)
         .into_generator();
@@ -466,21 +590,15 @@ mod tests {
 
     #[test]
     fn a_connection_declares_its_rate_budget() {
-        let manifest = plugin()
-            .connection(Connection::new("limited").rate(100, 60).concurrent(4))
-            .manifest();
+        let plugin = plugin().connection(Connection::new("limited").rate(100, 60).concurrent(4));
         assert_eq!(
-            manifest.connections[0].rate,
-            wit::RateBudget {
-                requests: None,
-                per_secs: None,
-                concurrent: None
-            },
+            plugin.connections[0].rate,
+            RateBudget::default(),
             "undeclared: unlimited"
         );
         assert_eq!(
-            manifest.connections[1].rate,
-            wit::RateBudget {
+            plugin.connections[1].rate,
+            RateBudget {
                 requests: Some(100),
                 per_secs: Some(60),
                 concurrent: Some(4)
@@ -490,30 +608,82 @@ mod tests {
 
     #[test]
     fn manifest_lists_calls_with_schemas() {
-        let manifest = plugin().manifest();
+        let manifest = crate::convert::manifest(plugin());
+        use crate::__private::bindings::courier::plugin::types as wit;
         assert_eq!(manifest.name, "shop");
         assert_eq!(manifest.allowed_hosts, ["https://api.shop.test"]);
         let connection = &manifest.connections[0];
         assert_eq!(connection.verify_call.as_deref(), Some("me"));
         assert_eq!(
             connection.auth,
-            Auth::ApiKey(ApiKeyScheme {
-                location: KeyLocation::Header,
+            wit::AuthScheme::ApiKey(wit::ApiKeyScheme {
+                location: wit::KeyLocation::Header,
                 name: "X-Key".into()
             })
         );
         let [create, me] = &manifest.calls[..] else {
             panic!("two calls expected")
         };
-        assert_eq!((create.kind, create.idempotent), (CallKind::Action, false));
+        assert_eq!(
+            (create.kind, create.idempotent),
+            (wit::CallKind::Action, false)
+        );
         assert_eq!(
             (me.kind, me.idempotent, me.title.as_str()),
-            (CallKind::Data, true, "me")
+            (wit::CallKind::Data, true, "me")
         );
         let input: Value = serde_json::from_str(&create.input_schema).unwrap();
         assert_eq!(input["type"], "object");
         assert_eq!(input["required"], serde_json::json!(["email"]));
         let output: Value = serde_json::from_str(&create.output_schema).unwrap();
         assert_eq!(output["properties"]["id"]["type"], "string");
+    }
+
+    /// Finds a shop's orders.
+    ///
+    /// By status.
+    #[crate::call(data, name = "find-orders", title = "Find orders")]
+    fn find_orders(input: Input) -> Result<Output, StepError> {
+        Ok(Output { id: input.email })
+    }
+
+    #[crate::call(action, idempotent)]
+    fn cancel(_: Value) -> Result<Value, StepError> {
+        Ok(Value::Null)
+    }
+
+    #[test]
+    fn the_call_attribute_declares_the_function() {
+        let plugin = Plugin::new("shop", "1.0.0")
+            .call(find_orders::call())
+            .call(cancel::call());
+        let [find, cancel] = &plugin.calls[..] else {
+            panic!("two calls expected")
+        };
+        assert_eq!(
+            (
+                find.name.as_str(),
+                find.title.as_deref(),
+                find.kind,
+                find.idempotent
+            ),
+            ("find-orders", Some("Find orders"), CallKind::Data, true)
+        );
+        assert_eq!(find.description, "Finds a shop's orders.\n\nBy status.");
+        assert_eq!(
+            plugin.invoke("find-orders", r#"{"email":"x"}"#).unwrap(),
+            r#"{"id":"x"}"#
+        );
+        assert_eq!(
+            (
+                cancel.name.as_str(),
+                cancel.kind,
+                cancel.idempotent,
+                cancel.description.as_str()
+            ),
+            ("cancel", CallKind::Action, true, "")
+        );
+        let input: Value = serde_json::from_str(&(find.input_schema)()).unwrap();
+        assert_eq!(input["required"], serde_json::json!(["email"]));
     }
 }

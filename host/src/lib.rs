@@ -63,8 +63,9 @@ pub use manifest::{
 };
 pub use operator::{ContractDrift, PluginPolicy};
 pub use outbound::{
-    CircuitSettings, CircuitState, RateBudget, RequestRecord, Resolve, SystemResolver, Transport,
-    TransportBody, TransportError, TransportRequest, TransportResponse,
+    Cassette, CircuitSettings, CircuitState, RateBudget, Recorder, Replayer, RequestRecord,
+    Resolve, SystemResolver, Transport, TransportBody, TransportError, TransportRequest,
+    TransportResponse,
 };
 pub use outcome::{FailureKind, Outcome};
 pub use plugin::{LoadLimits, LoadReport};
@@ -81,7 +82,7 @@ use courier_egress::NetworkPolicy;
 use credentials::{Caches, TokenManager, TokenPersistence};
 use engine::{ComponentCache, EpochTicker};
 use operator::OperatorPolicy;
-use outbound::{Sender, SenderOptions};
+use outbound::{Sender, SenderOptions, WrapTransport};
 use plugin::Plugin;
 
 /// Errors of setting up the host or loading plugins. Step failures are not
@@ -122,6 +123,7 @@ pub struct HostBuilder {
     tenant_hosts: HashMap<String, Vec<AllowedHost>>,
     resolver: Arc<dyn Resolve>,
     transport: Option<Arc<dyn Transport>>,
+    wrap_transport: Option<WrapTransport>,
     clock: Arc<dyn Clock>,
     circuits: CircuitSettings,
     store: Option<Arc<dyn ConnectionStore>>,
@@ -254,6 +256,18 @@ impl HostBuilder {
         self
     }
 
+    /// Puts a transport of `wrap`'s making in front of the host's
+    /// transport (the default one, or the [`transport`](Self::transport)
+    /// given), which `wrap` receives: a [`Recorder`] records what passes
+    /// through it. Called once, when the host is built.
+    pub fn wrap_transport(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn Transport>) -> Arc<dyn Transport> + Send + 'static,
+    ) -> Self {
+        self.wrap_transport = Some(Box::new(wrap));
+        self
+    }
+
     /// Replaces the system clock the host reads token expiry and JWT times
     /// from, sleeps retry backoff on and times circuit breakers with (a
     /// test moves a manual clock instead of sleeping).
@@ -313,6 +327,7 @@ impl HostBuilder {
                 http2: self.http2,
                 clock: self.clock,
                 circuits: self.circuits,
+                wrap_transport: self.wrap_transport,
             },
         );
         let ticker = self.epoch_interruption.then(|| EpochTicker::start(&engine));
@@ -370,6 +385,7 @@ impl Host {
             tenant_hosts: HashMap::new(),
             resolver: Arc::new(SystemResolver),
             transport: None,
+            wrap_transport: None,
             clock: Arc::new(SystemClock),
             circuits: CircuitSettings::default(),
             store: None,

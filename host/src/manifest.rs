@@ -18,7 +18,9 @@ pub struct Manifest {
     pub version: String,
     /// What it integrates with.
     pub description: String,
-    /// Hosts it may call (`scheme://host[:port]` patterns).
+    /// Hosts it may call (`scheme://host[:port][/path]` patterns): those it
+    /// declared, then the origin of each connection's declared base URL
+    /// that no declared pattern already allows (a host is written once).
     pub allowed_hosts: Vec<String>,
     /// Connections it uses.
     pub connections: Vec<ConnectionSpec>,
@@ -339,7 +341,8 @@ impl Manifest {
                 m.name
             )));
         }
-        let hosts = parse_plugin_hosts(&m.allowed_hosts).map_err(|e| fail(e.to_string()))?;
+        let mut hosts = parse_plugin_hosts(&m.allowed_hosts).map_err(|e| fail(e.to_string()))?;
+        let mut allowed_hosts = m.allowed_hosts;
         let connections = m.connections;
         let calls = m
             .calls
@@ -355,7 +358,13 @@ impl Manifest {
         }
         for c in &connections {
             if let Some(u) = &c.base_url {
-                parse_base_url(u).map_err(|e| fail(format!("connection `{}`: {e}", c.name)))?;
+                let base =
+                    parse_base_url(u).map_err(|e| fail(format!("connection `{}`: {e}", c.name)))?;
+                // A host is written once: the base URL's origin is allowed.
+                if !hosts.iter().any(|h| h.matches(&base)) {
+                    hosts.extend(AllowedHost::origin_of(&base));
+                    allowed_hosts.push(base.origin().ascii_serialization());
+                }
             }
             c.rate
                 .check()
@@ -365,7 +374,7 @@ impl Manifest {
             name: m.name,
             version: m.version,
             description: m.description,
-            allowed_hosts: m.allowed_hosts,
+            allowed_hosts,
             connections,
             calls,
         };
@@ -431,6 +440,43 @@ mod tests {
             }],
             calls: vec![],
         }
+    }
+
+    #[test]
+    fn a_declared_base_url_allows_its_origin() {
+        let mut declared = declaring(RateSettings::default());
+        declared.connections[0].base_url = Some("https://api.shop.test/v1".into());
+        let (manifest, hosts) = Manifest::validate(declared.clone()).unwrap();
+        assert_eq!(manifest.allowed_hosts, ["https://api.shop.test"]);
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        assert!(
+            hosts
+                .iter()
+                .any(|h| h.matches(&url("https://api.shop.test/v2/x")))
+        );
+        assert!(!hosts.iter().any(|h| h.matches(&url("https://other.test/"))));
+        assert!(
+            !hosts
+                .iter()
+                .any(|h| h.matches(&url("http://api.shop.test/")))
+        );
+
+        // A declared pattern that already allows the base URL is kept as the
+        // narrower rule: the origin is not added.
+        declared.allowed_hosts = vec!["https://api.shop.test/v1/*".into()];
+        let (manifest, hosts) = Manifest::validate(declared.clone()).unwrap();
+        assert_eq!(manifest.allowed_hosts, ["https://api.shop.test/v1/*"]);
+        assert!(
+            !hosts
+                .iter()
+                .any(|h| h.matches(&url("https://api.shop.test/v2")))
+        );
+
+        // Without a base URL nothing is allowed (deny by default).
+        declared.allowed_hosts.clear();
+        declared.connections[0].base_url = None;
+        let (manifest, hosts) = Manifest::validate(declared).unwrap();
+        assert!(manifest.allowed_hosts.is_empty() && hosts.is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use courier_egress::AllowedHost;
 use serde::Serialize;
 use wasmtime::Store;
 
@@ -30,7 +31,9 @@ pub struct StepRequest {
     pub plugin: String,
     /// The call to invoke.
     pub call: String,
-    /// The call's input.
+    /// The call's input. Its objects reach the plugin with their keys in
+    /// the order they were written (courier-host turns on `serde_json`'s
+    /// `preserve_order`), so a plugin can send them in that order.
     pub input: serde_json::Value,
     /// Connections for this step, each naming a declared connection: a
     /// configuration bound when the step starts, or a [`Connection`] bound
@@ -279,6 +282,29 @@ pub(crate) async fn run(
     finish(store.data_mut(), result, &limits, started).check_contract(&plugin, &call, drift)
 }
 
+/// The plugin's allowed hosts for one step: with the origin of each bound
+/// connection's base URL that they do not already allow, so a host is
+/// written once, when the connection was handed to the step by the
+/// embedder or the CLI (`BoundConnection::base_url_allowed`; a stored
+/// connection, which a tenant may have written, widens nothing). The
+/// operator's and tenant's host lists still apply on top; without a base
+/// URL nothing is added.
+fn with_base_urls<'a>(
+    declared: &Arc<[AllowedHost]>,
+    connections: impl Iterator<Item = &'a Arc<BoundConnection>>,
+) -> Arc<[AllowedHost]> {
+    let added: Vec<AllowedHost> = connections
+        .filter(|c| c.base_url_allowed)
+        .filter_map(|c| c.base_url.as_ref())
+        .filter(|base| !declared.iter().any(|h| h.matches(base)))
+        .filter_map(AllowedHost::origin_of)
+        .collect();
+    if added.is_empty() {
+        return declared.clone();
+    }
+    declared.iter().cloned().chain(added).collect()
+}
+
 /// Checks a step request against the plugin and binds its connections
 /// (through `host`'s token manager and caches); returns the step's state,
 /// call and input text, or why it is rejected.
@@ -339,7 +365,7 @@ fn prepare(
         sender: host.sender.clone(),
         tenant: req.tenant.clone(),
         manifest: plugin.manifest.clone(),
-        plugin_hosts: plugin.hosts.clone(),
+        plugin_hosts: with_base_urls(&plugin.hosts, connections.values()),
         operator_hosts,
         tenant_hosts,
         connections,

@@ -69,18 +69,49 @@ async fn post_form_keeps_repeated_and_bracketed_keys() {
         got.header("content-type"),
         Some("application/x-www-form-urlencoded")
     );
-    let mut pairs = form_pairs(&got.body);
-    pairs.sort();
-    let mut want: Vec<(String, String)> = [
+    let pairs = form_pairs(&got.body);
+    let want: Vec<(String, String)> = [
+        ("metadata[order_id]", "6735"),
         ("item", "a"),
         ("item", "b"),
-        ("metadata[order_id]", "6735"),
         ("note", "x&y=z"),
     ]
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .into();
-    want.sort();
-    assert_eq!(pairs, want);
+    assert_eq!(pairs, want, "in the input's order");
+}
+
+/// Objects keep the order their JSON text wrote: the raw query string and
+/// form body the server received, byte for byte, for an input given to
+/// `courier run` as text (keys deliberately not sorted).
+#[tokio::test]
+async fn params_and_form_objects_keep_their_input_order_to_the_wire() {
+    let server = TestServer::echo().await;
+    let input = format!(
+        r#"{{"url": "{}", "method": "POST", "params": {{"zeta": 1, "alpha": ["x", true], "mid": 2.5}},
+            "body_type": "form", "body": {{"z": "1", "b": "2", "a": "3"}}}}"#,
+        server.url("/order")
+    );
+    let plugin = courier_tests::plugin("http-request");
+    let out = tokio::task::spawn_blocking(move || {
+        crate::cli::courier()
+            .arg("run")
+            .arg(plugin)
+            .args(["request", "--input", &input])
+            .args(["--allow-network", "127.0.0.1/32"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let got = &server.received()[0];
+    assert_eq!(got.uri, "/order?zeta=1&alpha=x&alpha=true&mid=2.5");
+    assert_eq!(got.body, b"z=1&b=2&a=3");
 }
 
 #[tokio::test]

@@ -4,11 +4,13 @@
 mod auth;
 mod bodies;
 mod cache;
+mod cassettes;
 mod cli;
 mod contract;
 mod curl_import;
 mod embedding;
 mod fault;
+mod first_plugin;
 mod http_request;
 mod httpbin;
 mod initialize;
@@ -30,6 +32,7 @@ mod service;
 mod store;
 mod timeouts;
 mod tls;
+mod vendors;
 
 use courier_host::{ConnectionConfig, Host, StepRequest, StepResult};
 

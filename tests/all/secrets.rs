@@ -183,7 +183,7 @@ const ALPHABETS: [&str; 4] = [
 ];
 
 /// The forms `tests/support/encoding_echo.py` writes with Python's encoders.
-const FORMS: [&str; 21] = [
+pub(crate) const FORMS: [&str; 21] = [
     "raw",
     "json-ascii",
     "json-php",
@@ -240,7 +240,7 @@ impl Rng {
 
 /// Every string in a step result, and what Python-independent decoders
 /// (percent, form, HTML, base64 at every offset) make of it.
-fn readable_forms(result: &serde_json::Value) -> Vec<Vec<u8>> {
+pub(crate) fn readable_forms(result: &serde_json::Value) -> Vec<Vec<u8>> {
     fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
         match v {
             serde_json::Value::String(s) => out.push(s.clone()),

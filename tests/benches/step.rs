@@ -16,7 +16,9 @@ use courier_host::{
     ClientSettings, CompileSource, ConcurrencyLimits, ConnectionConfig, Host, HostBuilder, Limits,
     Outcome, StepRequest, bench,
 };
-use courier_tests::{Reply, TestPki, TestServer, host_builder, host_with, plugin, scratch_dir};
+use courier_tests::{
+    LocalTransport, Reply, TestPki, TestServer, host_builder, host_with, plugin, scratch_dir,
+};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -98,6 +100,7 @@ fn main() {
         tokio::spawn(async {
             let mut report = Report::default();
             latency(scale, &mut report).await;
+            vendor(scale, &mut report).await;
             https(scale, &mut report).await;
             throughput(scale, &mut report).await;
             payload(scale, &mut report).await;
@@ -592,6 +595,71 @@ async fn latency(scale: &Scale, report: &mut Report) {
         "injection + scrubbing / none, step p50",
         with_credentials.0 / fresh.0,
         "<= 1.10",
+    );
+}
+
+/// The `stripe` plugin's `create_customer` step next to the generic
+/// `http-request` step sending the same request (a form POST with
+/// `metadata[order_id]`, a bearer secret and an idempotency key from the
+/// host), both at Stripe's address through the same [`LocalTransport`] to a
+/// local server answering a customer object, in alternating batches.
+async fn vendor(scale: &Scale, report: &mut Report) {
+    const BASE: &str = "https://api.stripe.com";
+    let customer = json!({"id": "cus_bench", "object": "customer", "created": 1_700_000_000,
+        "livemode": false, "email": "bench@example.com", "name": null, "description": null,
+        "phone": null, "metadata": {"order_id": "6735"}});
+    let server = TestServer::start(move |_| Reply::json(200, customer.clone())).await;
+    let builder = bench_builder()
+        .allow_host(format!("{BASE}/*").parse().unwrap())
+        .transport(Arc::new(LocalTransport::new(BASE, server.addr)));
+    let host = host_with(builder, &["http-request", "stripe"]).await;
+    let secrets = "auth = 'bearer'\n[secrets]\ntoken = 'sk_test_bench_0123456789abcdef'";
+    let with = |mut request: StepRequest, connection: &str| {
+        let text = format!("{connection}\n{secrets}");
+        let config = toml::from_str::<ConnectionConfig>(&text).unwrap();
+        request.connections.push(config.into());
+        request
+    };
+    let generic = || {
+        let input = json!({"url": "/v1/customers", "method": "POST", "body_type": "form",
+            "body": {"email": "bench@example.com", "metadata[order_id]": "6735"},
+            "idempotency_key": true});
+        let connection = format!("connection = 'default'\nbase_url = '{BASE}'");
+        with(request("http-request", "request", input), &connection)
+    };
+    let stripe = || {
+        let input = json!({"email": "bench@example.com", "metadata": {"order_id": "6735"}});
+        with(
+            request("stripe", "create_customer", input),
+            "connection = 'stripe'",
+        )
+    };
+    let n = scale.latency_iterations;
+    let warm_up = n / 10 + 1;
+    let mut times: [Vec<Duration>; 2] = std::array::from_fn(|_| Vec::with_capacity(n + warm_up));
+    let batch = (n / 50).max(1);
+    while times[0].len() < n + warm_up {
+        for _ in 0..batch {
+            timed(&mut times[0], run_ok(&host, generic())).await;
+        }
+        for _ in 0..batch {
+            timed(&mut times[1], run_ok(&host, stripe())).await;
+        }
+    }
+    let [generic, stripe] = times.map(|mut samples| summarize(samples.split_off(warm_up)));
+    report.row(
+        "http-request step, a Stripe create-customer POST, p50 / p99 µs",
+        format!("{:.1} / {:.1}", generic.0, generic.1),
+    );
+    report.row(
+        "stripe create_customer step, p50 / p99 µs",
+        format!("{:.1} / {:.1}", stripe.0, stripe.1),
+    );
+    report.goal(
+        "V1",
+        "stripe create_customer / http-request step, p50",
+        stripe.0 / generic.0,
+        "(measured)",
     );
 }
 

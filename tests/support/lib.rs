@@ -738,3 +738,65 @@ pub fn component_with_function(ops: u32) -> Vec<u8> {
     component.section(&ModuleSection(&module));
     component.finish()
 }
+
+/// A [`courier_host::Transport`] that delivers requests under `base` (a
+/// vendor's base URL, as its plugin declares it) to a local server over
+/// plain HTTP, the rest of the path and the query unchanged, and refuses
+/// any other URL: vendor plugins run with their real base URLs and allowed
+/// hosts against a local peer.
+pub struct LocalTransport {
+    base: &'static str,
+    local: SocketAddr,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+}
+
+impl LocalTransport {
+    /// Requests under `base` go to `local`.
+    pub fn new(base: &'static str, local: SocketAddr) -> Self {
+        Self {
+            base,
+            local,
+            client: hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+}
+
+impl courier_host::Transport for LocalTransport {
+    fn send(
+        &self,
+        request: courier_host::TransportRequest,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<courier_host::TransportResponse, courier_host::TransportError>,
+                > + Send
+                + '_,
+        >,
+    > {
+        use courier_host::{TransportBody, TransportError};
+        Box::pin(async move {
+            let url = request.url();
+            let rest = url
+                .strip_prefix(self.base)
+                .ok_or_else(|| TransportError::denied(format!("not under {}: {url}", self.base)))?;
+            let mut outgoing = hyper::Request::builder()
+                .method(request.method())
+                .uri(format!("http://{}{rest}", self.local));
+            for (name, value) in request.headers() {
+                outgoing = outgoing.header(name, value);
+            }
+            let outgoing = outgoing
+                .body(Full::new(request.body().clone()))
+                .map_err(|e| TransportError::other(e.to_string()))?;
+            let response = self
+                .client
+                .request(outgoing)
+                .await
+                .map_err(|e| TransportError::connect(e.to_string()))?;
+            Ok(response.map(TransportBody::streaming))
+        })
+    }
+}

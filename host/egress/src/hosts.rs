@@ -388,6 +388,16 @@ fn normalize_pattern_host(host: &str) -> Option<String> {
 }
 
 impl AllowedHost {
+    /// The pattern that allows exactly `url`'s origin (scheme, host and
+    /// port; every path): how a connection's base URL allows its own host.
+    /// `None` for a URL that is not `http(s)` with a host.
+    pub fn origin_of(url: &Url) -> Option<Self> {
+        match url.origin() {
+            origin @ url::Origin::Tuple(..) => origin.ascii_serialization().parse().ok(),
+            url::Origin::Opaque(_) => None,
+        }
+    }
+
     /// Whether the URL's scheme, host, port and path match this pattern. The
     /// URL must already be parsed (its host normalized and its dot segments
     /// resolved by the URL parser); how paths compare is described on
@@ -504,6 +514,24 @@ mod tests {
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_base_url_allows_its_origin_only() {
+        let origin = |s: &str| AllowedHost::origin_of(&url(s)).unwrap();
+        let stripe = origin("https://api.stripe.com/v1/");
+        assert_eq!(stripe, "https://api.stripe.com".parse().unwrap());
+        assert!(stripe.matches(&url("https://api.stripe.com/v2/x")));
+        assert!(!stripe.matches(&url("https://api.stripe.com:8443/")));
+        assert!(!stripe.matches(&url("http://api.stripe.com/")));
+        assert!(!stripe.matches(&url("https://files.stripe.com/")));
+        let local = origin("http://127.0.0.1:8080/base");
+        assert!(local.matches(&url("http://127.0.0.1:8080/x")));
+        assert!(!local.matches(&url("http://127.0.0.1:8081/x")));
+        let v6 = origin("http://[::1]:9/");
+        assert!(v6.matches(&url("http://[::1]:9/a")));
+        assert!(!v6.matches(&url("http://[::2]:9/a")));
+        assert!(AllowedHost::origin_of(&url("data:text/plain,x")).is_none());
     }
 
     #[test]

@@ -5,8 +5,10 @@
 mod build;
 mod curl;
 mod infer;
+mod new;
 #[cfg(feature = "serve")]
 mod serve;
+mod test;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +53,23 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Runs a plugin's test cases (`courier-test.toml`) through the host,
+    /// answering their requests from cassettes, offline; `--record` sends
+    /// them to the live upstream and writes the cassettes, every secret
+    /// replaced by `[REDACTED]`. Exits 0 only when every case passes.
+    Test {
+        /// A plugin component file, or a plugin name in the plugin directory.
+        plugin: String,
+        /// The test cases file.
+        #[arg(long, default_value = "courier-test.toml")]
+        cases: PathBuf,
+        /// Where the cassettes are [default: `cassettes/` beside the cases file].
+        #[arg(long)]
+        cassettes: Option<PathBuf>,
+        /// Sends to the live upstream and (re)writes the cassettes.
+        #[arg(long)]
+        record: bool,
+    },
     /// Prints a plugin's manifest as JSON.
     Inspect {
         /// A plugin component file, or a plugin name in the plugin directory.
@@ -79,6 +98,21 @@ enum Command {
     /// Runs the HTTP service: tenants, connections, steps, history.
     #[cfg(feature = "serve")]
     Serve(serve::ServeArgs),
+    /// Writes a new plugin crate from a template: it builds with `courier
+    /// build` and passes its own `cargo test` at once.
+    New {
+        /// The plugin's name (lowercase letters, digits and `-`); also the
+        /// crate's name and, unless `--dir` says otherwise, its directory.
+        name: String,
+        /// The directory to write the crate into [default: ./NAME].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Courier SDK's directory (`guest-sdk/` of Courier's source
+        /// tree), which the crate depends on by path [default:
+        /// $COURIER_SDK, else the SDK of the tree courier was built from].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Builds a Rust plugin crate (or a workspace of them) into components.
     Build {
         /// The crate or workspace directory.
@@ -246,6 +280,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::New { name, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            for file in new::new_plugin(&name, &dir, sdk)? {
+                println!("wrote {}", file.display());
+            }
+            println!("next: cd {} && cargo test && courier build", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Curl { command, out } => {
             let imported = curl::import(&command)?;
             for note in &imported.notes {
@@ -279,6 +321,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("no data directory: pass --data-dir")?;
             connections(&runtime, &data_dir, command, cache_dir, &plugin_dir)
         }
+        Command::Test {
+            plugin,
+            cases,
+            cassettes,
+            record,
+        } => test::test(
+            &runtime,
+            || {
+                any_host()
+                    .into_iter()
+                    .fold(with_cache(Host::builder(), cache_dir.clone()), |b, h| {
+                        b.allow_host(h)
+                    })
+            },
+            test::TestOptions {
+                plugin: plugin_path(&plugin_dir, &plugin),
+                cases,
+                cassettes,
+                record,
+            },
+        ),
         Command::Inspect { plugin } => runtime.block_on(async {
             let host = with_cache(Host::builder(), cache_dir).build()?;
             let report = host
@@ -368,13 +431,7 @@ fn run_step(
             .context("--memory-mib is too large")?,
         ..Limits::default()
     };
-    let hosts = if hosts.is_empty() {
-        // The CLI's operator is the person at the terminal: let the
-        // plugin's own declaration decide which hosts it may call.
-        vec!["https://*:*".parse()?, "http://*:*".parse()?]
-    } else {
-        hosts
-    };
+    let hosts = if hosts.is_empty() { any_host() } else { hosts };
     runtime.block_on(async {
         let mut builder = with_cache(Host::builder(), cache_dir)
             .limits(limits)
@@ -522,6 +579,14 @@ fn connections(
 /// `$COURIER_DATA_DIR`, else `$XDG_DATA_HOME/courier`, else `~/.local/share/courier`.
 fn default_data_dir() -> Option<PathBuf> {
     user_dir("COURIER_DATA_DIR", "XDG_DATA_HOME", ".local/share")
+}
+
+/// Every host: the CLI's operator is the person at the terminal, so the
+/// plugin's own declaration decides which hosts it may call.
+fn any_host() -> Vec<AllowedHost> {
+    ["https://*:*", "http://*:*"]
+        .map(|p| p.parse().expect("a valid pattern"))
+        .into()
 }
 
 fn with_cache(builder: HostBuilder, dir: Option<PathBuf>) -> HostBuilder {

@@ -73,6 +73,12 @@ pub(crate) struct BoundConnection {
     /// gives another.
     pub(crate) identity: String,
     pub(crate) base_url: Option<Url>,
+    /// Whether `base_url`'s origin joins the plugin's allowed hosts for the
+    /// step (a host is written once): for a configuration handed to the
+    /// step by the embedder or the CLI, not for one loaded from a store,
+    /// which tenants write through the service, so that a tenant cannot
+    /// point a plugin at a host it does not declare.
+    pub(crate) base_url_allowed: bool,
     pub(crate) origins: Vec<url::Origin>,
     pub(crate) credential: Credential,
     pub(crate) shared_headers: Vec<(String, String)>,
@@ -119,6 +125,7 @@ impl BoundConnection {
             message,
         };
         let identity = identity(tenant, &config);
+        let base_url_allowed = !config.from_store;
         let base_url = match config.base_url.as_deref().or(spec.base_url.as_deref()) {
             Some(u) => Some(parse_base_url(u).map_err(|e| fail(e.to_string()))?),
             None => None,
@@ -230,6 +237,7 @@ impl BoundConnection {
             name: spec.name.clone(),
             identity,
             base_url,
+            base_url_allowed,
             origins,
             credential,
             shared_headers,

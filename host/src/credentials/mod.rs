@@ -32,7 +32,7 @@ pub use config::{
 pub(crate) use connection::{BoundConnection, ConnectionRate};
 pub(crate) use inject::Additions;
 pub(crate) use kept::KeptBindings;
-pub(crate) use scrub::Scrubber;
+pub(crate) use scrub::{Redactor, Scrubber};
 pub(crate) use tokens::{
     PersistFuture, TokenManager, TokenPersistence, TokenRequest, TokenSource, TokenTurn,
 };

@@ -69,6 +69,7 @@ impl HttpTransport {
             body,
             first_byte_timeout,
             route,
+            redactor: _,
         } = request;
         let client = self.clients.get(route.tls.as_deref(), route.http2);
         let slot = self.slots.acquire(origin_key(&url)).await.ok_or_else(|| {

@@ -15,6 +15,7 @@ mod announced;
 mod body;
 mod budget;
 mod cache;
+mod cassette;
 mod circuit;
 mod client;
 mod decode;
@@ -36,6 +37,7 @@ use url::Url;
 
 pub use budget::RateBudget;
 use budget::{Admitted, Budgets};
+pub use cassette::{Cassette, Recorder, Replayer};
 use circuit::Circuits;
 pub use circuit::{CircuitSettings, CircuitState};
 use client::HttpTransport;
@@ -85,7 +87,12 @@ pub(crate) struct SenderOptions {
     pub(crate) clock: Arc<dyn Clock>,
     /// The per-origin circuit breakers.
     pub(crate) circuits: CircuitSettings,
+    /// What goes in front of the transport (`HostBuilder::wrap_transport`).
+    pub(crate) wrap_transport: Option<WrapTransport>,
 }
+
+/// Makes the transport the pipeline uses from the one it would use.
+pub(crate) type WrapTransport = Box<dyn FnOnce(Arc<dyn Transport>) -> Arc<dyn Transport> + Send>;
 
 /// What one step's requests are checked and authenticated against.
 pub(crate) struct StepOutbound<'a> {
@@ -237,6 +244,7 @@ impl Sender {
             http2,
             clock,
             circuits,
+            wrap_transport,
         } = options;
         let network = Arc::new(network);
         let transport = transport.unwrap_or_else(|| {
@@ -247,6 +255,10 @@ impl Sender {
                 http2,
             ))
         });
+        let transport = match wrap_transport {
+            Some(wrap) => wrap(transport),
+            None => transport,
+        };
         Self {
             transport,
             head_caps: HeadCaps {
@@ -391,6 +403,7 @@ impl Sender {
             body: form,
             first_byte_timeout: step.limits.first_byte_timeout,
             route: Route::default(),
+            redactor: step.scrubber.redactor(),
         };
         let exchange = self.exchange(outgoing, None, step.limits);
         let outcome = timeout_at(deadline, exchange)
@@ -559,6 +572,7 @@ impl Sender {
                     body,
                     first_byte_timeout: step.limits.first_byte_timeout,
                     route,
+                    redactor: step.scrubber.redactor(),
                 };
                 let exchange = self.exchange(outgoing, p.connection, step.limits);
                 let outcome = match timeout_at(deadline, exchange).await {

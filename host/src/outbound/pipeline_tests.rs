@@ -184,6 +184,7 @@ impl World {
                 http2: true,
                 clock: clock.clone(),
                 circuits,
+                wrap_transport: None,
             },
         );
         let spec = ConnectionSpec {

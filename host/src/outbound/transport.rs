@@ -28,6 +28,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::OwnedSemaphorePermit;
 use url::Url;
 
+use crate::credentials::Redactor;
 use crate::exchange::{Method, SendError, TimeoutPhase};
 use crate::outcome::FailureKind;
 use crate::tls::ConnectionTls;
@@ -71,6 +72,8 @@ pub struct TransportRequest {
     pub(super) body: Bytes,
     pub(super) first_byte_timeout: Duration,
     pub(super) route: Route,
+    /// The step's scrubber, for a transport that writes exchanges down.
+    pub(super) redactor: Redactor,
 }
 
 /// How the connection a request belongs to wants its origins reached.

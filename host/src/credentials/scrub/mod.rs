@@ -50,7 +50,7 @@ const MAX_PASSES: usize = 3;
 /// automaton is built once per set of secrets and host, and shared by every
 /// step of the host that scrubs the same set (see [`shared_matcher`]).
 pub(crate) struct Scrubber {
-    inner: RwLock<Known>,
+    inner: Arc<RwLock<Known>>,
     /// The host's automata, where a set with a learned secret is looked up.
     matchers: Arc<Matchers>,
 }
@@ -126,7 +126,7 @@ impl Scrubber {
             _ => shared_matcher(matchers, &secrets),
         };
         Self {
-            inner: RwLock::new(Known { secrets, matcher }),
+            inner: Arc::new(RwLock::new(Known { secrets, matcher })),
             matchers: matchers.clone(),
         }
     }
@@ -143,11 +143,7 @@ impl Scrubber {
 
     /// The automaton in use, `None` when there is nothing to scrub.
     pub(super) fn matcher(&self) -> Option<Arc<Matcher>> {
-        self.inner
-            .read()
-            .expect("scrubber poisoned")
-            .matcher
-            .clone()
+        self.redactor().matcher()
     }
 
     /// Whether there is anything to scrub.
@@ -155,8 +151,38 @@ impl Scrubber {
         self.matcher().is_none()
     }
 
+    /// A handle that scrubs as this scrubber does, including the secrets it
+    /// learns later, and outlives the step's borrow (a recording transport
+    /// keeps it until it writes).
+    pub(crate) fn redactor(&self) -> Redactor {
+        Redactor(self.inner.clone())
+    }
+
     /// Scrubs a response body of any content type (already content-decoded).
     /// A valid JSON document stays valid JSON.
+    pub(crate) fn body(&self, data: Vec<u8>) -> Vec<u8> {
+        self.redactor().body(data)
+    }
+
+    /// Scrubs text: a header value, a URL, a message.
+    pub(crate) fn text(&self, text: String) -> String {
+        self.redactor().text(text)
+    }
+}
+
+/// A step's secrets, shared with its [`Scrubber`] (learned ones included),
+/// for what scrubs after the step's borrow has ended.
+#[derive(Clone)]
+pub(crate) struct Redactor(Arc<RwLock<Known>>);
+
+impl Redactor {
+    /// The automaton in use, `None` when there is nothing to scrub.
+    fn matcher(&self) -> Option<Arc<Matcher>> {
+        self.0.read().expect("scrubber poisoned").matcher.clone()
+    }
+
+    /// Scrubs a body of any content type (not content-encoded). A valid JSON
+    /// document stays valid JSON.
     pub(crate) fn body(&self, data: Vec<u8>) -> Vec<u8> {
         match self.matcher() {
             Some(m) => m.scrub(&data, true).unwrap_or(data),
