@@ -1,6 +1,7 @@
 //! A plugin author's first steps: `courier new`, the crate's own `cargo
 //! test`, `courier build` and `courier run` of the built component, and
-//! `docs/first-plugin.md` run exactly as written.
+//! `docs/first-plugin.md` run exactly as written (it ends recording a case
+//! with `courier test --record` and replaying it with the server stopped).
 //!
 //! Both tests build a fresh crate natively and for wasm, in one build
 //! directory: the guide crate's own `target/` (under `target/first-plugin/`,
@@ -299,8 +300,23 @@ async fn the_first_plugin_guide_runs_as_written() {
         String::from_utf8_lossy(&out.stderr)
     );
     let result_start = stdout.rfind("\n{\n  \"outcome\"").expect("a step result") + 1;
-    let result: Value = serde_json::from_str(&stdout[result_start..]).unwrap();
+    let result: Value = serde_json::Deserializer::from_str(&stdout[result_start..])
+        .into_iter()
+        .next()
+        .expect("a step result")
+        .unwrap();
     assert_eq!(result["outcome"], "success", "{stdout}");
+    assert_eq!(
+        stdout.matches("ok get-first-item").count(),
+        2,
+        "recorded, then replayed with the server stopped: {stdout}"
+    );
+    let cassette =
+        std::fs::read_to_string(dir.join("hello/cassettes/get-first-item.json")).unwrap();
+    assert!(
+        cassette.contains("Bearer [REDACTED]") && !cassette.contains("test-token-not-a-secret"),
+        "{cassette}"
+    );
     assert_eq!(result["output"], json!({"id": "1", "name": "First item"}));
     assert!(stdout.contains("test result: ok. 3 passed"), "{stdout}");
 

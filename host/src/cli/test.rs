@@ -103,10 +103,17 @@ pub(super) fn test(
         for n in &networks {
             builder = builder.allow_network(*n);
         }
+        let run = CaseRun {
+            runtime,
+            plugin: &options.plugin,
+            base,
+            case,
+            file,
+        };
         let verdict = if options.record {
-            record(runtime, builder, &options.plugin, base, case, &file)
+            run.record(builder)
         } else {
-            replay(runtime, builder, &options.plugin, base, case, &file)
+            run.replay(builder)
         }?;
         match verdict {
             Ok(note) => println!("ok {} ({note})", case.name),
@@ -127,109 +134,100 @@ pub(super) fn test(
 /// A case's verdict: `Ok(note)` or `Err(why it failed)`.
 type Verdict = Result<String, String>;
 
-/// Runs `case` against the live upstream and writes its cassette (scrubbed)
-/// whatever the verdict, so a failing case can be looked at.
-fn record(
-    runtime: &tokio::runtime::Runtime,
-    builder: HostBuilder,
-    plugin: &Path,
-    base: &Path,
-    case: &Case,
-    file: &Path,
-) -> anyhow::Result<Verdict> {
-    let recorder: Arc<OnceLock<Arc<Recorder>>> = Arc::default();
-    let slot = recorder.clone();
-    let builder = builder.wrap_transport(move |inner| {
-        let r = Arc::new(Recorder::new(inner));
-        let _ = slot.set(r.clone());
-        r
-    });
-    let result = run_case(runtime, builder, plugin, base, case)?;
-    let cassette = recorder
-        .get()
-        .context("the host did not build its transport")?
-        .cassette();
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(file, cassette.to_json())
-        .with_context(|| format!("writing {}", file.display()))?;
-    Ok(check(case, &result).map(|()| {
-        format!(
-            "{} exchanges recorded in {}",
-            cassette.len(),
-            file.display()
-        )
-    }))
+/// One case to run.
+struct CaseRun<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    /// The plugin component.
+    plugin: &'a Path,
+    /// The cases file's directory, which connection files are relative to.
+    base: &'a Path,
+    case: &'a Case,
+    /// Its cassette.
+    file: PathBuf,
 }
 
-/// Runs `case` with its cassette answering every request.
-fn replay(
-    runtime: &tokio::runtime::Runtime,
-    builder: HostBuilder,
-    plugin: &Path,
-    base: &Path,
-    case: &Case,
-    file: &Path,
-) -> anyhow::Result<Verdict> {
-    let text = std::fs::read_to_string(file).with_context(|| {
-        format!(
-            "reading {} (record it with `courier test --record`)",
-            file.display()
-        )
-    })?;
-    let cassette = Cassette::from_json(&text).with_context(|| format!("{}", file.display()))?;
-    let count = cassette.len();
-    let replayer = Arc::new(Replayer::new(cassette));
-    let result = run_case(
-        runtime,
-        builder.transport(replayer.clone()),
-        plugin,
-        base,
-        case,
-    )?;
-    if let Some(why) = replayer.mismatches().first() {
-        return Ok(Err(why.clone()));
+impl CaseRun<'_> {
+    /// Runs the case against the live upstream and writes its cassette
+    /// (scrubbed) whatever the verdict, so a failing case can be looked at.
+    fn record(&self, builder: HostBuilder) -> anyhow::Result<Verdict> {
+        let (case, file) = (self.case, &self.file);
+        let recorder: Arc<OnceLock<Arc<Recorder>>> = Arc::default();
+        let slot = recorder.clone();
+        let builder = builder.wrap_transport(move |inner| {
+            let r = Arc::new(Recorder::new(inner));
+            let _ = slot.set(r.clone());
+            r
+        });
+        let result = self.run(builder)?;
+        let cassette = recorder
+            .get()
+            .context("the host did not build its transport")?
+            .cassette();
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(file, cassette.to_json())
+            .with_context(|| format!("writing {}", file.display()))?;
+        Ok(check(case, &result).map(|()| {
+            format!(
+                "{} exchanges recorded in {}",
+                cassette.len(),
+                file.display()
+            )
+        }))
     }
-    Ok(check(case, &result).map(|()| format!("{count} exchanges in {}", file.display())))
-}
 
-/// Runs the case's step on a host of `builder`'s making.
-fn run_case(
-    runtime: &tokio::runtime::Runtime,
-    builder: HostBuilder,
-    plugin: &Path,
-    base: &Path,
-    case: &Case,
-) -> anyhow::Result<StepResult> {
-    let connections = case
-        .connections
-        .iter()
-        .map(|(slot, file)| {
-            let config = ConnectionConfig::from_file(&base.join(file))?;
-            if &config.connection != slot {
-                bail!(
-                    "{} binds connection `{}`, not `{slot}`",
-                    file.display(),
-                    config.connection
-                );
-            }
-            Ok(config.into())
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    runtime.block_on(async {
-        let host: Host = builder.build()?;
-        let report = host.load_plugin_file(plugin).await?;
-        Ok(host
-            .run_step(StepRequest {
-                tenant: "default".to_owned(),
-                plugin: report.name,
-                call: case.call.clone(),
-                input: case.input.clone(),
-                connections,
+    /// Runs the case with its cassette answering every request.
+    fn replay(&self, builder: HostBuilder) -> anyhow::Result<Verdict> {
+        let (case, file) = (self.case, &self.file);
+        let text = std::fs::read_to_string(file).with_context(|| {
+            format!(
+                "reading {} (record it with `courier test --record`)",
+                file.display()
+            )
+        })?;
+        let cassette = Cassette::from_json(&text).with_context(|| format!("{}", file.display()))?;
+        let count = cassette.len();
+        let replayer = Arc::new(Replayer::new(cassette));
+        let result = self.run(builder.transport(replayer.clone()))?;
+        if let Some(why) = replayer.mismatches().first() {
+            return Ok(Err(why.clone()));
+        }
+        Ok(check(case, &result).map(|()| format!("{count} exchanges in {}", file.display())))
+    }
+
+    /// Runs the case's step on a host of `builder`'s making.
+    fn run(&self, builder: HostBuilder) -> anyhow::Result<StepResult> {
+        let (case, base) = (self.case, self.base);
+        let connections = case
+            .connections
+            .iter()
+            .map(|(slot, file)| {
+                let config = ConnectionConfig::from_file(&base.join(file))?;
+                if &config.connection != slot {
+                    bail!(
+                        "{} binds connection `{}`, not `{slot}`",
+                        file.display(),
+                        config.connection
+                    );
+                }
+                Ok(config.into())
             })
-            .await)
-    })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.runtime.block_on(async {
+            let host: Host = builder.build()?;
+            let report = host.load_plugin_file(self.plugin).await?;
+            Ok(host
+                .run_step(StepRequest {
+                    tenant: "default".to_owned(),
+                    plugin: report.name,
+                    call: case.call.clone(),
+                    input: case.input.clone(),
+                    connections,
+                })
+                .await)
+        })
+    }
 }
 
 /// Whether the step ended as the case expects.
