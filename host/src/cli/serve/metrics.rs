@@ -23,6 +23,8 @@ struct Counts {
     steps: BTreeMap<[String; 4], u64>,
     /// (plugin, call) → latency histogram.
     latency: BTreeMap<[String; 2], Histogram>,
+    /// History writes: how many, and their total time in seconds.
+    history_writes: (u64, f64),
 }
 
 #[derive(Default)]
@@ -61,6 +63,13 @@ impl Metrics {
         }
         h.count += 1;
         h.sum += secs;
+    }
+
+    /// Counts one step's history write.
+    pub(crate) fn history_write(&self, took: Duration) {
+        let mut counts = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        counts.history_writes.0 += 1;
+        counts.history_writes.1 += took.as_secs_f64();
     }
 
     /// The Prometheus text exposition.
@@ -104,6 +113,11 @@ impl Metrics {
                 h.count
             );
         }
+        let (n, secs) = counts.history_writes;
+        out.push_str("# HELP courier_history_write_seconds Time to store a step in the history.\n");
+        out.push_str("# TYPE courier_history_write_seconds summary\n");
+        let _ = writeln!(out, "courier_history_write_seconds_sum {secs}");
+        let _ = writeln!(out, "courier_history_write_seconds_count {n}");
         out
     }
 }
@@ -160,6 +174,17 @@ mod tests {
         );
         assert!(
             text.contains(r#"courier_step_duration_seconds_count{plugin="p",call="c"} 3"#),
+            "{text}"
+        );
+        m.history_write(Duration::from_millis(250));
+        m.history_write(Duration::from_millis(500));
+        let text = m.render();
+        assert!(
+            text.contains("courier_history_write_seconds_sum 0.75\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("courier_history_write_seconds_count 2\n"),
             "{text}"
         );
     }
