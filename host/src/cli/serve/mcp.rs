@@ -53,7 +53,6 @@ pub(super) fn router(app: &Shared, max_body_bytes: usize) -> Router<Shared> {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
-        .with_sse_keep_alive(None)
         .with_max_request_body_bytes(max_body_bytes)
         // Any Host: every request needs a bearer token, which a DNS-rebinding
         // page cannot send, and the service may be reached under any name.
@@ -262,7 +261,7 @@ impl ServerHandler for Tools {
                 return Ok(CallToolResult::error(vec![ContentBlock::text(why)]).into());
             }
             Err(Bind::Store(e)) => {
-                Problem::internal(&e);
+                tracing::error!(error = %format!("{e:#}"), "internal error");
                 return Err(ErrorData::internal_error("internal error", None));
             }
         };
