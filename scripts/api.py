@@ -1,6 +1,7 @@
 """A small client for `./dev demo`'s service part (standard library only):
-`api.py METHOD URL TOKEN [JSON]` prints the status line, then the JSON
-answer, pretty; exits non-zero for a status of 400 or more."""
+`api.py METHOD URL TOKEN [JSON | @FILE]` prints the status line, then the
+JSON answer, pretty; exits non-zero for a status of 400 or more. `@FILE`
+sends a plugin component's bytes as `application/wasm`."""
 
 import json
 import sys
@@ -10,11 +11,19 @@ import urllib.request
 
 def main():
     method, url, token = sys.argv[1:4]
-    body = sys.argv[4].encode() if len(sys.argv) > 4 else None
+    arg = sys.argv[4] if len(sys.argv) > 4 else None
+    content_type = "application/json"
+    if arg is None:
+        body = None
+    elif arg.startswith("@"):
+        with open(arg[1:], "rb") as f:
+            body, content_type = f.read(), "application/wasm"
+    else:
+        body = arg.encode()
     request = urllib.request.Request(url, data=body, method=method)
     request.add_header("authorization", f"Bearer {token}")
     if body is not None:
-        request.add_header("content-type", "application/json")
+        request.add_header("content-type", content_type)
     try:
         with urllib.request.urlopen(request) as response:
             status, headers, text = response.status, response.headers, response.read()

@@ -79,6 +79,13 @@ impl Admission {
         }
     }
 
+    /// How many steps hold a host-wide slot now.
+    pub(crate) fn running(&self) -> usize {
+        self.limits
+            .max_steps
+            .saturating_sub(self.global.available_permits())
+    }
+
     /// Admits a step of `tenant` running `plugin`, waiting at most the
     /// configured time; `Err` says which limit refused it.
     pub(crate) async fn admit(&self, tenant: &str, plugin: &str) -> Result<Permit, String> {

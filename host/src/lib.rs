@@ -386,16 +386,43 @@ impl Host {
         self.load_plugin(&bytes).await
     }
 
-    /// Loads a plugin component from its bytes.
+    /// Loads a plugin component from its bytes: [`prepare_plugin`] then
+    /// [`install_plugin`].
+    ///
+    /// [`prepare_plugin`]: Self::prepare_plugin
+    /// [`install_plugin`]: Self::install_plugin
     pub async fn load_plugin(&self, bytes: &[u8]) -> Result<LoadReport, HostError> {
+        Ok(self.install_plugin(self.prepare_plugin(bytes).await?))
+    }
+
+    /// Compiles, links and describes a plugin component and validates its
+    /// manifest, without installing it: steps cannot run it until
+    /// [`install_plugin`](Self::install_plugin). A service checks an
+    /// upload this way, and reads what the plugin asks for before an admin
+    /// approves it.
+    pub async fn prepare_plugin(&self, bytes: &[u8]) -> Result<PreparedPlugin, HostError> {
         let (plugin, report) = Plugin::load(&self.inner, bytes).await?;
+        Ok(PreparedPlugin { plugin, report })
+    }
+
+    /// Installs a prepared plugin under its manifest's name, replacing the
+    /// one of that name at once for the steps that start from now on;
+    /// steps already running finish on the instance they started with.
+    pub fn install_plugin(&self, prepared: PreparedPlugin) -> LoadReport {
+        let PreparedPlugin { plugin, report } = prepared;
         let name = plugin.manifest.name.clone();
         self.inner
             .plugins
             .write()
             .expect("plugin registry poisoned")
             .insert(name, Arc::new(plugin));
-        Ok(report)
+        report
+    }
+
+    /// How many steps hold a slot of the instance pool now: admitted and
+    /// not yet ended (at most [`ConcurrencyLimits::max_steps`]).
+    pub fn steps_running(&self) -> usize {
+        self.inner.admission.running()
     }
 
     /// The manifest of a loaded plugin.
@@ -516,6 +543,21 @@ impl Host {
             permit,
             policy,
         })
+    }
+}
+
+/// A plugin compiled, linked and described by [`Host::prepare_plugin`],
+/// not yet installed.
+pub struct PreparedPlugin {
+    plugin: Plugin,
+    report: LoadReport,
+}
+
+impl PreparedPlugin {
+    /// Its validated manifest (what it declares: hosts, connections and
+    /// their auth schemes, calls).
+    pub fn manifest(&self) -> &Manifest {
+        &self.plugin.manifest
     }
 }
 

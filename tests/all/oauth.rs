@@ -73,18 +73,22 @@ async fn client_credentials_with_basic_client_auth_is_cached() {
             "Bearer [REDACTED]"
         );
         assert_no_leak(&r, &[CLIENT_SECRET, "access-token-1"]);
-        // The token request is listed first in the step that made it.
-        let listed: Vec<(&str, &str)> = r
+        // The token request is listed first in the step that made it, and
+        // marked as the host's.
+        let listed: Vec<(&str, &str, bool)> = r
             .requests
             .iter()
-            .map(|q| (q.method.as_str(), q.url.as_str()))
+            .map(|q| (q.method.as_str(), q.url.as_str(), q.token_request))
             .collect();
         let token_url = tokens.url("/oauth/token");
         let me = api.url("/me");
         let expected = if n == 0 {
-            vec![("POST", token_url.as_str()), ("GET", me.as_str())]
+            vec![
+                ("POST", token_url.as_str(), true),
+                ("GET", me.as_str(), false),
+            ]
         } else {
-            vec![("GET", me.as_str())]
+            vec![("GET", me.as_str(), false)]
         };
         assert_eq!(listed, expected, "step {n}");
     }

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 use crate::auth::{CANARY, encodings};
 
+mod plugins;
+
 const ADMIN: &str = "test-admin-token-0123456789";
 
 /// A running `courier serve`, killed when dropped.
@@ -900,7 +902,7 @@ async fn bad_input_gets_problem_documents_and_stores_nothing() {
     let no_plugin = s
         .put(conn_path, &t, &json!({"plugin": "absent", "connection": {"connection": "default", "auth": "bearer", "secrets": {"token": CANARY}}}))
         .await;
-    no_plugin.assert_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    no_plugin.assert_problem(StatusCode::NOT_FOUND);
     let oversized = s
         .put(conn_path, &t, &json!({"plugin": "http-request", "connection": {"connection": "default", "auth": "bearer", "secrets": {"token": "x".repeat(4096)}}}))
         .await;
@@ -1003,6 +1005,12 @@ async fn openapi_documents_every_route() {
         format!("DELETE {t}/tokens/{{token}}"),
         format!("GET {t}/plugins"),
         format!("GET {t}/plugins/{{plugin}}"),
+        format!("PUT {t}/plugins/{{plugin}}"),
+        "GET /v1/plugins".into(),
+        "POST /v1/plugins".into(),
+        "GET /v1/plugins/{digest}".into(),
+        "GET /v1/plugins/{digest}/diff".into(),
+        "POST /v1/plugins/{digest}/approve".into(),
         format!("GET {t}/connections"),
         format!("GET {t}/connections/{{id}}"),
         format!("PUT {t}/connections/{{id}}"),
@@ -1014,7 +1022,7 @@ async fn openapi_documents_every_route() {
     ] {
         assert!(documented.contains(&route), "{route} is not documented");
     }
-    assert_eq!(documented.len(), 18, "{documented:?}");
+    assert_eq!(documented.len(), 24, "{documented:?}");
     // Every /v1 operation documents its problem answers and the bearer scheme.
     let steps = &paths["/v1/tenants/{tenant}/steps"]["post"];
     for status in ["200", "400", "401", "404", "413", "415", "422"] {
@@ -1035,11 +1043,19 @@ async fn metrics_count_steps_by_tenant_plugin_call_and_outcome() {
     for path in ["/a", "/b", "/fail/1"] {
         s.step("acme", &t, "crm", path).await;
     }
-    // A made-up plugin name does not become a label value.
+    // Made-up names do not become label values: a plugin the tenant
+    // cannot use is not run at all, a call it lacks is counted as `-`.
     s.post(
         "/v1/tenants/acme/steps",
         &t,
         &json!({"plugin": "made-up", "call": "x"}),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND);
+    s.post(
+        "/v1/tenants/acme/steps",
+        &t,
+        &json!({"plugin": "http-request", "call": "made-up"}),
     )
     .await;
     s.get("/metrics", &t)
@@ -1080,7 +1096,9 @@ async fn metrics_count_steps_by_tenant_plugin_call_and_outcome() {
         "1"
     );
     assert_eq!(
-        line(r#"courier_steps_total{tenant="acme",plugin="-",call="-",outcome="error"}"#),
+        line(
+            r#"courier_steps_total{tenant="acme",plugin="http-request",call="-",outcome="error"}"#
+        ),
         "1"
     );
     assert_eq!(

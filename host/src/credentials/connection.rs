@@ -95,10 +95,9 @@ pub(crate) struct BoundConnection {
 /// plugin's declaration, whichever is narrower.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionRate {
-    /// The step's tenant.
-    pub(crate) tenant: String,
-    /// The connection's id within the tenant.
-    pub(crate) id: String,
+    /// The step's tenant and the connection's id within it: the key of the
+    /// connection's budget, made once here rather than per request.
+    pub(crate) owner: (String, String),
     /// The narrower of the operator's and the plugin's limits.
     pub(crate) settings: RateSettings,
 }
@@ -134,8 +133,10 @@ impl BoundConnection {
         }
         config.rate.check().map_err(fail)?;
         let rate = ConnectionRate {
-            tenant: tenant.to_owned(),
-            id: config.id.clone().unwrap_or_else(|| spec.name.clone()),
+            owner: (
+                tenant.to_owned(),
+                config.id.clone().unwrap_or_else(|| spec.name.clone()),
+            ),
             settings: config.rate.narrowest(spec.rate),
         };
         let tls = ConnectionTls::load(&config.tls, &caches.tls).map_err(|e| fail(e.to_string()))?;

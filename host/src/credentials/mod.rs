@@ -148,7 +148,7 @@ mod tests {
             }
         );
         assert_eq!(
-            (bound.rate.tenant.as_str(), bound.rate.id.as_str()),
+            (bound.rate.owner.0.as_str(), bound.rate.owner.1.as_str()),
             ("t", "default")
         );
         // A connection built in code is checked when bound.

@@ -102,19 +102,24 @@ impl Budgets {
         }
     }
 
-    /// The kept budget of `tenant`'s connection `id`.
-    fn kept(&self, tenant: &str, id: &str) -> Option<Arc<Budget>> {
-        let key = (tenant.to_owned(), id.to_owned());
-        self.entries.get_with(&key, |b| Some(b.clone()))
+    /// The kept budget of the connection `owner` (tenant, connection id).
+    fn kept(&self, owner: &(String, String)) -> Option<Arc<Budget>> {
+        self.entries.get_with(owner, |b| Some(b.clone()))
     }
 
     /// The budget of `rate`'s connection, made if there is none, following
     /// `rate`'s limits.
     fn budget(&self, rate: &ConnectionRate) -> Arc<Budget> {
-        let key = (rate.tenant.clone(), rate.id.clone());
-        let Ok(budget) = self
-            .entries
-            .get_or_build(key, || Ok::<_, Infallible>(Arc::default()));
+        let budget = match self.kept(&rate.owner) {
+            Some(budget) => budget,
+            None => {
+                let built = self
+                    .entries
+                    .get_or_build(rate.owner.clone(), || Ok::<_, Infallible>(Arc::default()));
+                let Ok(budget) = built;
+                budget
+            }
+        };
         budget.lock().follow(rate.settings);
         budget
     }
@@ -131,7 +136,7 @@ impl Budgets {
         deadline: Instant,
         step_deadline: tokio::time::Instant,
     ) -> Result<Option<Admitted>, SendError> {
-        if rate.settings.is_unlimited() && self.kept(&rate.tenant, &rate.id).is_none() {
+        if rate.settings.is_unlimited() && self.kept(&rate.owner).is_none() {
             return Ok(None);
         }
         let budget = self.budget(rate);
@@ -172,7 +177,7 @@ impl Budgets {
 
     /// The budget of `tenant`'s connection `id`, if the host keeps one.
     pub(super) fn state(&self, tenant: &str, id: &str) -> Option<RateBudget> {
-        let budget = self.kept(tenant, id)?;
+        let budget = self.kept(&(tenant.to_owned(), id.to_owned()))?;
         let now = self.clock.now();
         let mut window = budget.lock();
         window.forget(now);
@@ -279,6 +284,6 @@ impl Window {
 fn refusal(rate: &ConnectionRate, why: &str) -> SendError {
     SendError::Limit(format!(
         "the rate budget of connection `{}` has no room before the step deadline ({why}); the request was not sent",
-        rate.id
+        rate.owner.1
     ))
 }

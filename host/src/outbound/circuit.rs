@@ -98,7 +98,19 @@ pub enum CircuitState {
 pub(super) struct Circuits {
     settings: CircuitSettings,
     clock: Arc<dyn Clock>,
-    origins: Mutex<HashMap<String, Circuit>>,
+    origins: Mutex<Origins>,
+}
+
+/// The circuits by origin, hashed with foldhash as the host's caches are.
+type Origins = HashMap<String, Circuit, foldhash::quality::RandomState>;
+
+/// `origin`'s circuit, made closed if there is none. (Looked up first: the
+/// key is allocated only for an origin not seen before.)
+fn circuit_of<'m>(origins: &'m mut Origins, origin: &str) -> &'m mut Circuit {
+    if !origins.contains_key(origin) {
+        origins.insert(origin.to_owned(), Circuit::default());
+    }
+    origins.get_mut(origin).expect("inserted above")
 }
 
 #[derive(Default)]
@@ -142,7 +154,7 @@ impl Circuits {
         }
         let now = self.clock.now();
         let mut origins = self.origins.lock().expect("circuits poisoned");
-        let circuit = origins.entry(origin.to_owned()).or_default();
+        let circuit = circuit_of(&mut origins, origin);
         let probe = match circuit.open_until {
             None => false,
             Some(until) if now < until => {
@@ -186,7 +198,7 @@ impl Circuits {
         let s = &self.settings;
         let now = self.clock.now();
         let mut origins = self.origins.lock().expect("circuits poisoned");
-        let c = origins.entry(origin.to_owned()).or_default();
+        let c = circuit_of(&mut origins, origin);
         if probe {
             c.probes = c.probes.saturating_sub(1);
         }

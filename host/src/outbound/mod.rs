@@ -172,6 +172,10 @@ pub struct RequestRecord {
     /// How long the request waited for its connection's rate budget, in
     /// milliseconds, when it waited at all.
     pub rate_wait_ms: Option<u64>,
+    /// Whether this is a token request the host made for a connection
+    /// (an OAuth 2 token endpoint), not a request of the plugin.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub token_request: bool,
 }
 
 impl RequestRecord {
@@ -202,6 +206,7 @@ impl RequestRecord {
             pagination: None,
             cache: None,
             rate_wait_ms: None,
+            token_request: false,
         }
     }
 
@@ -343,7 +348,9 @@ impl Sender {
         match source.begin(connection, step.scrubber).await? {
             TokenTurn::Ready(token) => Ok(token),
             TokenTurn::Request(request, pending) => {
-                let outcome = self.request_token(step, *request, records).await;
+                // Boxed: a token request is rare (tokens are cached) and its
+                // exchange would otherwise grow every request's future.
+                let outcome = Box::pin(self.request_token(step, *request, records)).await;
                 pending.finish(outcome, step.scrubber).await
             }
         }
@@ -389,14 +396,10 @@ impl Sender {
         let outcome = timeout_at(deadline, exchange)
             .await
             .unwrap_or(Err(SendError::Timeout(TimeoutPhase::Total)));
-        records.push(RequestRecord::of(
-            step,
-            Method::Post,
-            url,
-            started,
-            &outcome,
-            false,
-        ));
+        records.push(RequestRecord {
+            token_request: true,
+            ..RequestRecord::of(step, Method::Post, url, started, &outcome, false)
+        });
         outcome
     }
 
@@ -408,7 +411,10 @@ impl Sender {
         mut request: Request,
     ) -> (Result<Response, SendError>, Vec<RequestRecord>) {
         match request.pagination.take() {
-            Some(pagination) => self.send_paged(step, request, pagination).await,
+            // Boxed: the page loop holds a whole `send_one` future, which
+            // inline would double the future every request is sent in (and
+            // wasmtime moves that future to the heap once per import call).
+            Some(pagination) => Box::pin(self.send_paged(step, request, pagination)).await,
             None => self.send_one(step, request).await,
         }
     }

@@ -212,7 +212,7 @@ async fn mcp_tools_are_the_plugin_calls_and_run_steps_without_the_secret() {
 }
 
 #[tokio::test]
-async fn mcp_refuses_wrong_tokens_and_binds_only_the_tenants_connections() {
+async fn mcp_refuses_wrong_tokens_and_offers_only_the_tenants_plugins_and_connections() {
     let echo = TestServer::echo().await;
     let s = Service::start("");
     let acme = s.tenant("acme").await;
@@ -249,6 +249,36 @@ async fn mcp_refuses_wrong_tokens_and_binds_only_the_tenants_connections() {
         .await
         .assert_problem(StatusCode::NOT_FOUND);
 
+    // A plugin enabled for `other` only is a tool of `other`'s only.
+    let relay = std::fs::read(target_dir().join("plugin-versions/relay-v1.wasm"))
+        .expect("the relay fixture (./dev build-plugins)");
+    let upload = http::Request::post(format!("{}/v1/plugins", s.base))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .header("content-type", "application/wasm")
+        .body(Full::new(Bytes::from(relay)))
+        .unwrap();
+    assert_eq!(s.raw(upload).await.status, StatusCode::CREATED);
+    let enabled = s
+        .put(
+            "/v1/tenants/other/plugins/relay",
+            ADMIN,
+            &json!({"enabled": true}),
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.text);
+    let names = |session: &Session| -> Vec<String> {
+        session.report["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ours = mcp(&s, "acme", &acme, &[]).await;
+    assert!(ours.ok, "{}", ours.report);
+    assert!(names(&ours).contains(&"http-request__request".to_owned()));
+    assert!(!names(&ours).iter().any(|n| n.starts_with("relay__")));
+
     // Another tenant's own session runs its steps without acme's connection.
     let theirs = mcp(
         &s,
@@ -258,6 +288,7 @@ async fn mcp_refuses_wrong_tokens_and_binds_only_the_tenants_connections() {
     )
     .await;
     assert!(theirs.ok, "{}", theirs.report);
+    assert!(names(&theirs).contains(&"relay__fetch".to_owned()));
     let step = &theirs.report["calls"][0]["structuredContent"];
     assert_eq!(step["outcome"], "success", "{step}");
     let received = echo.received();

@@ -35,7 +35,7 @@ pub(crate) struct App {
     pub(crate) store: Arc<dyn ConnectionStore>,
     pub(crate) db: Db,
     pub(crate) admin_hash: Secret,
-    pub(crate) plugins: Vec<String>,
+    pub(crate) plugins: super::plugins::Registry,
     pub(crate) retention: Retention,
     pub(crate) shutting_down: AtomicBool,
     metrics: super::metrics::Metrics,
@@ -46,10 +46,10 @@ pub(crate) struct App {
     keys: tokio::sync::Mutex<HashMap<(String, String), KeyLock>>,
 }
 
-pub(super) type Shared = Arc<App>;
+pub(crate) type Shared = Arc<App>;
 /// Held while a tenant's idempotency key is being answered.
 type KeyLock = Arc<tokio::sync::Mutex<()>>;
-type ApiResult<T = Response> = Result<T, Problem>;
+pub(crate) type ApiResult<T = Response> = Result<T, Problem>;
 
 impl App {
     /// The service's state.
@@ -58,7 +58,7 @@ impl App {
         store: Arc<dyn ConnectionStore>,
         db: Db,
         admin_token: &Secret,
-        plugins: Vec<String>,
+        plugins: super::plugins::Registry,
         retention: Retention,
         cut_off: tokio::sync::watch::Receiver<bool>,
     ) -> Self {
@@ -77,7 +77,7 @@ impl App {
     }
 
     /// 404 unless `caller` may see `tenant` and it exists.
-    pub(super) async fn tenant(&self, caller: &Caller, tenant: &str) -> ApiResult<()> {
+    pub(crate) async fn tenant(&self, caller: &Caller, tenant: &str) -> ApiResult<()> {
         if caller.sees(tenant) && self.db.tenant_exists(tenant.to_owned()).await? {
             Ok(())
         } else {
@@ -89,6 +89,7 @@ impl App {
 /// The router, with the body cap.
 pub(crate) fn router(app: Shared, max_body_bytes: usize) -> Router {
     Router::new()
+        .merge(super::plugins::routes(app.plugins.max_upload))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
@@ -99,8 +100,6 @@ pub(crate) fn router(app: Shared, max_body_bytes: usize) -> Router {
             "/v1/tenants/{tenant}/tokens/{token}",
             axum::routing::delete(delete_token),
         )
-        .route("/v1/tenants/{tenant}/plugins", get(list_plugins))
-        .route("/v1/tenants/{tenant}/plugins/{plugin}", get(get_plugin))
         .route("/v1/tenants/{tenant}/connections", get(list_connections))
         .route(
             "/v1/tenants/{tenant}/connections/{id}",
@@ -144,7 +143,7 @@ async fn access_log(request: Request, next: axum::middleware::Next) -> Response 
 }
 
 /// An extractor whose rejection is a [`Problem`] (path, query).
-pub(crate) struct Checked<E>(pub(super) E);
+pub(crate) struct Checked<E>(pub(crate) E);
 
 impl<S: Send + Sync, E> FromRequestParts<S> for Checked<E>
 where
@@ -159,7 +158,7 @@ where
 }
 
 /// A JSON body whose rejection is a [`Problem`].
-pub(crate) struct Body<T>(T);
+pub(crate) struct Body<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = Problem;
@@ -202,7 +201,7 @@ impl FromRequestParts<Shared> for Caller {
 }
 
 /// 403 unless the caller is the admin.
-fn admin_only(caller: &Caller) -> ApiResult<()> {
+pub(crate) fn admin_only(caller: &Caller) -> ApiResult<()> {
     match caller {
         Caller::Admin => Ok(()),
         Caller::Tenant(_) => Err(Problem::new(
@@ -242,7 +241,7 @@ pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(super::openapi::document())
 }
 
-/// Prometheus metrics (admin): steps by tenant, plugin, call and outcome; step latency.
+/// Prometheus metrics (admin): steps by tenant, plugin, call and outcome; step and outbound latency; token requests; contract drift; circuit states; running steps.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -251,7 +250,7 @@ pub(crate) async fn metrics(State(app): State<Shared>, caller: Caller) -> ApiRes
     admin_only(&caller)?;
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
+        app.metrics.render(&app.host),
     )
         .into_response())
 }
@@ -367,61 +366,6 @@ pub(crate) async fn delete_token(
     }
 }
 
-/// What the plugin list shows of each installed plugin.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct PluginSummary {
-    name: String,
-    version: String,
-    description: String,
-    /// The names of its calls.
-    calls: Vec<String>,
-}
-
-/// The installed plugins.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct PluginList {
-    plugins: Vec<PluginSummary>,
-}
-
-/// Lists the installed plugins.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/plugins", tag = "plugins",
-    responses((status = 200, body = PluginList)))]
-pub(crate) async fn list_plugins(
-    State(app): State<Shared>,
-    caller: Caller,
-    Checked(Path(tenant)): Checked<Path<String>>,
-) -> ApiResult {
-    app.tenant(&caller, &tenant).await?;
-    let plugins: Vec<PluginSummary> = app
-        .plugins
-        .iter()
-        .filter_map(|name| app.host.manifest(name))
-        .map(|m| PluginSummary {
-            name: m.name.clone(),
-            version: m.version.clone(),
-            description: m.description.clone(),
-            calls: m.calls.iter().map(|c| c.name.clone()).collect(),
-        })
-        .collect();
-    Ok(Json(PluginList { plugins }).into_response())
-}
-
-/// A plugin's manifest: connections, calls and their JSON Schemas.
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/plugins/{plugin}", tag = "plugins",
-    responses((status = 200, description = "The manifest, as `courier inspect` prints it", body = Object)))]
-pub(crate) async fn get_plugin(
-    State(app): State<Shared>,
-    caller: Caller,
-    Checked(Path((tenant, plugin))): Checked<Path<(String, String)>>,
-) -> ApiResult {
-    app.tenant(&caller, &tenant).await?;
-    let manifest = app
-        .host
-        .manifest(&plugin)
-        .ok_or_else(|| Problem::not_found(format!("no plugin `{plugin}`")))?;
-    Ok(Json(&*manifest).into_response())
-}
-
 /// A stored connection: metadata and secret names, never secret values.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct ConnectionView {
@@ -532,6 +476,7 @@ pub(crate) async fn put_connection(
     let redact = |message: String| redacted(message, &body);
     let put: PutConnection = serde_json::from_value(body.clone())
         .map_err(|e| Problem::unprocessable(redact(e.to_string())))?;
+    app.plugins.check_enabled(&tenant, &put.plugin)?;
     let text = zeroize::Zeroizing::new(
         toml::to_string(&put.connection)
             .map_err(|e| Problem::unprocessable(redact(format!("connection: {e}"))))?,
@@ -647,6 +592,7 @@ pub(crate) async fn test_connection(
 ) -> ApiResult {
     app.tenant(&caller, &tenant).await?;
     let (plugin, config) = app.store.get(&tenant, &id).await.map_err(store_error)?;
+    app.plugins.check_enabled(&tenant, &plugin)?;
     let call = match body.call {
         Some(c) => c,
         None => app
@@ -799,6 +745,7 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
 
 /// The step request, with the stored connections it names.
 async fn resolve_step(app: &App, tenant: &str, body: NewStepBody) -> ApiResult<StepRequest> {
+    app.plugins.check_enabled(tenant, &body.plugin)?;
     let mut connections = Vec::with_capacity(body.connections.len());
     for id in &body.connections {
         let (plugin, config) = match app.store.get(tenant, id).await {
@@ -854,15 +801,19 @@ async fn run_and_record(
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let manifest = app.host.manifest(&plugin);
-    let known = manifest.as_ref().filter(|_| app.plugins.contains(&plugin));
-    let call_known = known.is_some_and(|m| m.calls.iter().any(|c| c.name == call));
+    let known = app
+        .host
+        .manifest(&plugin)
+        .filter(|_| app.plugins.enabled(&tenant, &plugin));
+    let call_known = known
+        .as_ref()
+        .is_some_and(|m| m.calls.iter().any(|c| c.name == call));
     app.metrics.step(
         &tenant,
         if known.is_some() { &plugin } else { "-" },
         if call_known { &call } else { "-" },
         &outcome,
-        std::time::Duration::from_millis(result.duration_ms),
+        &result,
     );
     span.in_scope(|| {
         tracing::info!(

@@ -25,13 +25,17 @@ pub(crate) struct Config {
     /// The data directory: the connection store, the service database, the
     /// first-run admin token [default: as the CLI's].
     pub(crate) data_dir: Option<PathBuf>,
-    /// Where the plugins installed at start are (every `*.wasm`)
+    /// The operator's plugins: every `*.wasm` in it the service has not
+    /// seen is installed at start, current and enabled for every tenant
     /// [default: the CLI's plugin directory].
     pub(crate) plugin_dir: Option<PathBuf>,
     /// The admin token; `$COURIER_ADMIN_TOKEN` overrides it.
     pub(crate) admin_token: Option<Secret>,
     /// The largest request body accepted, in bytes [default: 1 MiB].
     pub(crate) max_body_bytes: Option<usize>,
+    /// The largest plugin component accepted by `POST /v1/plugins`, in
+    /// bytes [default: 64 MiB].
+    pub(crate) max_plugin_bytes: Option<usize>,
     /// How long steps in flight may take to finish after SIGTERM [default: 30].
     pub(crate) shutdown_grace_secs: Option<u64>,
     /// Hosts steps may call (patterns as `courier run --allow-host`)
@@ -64,6 +68,7 @@ pub(crate) struct Settings {
     pub(crate) plugin_dir: PathBuf,
     pub(crate) admin_token: Secret,
     pub(crate) max_body_bytes: usize,
+    pub(crate) max_plugin_bytes: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) allow_hosts: Vec<AllowedHost>,
     pub(crate) allow_networks: Vec<IpNet>,
@@ -145,6 +150,7 @@ impl Config {
             plugin_dir: self.plugin_dir.unwrap_or(over.default_plugin_dir),
             admin_token,
             max_body_bytes: self.max_body_bytes.unwrap_or(1 << 20),
+            max_plugin_bytes: self.max_plugin_bytes.unwrap_or(64 << 20),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.unwrap_or(30)),
             allow_hosts,
             allow_networks,

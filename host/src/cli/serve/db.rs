@@ -119,7 +119,8 @@ impl Db {
         })
     }
 
-    async fn call<T: Send + 'static>(
+    /// Runs `f` on the connection, on a blocking thread.
+    pub(super) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {

@@ -1,10 +1,11 @@
 //! The MCP endpoint, `/v1/tenants/{tenant}/mcp` (Streamable HTTP, `rmcp`):
-//! the installed plugins' calls as MCP tools, so that an agent runs an
+//! the calls of the plugins enabled for the tenant as MCP tools, so that an agent runs an
 //! integration without ever holding its credentials.
 //!
 //! - Authentication is the API's: the tenant's bearer token (or the admin's);
 //!   any other token gets the same 401/404 problem as every tenant endpoint.
-//! - A tool is named `{plugin}__{call}` (plugin names have no `_`; characters
+//! - The tools are the calls of the plugins enabled for the tenant (those
+//!   `GET …/plugins` lists). A tool is named `{plugin}__{call}` (plugin names have no `_`; characters
 //!   of the call outside `[A-Za-z0-9_-]` become `_`), described by the call's
 //!   description and title, and takes the call's input: its `inputSchema` is
 //!   the call's input JSON Schema, narrowed to objects (`"type": "object"`:
@@ -101,12 +102,14 @@ struct Offered {
 }
 
 impl Tools {
-    /// The tools of every installed plugin's calls, in plugin and call order.
-    fn offered(&self) -> Vec<Offered> {
+    /// The tools of the calls of every plugin enabled for `tenant`, in
+    /// plugin and call order.
+    fn offered(&self, tenant: &str) -> Vec<Offered> {
         let mut offered: Vec<Offered> = vec![];
         for manifest in self
             .app
             .plugins
+            .enabled_for(tenant)
             .iter()
             .filter_map(|p| self.app.host.manifest(p))
         {
@@ -235,10 +238,11 @@ impl ServerHandler for Tools {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let tenant = tenant_of(&context)?;
         Ok(ListToolsResult::with_all_items(
-            self.offered().into_iter().map(|o| o.tool).collect(),
+            self.offered(&tenant).into_iter().map(|o| o.tool).collect(),
         ))
     }
 
@@ -249,7 +253,7 @@ impl ServerHandler for Tools {
     ) -> Result<CallToolResponse, ErrorData> {
         let tenant = tenant_of(&context)?;
         let offered = self
-            .offered()
+            .offered(&tenant)
             .into_iter()
             .find(|o| o.tool.name == request.name)
             .ok_or_else(|| {

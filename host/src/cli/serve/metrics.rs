@@ -1,10 +1,18 @@
 //! `/metrics` in the Prometheus text format: steps by tenant, plugin, call
-//! and outcome, and step latency by plugin and call.
+//! and outcome; step latency by plugin and call; outbound request latency,
+//! token requests and contract drift, read from each step's result; the
+//! circuit state of the origins steps called, and the steps holding a slot
+//! of the instance pool, read from the host when scraped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
+
+use courier_host::{CircuitState, Host, StepResult};
+
+/// At most this many origins get a circuit-state series (the first seen).
+const MAX_ORIGINS: usize = 256;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 13] = [
@@ -25,6 +33,14 @@ struct Counts {
     latency: BTreeMap<[String; 2], Histogram>,
     /// History writes: how many, and their total time in seconds.
     history_writes: (u64, f64),
+    /// plugin → outbound request latency histogram.
+    outbound: BTreeMap<String, Histogram>,
+    /// plugin → token requests the host made for its connections.
+    token_requests: BTreeMap<String, u64>,
+    /// (plugin, call) → steps whose output departed from the declared schema.
+    drift: BTreeMap<[String; 2], u64>,
+    /// Origins steps sent requests to, for their circuit states.
+    origins: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -34,35 +50,76 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    fn observe(&mut self, took: Duration) {
+        let secs = took.as_secs_f64();
+        for (bucket, bound) in self.buckets.iter_mut().zip(BUCKETS) {
+            if secs <= bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    /// The `_bucket`, `_sum` and `_count` lines of `name` with labels `base`.
+    fn render(&self, out: &mut String, name: &str, base: &str) {
+        for (n, bound) in self.buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{{base},le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{base},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{base}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{base}}} {}", self.count);
+    }
+}
+
 impl Metrics {
-    /// Counts one step. `plugin` and `call` are the installed plugin's and
-    /// call's names, or `-` for one that does not exist (so callers cannot
-    /// make up label values).
+    /// Counts one step and what its result reports. `plugin` and `call` are
+    /// the installed plugin's and call's names, or `-` for one that does
+    /// not exist (so callers cannot make up label values).
     pub(crate) fn step(
         &self,
         tenant: &str,
         plugin: &str,
         call: &str,
         outcome: &str,
-        took: Duration,
+        result: &StepResult,
     ) {
         let mut counts = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         *counts
             .steps
             .entry([tenant, plugin, call, outcome].map(str::to_owned))
             .or_default() += 1;
-        let h = counts
+        counts
             .latency
             .entry([plugin, call].map(str::to_owned))
-            .or_default();
-        let secs = took.as_secs_f64();
-        for (bucket, bound) in h.buckets.iter_mut().zip(BUCKETS) {
-            if secs <= bound {
-                *bucket += 1;
+            .or_default()
+            .observe(Duration::from_millis(result.duration_ms));
+        if !result.contract_drift.is_empty() {
+            *counts
+                .drift
+                .entry([plugin, call].map(str::to_owned))
+                .or_default() += 1;
+        }
+        for record in &result.requests {
+            if record.token_request {
+                *counts.token_requests.entry(plugin.to_owned()).or_default() += 1;
+            }
+            // A cache hit sent nothing.
+            if record.cache.as_deref() != Some("hit") {
+                counts
+                    .outbound
+                    .entry(plugin.to_owned())
+                    .or_default()
+                    .observe(Duration::from_millis(record.duration_ms));
+            }
+            if counts.origins.len() < MAX_ORIGINS
+                && let Ok(url) = url::Url::parse(&record.url)
+                && url.origin().is_tuple()
+            {
+                counts.origins.insert(url.origin().ascii_serialization());
             }
         }
-        h.count += 1;
-        h.sum += secs;
     }
 
     /// Counts one step's history write.
@@ -72,8 +129,9 @@ impl Metrics {
         counts.history_writes.1 += took.as_secs_f64();
     }
 
-    /// The Prometheus text exposition.
-    pub(crate) fn render(&self) -> String {
+    /// The Prometheus text exposition; circuit states and running steps
+    /// are read from `host` now.
+    pub(crate) fn render(&self, host: &Host) -> String {
         let counts = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
         out.push_str(
@@ -95,29 +153,54 @@ impl Metrics {
         out.push_str("# TYPE courier_step_duration_seconds histogram\n");
         for ([plugin, call], h) in &counts.latency {
             let base = labels(&[("plugin", plugin), ("call", call)]);
-            for (n, bound) in h.buckets.iter().zip(BUCKETS) {
+            h.render(&mut out, "courier_step_duration_seconds", &base);
+        }
+        out.push_str(
+            "# HELP courier_outbound_request_duration_seconds Outbound request time (sent to body read), by plugin.\n",
+        );
+        out.push_str("# TYPE courier_outbound_request_duration_seconds histogram\n");
+        for (plugin, h) in &counts.outbound {
+            let base = labels(&[("plugin", plugin)]);
+            h.render(&mut out, "courier_outbound_request_duration_seconds", &base);
+        }
+        out.push_str("# HELP courier_token_requests_total Token requests (OAuth 2 token endpoint) the host made, by plugin.\n");
+        out.push_str("# TYPE courier_token_requests_total counter\n");
+        for (plugin, n) in &counts.token_requests {
+            let labels = labels(&[("plugin", plugin)]);
+            let _ = writeln!(out, "courier_token_requests_total{{{labels}}} {n}");
+        }
+        out.push_str("# HELP courier_contract_drift_total Steps whose output departed from the call's declared schema, by plugin and call.\n");
+        out.push_str("# TYPE courier_contract_drift_total counter\n");
+        for ([plugin, call], n) in &counts.drift {
+            let labels = labels(&[("plugin", plugin), ("call", call)]);
+            let _ = writeln!(out, "courier_contract_drift_total{{{labels}}} {n}");
+        }
+        out.push_str("# HELP courier_circuit_state Circuit breaker state of each origin steps called (1 for the state it is in).\n");
+        out.push_str("# TYPE courier_circuit_state gauge\n");
+        for origin in &counts.origins {
+            let now = match host.circuit_state(origin) {
+                CircuitState::Closed => "closed",
+                CircuitState::Open { .. } => "open",
+                CircuitState::HalfOpen => "half-open",
+            };
+            for state in ["closed", "open", "half-open"] {
+                let state_label = state.to_owned();
+                let labels = labels(&[("origin", origin), ("state", &state_label)]);
                 let _ = writeln!(
                     out,
-                    "courier_step_duration_seconds_bucket{{{base},le=\"{bound}\"}} {n}"
+                    "courier_circuit_state{{{labels}}} {}",
+                    u8::from(state == now)
                 );
             }
-            let _ = writeln!(
-                out,
-                "courier_step_duration_seconds_bucket{{{base},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(out, "courier_step_duration_seconds_sum{{{base}}} {}", h.sum);
-            let _ = writeln!(
-                out,
-                "courier_step_duration_seconds_count{{{base}}} {}",
-                h.count
-            );
         }
         let (n, secs) = counts.history_writes;
         out.push_str("# HELP courier_history_write_seconds Time to store a step in the history.\n");
         out.push_str("# TYPE courier_history_write_seconds summary\n");
         let _ = writeln!(out, "courier_history_write_seconds_sum {secs}");
         let _ = writeln!(out, "courier_history_write_seconds_count {n}");
+        out.push_str("# HELP courier_steps_running Steps holding a slot of the instance pool.\n");
+        out.push_str("# TYPE courier_steps_running gauge\n");
+        let _ = writeln!(out, "courier_steps_running {}", host.steps_running());
         out
     }
 }
@@ -140,52 +223,84 @@ fn labels(pairs: &[(&str, &String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use courier_host::{Outcome, RequestRecord};
 
-    #[test]
-    fn steps_are_counted_and_bucketed() {
+    /// A result of `ms` milliseconds with these requests (URL, took ms, token request).
+    fn result(ms: u64, requests: &[(&str, u64, bool)]) -> StepResult {
+        StepResult {
+            outcome: Outcome::Success,
+            output: None,
+            error: None,
+            status: None,
+            duration_ms: ms,
+            requests: requests
+                .iter()
+                .map(|&(url, took, token_request)| RequestRecord {
+                    method: "GET".into(),
+                    url: url.into(),
+                    status: Some(200),
+                    duration_ms: took,
+                    error: None,
+                    insecure: false,
+                    attempt: 1,
+                    retry_reason: None,
+                    idempotency_key: None,
+                    retry_after_ms: None,
+                    page: None,
+                    pagination: None,
+                    cache: None,
+                    rate_wait_ms: None,
+                    token_request,
+                })
+                .collect(),
+            logs: vec![],
+            logs_dropped: 0,
+            contract_drift: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn steps_are_counted_and_bucketed() {
+        let host = Host::builder().build().unwrap();
         let m = Metrics::default();
-        m.step("acme", "p", "c", "success", Duration::from_millis(20));
-        m.step("acme", "p", "c", "success", Duration::from_secs(2));
-        m.step("a\"b", "p", "c", "error", Duration::from_millis(1));
-        let text = m.render();
-        assert!(
-            text.contains(
-                r#"courier_steps_total{tenant="acme",plugin="p",call="c",outcome="success"} 2"#
+        m.step("acme", "p", "c", "success", &result(20, &[]));
+        let mut drifted = result(2000, &[("https://a.example/x?q=1", 30, false)]);
+        drifted.contract_drift = vec!["/id: not a string".into()];
+        m.step("acme", "p", "c", "success", &drifted);
+        m.step(
+            "a\"b",
+            "p",
+            "c",
+            "error",
+            &result(
+                1,
+                &[
+                    ("https://id.example/token", 5, true),
+                    ("http://b.example:8080/", 700, false),
+                ],
             ),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"courier_steps_total{tenant="a\"b",plugin="p",call="c",outcome="error"} 1"#
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"courier_step_duration_seconds_bucket{plugin="p",call="c",le="0.025"} 2"#
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(
-                r#"courier_step_duration_seconds_bucket{plugin="p",call="c",le="+Inf"} 3"#
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"courier_step_duration_seconds_count{plugin="p",call="c"} 3"#),
-            "{text}"
         );
         m.history_write(Duration::from_millis(250));
         m.history_write(Duration::from_millis(500));
-        let text = m.render();
-        assert!(
-            text.contains("courier_history_write_seconds_sum 0.75\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("courier_history_write_seconds_count 2\n"),
-            "{text}"
-        );
+        let text = m.render(&host);
+        for line in [
+            r#"courier_steps_total{tenant="acme",plugin="p",call="c",outcome="success"} 2"#,
+            r#"courier_steps_total{tenant="a\"b",plugin="p",call="c",outcome="error"} 1"#,
+            r#"courier_step_duration_seconds_bucket{plugin="p",call="c",le="0.025"} 2"#,
+            r#"courier_step_duration_seconds_bucket{plugin="p",call="c",le="+Inf"} 3"#,
+            r#"courier_step_duration_seconds_count{plugin="p",call="c"} 3"#,
+            r#"courier_outbound_request_duration_seconds_bucket{plugin="p",le="0.005"} 1"#,
+            r#"courier_outbound_request_duration_seconds_bucket{plugin="p",le="0.05"} 2"#,
+            r#"courier_outbound_request_duration_seconds_count{plugin="p"} 3"#,
+            r#"courier_token_requests_total{plugin="p"} 1"#,
+            r#"courier_contract_drift_total{plugin="p",call="c"} 1"#,
+            r#"courier_circuit_state{origin="https://a.example",state="closed"} 1"#,
+            r#"courier_circuit_state{origin="http://b.example:8080",state="open"} 0"#,
+            "courier_steps_running 0",
+            "courier_history_write_seconds_sum 0.75\n",
+            "courier_history_write_seconds_count 2\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 }

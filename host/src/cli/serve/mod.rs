@@ -1,8 +1,10 @@
 //! `courier serve`: the HTTP service over the library's public API —
-//! tenants and their tokens, connections through the [`ConnectionStore`]
+//! tenants and their tokens, plugins (installs, upgrades, per-tenant
+//! access), connections through the [`ConnectionStore`]
 //! seam, steps (with `Idempotency-Key`), the step history, health. The
-//! service's own records (tenants, token hashes, history) are in
-//! `service.db` beside the connection store.
+//! service's own records (tenants, token hashes, plugin versions, history)
+//! are in `service.db` beside the connection store, components in
+//! `plugins/`.
 //!
 //! [`ConnectionStore`]: courier_host::ConnectionStore
 
@@ -13,17 +15,18 @@ mod db;
 mod mcp;
 mod metrics;
 mod openapi;
+mod plugins;
 mod problem;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
-use courier_host::{Host, HostBuilder, Limits, SqliteStore};
+use courier_host::{HostBuilder, Limits, LoadLimits, SqliteStore};
 
 use config::{Config, Overrides, Settings};
 
@@ -75,10 +78,19 @@ pub(crate) fn serve(
 async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
     let store = Arc::new(SqliteStore::open_in(&settings.data_dir)?);
     let db = db::Db::open(&settings.data_dir)?;
-    let mut builder = builder.connection_store(store.clone()).limits(Limits {
-        step_deadline: settings.step_deadline,
-        ..Limits::default()
-    });
+    let mut builder = builder
+        .connection_store(store.clone())
+        .limits(Limits {
+            step_deadline: settings.step_deadline,
+            ..Limits::default()
+        })
+        // Uploads are capped by the API; a larger cap lifts the library's too.
+        .load_limits(LoadLimits {
+            max_component_bytes: settings
+                .max_plugin_bytes
+                .max(LoadLimits::default().max_component_bytes),
+            ..LoadLimits::default()
+        });
     for h in &settings.allow_hosts {
         builder = builder.allow_host(h.clone());
     }
@@ -86,7 +98,14 @@ async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
         builder = builder.allow_network(*n);
     }
     let host = builder.build()?;
-    let plugins = install_plugins(&host, &settings.plugin_dir).await?;
+    let registry = plugins::Registry::open(
+        db.clone(),
+        &settings.data_dir,
+        &settings.plugin_dir,
+        settings.max_plugin_bytes,
+        &host,
+    )
+    .await?;
     db.delete_expired_steps(settings.history).await?;
     expire_history(db.clone(), settings.history);
     let (cut_off, cut_off_rx) = tokio::sync::watch::channel(false);
@@ -95,7 +114,7 @@ async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
         store,
         db,
         &settings.admin_token,
-        plugins,
+        registry,
         settings.history,
         cut_off_rx,
     ));
@@ -184,26 +203,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
-}
-
-/// Loads every `*.wasm` in `dir` (in name order); their plugin names.
-async fn install_plugins(host: &Host, dir: &Path) -> anyhow::Result<Vec<String>> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect(),
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "no plugin directory: no plugins installed");
-            vec![]
-        }
-    };
-    files.sort();
-    let mut names = vec![];
-    for file in files {
-        let report = host.load_plugin_file(&file).await?;
-        tracing::info!(plugin = report.name, file = %file.display(), "plugin installed");
-        names.push(report.name);
-    }
-    Ok(names)
 }

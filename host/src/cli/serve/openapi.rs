@@ -9,16 +9,18 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, Required};
 use utoipa::{Modify, OpenApi};
 
-use super::api;
+use super::{api, plugins};
 
 /// The API, as utoipa collects it.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Courier", description = "The `courier serve` API: tenants, connections, steps, history."),
+    info(title = "Courier", description = "The `courier serve` API: tenants, plugins, connections, steps, history."),
     paths(
         api::openapi, api::metrics, api::healthz, api::readyz,
         api::create_tenant, api::list_tenants, api::create_token, api::delete_token,
-        api::list_plugins, api::get_plugin,
+        plugins::list_plugins, plugins::get_plugin, plugins::set_access,
+        plugins::upload_plugin, plugins::list_versions, plugins::describe_version,
+        plugins::version_diff, plugins::approve_version,
         api::list_connections, api::get_connection, api::put_connection, api::delete_connection,
         api::test_connection, api::run_step, api::list_steps, api::get_step,
     ),
