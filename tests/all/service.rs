@@ -3,7 +3,6 @@
 //! cross-tenant access, secrets write-only, idempotency against a counting
 //! upstream, history, bad input, graceful shutdown.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -96,20 +95,12 @@ impl Service {
             cmd.env("COURIER_ADMIN_TOKEN", token);
         }
         let mut child = cmd.spawn().expect("courier serve starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim_end()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "first line {line:?}; stderr: {}",
-                    std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
-                )
-            })
-            .to_owned();
+        let base = courier_tests::serve_address(&mut child).unwrap_or_else(|| {
+            panic!(
+                "no address; stderr: {}",
+                std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+            )
+        });
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         Self {
             child,
@@ -1239,3 +1230,5 @@ async fn installed_plugins_are_listed_and_described() {
         .await
         .assert_problem(StatusCode::NOT_FOUND);
 }
+
+mod mcp;

@@ -320,6 +320,18 @@ pub fn echo_json(r: &Received) -> serde_json::Value {
     })
 }
 
+/// The base URL `courier serve` prints on its first line
+/// (`listening on http://ADDR`), read from `child`'s piped stdout; `None` if
+/// the line is not that.
+pub fn serve_address(child: &mut std::process::Child) -> Option<String> {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take()?)
+        .read_line(&mut line)
+        .ok()?;
+    Some(line.trim_end().strip_prefix("listening on ")?.to_owned())
+}
+
 /// The repository's `target/` directory.
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")

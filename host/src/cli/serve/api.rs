@@ -113,6 +113,7 @@ pub(crate) fn router(app: Shared, max_body_bytes: usize) -> Router {
         )
         .route("/v1/tenants/{tenant}/steps", get(list_steps).post(run_step))
         .route("/v1/tenants/{tenant}/steps/{id}", get(get_step))
+        .merge(super::mcp::router(&app, max_body_bytes))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -632,15 +633,15 @@ pub(crate) async fn test_connection(
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewStepBody {
     /// The plugin.
-    plugin: String,
+    pub(super) plugin: String,
     /// The call.
-    call: String,
+    pub(super) call: String,
     /// The call's input [default: `{}`].
     #[serde(default = "empty_object")]
-    input: Value,
+    pub(super) input: Value,
     /// Ids of the tenant's stored connections the step uses.
     #[serde(default)]
-    connections: Vec<String>,
+    pub(super) connections: Vec<String>,
 }
 
 /// Runs a step synchronously: the step result JSON `courier run` prints, whatever the outcome.
@@ -658,12 +659,26 @@ pub(crate) async fn run_step(
 ) -> ApiResult {
     app.tenant(&caller, &tenant).await?;
     let key = idempotency_key(&headers)?;
+    let (step, replayed) = tenant_step(app, tenant, key, body).await?;
+    Ok(step_response(&step, replayed))
+}
+
+/// A tenant's step as `POST …/steps` runs it (the MCP tools too): resolved,
+/// run, recorded, once per idempotency key; whether it is a replay.
+pub(super) async fn tenant_step(
+    app: Shared,
+    tenant: String,
+    key: Option<String>,
+    body: NewStepBody,
+) -> ApiResult<(StepRecord, bool)> {
     detached(answer_step(app, tenant, key, body)).await
 }
 
 /// Runs `answer` to its end even if the caller goes away: a step that has
 /// started is finished and recorded (and its idempotency key answered).
-async fn detached(answer: impl Future<Output = ApiResult> + Send + 'static) -> ApiResult {
+async fn detached<T: Send + 'static>(
+    answer: impl Future<Output = ApiResult<T>> + Send + 'static,
+) -> ApiResult<T> {
     tokio::spawn(answer)
         .await
         .map_err(|e| Problem::internal(&e.into()))?
@@ -676,13 +691,10 @@ async fn answer_step(
     tenant: String,
     key: Option<String>,
     body: NewStepBody,
-) -> ApiResult {
+) -> ApiResult<(StepRecord, bool)> {
     let Some(key) = key else {
         let step = resolve_step(&app, &tenant, body).await?;
-        return Ok(step_response(
-            &run_and_record(&app, step, None).await?,
-            false,
-        ));
+        return Ok((run_and_record(&app, step, None).await?, false));
     };
     let request_hash = hex::encode(Sha256::digest(
         serde_json::to_vec(&body).map_err(anyhow::Error::from)?,
@@ -701,11 +713,11 @@ async fn answer_step(
                     "this Idempotency-Key was used with a different request",
                 ));
             }
-            return Ok(step_response(&first, true));
+            return Ok((first, true));
         }
         let step = resolve_step(&app, &tenant, body).await?;
         let done = run_and_record(&app, step, Some((&key, &request_hash))).await?;
-        Ok(step_response(&done, false))
+        Ok((done, false))
     }
     .await;
     let mut keys = app.keys.lock().await;
@@ -812,6 +824,7 @@ async fn run_and_record(
         );
     });
     let text = serde_json::to_string(&result).map_err(anyhow::Error::from)?;
+    let writing = std::time::Instant::now();
     let stored = app
         .db
         .insert_step(
@@ -827,6 +840,7 @@ async fn run_and_record(
             app.retention,
         )
         .await?;
+    app.metrics.history_write(writing.elapsed());
     if !stored {
         return Err(Problem::internal(&anyhow::anyhow!(
             "step {id}: idempotency key taken"

@@ -31,6 +31,8 @@ struct Counts {
     steps: BTreeMap<[String; 4], u64>,
     /// (plugin, call) → latency histogram.
     latency: BTreeMap<[String; 2], Histogram>,
+    /// History writes: how many, and their total time in seconds.
+    history_writes: (u64, f64),
     /// plugin → outbound request latency histogram.
     outbound: BTreeMap<String, Histogram>,
     /// plugin → token requests the host made for its connections.
@@ -120,6 +122,13 @@ impl Metrics {
         }
     }
 
+    /// Counts one step's history write.
+    pub(crate) fn history_write(&self, took: Duration) {
+        let mut counts = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        counts.history_writes.0 += 1;
+        counts.history_writes.1 += took.as_secs_f64();
+    }
+
     /// The Prometheus text exposition; circuit states and running steps
     /// are read from `host` now.
     pub(crate) fn render(&self, host: &Host) -> String {
@@ -184,6 +193,11 @@ impl Metrics {
                 );
             }
         }
+        let (n, secs) = counts.history_writes;
+        out.push_str("# HELP courier_history_write_seconds Time to store a step in the history.\n");
+        out.push_str("# TYPE courier_history_write_seconds summary\n");
+        let _ = writeln!(out, "courier_history_write_seconds_sum {secs}");
+        let _ = writeln!(out, "courier_history_write_seconds_count {n}");
         out.push_str("# HELP courier_steps_running Steps holding a slot of the instance pool.\n");
         out.push_str("# TYPE courier_steps_running gauge\n");
         let _ = writeln!(out, "courier_steps_running {}", host.steps_running());
@@ -266,6 +280,8 @@ mod tests {
                 ],
             ),
         );
+        m.history_write(Duration::from_millis(250));
+        m.history_write(Duration::from_millis(500));
         let text = m.render(&host);
         for line in [
             r#"courier_steps_total{tenant="acme",plugin="p",call="c",outcome="success"} 2"#,
@@ -281,6 +297,8 @@ mod tests {
             r#"courier_circuit_state{origin="https://a.example",state="closed"} 1"#,
             r#"courier_circuit_state{origin="http://b.example:8080",state="open"} 0"#,
             "courier_steps_running 0",
+            "courier_history_write_seconds_sum 0.75\n",
+            "courier_history_write_seconds_count 2\n",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

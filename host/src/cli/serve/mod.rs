@@ -12,6 +12,7 @@ mod api;
 mod auth;
 mod config;
 mod db;
+mod mcp;
 mod metrics;
 mod openapi;
 mod plugins;

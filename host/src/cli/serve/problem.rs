@@ -43,6 +43,11 @@ impl Problem {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
     }
 
+    /// What went wrong, for a person.
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// 500, logged; the caller learns nothing of the internals.
     pub(crate) fn internal(error: &anyhow::Error) -> Self {
         tracing::error!(error = %format!("{error:#}"), "internal error");
