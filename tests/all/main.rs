@@ -19,6 +19,7 @@ mod oauth;
 mod pagination;
 mod policy;
 mod pool;
+mod python;
 mod rate;
 mod redirects;
 mod reliability;
