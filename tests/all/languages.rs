@@ -1,13 +1,14 @@
-//! Python plugins (componentize-py, `guest-sdk/python`) through the real
-//! host: `http-request-py` answers as the Rust `http-request` does (the Rust
-//! plugin is the oracle, run side by side on the same server), the host's
-//! credentials stay out of its result, and the `hostile-py` fixture's
-//! attempts each cost one step, never the host.
+//! Python (componentize-py, `guest-sdk/python`) and JavaScript
+//! (componentize-js, `guest-sdk/js`) plugins through the real host:
+//! `http-request-py` and `http-request-js` answer as the Rust `http-request`
+//! does (the Rust plugin is the oracle, run side by side on the same server),
+//! the host's credentials stay out of their results, and the `hostile-py` and
+//! `hostile-js` fixtures' attempts each cost one step, never the host.
 
 use std::time::{Duration, Instant};
 
 use courier_host::{Host, Limits, Outcome, StepResult};
-use courier_tests::{Reply, TestServer, echo_json, host_builder, host_with};
+use courier_tests::{Reply, TestServer, echo_reply, host_builder, host_with};
 use serde_json::{Value, json};
 
 use crate::step;
@@ -22,15 +23,7 @@ async fn server() -> TestServer {
             headers: vec![("content-type".into(), "application/octet-stream".into())],
             body: vec![0xff, 0x00, 0xfe, b'a'],
         },
-        _ => {
-            let mut reply = Reply::json(200, echo_json(r));
-            if let Some(auth) = r.header("authorization") {
-                reply
-                    .headers
-                    .push(("x-echo-authorization".into(), auth.into()));
-            }
-            reply
-        }
+        _ => echo_reply(r),
     })
     .await
 }
@@ -53,8 +46,17 @@ fn comparable(r: &StepResult) -> Value {
 
 #[tokio::test]
 async fn python_http_request_answers_as_the_rust_one() {
+    answers_as_the_rust_one("http-request-py").await;
+}
+
+#[tokio::test]
+async fn javascript_http_request_answers_as_the_rust_one() {
+    answers_as_the_rust_one("http-request-js").await;
+}
+
+async fn answers_as_the_rust_one(plugin: &str) {
     let server = server().await;
-    let host = host_with(host_builder(), &["http-request", "http-request-py"]).await;
+    let host = host_with(host_builder(), &["http-request", plugin]).await;
     let inputs = [
         json!({"url": server.url("/items?fixed=1"),
                "params": [["tag", "a"], ["tag", "b c"], ["n", 1.5], ["on", true]],
@@ -76,24 +78,24 @@ async fn python_http_request_answers_as_the_rust_one() {
     ];
     for input in inputs {
         let rust = step(&host, "http-request", "request", input.clone(), &[]).await;
-        let python = step(&host, "http-request-py", "request", input.clone(), &[]).await;
+        let other = step(&host, plugin, "request", input.clone(), &[]).await;
         assert_eq!(
-            comparable(&python),
+            comparable(&other),
             comparable(&rust),
-            "input {input}\npython: {python:?}\nrust: {rust:?}"
+            "input {input}\n{plugin}: {other:?}\nrust: {rust:?}"
         );
     }
     // What the server received: the same requests, in pairs.
     let received = server.received();
     assert_eq!(received.len(), 16, "two plugins, eight inputs sent");
     for pair in received.chunks(2) {
-        let [rust, python] = pair else { unreachable!() };
+        let [rust, other] = pair else { unreachable!() };
         assert_eq!(
-            (&python.method, &python.uri, &python.body),
+            (&other.method, &other.uri, &other.body),
             (&rust.method, &rust.uri, &rust.body)
         );
         for name in ["content-type", "x-trace", "x-a"] {
-            assert_eq!(python.header(name), rust.header(name), "{name}");
+            assert_eq!(other.header(name), rust.header(name), "{name}");
         }
     }
     let form = &received[6];
@@ -107,21 +109,27 @@ const TOKEN: &str = "tok_Py7h0n-S3cret-1a2b";
 
 #[tokio::test]
 async fn the_bearer_secret_is_injected_by_the_host_and_scrubbed() {
+    for plugin in ["http-request-py", "http-request-js"] {
+        bearer_is_injected_and_scrubbed(plugin).await;
+    }
+}
+
+async fn bearer_is_injected_and_scrubbed(plugin: &str) {
     let server = server().await;
-    let host = host_with(host_builder(), &["http-request-py"]).await;
+    let host = host_with(host_builder(), &[plugin]).await;
     let connection = format!(
         "connection = 'default'\nbase_url = '{}'\nauth = 'bearer'\n[secrets]\ntoken = '{TOKEN}'",
         server.url("/v1")
     );
     let r = step(
         &host,
-        "http-request-py",
+        plugin,
         "request",
         json!({"url": "/me"}),
         &[&connection],
     )
     .await;
-    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(r.outcome, Outcome::Success, "{plugin}: {r:?}");
     let got = &server.received()[0];
     assert_eq!(got.uri, "/v1/me");
     assert_eq!(
@@ -143,39 +151,69 @@ fn hostile_limits() -> Limits {
     }
 }
 
-/// A host with the hostile fixture, checked to answer before and after.
-async fn hostile() -> Host {
-    let host = host_with(host_builder().limits(hostile_limits()), &["hostile-py"]).await;
-    assert_still_serves(&host).await;
+/// A host with a hostile fixture, checked to answer before and after.
+async fn hostile(plugin: &str) -> Host {
+    let host = host_with(host_builder().limits(hostile_limits()), &[plugin]).await;
+    assert_still_serves(&host, plugin).await;
     host
 }
 
-async fn assert_still_serves(host: &Host) {
-    let ok = step(host, "hostile-py", "ok", json!({}), &[]).await;
+async fn assert_still_serves(host: &Host, plugin: &str) {
+    let ok = step(host, plugin, "ok", json!({}), &[]).await;
     assert_eq!(ok.outcome, Outcome::Success, "{ok:?}");
     assert_eq!(ok.output.unwrap(), json!({"ok": true}));
 }
 
 #[tokio::test]
-async fn a_python_endless_loop_ends_at_the_deadline() {
-    let host = hostile().await;
-    let started = Instant::now();
-    let r = step(&host, "hostile-py", "spin", json!({}), &[]).await;
-    let took = started.elapsed();
-    assert_eq!(r.outcome, Outcome::Timeout, "{r:?}");
-    assert!(took >= Duration::from_millis(1500), "{took:?}");
-    assert!(took < Duration::from_secs(5), "{took:?}");
-    assert_still_serves(&host).await;
+async fn an_endless_loop_ends_at_the_deadline() {
+    for plugin in ["hostile-py", "hostile-js"] {
+        let host = hostile(plugin).await;
+        let started = Instant::now();
+        let r = step(&host, plugin, "spin", json!({}), &[]).await;
+        let took = started.elapsed();
+        assert_eq!(r.outcome, Outcome::Timeout, "{plugin}: {r:?}");
+        assert!(took >= Duration::from_millis(1500), "{plugin}: {took:?}");
+        assert!(took < Duration::from_secs(5), "{plugin}: {took:?}");
+        assert_still_serves(&host, plugin).await;
+    }
 }
 
 #[tokio::test]
-async fn a_python_memory_hog_hits_the_limit() {
-    let host = hostile().await;
-    let r = step(&host, "hostile-py", "hog", json!({}), &[]).await;
+async fn a_memory_hog_hits_the_limit() {
+    for plugin in ["hostile-py", "hostile-js"] {
+        let host = hostile(plugin).await;
+        let r = step(&host, plugin, "hog", json!({}), &[]).await;
+        assert_eq!(r.outcome, Outcome::Error, "{plugin}: {r:?}");
+        let err = r.error.unwrap();
+        assert_eq!(err.kind.to_string(), "memory", "{plugin}: {err:?}");
+        assert_still_serves(&host, plugin).await;
+    }
+}
+
+/// A listener on 127.0.0.1 that no connection may reach, and its port.
+fn untouched_listener() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+#[tokio::test]
+async fn javascript_gets_no_fetch_or_environment() {
+    let (listener, port) = untouched_listener();
+    let host = hostile("hostile-js").await;
+    // With `http` disabled at build time, `fetch` traps: the step fails.
+    let r = step(&host, "hostile-js", "tcp", json!({"port": port}), &[]).await;
     assert_eq!(r.outcome, Outcome::Error, "{r:?}");
-    let err = r.error.unwrap();
-    assert_eq!(err.kind.to_string(), "memory", "{err:?}");
-    assert_still_serves(&host).await;
+    assert_eq!(r.error.unwrap().kind, "trap");
+    assert!(listener.accept().is_err(), "a connection arrived");
+    let r = step(&host, "hostile-js", "env", json!({}), &[]).await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(
+        r.output.unwrap(),
+        json!({"env": {}, "require": "undefined"})
+    );
+    assert_still_serves(&host, "hostile-js").await;
 }
 
 #[tokio::test]
@@ -184,10 +222,8 @@ async fn python_gets_no_socket_file_or_environment() {
         std::env::var_os("PATH").is_some(),
         "the host has an environment"
     );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let host = hostile().await;
+    let (listener, port) = untouched_listener();
+    let host = hostile("hostile-py").await;
 
     let r = step(&host, "hostile-py", "tcp", json!({"port": port}), &[]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
@@ -213,5 +249,5 @@ async fn python_gets_no_socket_file_or_environment() {
     let r = step(&host, "hostile-py", "env", json!({}), &[]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(r.output.unwrap()["env"], json!({}));
-    assert_still_serves(&host).await;
+    assert_still_serves(&host, "hostile-py").await;
 }
