@@ -251,3 +251,20 @@ async fn python_gets_no_socket_file_or_environment() {
     assert_eq!(r.output.unwrap()["env"], json!({}));
     assert_still_serves(&host, "hostile-py").await;
 }
+
+#[tokio::test]
+async fn an_import_the_host_does_not_provide_fails_the_load_by_name() {
+    let host = host_builder().build().unwrap();
+    for name in [
+        "wasi:http/outgoing-handler@0.2.0",
+        "wasi:keyvalue/store@0.2.0-draft",
+    ] {
+        let err = host
+            .load_plugin(&courier_tests::component_importing(name))
+            .await
+            .expect_err(name)
+            .to_string();
+        assert!(err.contains(name), "{err}");
+        assert!(err.contains("may import only"), "{err}");
+    }
+}

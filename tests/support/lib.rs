@@ -741,3 +741,26 @@ pub fn component_with_function(ops: u32) -> Vec<u8> {
     component.section(&ModuleSection(&module));
     component.finish()
 }
+
+/// A component that imports the instance `name` (with one function,
+/// `handle: func()`) and nothing else: what a toolchain emits for an
+/// interface Courier does not provide.
+pub fn component_importing(name: &str) -> Vec<u8> {
+    use wasm_encoder::{
+        Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
+    };
+    let mut types = ComponentTypeSection::new();
+    let mut instance = InstanceType::new();
+    instance
+        .ty()
+        .function()
+        .params([] as [(&str, wasm_encoder::ComponentValType); 0])
+        .result(None);
+    instance.export("handle", ComponentTypeRef::Func(0));
+    types.instance(&instance);
+    let mut imports = ComponentImportSection::new();
+    imports.import(name, ComponentTypeRef::Instance(0));
+    let mut component = Component::new();
+    component.section(&types).section(&imports);
+    component.finish()
+}
