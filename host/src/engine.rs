@@ -1,11 +1,10 @@
 //! The wasmtime engine: pooling allocator, epoch interruption and the on-disk
 //! cache of compiled components.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -143,10 +142,10 @@ impl ComponentCache {
             ));
         };
         let path = dir.join(format!("{}.cwasm", cache_key(engine, bytes)));
-        // Loads of the same component wait for the first to compile it, then
-        // read the cache (a Python component takes a minute to compile).
-        let entry_lock = compiling(&path);
-        let _compiling = entry_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Loads of the same component, in this process or another sharing the
+        // cache, wait for the first to compile it, then read the cache (a
+        // Python component takes a minute to compile).
+        let _compiling = lock_entry(dir, &path);
         if path.exists() {
             match deserialize(engine, &path) {
                 Ok(c) => return Ok((c, CompileSource::Cache, started.elapsed())),
@@ -168,16 +167,27 @@ impl ComponentCache {
     }
 }
 
-/// The process-wide lock of one cache entry, held while it is compiled.
-fn compiling(path: &Path) -> Arc<Mutex<()>> {
-    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
-    let mut locks = LOCKS
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    // Entries no load holds any more are dropped, so the map stays small.
-    locks.retain(|_, lock| Arc::strong_count(lock) > 1);
-    locks.entry(path.to_owned()).or_default().clone()
+/// Holds the lock file of one cache entry (an exclusive `flock`, which
+/// also parts threads of one process) until dropped; `None` when the cache
+/// directory cannot hold one (the load then goes on unlocked).
+fn lock_entry(dir: &Path, path: &Path) -> Option<std::fs::File> {
+    let lock_path = path.with_extension("lock");
+    let file = create_private_dir(dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+        })
+        .and_then(|file| file.lock().map(|()| file));
+    match file {
+        Ok(file) => Some(file),
+        Err(e) => {
+            tracing::warn!("cannot lock {}: {e}", lock_path.display());
+            None
+        }
+    }
 }
 
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
