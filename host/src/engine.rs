@@ -142,6 +142,10 @@ impl ComponentCache {
             ));
         };
         let path = dir.join(format!("{}.cwasm", cache_key(engine, bytes)));
+        // Loads of the same component, in this process or another sharing the
+        // cache, wait for the first to compile it, then read the cache (a
+        // Python component takes a minute to compile).
+        let _compiling = lock_entry(dir, &path);
         if path.exists() {
             match deserialize(engine, &path) {
                 Ok(c) => return Ok((c, CompileSource::Cache, started.elapsed())),
@@ -160,6 +164,29 @@ impl ComponentCache {
             }
         };
         Ok((component, CompileSource::Compiled, started.elapsed()))
+    }
+}
+
+/// Holds the lock file of one cache entry (an exclusive `flock`, which
+/// also parts threads of one process) until dropped; `None` when the cache
+/// directory cannot hold one (the load then goes on unlocked).
+fn lock_entry(dir: &Path, path: &Path) -> Option<std::fs::File> {
+    let lock_path = path.with_extension("lock");
+    let file = create_private_dir(dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+        })
+        .and_then(|file| file.lock().map(|()| file));
+    match file {
+        Ok(file) => Some(file),
+        Err(e) => {
+            tracing::warn!("cannot lock {}: {e}", lock_path.display());
+            None
+        }
     }
 }
 

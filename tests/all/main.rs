@@ -15,6 +15,7 @@ mod http_request;
 mod httpbin;
 mod initialize;
 mod jwt;
+mod languages;
 mod limits;
 mod oauth;
 mod pagination;

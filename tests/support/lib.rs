@@ -219,16 +219,7 @@ impl TestServer {
     /// A server that echoes every request back as JSON, and echoes the
     /// `Authorization` header in a response header too.
     pub async fn echo() -> Self {
-        Self::start(|r| {
-            let mut reply = Reply::json(200, echo_json(r));
-            if let Some(auth) = r.header("authorization") {
-                reply
-                    .headers
-                    .push(("x-echo-authorization".into(), auth.into()));
-            }
-            reply
-        })
-        .await
+        Self::start(echo_reply).await
     }
 
     /// `http://127.0.0.1:PORT` + path.
@@ -308,6 +299,18 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The echo server's answer: [`echo_json`], and the `Authorization` header
+/// echoed in `x-echo-authorization`.
+pub fn echo_reply(r: &Received) -> Reply {
+    let mut reply = Reply::json(200, echo_json(r));
+    if let Some(auth) = r.header("authorization") {
+        reply
+            .headers
+            .push(("x-echo-authorization".into(), auth.into()));
+    }
+    reply
 }
 
 /// The echo server's JSON view of a request.
@@ -811,4 +814,27 @@ impl courier_host::Transport for LocalTransport {
             Ok(response.map(TransportBody::streaming))
         })
     }
+}
+
+/// A component that imports the instance `name` (with one function,
+/// `handle: func()`) and nothing else: what a toolchain emits for an
+/// interface Courier does not provide.
+pub fn component_importing(name: &str) -> Vec<u8> {
+    use wasm_encoder::{
+        Component, ComponentImportSection, ComponentTypeRef, ComponentTypeSection, InstanceType,
+    };
+    let mut types = ComponentTypeSection::new();
+    let mut instance = InstanceType::new();
+    instance
+        .ty()
+        .function()
+        .params([] as [(&str, wasm_encoder::ComponentValType); 0])
+        .result(None);
+    instance.export("handle", ComponentTypeRef::Func(0));
+    types.instance(&instance);
+    let mut imports = ComponentImportSection::new();
+    imports.import(name, ComponentTypeRef::Instance(0));
+    let mut component = Component::new();
+    component.section(&types).section(&imports);
+    component.finish()
 }

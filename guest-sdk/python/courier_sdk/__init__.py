@@ -1,0 +1,319 @@
+"""Courier's Python guest SDK: the same shape as the Rust SDK (`Plugin`,
+`Connection`, `Call`, `Request`, typed `StepError`s) over the WIT bindings
+that componentize-py generates from `wit/` (the `wit_world` package).
+
+A plugin module builds a `Plugin` and exports it::
+
+    from courier_sdk import Plugin, Call, Request, export
+
+    def ping(input):
+        return Request.get(input["url"]).send().json()
+
+    Integration = export(Plugin("ping", "0.1.0").call(Call.data("ping", ping)))
+
+The host validates each call's input against its schema before the handler
+runs; the handler gets the parsed JSON and returns a JSON-serialisable value
+or raises a `StepError`.
+"""
+
+import json
+
+from componentize_py_types import Err
+from wit_world.imports import log as _log
+from wit_world.imports import outbound as _outbound
+from wit_world.imports import types as _t
+
+__all__ = [
+    "Auth", "Call", "Connection", "Failed", "HttpError", "InvalidInput", "Plugin",
+    "Request", "Response", "SendFailed", "StepError", "bound_connections", "export", "log",
+]
+
+
+def _compact(value):
+    """JSON text as serde_json writes it: no spaces, non-ASCII kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- errors -----------------------------------------------------------------
+
+class StepError(Exception):
+    """A step's failure, as the host reports it (its outcome and error kind)."""
+
+    def to_wit(self):
+        raise NotImplementedError
+
+
+class InvalidInput(StepError):
+    """The input is well-formed JSON but makes no sense (outcome invalid-input)."""
+
+    def to_wit(self):
+        return _t.StepError_InvalidInput(str(self))
+
+
+class HttpError(StepError):
+    """The upstream answered with a failure status (outcome http-error);
+    `output` (any JSON value) is still returned as the step's output."""
+
+    def __init__(self, status, message, output=None):
+        super().__init__(message)
+        self.status, self.message, self.output = status, message, output
+
+    def to_wit(self):
+        output = None if self.output is None else _compact(self.output)
+        return _t.StepError_Http(_t.HttpFailure(self.status, self.message, output))
+
+
+class SendFailed(StepError):
+    """The host could not send a request; `reason` is the WIT `send-error`
+    (`kind` names it: denied, timeout, connect, ...)."""
+
+    def __init__(self, reason):
+        self.reason = reason
+        self.kind = type(reason).__name__.removeprefix("SendError_").lower()
+        super().__init__(f"{self.kind}: {getattr(reason, 'value', '')}")
+
+    def to_wit(self):
+        return _t.StepError_Send(self.reason)
+
+
+class Failed(StepError):
+    """Any other failure of the plugin's own logic (outcome error)."""
+
+    def to_wit(self):
+        return _t.StepError_Failed(str(self))
+
+
+# --- requests ---------------------------------------------------------------
+
+_METHODS = {m.name: m for m in _t.Method}
+
+
+class Response:
+    """An upstream's answer: status, headers (pairs, as sent), body bytes."""
+
+    def __init__(self, wit):
+        self.status = wit.status
+        self.headers = list(wit.headers)
+        self.body = bytes(wit.body)
+        self.final_url = wit.final_url
+
+    def header(self, name):
+        """The first value of header `name` (any case), or None."""
+        name = name.lower()
+        return next((v for n, v in self.headers if n.lower() == name), None)
+
+    def is_success(self):
+        return 200 <= self.status < 300
+
+    def text(self):
+        return self.body.decode("utf-8")
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise Failed(f"the response body is not JSON: {e}") from None
+
+
+class Request:
+    """An outbound request, built step by step and sent by the host, which
+    adds credentials, checks policy and enforces limits."""
+
+    def __init__(self, method, url):
+        found = _METHODS.get(method.upper())
+        if found is None:
+            raise InvalidInput(f"method: unsupported HTTP method `{method}`")
+        self._wit = _t.Request(
+            method=found, url=url, query=[], headers=[], body=_t.Body_None_(),
+            connection=None, timeout_ms=None, follow_redirects=True, retry=None,
+            idempotency_key=None, pagination=None, cache_ttl_ms=None,
+        )
+
+    @classmethod
+    def get(cls, url):
+        return cls("GET", url)
+
+    @classmethod
+    def post(cls, url):
+        return cls("POST", url)
+
+    def query(self, name, value):
+        self._wit.query.append((name, str(value)))
+        return self
+
+    def header(self, name, value):
+        self._wit.headers.append((name, value))
+        return self
+
+    def json(self, value):
+        """A JSON body (any JSON-serialisable value)."""
+        self._wit.body = _t.Body_Json(_compact(value))
+        return self
+
+    def form(self, pairs):
+        """An `application/x-www-form-urlencoded` body from (name, value) pairs."""
+        self._wit.body = _t.Body_Form([(n, str(v)) for n, v in pairs])
+        return self
+
+    def text(self, text):
+        self._wit.body = _t.Body_Text(text)
+        return self
+
+    def xml(self, xml):
+        self._wit.body = _t.Body_Xml(xml)
+        return self
+
+    def bytes(self, content_type, data):
+        self._wit.body = _t.Body_Bytes(_t.RawBody(content_type, bytes(data)))
+        return self
+
+    def connection(self, name):
+        """Send on the plugin's connection `name` (base URL, credentials)."""
+        self._wit.connection = name
+        return self
+
+    def timeout(self, seconds):
+        if not seconds > 0:
+            raise InvalidInput("timeout: expected a positive number of seconds")
+        self._wit.timeout_ms = min(int(seconds * 1000) or 1, 2**32 - 1)
+        return self
+
+    def follow_redirects(self, follow):
+        self._wit.follow_redirects = bool(follow)
+        return self
+
+    def send(self):
+        """Sends through the host; raises `SendFailed` when it cannot. A
+        non-2xx status is a `Response`, not an error."""
+        try:
+            return Response(_outbound.send(self._wit))
+        except Err as e:
+            raise SendFailed(e.value) from None
+
+
+def bound_connections():
+    """Names of the plugin's connections the running step has bound."""
+    return list(_outbound.bound_connections())
+
+
+def log(level, message):
+    """Writes to the step's log; `level` is trace, debug, info, warn or error."""
+    _log.log(_log.Level[level.upper()], message)
+
+
+# --- the manifest -----------------------------------------------------------
+
+class Auth:
+    """How a connection authenticates (the operator holds the secrets)."""
+
+    NONE = _t.AuthScheme_None_()
+    OPERATOR_DEFINED = _t.AuthScheme_OperatorDefined()
+    BEARER = _t.AuthScheme_Bearer()
+    BASIC = _t.AuthScheme_Basic()
+
+
+class Connection:
+    """A connection the plugin declares: the operator binds it to a base
+    URL and secrets; the plugin sees only its name."""
+
+    def __init__(self, name):
+        self._wit = _t.ConnectionSpec(
+            name=name, description="", base_url=None, auth=Auth.NONE, auth_origins=[],
+            shared_headers=[], shared_query=[], verify_call=None,
+            rate=_t.RateBudget(None, None, None),
+        )
+
+    def description(self, text):
+        self._wit.description = text
+        return self
+
+    def base_url(self, url):
+        self._wit.base_url = url
+        return self
+
+    def auth(self, scheme):
+        self._wit.auth = scheme
+        return self
+
+
+class Call:
+    """A call the plugin offers: a handler taking the parsed input and
+    returning a JSON value, with JSON Schemas for input and output."""
+
+    def __init__(self, name, handler, kind, input_schema, output_schema):
+        self.handler = handler
+        self._wit = _t.CallSpec(
+            name=name, title=name, description=(handler.__doc__ or "").strip(), kind=kind,
+            idempotent=False, input_schema=json.dumps(input_schema),
+            output_schema=json.dumps(output_schema),
+        )
+
+    @classmethod
+    def data(cls, name, handler, input_schema=True, output_schema=True):
+        """A call that reads (retried freely)."""
+        return cls(name, handler, _t.CallKind.DATA, input_schema, output_schema)
+
+    @classmethod
+    def action(cls, name, handler, input_schema=True, output_schema=True):
+        """A call that changes something upstream."""
+        return cls(name, handler, _t.CallKind.ACTION, input_schema, output_schema)
+
+    def title(self, title):
+        self._wit.title = title
+        return self
+
+    def idempotent(self, idempotent=True):
+        self._wit.idempotent = idempotent
+        return self
+
+
+class Plugin:
+    """The plugin's manifest and its calls."""
+
+    def __init__(self, name, version):
+        self._wit = _t.Manifest(name=name, version=version, description="",
+                                allowed_hosts=[], connections=[], calls=[])
+        self._handlers = {}
+
+    def description(self, text):
+        self._wit.description = text
+        return self
+
+    def allow_host(self, pattern):
+        """A host the plugin may reach, such as `https://api.example.com`."""
+        self._wit.allowed_hosts.append(pattern)
+        return self
+
+    def connection(self, connection):
+        self._wit.connections.append(connection._wit)
+        return self
+
+    def call(self, call):
+        self._wit.calls.append(call._wit)
+        self._handlers[call._wit.name] = call.handler
+        return self
+
+    def invoke(self, name, input_text):
+        """Runs call `name` on `input_text`; returns the output JSON text or
+        raises `Err(step-error)` as the WIT export expects."""
+        handler = self._handlers.get(name)
+        try:
+            if handler is None:
+                raise InvalidInput(f"no call `{name}`")
+            return _compact(handler(json.loads(input_text)))
+        except StepError as e:
+            raise Err(e.to_wit()) from None
+
+
+def export(plugin):
+    """The class componentize-py exports as the `integration` interface:
+    bind it to the name `Integration` in the plugin's app module."""
+
+    class Integration:
+        def describe(self):
+            return plugin._wit
+
+        def invoke(self, call, input):
+            return plugin.invoke(call, input)
+
+    return Integration
