@@ -140,7 +140,7 @@ impl StepTraffic {
 }
 
 /// One outbound request as the step result reports it (secrets scrubbed).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RequestRecord {
     /// The method sent.
     pub method: String,
@@ -206,14 +206,7 @@ impl RequestRecord {
                 .map(|e| step.scrubber.text(e.to_string())),
             insecure,
             attempt: 1,
-            retry_reason: None,
-            idempotency_key: None,
-            retry_after_ms: None,
-            page: None,
-            pagination: None,
-            cache: None,
-            rate_wait_ms: None,
-            token_request: false,
+            ..Self::default()
         }
     }
 

@@ -240,17 +240,9 @@ mod tests {
                     url: url.into(),
                     status: Some(200),
                     duration_ms: took,
-                    error: None,
-                    insecure: false,
                     attempt: 1,
-                    retry_reason: None,
-                    idempotency_key: None,
-                    retry_after_ms: None,
-                    page: None,
-                    pagination: None,
-                    cache: None,
-                    rate_wait_ms: None,
                     token_request,
+                    ..RequestRecord::default()
                 })
                 .collect(),
             logs: vec![],
