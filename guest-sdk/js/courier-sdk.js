@@ -149,7 +149,9 @@ export class Pagination {
   static link() { return new Pagination({ tag: 'link' }); }
   /** The path to the items array in each page's JSON (`data`, `result.items`). */
   items(path) { this.wit.itemsPath = path; return this; }
-  /** Sends `size` in the query parameter `param` (`limit`, `per_page`). */
+  /** Sends `size` in the query parameter `param` (`limit`, `per_page`); with
+   * numbered pages and offsets a shorter page is the last (`param`
+   * undefined: the size only ends paging, it is not sent). */
   pageSize(param, size) { this.wit.limitParam = param; this.wit.pageSize = size; return this; }
   /** At most `pages` pages (the host's own cap applies as well). */
   maxPages(pages) { this.wit.maxPages = pages; return this; }

@@ -234,7 +234,9 @@ class Pagination:
         return self
 
     def page_size(self, param, size):
-        """Sends `size` in the query parameter `param` (`limit`, `per_page`)."""
+        """Sends `size` in the query parameter `param` (`limit`, `per_page`);
+        with numbered pages and offsets a shorter page is the last (`param`
+        None: the size only ends paging, it is not sent)."""
         self._wit.limit_param, self._wit.page_size = param, size
         return self
 
