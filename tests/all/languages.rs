@@ -365,7 +365,7 @@ async fn javascript_sdk_features_send_what_the_rust_sdk_sends() {
 /// Retry policies, idempotency keys, pagination, GraphQL and multipart
 /// bodies through each SDK, with the Rust `http-request` (the Rust SDK) as
 /// the oracle: the same inputs give the same results, and the server sees
-/// the same requests, attempts and pages.
+/// the same requests, attempts and pages; and the response cache.
 async fn sdk_features_send_what_the_rust_sdk_sends(plugin: &str) {
     let server = feature_server().await;
     let host = host_with(host_builder(), &["http-request", plugin]).await;
@@ -439,6 +439,24 @@ async fn sdk_features_send_what_the_rust_sdk_sends(plugin: &str) {
         assert_eq!(by_rust.len(), sent, "input {input}: {rust:?}");
         let seen_all = |requests: &[Received]| requests.iter().map(seen).collect::<Vec<_>>();
         assert_eq!(seen_all(by_other), seen_all(by_rust), "input {input}");
+    }
+    // The response cache: each plugin's second GET of its own URL is a hit
+    // that never reaches the server.
+    for by in ["http-request", plugin] {
+        let input = json!({"url": server.url(&format!("/cached?by={by}")), "cache": {"ttl": 60}});
+        let mut marks = Vec::new();
+        for _ in 0..2 {
+            let r = step(&host, by, "request", input.clone(), &[]).await;
+            assert_eq!(r.outcome, Outcome::Success, "{by}: {r:?}");
+            marks.push(r.requests[0].cache.clone());
+        }
+        assert_eq!(marks, [Some("miss".into()), Some("hit".into())], "{by}");
+        let uri = format!("/cached?by={by}");
+        assert_eq!(
+            server.received().iter().filter(|r| r.uri == uri).count(),
+            1,
+            "{by}"
+        );
     }
 }
 
