@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{CANARY, encodings};
 
+mod coverage;
 mod plugins;
 
 const ADMIN: &str = "test-admin-token-0123456789";

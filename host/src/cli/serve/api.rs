@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{self, Caller};
 use super::config::Retention;
 use super::db::{Db, NewStep, StepFilter, StepRecord, Tenant};
-use super::problem::Problem;
+use super::problem::{Forbidden, Problem};
 
 /// The header a step's id comes back in.
 const STEP_ID_HEADER: &str = "courier-step-id";
@@ -201,13 +201,10 @@ impl FromRequestParts<Shared> for Caller {
 }
 
 /// 403 unless the caller is the admin.
-pub(crate) fn admin_only(caller: &Caller) -> ApiResult<()> {
+pub(crate) fn admin_only(caller: &Caller) -> Result<(), Forbidden> {
     match caller {
         Caller::Admin => Ok(()),
-        Caller::Tenant(_) => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "this endpoint needs the admin token",
-        )),
+        Caller::Tenant(_) => Err(Forbidden::admin_only()),
     }
 }
 
@@ -245,7 +242,7 @@ pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")))]
+        (status = 403, response = Forbidden)))]
 pub(crate) async fn metrics(State(app): State<Shared>, caller: Caller) -> ApiResult {
     admin_only(&caller)?;
     Ok((
@@ -292,7 +289,8 @@ pub(crate) struct TenantList {
 
 /// Creates a tenant (admin).
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = NewTenant,
-    responses((status = 201, body = Tenant), (status = 409, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = Tenant), (status = 403, response = Forbidden),
+        (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn create_tenant(
     State(app): State<Shared>,
     caller: Caller,
@@ -311,7 +309,8 @@ pub(crate) async fn create_tenant(
 }
 
 /// Lists the tenants (admin).
-#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = TenantList)))]
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+    responses((status = 200, body = TenantList), (status = 403, response = Forbidden)))]
 pub(crate) async fn list_tenants(State(app): State<Shared>, caller: Caller) -> ApiResult {
     admin_only(&caller)?;
     Ok(Json(TenantList {
@@ -333,7 +332,7 @@ pub(crate) struct NewToken {
 
 /// Creates a tenant token (admin).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", tag = "tenants",
-    responses((status = 201, body = NewToken)))]
+    responses((status = 201, body = NewToken), (status = 403, response = Forbidden)))]
 pub(crate) async fn create_token(
     State(app): State<Shared>,
     caller: Caller,
@@ -351,7 +350,7 @@ pub(crate) async fn create_token(
 
 /// Revokes a tenant token (admin).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/tokens/{token}", tag = "tenants",
-    responses((status = 204, description = "Revoked")))]
+    responses((status = 204, description = "Revoked"), (status = 403, response = Forbidden)))]
 pub(crate) async fn delete_token(
     State(app): State<Shared>,
     caller: Caller,
