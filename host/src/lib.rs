@@ -53,7 +53,7 @@ pub use credentials::{
     Custom, Jwt, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2, PasswordSecrets,
     RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
 };
-pub use engine::CompileSource;
+pub use engine::{CompileSource, PoolSlots, PoolUsage};
 pub use ipnet::IpNet;
 pub use limits::{ClientSettings, Limits, RateSettings};
 pub use manifest::{
@@ -340,6 +340,7 @@ impl HostBuilder {
                 sender: Arc::new(sender),
                 caches: Caches::default(),
                 policy,
+                pool: engine::Pool::for_steps(self.concurrency.max_steps),
                 admission: admission::Admission::new(self.concurrency),
                 plugins: RwLock::new(HashMap::new()),
                 _ticker: ticker,
@@ -365,6 +366,8 @@ pub(crate) struct HostInner {
     caches: Caches,
     policy: OperatorPolicy,
     admission: admission::Admission,
+    /// The instance pool's size, as the engine was built with.
+    pool: engine::Pool,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     _ticker: Option<EpochTicker>,
 }
@@ -439,6 +442,12 @@ impl Host {
     /// not yet ended (at most [`ConcurrencyLimits::max_steps`]).
     pub fn steps_running(&self) -> usize {
         self.inner.admission.running()
+    }
+
+    /// The instance pool's slots in use now, and how many there are, by
+    /// kind (wasmtime's own count of what it has allocated).
+    pub fn pool_usage(&self) -> PoolUsage {
+        self.inner.pool.usage(&self.inner.engine)
     }
 
     /// The manifest of a loaded plugin.

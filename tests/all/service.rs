@@ -1115,6 +1115,73 @@ async fn metrics_count_steps_by_tenant_plugin_call_and_outcome() {
     assert!(!m.text.contains("made-up"));
 }
 
+/// The value of the metric line that starts with `prefix`.
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_show_the_pool_slots_steps_hold() {
+    let stalling = stalling_server(Stall::AfterRequest).await;
+    let s = Service::start("step_deadline_secs = 3\n");
+    let t = s.tenant("acme").await;
+    s.connection("acme", &t, "slow", &format!("http://{}", stalling.addr))
+        .await;
+    let slots = |text: &str, kind: &str| {
+        (
+            metric(
+                text,
+                &format!("courier_pool_slots_in_use{{kind=\"{kind}\"}} "),
+            ),
+            metric(text, &format!("courier_pool_slots{{kind=\"{kind}\"}} ")),
+        )
+    };
+    let idle = s.get("/metrics", ADMIN).await.text;
+    let (in_use, capacity) = slots(&idle, "component_instance");
+    assert_eq!(in_use, 0.0, "{idle}");
+    assert!(capacity >= 3.0, "{idle}");
+    // Three steps held on the upstream hold three instances and stacks.
+    let held = async {
+        for _ in 0..3 {
+            stalling.request_arrived().await;
+        }
+        s.get("/metrics", ADMIN).await.text
+    };
+    let (a, b, c, busy) = tokio::join!(
+        s.step("acme", &t, "slow", "/1"),
+        s.step("acme", &t, "slow", "/2"),
+        s.step("acme", &t, "slow", "/3"),
+        held
+    );
+    assert_eq!(slots(&busy, "component_instance").0, 3.0, "{busy}");
+    assert_eq!(slots(&busy, "stack").0, 3.0, "{busy}");
+    assert!(slots(&busy, "memory").0 >= 3.0, "{busy}");
+    assert_eq!(metric(&busy, "courier_steps_running "), 3.0, "{busy}");
+    for answer in [a, b, c] {
+        assert_eq!(answer.body["outcome"], "timeout", "{}", answer.text);
+    }
+    // Ended steps give their slots back.
+    let after = s.get("/metrics", ADMIN).await.text;
+    for kind in [
+        "component_instance",
+        "core_instance",
+        "memory",
+        "table",
+        "stack",
+    ] {
+        let (in_use, capacity) = slots(&after, kind);
+        assert_eq!(in_use, 0.0, "{kind}: {after}");
+        assert!(capacity >= 3.0, "{kind}: {after}");
+    }
+}
+
 #[tokio::test]
 async fn a_step_whose_caller_goes_away_still_finishes_and_is_recorded() {
     let stalling = stalling_server(Stall::AfterRequest).await;

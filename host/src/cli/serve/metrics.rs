@@ -201,6 +201,34 @@ impl Metrics {
         out.push_str("# HELP courier_steps_running Steps holding a slot of the instance pool.\n");
         out.push_str("# TYPE courier_steps_running gauge\n");
         let _ = writeln!(out, "courier_steps_running {}", host.steps_running());
+        let pool = host.pool_usage();
+        let kinds = [
+            ("component_instance", pool.component_instances),
+            ("core_instance", pool.core_instances),
+            ("memory", pool.memories),
+            ("table", pool.tables),
+            ("stack", pool.stacks),
+        ];
+        out.push_str(
+            "# HELP courier_pool_slots_in_use Slots of the instance pool allocated now, by kind.\n",
+        );
+        out.push_str("# TYPE courier_pool_slots_in_use gauge\n");
+        for (kind, slots) in kinds {
+            let _ = writeln!(
+                out,
+                "courier_pool_slots_in_use{{kind=\"{kind}\"}} {}",
+                slots.in_use
+            );
+        }
+        out.push_str("# HELP courier_pool_slots Slots of the instance pool, by kind.\n");
+        out.push_str("# TYPE courier_pool_slots gauge\n");
+        for (kind, slots) in kinds {
+            let _ = writeln!(
+                out,
+                "courier_pool_slots{{kind=\"{kind}\"}} {}",
+                slots.capacity
+            );
+        }
         out
     }
 }
