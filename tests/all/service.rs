@@ -1238,19 +1238,46 @@ async fn a_step_still_running_when_the_grace_ends_is_ended_classified_and_record
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.body["outcome"], "timeout", "{}", answer.text);
     assert_eq!(answer.body["error"]["kind"], "deadline", "{}", answer.text);
+    assert_eq!(
+        answer.body["error"]["message"], "the service shut down before the step finished",
+        "{}",
+        answer.text
+    );
+    // The request in flight is ended with the step and kept in its record,
+    // after waiting out the grace (1 s) at the stalling upstream.
+    let requests = answer.body["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{}", answer.text);
+    let record = &requests[0];
+    assert_eq!(
+        record["url"],
+        format!("http://{}/wait", stalling.addr),
+        "{}",
+        answer.text
+    );
+    assert!(
+        record["status"].is_null() && record["error"].is_string(),
+        "{record}"
+    );
+    assert!(record["duration_ms"].as_u64().unwrap() >= 900, "{record}");
     let id = answer.headers["courier-step-id"]
         .to_str()
         .unwrap()
         .to_owned();
     let mut s = s;
-    let code = tokio::task::spawn_blocking(move || {
+    let (code, logs) = tokio::task::spawn_blocking(move || {
         let code = s.child.wait().unwrap();
-        drop(s);
-        code
+        (code, s.logs())
     })
     .await
     .unwrap();
     assert!(code.success(), "{code:?}");
+    // Its log line (which the metrics are counted beside) has the request.
+    let finished: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "step finished")
+        .unwrap_or_else(|| panic!("no `step finished` line: {logs}"));
+    assert_eq!(finished["fields"]["requests"], 1, "{finished}");
     // Started again on the same data: the ending is in the history.
     let again = Service::start_in(dir, extra, Some(ADMIN));
     let stored = again.get(&format!("/v1/tenants/acme/steps/{id}"), &t).await;

@@ -786,16 +786,18 @@ async fn run_and_record(
         call = step.call
     );
     let (tenant, plugin, call) = (step.tenant.clone(), step.plugin.clone(), step.call.clone());
-    let started = std::time::Instant::now();
     let mut cut_off = app.cut_off.clone();
-    let result = tokio::select! {
-        result = app.host.run_step(step).instrument(span.clone()) => result,
-        () = async {
-            if cut_off.wait_for(|cut| *cut).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        } => cut_off_result(started),
+    let shut_down = async move {
+        if cut_off.wait_for(|cut| *cut).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        "the service shut down before the step finished".to_owned()
     };
+    let result = app
+        .host
+        .run_step_until(step, shut_down)
+        .instrument(span.clone())
+        .await;
     let outcome = serde_json::to_value(result.outcome)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -855,25 +857,6 @@ async fn run_and_record(
         seq: 0,
         request_hash: None,
     })
-}
-
-/// The result of a step still running when the shutdown grace ended: what
-/// it did is lost with it, its ending is classified and recorded.
-fn cut_off_result(started: std::time::Instant) -> courier_host::StepResult {
-    courier_host::StepResult {
-        outcome: courier_host::Outcome::Timeout,
-        output: None,
-        error: Some(courier_host::StepFailure {
-            kind: courier_host::FailureKind::Deadline,
-            message: "the service shut down before the step finished".into(),
-        }),
-        status: None,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        requests: vec![],
-        logs: vec![],
-        logs_dropped: 0,
-        contract_drift: vec![],
-    }
 }
 
 /// The step result as the body, its id in `Courier-Step-Id`.
