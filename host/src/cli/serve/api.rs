@@ -726,20 +726,29 @@ async fn answer_step(
     answer
 }
 
-/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+/// The `Idempotency-Key` header, if any.
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(Some(k.to_owned()))
-        }
-        _ => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        )),
-    }
+    headers
+        .get("idempotency-key")
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(checked_idempotency_key)
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// An idempotency key if it is one: 1 to 255 visible ASCII characters.
+pub(super) fn checked_idempotency_key(key: &str) -> Option<String> {
+    ((1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| key.to_owned())
 }
 
 /// The step request, with the stored connections it names.
