@@ -209,25 +209,24 @@ impl Metrics {
             ("table", pool.tables),
             ("stack", pool.stacks),
         ];
-        out.push_str(
-            "# HELP courier_pool_slots_in_use Slots of the instance pool allocated now, by kind.\n",
-        );
-        out.push_str("# TYPE courier_pool_slots_in_use gauge\n");
-        for (kind, slots) in kinds {
-            let _ = writeln!(
-                out,
-                "courier_pool_slots_in_use{{kind=\"{kind}\"}} {}",
-                slots.in_use
-            );
-        }
-        out.push_str("# HELP courier_pool_slots Slots of the instance pool, by kind.\n");
-        out.push_str("# TYPE courier_pool_slots gauge\n");
-        for (kind, slots) in kinds {
-            let _ = writeln!(
-                out,
-                "courier_pool_slots{{kind=\"{kind}\"}} {}",
-                slots.capacity
-            );
+        let gauges = [
+            (
+                "courier_pool_slots_in_use",
+                "Slots of the instance pool allocated now, by kind.",
+                true,
+            ),
+            (
+                "courier_pool_slots",
+                "Slots of the instance pool, by kind.",
+                false,
+            ),
+        ];
+        for (name, help, in_use) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (kind, slots) in kinds {
+                let value = if in_use { slots.in_use } else { slots.capacity };
+                let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {value}");
+            }
         }
         out
     }
