@@ -14,13 +14,19 @@
 import { send, boundConnections } from 'courier:plugin/outbound@0.1.0';
 import { log as hostLog } from 'courier:plugin/log@0.1.0';
 
+/** @typedef {import('courier:plugin/types@0.1.0').StepError} WitStepError */
+/** @typedef {import('courier:plugin/types@0.1.0').Request} WitRequest */
+/** @typedef {import('courier:plugin/types@0.1.0').Method} WitMethod */
+
 /** A step's failure, as the host reports it. */
 export class StepError extends Error {
+  /** @returns {WitStepError} */
   toWit() { return { tag: 'failed', val: this.message }; }
 }
 
 /** The input makes no sense (outcome invalid-input). */
 export class InvalidInput extends StepError {
+  /** @returns {WitStepError} */
   toWit() { return { tag: 'invalid-input', val: this.message }; }
 }
 
@@ -32,6 +38,7 @@ export class HttpError extends StepError {
     this.status = status;
     this.output = output;
   }
+  /** @returns {WitStepError} */
   toWit() {
     const output = this.output === undefined ? undefined : JSON.stringify(this.output);
     return { tag: 'http', val: { status: this.status, message: this.message, output } };
@@ -45,6 +52,7 @@ export class SendFailed extends StepError {
     super(`${reason.tag}: ${reason.val ?? ''}`);
     this.reason = reason;
   }
+  /** @returns {WitStepError} */
   toWit() { return { tag: 'send', val: this.reason }; }
 }
 
@@ -77,8 +85,9 @@ export class Response {
  * policy and enforces limits. */
 export class Request {
   constructor(method, url) {
-    const m = String(method).toLowerCase();
+    const m = /** @type {WitMethod} */ (String(method).toLowerCase());
     if (!METHODS.includes(m)) throw new InvalidInput(`method: unsupported HTTP method \`${method}\``);
+    /** @type {WitRequest} */
     this.wit = {
       method: m, url, query: [], headers: [], body: { tag: 'none' }, connection: undefined,
       timeoutMs: undefined, followRedirects: true, retry: undefined, idempotencyKey: undefined,
@@ -185,6 +194,7 @@ export class Plugin {
 }
 
 /** The `integration` export for `plugin`: `export const integration = exportPlugin(plugin)`. */
+/** @returns {typeof import('courier:plugin/integration@0.1.0')} */
 export function exportPlugin(plugin) {
   return {
     describe() { return plugin.wit; },

@@ -412,7 +412,7 @@ mod tests {
             for entry in fs::read_dir(&next).unwrap() {
                 let path = entry.unwrap().path();
                 let name = path.file_name().unwrap().to_str().unwrap();
-                if name == "__pycache__" || name == "types" || name.ends_with(".d.ts") {
+                if name == "__pycache__" || name == "types" {
                     continue;
                 }
                 if path.is_dir() {
