@@ -61,26 +61,28 @@ pub(super) fn build_python(
     out_dir: &Path,
     toolchains: &Path,
 ) -> Result<BuiltPlugin, BuildError> {
-    let job = Job::new(dir, out_dir)?;
-    if let Some(built) = job.up_to_date()? {
-        return Ok(built);
-    }
-    let componentize_py = install_componentize_py(toolchains)?;
-    let stage = job.stage()?;
-    write_files(&stage.join("wit"), WIT)?;
-    write_files(&stage.join("sdk"), PYTHON_SDK)?;
-    let mut command = Command::new(&componentize_py);
-    command
-        .arg("-d")
-        .arg(stage.join("wit"))
-        .args(["-w", "plugin", "componentize", "-p"])
-        .arg(&job.dir)
-        .arg("-p")
-        .arg(stage.join("sdk"))
-        .arg("app")
-        .arg("-o")
-        .arg(job.partial());
-    job.finish(command, "componentize-py")
+    let install = || install_componentize_py(toolchains);
+    build_with(
+        dir,
+        out_dir,
+        "componentize-py",
+        install,
+        |job, stage, program| {
+            write_files(&stage.join("sdk"), PYTHON_SDK)?;
+            let mut command = Command::new(program);
+            command
+                .arg("-d")
+                .arg(stage.join("wit"))
+                .args(["-w", "plugin", "componentize", "-p"])
+                .arg(&job.dir)
+                .arg("-p")
+                .arg(stage.join("sdk"))
+                .arg("app")
+                .arg("-o")
+                .arg(job.partial());
+            Ok(command)
+        },
+    )
 }
 
 /// Builds the JavaScript plugin in `dir` into `<out_dir>/<dir name>.wasm`.
@@ -89,23 +91,47 @@ pub(super) fn build_js(
     out_dir: &Path,
     toolchains: &Path,
 ) -> Result<BuiltPlugin, BuildError> {
+    let install = || install_componentize_js(toolchains);
+    build_with(
+        dir,
+        out_dir,
+        "componentize-js",
+        install,
+        |job, stage, script| {
+            copy_sources(&job.dir, stage)?;
+            write_files(stage, JS_SDK)?;
+            let mut command = Command::new("node");
+            command
+                .arg(script)
+                .arg("app.js")
+                .arg(job.partial())
+                .arg("wit")
+                .current_dir(stage);
+            Ok(command)
+        },
+    )
+}
+
+/// Unless the component is up to date: installs the toolchain (`install`
+/// returns what `command` runs), writes the WIT into a scratch directory,
+/// and runs the `tool` command that `command` makes for the job and the
+/// scratch directory.
+fn build_with<T>(
+    dir: &Path,
+    out_dir: &Path,
+    tool: &'static str,
+    install: impl FnOnce() -> Result<T, BuildError>,
+    command: impl FnOnce(&Job, &Path, T) -> Result<Command, BuildError>,
+) -> Result<BuiltPlugin, BuildError> {
     let job = Job::new(dir, out_dir)?;
     if let Some(built) = job.up_to_date()? {
         return Ok(built);
     }
-    let script = install_componentize_js(toolchains)?;
+    let installed = install()?;
     let stage = job.stage()?;
-    copy_sources(&job.dir, &stage)?;
     write_files(&stage.join("wit"), WIT)?;
-    write_files(&stage, JS_SDK)?;
-    let mut command = Command::new("node");
-    command
-        .arg(script)
-        .arg("app.js")
-        .arg(job.partial())
-        .arg("wit")
-        .current_dir(&stage);
-    job.finish(command, "componentize-js")
+    let command = command(&job, &stage, installed)?;
+    job.finish(command, tool)
 }
 
 /// One plugin directory being built.
