@@ -602,6 +602,32 @@ mod tests {
     }
 
     #[test]
+    fn the_language_is_the_one_marker_file() {
+        let scratch = Scratch::new("lang");
+        assert!(matches!(
+            Lang::detect(&scratch.0),
+            Err(BuildError::NotAPlugin { .. })
+        ));
+        for (marker, lang) in [
+            ("py/app.py", Lang::Python),
+            ("js/app.js", Lang::Js),
+            ("rs/Cargo.toml", Lang::Rust),
+        ] {
+            let dir = scratch.file(marker).parent().unwrap().to_owned();
+            assert_eq!(Lang::detect(&dir).unwrap(), lang, "{marker}");
+        }
+        scratch.file("py/app.js");
+        let error = Lang::detect(&scratch.0.join("py")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} holds app.py and app.js: say which with --lang",
+                scratch.0.join("py").display()
+            )
+        );
+    }
+
+    #[test]
     fn package_names_from_every_id_format() {
         assert_eq!(
             package_name("path+file:///src/plugins/http-request#0.1.0"),

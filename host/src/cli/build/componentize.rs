@@ -211,10 +211,11 @@ impl Job {
                 source,
             })?;
         remove_dir(&self.out_dir.join(format!(".{}.build", self.name)))?;
+        let (partial, component) = (self.partial(), self.component());
         if !status.success() {
+            let _ = fs::remove_file(&partial);
             return Err(BuildError::Componentize { tool, status });
         }
-        let (partial, component) = (self.partial(), self.component());
         fs::rename(&partial, &component).map_err(io_error(&component))?;
         let size = fs::metadata(&component)
             .map_err(io_error(&component))?
