@@ -16,13 +16,19 @@ import {
 } from 'courier:plugin/outbound@0.1.0';
 import { log as hostLog } from 'courier:plugin/log@0.1.0';
 
+/** @typedef {import('courier:plugin/types@0.1.0').StepError} WitStepError */
+/** @typedef {import('courier:plugin/types@0.1.0').Request} WitRequest */
+/** @typedef {import('courier:plugin/types@0.1.0').Method} WitMethod */
+
 /** A step's failure, as the host reports it. */
 export class StepError extends Error {
+  /** @returns {WitStepError} */
   toWit() { return { tag: 'failed', val: this.message }; }
 }
 
 /** The input makes no sense (outcome invalid-input). */
 export class InvalidInput extends StepError {
+  /** @returns {WitStepError} */
   toWit() { return { tag: 'invalid-input', val: this.message }; }
 }
 
@@ -34,6 +40,7 @@ export class HttpError extends StepError {
     this.status = status;
     this.output = output;
   }
+  /** @returns {WitStepError} */
   toWit() {
     const output = this.output === undefined ? undefined : JSON.stringify(this.output);
     return { tag: 'http', val: { status: this.status, message: this.message, output } };
@@ -58,6 +65,7 @@ export class SendFailed extends StepError {
     this.reason = reason;
     this.kind = reason.tag;
   }
+  /** @returns {WitStepError} */
   toWit() { return { tag: 'send', val: this.reason }; }
 }
 
@@ -117,11 +125,12 @@ export class FormPart {
 export class RetryPolicy {
   /** Up to `maxAttempts` attempts in all (the first included), with a
    * backoff from 0.2 s up to 5 s, retrying statuses 429, 502, 503 and 504. */
-  static attempts(maxAttempts) {
-    const policy = new RetryPolicy();
-    policy.wit = { maxAttempts, initialBackoffMs: 200, maxBackoffMs: 5000, retryOnStatus: [429, 502, 503, 504] };
-    return policy;
+  constructor(maxAttempts) {
+    /** @type {import('courier:plugin/types@0.1.0').RetryPolicy} */
+    this.wit = { maxAttempts, initialBackoffMs: 200, maxBackoffMs: 5000, retryOnStatus: Uint16Array.of(429, 502, 503, 504) };
   }
+  /** The same as `new RetryPolicy(maxAttempts)`, as the Rust SDK spells it. */
+  static attempts(maxAttempts) { return new RetryPolicy(maxAttempts); }
   /** The first delay in seconds (doubled each time, with jitter) and the longest one. */
   backoff(initial, max) {
     this.wit.initialBackoffMs = millis(initial);
@@ -129,7 +138,7 @@ export class RetryPolicy {
     return this;
   }
   /** The response statuses that are retried. */
-  onStatus(statuses) { this.wit.retryOnStatus = [...statuses]; return this; }
+  onStatus(statuses) { this.wit.retryOnStatus = Uint16Array.from(statuses); return this; }
 }
 
 /** How the host follows an API's pages (the WIT pagination): it sends page
@@ -161,8 +170,9 @@ export class Pagination {
  * policy and enforces limits. */
 export class Request {
   constructor(method, url) {
-    const m = String(method).toLowerCase();
+    const m = /** @type {WitMethod} */ (String(method).toLowerCase());
     if (!METHODS.includes(m)) throw new InvalidInput(`method: unsupported HTTP method \`${method}\``);
+    /** @type {WitRequest} */
     this.wit = {
       method: m, url, query: [], headers: [], body: { tag: 'none' }, connection: undefined,
       timeoutMs: undefined, followRedirects: true, retry: undefined, idempotencyKey: undefined,
@@ -309,6 +319,7 @@ export class Plugin {
 }
 
 /** The `integration` export for `plugin`: `export const integration = exportPlugin(plugin)`. */
+/** @returns {typeof import('courier:plugin/integration@0.1.0')} */
 export function exportPlugin(plugin) {
   return {
     describe() { return plugin.wit; },

@@ -21,7 +21,7 @@ use crate::step;
 
 /// A server that echoes requests as JSON, answers `/missing` with 404 and
 /// `/bytes` with bytes that are not UTF-8.
-async fn server() -> TestServer {
+pub(crate) async fn server() -> TestServer {
     TestServer::start(|r| match r.uri.split('?').next() {
         Some("/missing") => Reply::json(404, json!({"error": "no such thing"})),
         Some("/bytes") => Reply {
@@ -36,7 +36,7 @@ async fn server() -> TestServer {
 
 /// A step's result with the parts that differ between two runs (time,
 /// the `date` header) removed.
-fn comparable(r: &StepResult) -> Value {
+pub(crate) fn comparable(r: &StepResult) -> Value {
     let mut output = r.output.clone().unwrap_or(Value::Null);
     if let Some(headers) = output.get_mut("headers").and_then(Value::as_object_mut) {
         headers.remove("date");

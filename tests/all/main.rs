@@ -3,6 +3,7 @@
 
 mod auth;
 mod bodies;
+mod build_languages;
 mod cache;
 mod cassettes;
 mod cli;

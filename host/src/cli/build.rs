@@ -1,5 +1,9 @@
 //! `courier build`: compiles plugin crates written in Rust to
-//! `wasm32-unknown-unknown` and turns each `cdylib` into a component.
+//! `wasm32-unknown-unknown` and turns each `cdylib` into a component; Python
+//! and JavaScript plugin directories go to [`componentize`].
+//!
+//! The language is the one given (`--lang`), else the directory's marker:
+//! `Cargo.toml` (Rust), `app.py` (Python) or `app.js` (JavaScript).
 //!
 //! Two toolchains can build guests. The usual one is a rustup toolchain with
 //! the `wasm32-unknown-unknown` target installed. Where that target cannot be
@@ -26,6 +30,8 @@ use std::process::{Command, ExitStatus, Stdio};
 
 use wit_component::ComponentEncoder;
 
+mod componentize;
+
 /// The target guests are built for: no WASI, so nothing to grant by accident.
 const TARGET: &str = "wasm32-unknown-unknown";
 
@@ -40,15 +46,62 @@ const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const INSTALL_HINT: &str = "install one: `rustup target add wasm32-unknown-unknown`, or on \
      Debian/Ubuntu `apt-get install rustc-web cargo-web rust-web-src lld-22`";
 
+/// A plugin's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Lang {
+    /// A crate (or guest workspace) with `Cargo.toml`.
+    Rust,
+    /// A directory with `app.py`, built with componentize-py.
+    Python,
+    /// A directory with `app.js`, built with componentize-js.
+    Js,
+}
+
+impl Lang {
+    /// The file that marks a plugin directory of this language.
+    fn marker(self) -> &'static str {
+        match self {
+            Self::Rust => "Cargo.toml",
+            Self::Python => "app.py",
+            Self::Js => "app.js",
+        }
+    }
+
+    /// The language of the plugin in `dir`, by its marker file.
+    pub(crate) fn detect(dir: &Path) -> Result<Self, BuildError> {
+        let found: Vec<Self> = [Self::Rust, Self::Python, Self::Js]
+            .into_iter()
+            .filter(|lang| dir.join(lang.marker()).is_file())
+            .collect();
+        match found[..] {
+            [lang] => Ok(lang),
+            [] => Err(BuildError::NotAPlugin {
+                path: dir.to_owned(),
+            }),
+            _ => Err(BuildError::Ambiguous {
+                path: dir.to_owned(),
+                markers: found.iter().map(|lang| lang.marker()).collect(),
+            }),
+        }
+    }
+}
+
 /// What to build and where to put the components.
 #[derive(Debug, Clone)]
 pub(crate) struct BuildOptions {
-    /// A plugin crate or a guest workspace (the directory holding `Cargo.toml`).
-    /// A workspace builds all of its `cdylib` members.
+    /// A plugin crate or a guest workspace (the directory holding
+    /// `Cargo.toml`; a workspace builds all of its `cdylib` members), or a
+    /// Python or JavaScript plugin directory.
     pub(crate) path: PathBuf,
-    /// Where the components are written, as `<crate-name>.wasm`. Cargo's own
-    /// build directory is `wasm-build` beside it.
+    /// The plugin's language; `None` detects it from the directory.
+    pub(crate) lang: Option<Lang>,
+    /// Where the components are written, as `<crate-name>.wasm` (Rust) or
+    /// `<directory name>.wasm` (Python, JavaScript). Cargo's own build
+    /// directory is `wasm-build` beside it.
     pub(crate) out_dir: PathBuf,
+    /// Where the Python and JavaScript toolchains are installed on first
+    /// use (`None` when there is no cache directory).
+    pub(crate) toolchains: Option<PathBuf>,
 }
 
 /// A component written by [`build`].
@@ -119,6 +172,45 @@ pub(crate) enum BuildError {
         /// The path given.
         path: PathBuf,
     },
+    /// The directory holds none of the marker files.
+    #[error(
+        "{} holds no plugin: expected Cargo.toml (Rust), app.py (Python) or app.js (JavaScript)",
+        path.display()
+    )]
+    NotAPlugin {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The directory holds the markers of several languages.
+    #[error("{} holds {}: say which with --lang", path.display(), markers.join(" and "))]
+    Ambiguous {
+        /// The path given.
+        path: PathBuf,
+        /// The marker files found.
+        markers: Vec<&'static str>,
+    },
+    /// A tool the Python or JavaScript build needs is missing or broken.
+    #[error("{what} is needed to build this plugin and is missing or broken")]
+    Missing {
+        /// What to install.
+        what: String,
+    },
+    /// A pinned toolchain could not be installed.
+    #[error("cannot install {what} (is the package index reachable?): {reason}")]
+    Install {
+        /// The package, its version and the installer.
+        what: String,
+        /// The installer's error.
+        reason: String,
+    },
+    /// componentize-py or componentize-js failed; its diagnostics went to the terminal.
+    #[error("{tool} failed ({status}); see its output above")]
+    Componentize {
+        /// The tool.
+        tool: &'static str,
+        /// Its exit status.
+        status: ExitStatus,
+    },
     /// A program could not be started.
     #[error("cannot run {}: {source}", program.display())]
     Spawn {
@@ -183,10 +275,33 @@ fn detect(var: impl Fn(&str) -> Option<OsString> + Copy) -> Result<Toolchain, Bu
     found.map_err(|missing| BuildError::NoToolchain { missing })
 }
 
+/// Builds the plugin at `opts.path` into components in `opts.out_dir`.
+pub(crate) fn build(opts: &BuildOptions) -> Result<Vec<BuiltPlugin>, BuildError> {
+    let lang = match opts.lang {
+        Some(lang) => lang,
+        None => Lang::detect(&opts.path)?,
+    };
+    let (path, out) = (&opts.path, &opts.out_dir);
+    let toolchains = || {
+        let dir = opts
+            .toolchains
+            .as_deref()
+            .ok_or_else(|| BuildError::Missing {
+                what: "a directory for the toolchains (--cache-dir or COURIER_CACHE_DIR)".into(),
+            })?;
+        std::path::absolute(dir).map_err(io_error(dir))
+    };
+    match lang {
+        Lang::Rust => build_rust(opts),
+        Lang::Python => componentize::build_python(path, out, &toolchains()?).map(|p| vec![p]),
+        Lang::Js => componentize::build_js(path, out, &toolchains()?).map(|p| vec![p]),
+    }
+}
+
 /// Builds the plugin crate or every `cdylib` member of the workspace at
 /// `opts.path` in release mode and writes one component per crate to
 /// `opts.out_dir`.
-pub(crate) fn build(opts: &BuildOptions) -> Result<Vec<BuiltPlugin>, BuildError> {
+fn build_rust(opts: &BuildOptions) -> Result<Vec<BuiltPlugin>, BuildError> {
     let manifest = opts.path.join("Cargo.toml");
     if !manifest.is_file() {
         return Err(BuildError::NotACrate {
@@ -484,6 +599,32 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.0);
         }
+    }
+
+    #[test]
+    fn the_language_is_the_one_marker_file() {
+        let scratch = Scratch::new("lang");
+        assert!(matches!(
+            Lang::detect(&scratch.0),
+            Err(BuildError::NotAPlugin { .. })
+        ));
+        for (marker, lang) in [
+            ("py/app.py", Lang::Python),
+            ("js/app.js", Lang::Js),
+            ("rs/Cargo.toml", Lang::Rust),
+        ] {
+            let dir = scratch.file(marker).parent().unwrap().to_owned();
+            assert_eq!(Lang::detect(&dir).unwrap(), lang, "{marker}");
+        }
+        scratch.file("py/app.js");
+        let error = Lang::detect(&scratch.0.join("py")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "{} holds app.py and app.js: say which with --lang",
+                scratch.0.join("py").display()
+            )
+        );
     }
 
     #[test]

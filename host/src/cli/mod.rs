@@ -113,11 +113,18 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
-    /// Builds a Rust plugin crate (or a workspace of them) into components.
+    /// Builds a plugin into a component: a Rust crate (or a workspace of
+    /// them), a Python or a JavaScript plugin directory. The Python and
+    /// JavaScript toolchains are installed on first use under
+    /// `<cache dir>/toolchains`.
     Build {
-        /// The crate or workspace directory.
+        /// The plugin directory: a Rust crate or workspace (Cargo.toml), a
+        /// Python plugin (app.py) or a JavaScript plugin (app.js).
         #[arg(default_value = ".")]
         path: PathBuf,
+        /// The plugin's language [default: detected from the directory].
+        #[arg(long, value_enum)]
+        lang: Option<build::Lang>,
         /// Where the components go.
         #[arg(long, default_value = "target/plugins")]
         out: PathBuf,
@@ -273,8 +280,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .or_else(|| std::env::var_os("COURIER_PLUGIN_DIR").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("target/plugins"));
     match cli.command {
-        Command::Build { path, out } => {
-            let built = build::build(&build::BuildOptions { path, out_dir: out })?;
+        Command::Build { path, lang, out } => {
+            let built = build::build(&build::BuildOptions {
+                path,
+                lang,
+                out_dir: out,
+                toolchains: cache_dir.map(|dir| dir.join("toolchains")),
+            })?;
             for p in built {
                 println!("{} -> {} ({} bytes)", p.name, p.component.display(), p.size);
             }
