@@ -108,6 +108,11 @@ fn main() {
     let report = runtime.block_on(async {
         tokio::spawn(async {
             let mut report = Report::default();
+            // Part 8 alone, the plugins side by side (it takes a minute or two).
+            if std::env::var_os("COURIER_BENCH_PLUGINS_ONLY").is_some() {
+                plugins::plugins(scale, &mut report).await;
+                return report;
+            }
             latency(scale, &mut report).await;
             vendor(scale, &mut report).await;
             https(scale, &mut report).await;

@@ -44,6 +44,8 @@ struct Figures {
     describe_us: f64,
     fresh_step_us: Option<(f64, f64)>,
     reused_step_us: Option<f64>,
+    /// Page faults of the process per fresh and per reused request step.
+    faults: Option<(f64, f64)>,
     /// KiB of `Rss` and of `Pss` per instance that has answered `describe`.
     described_kib: (f64, f64),
     /// The same per instance that has run one request step.
@@ -64,9 +66,13 @@ pub(super) async fn plugins(scale: &Scale, report: &mut Report) {
         let compile = scale.full || language == "Rust";
         let mut figures = common(&host, name, compile, n, live).await;
         let step = || run_ok(&host, request(name, "request", json!({"url": url})));
+        let runs = (n + n / 10 + 1) as f64;
+        let faults = minor_faults();
         figures.fresh_step_us = Some(percentiles(n, step).await);
+        let fresh_faults = (minor_faults() - faults) as f64 / runs;
         let mut reused = bench::reused_instance(&host, name).await.unwrap();
         let mut samples = Vec::with_capacity(n);
+        let faults = minor_faults();
         for i in 0..n + n / 10 + 1 {
             let step = request(name, "request", json!({"url": url}));
             let started = Instant::now();
@@ -75,22 +81,10 @@ pub(super) async fn plugins(scale: &Scale, report: &mut Report) {
                 samples.push(started.elapsed());
             }
         }
+        figures.faults = Some((fresh_faults, (minor_faults() - faults) as f64 / runs));
         drop(reused);
         figures.reused_step_us = Some(summarize(samples).0);
-        let mut held = Vec::with_capacity(live);
-        let before = memory_kib();
-        for _ in 0..live {
-            let mut instance = bench::reused_instance(&host, name).await.unwrap();
-            run_reused_ok(
-                &host,
-                &mut instance,
-                request(name, "request", json!({"url": url})),
-            )
-            .await;
-            held.push(instance);
-        }
-        figures.stepped_kib = Some(per_instance(before, memory_kib(), live));
-        drop(held);
+        figures.stepped_kib = Some(live_memory(name, Some(&url), live).await);
         languages.push((language, figures));
     }
     language_rows(&languages, live, report);
@@ -133,13 +127,7 @@ async fn common(host: &Host, name: &str, compile: bool, n: usize, live: usize) -
         drop(bench::described_instance(host, name).await.unwrap());
     })
     .await;
-    let before = memory_kib();
-    let mut held = Vec::with_capacity(live);
-    for _ in 0..live {
-        held.push(bench::described_instance(host, name).await.unwrap());
-    }
-    let described_kib = per_instance(before, memory_kib(), live);
-    drop(held);
+    let described_kib = live_memory(name, None, live).await;
     Figures {
         kib,
         compile_ms,
@@ -149,6 +137,31 @@ async fn common(host: &Host, name: &str, compile: bool, n: usize, live: usize) -
         described_kib,
         ..Figures::default()
     }
+}
+
+/// `Rss` and `Pss` KiB per live instance of `name`: `live` instances held at
+/// once, each after `describe`, or after a request step to `url`. On a host
+/// of its own, whose pool has no slot another instance has used (a used slot
+/// keeps pages resident).
+async fn live_memory(name: &str, url: Option<&str>, live: usize) -> (f64, f64) {
+    let host = bench_host(&[name]).await;
+    let before = memory_kib();
+    let mut described = Vec::with_capacity(live);
+    let mut stepped = Vec::with_capacity(live);
+    for _ in 0..live {
+        match url {
+            None => described.push(bench::described_instance(&host, name).await.unwrap()),
+            Some(url) => {
+                let mut instance = bench::reused_instance(&host, name).await.unwrap();
+                let step = request(name, "request", json!({"url": url}));
+                run_reused_ok(&host, &mut instance, step).await;
+                stepped.push(instance);
+            }
+        }
+    }
+    let (rss, pss) = memory_kib();
+    let per = |b: u64, a: u64| a.saturating_sub(b) as f64 / live as f64;
+    (per(before.0, rss), per(before.1, pss))
 }
 
 /// Loads the component at `path` on a host with the default limits and the
@@ -195,58 +208,87 @@ fn language_rows(languages: &[(&str, Figures)], live: usize, report: &mut Report
             format!("{}  (×Rust {})", shown.join(" / "), ratios.join(" / ")),
         );
     };
-    row("component size, KiB", &|f| Some(f.kib), 0);
-    row("load, compiling (no cache), ms", &|f| f.compile_ms, 0);
-    row(
-        "load from the compiled cache, ms",
-        &|f| Some(f.cached_ms),
-        1,
-    );
-    row(
-        "fresh instance (instantiate + drop), p50 µs",
-        &|f| Some(f.instantiate_us),
-        1,
-    );
-    row(
-        "trivial call: fresh instance + describe, p50 µs",
-        &|f| Some(f.describe_us),
-        1,
-    );
-    row(
-        "request step, fresh instance, p50 µs",
-        &|f| f.fresh_step_us.map(|s| s.0),
-        1,
-    );
-    row(
-        "request step, fresh instance, p99 µs",
-        &|f| f.fresh_step_us.map(|s| s.1),
-        1,
-    );
-    row(
-        "request step, reused instance, p50 µs",
-        &|f| f.reused_step_us,
-        1,
-    );
-    row(
-        &format!("Rss per live instance after describe, KiB ({live} held)"),
-        &|f| Some(f.described_kib.0),
-        0,
-    );
-    row(
-        &format!("Pss per live instance after describe, KiB ({live} held)"),
-        &|f| Some(f.described_kib.1),
-        0,
-    );
-    row(
-        &format!("Rss per live instance after a request step, KiB ({live} held)"),
-        &|f| f.stepped_kib.map(|m| m.0),
-        0,
-    );
-    row(
-        &format!("Pss per live instance after a request step, KiB ({live} held)"),
-        &|f| f.stepped_kib.map(|m| m.1),
-        0,
-    );
+    type Value = fn(&Figures) -> Option<f64>;
+    let held = format!("KiB ({live} held)");
+    let figures: [(String, Value, usize); 14] = [
+        ("component size, KiB".into(), |f| Some(f.kib), 0),
+        ("load, compiling (no cache), ms".into(), |f| f.compile_ms, 0),
+        (
+            "load from the compiled cache, ms".into(),
+            |f| Some(f.cached_ms),
+            1,
+        ),
+        (
+            "fresh instance (instantiate + drop), p50 µs".into(),
+            |f| Some(f.instantiate_us),
+            1,
+        ),
+        (
+            "trivial call: fresh instance + describe, p50 µs".into(),
+            |f| Some(f.describe_us),
+            1,
+        ),
+        (
+            "request step, fresh instance, p50 µs".into(),
+            |f| f.fresh_step_us.map(|s| s.0),
+            1,
+        ),
+        (
+            "request step, fresh instance, p99 µs".into(),
+            |f| f.fresh_step_us.map(|s| s.1),
+            1,
+        ),
+        (
+            "request step, reused instance, p50 µs".into(),
+            |f| f.reused_step_us,
+            1,
+        ),
+        (
+            "page faults per request step, fresh instance".into(),
+            |f| f.faults.map(|x| x.0),
+            0,
+        ),
+        (
+            "page faults per request step, reused instance".into(),
+            |f| f.faults.map(|x| x.1),
+            0,
+        ),
+        (
+            format!("Rss per live instance after describe, {held}"),
+            |f| Some(f.described_kib.0),
+            0,
+        ),
+        (
+            format!("Pss per live instance after describe, {held}"),
+            |f| Some(f.described_kib.1),
+            0,
+        ),
+        (
+            format!("Rss per live instance after a request step, {held}"),
+            |f| f.stepped_kib.map(|m| m.0),
+            0,
+        ),
+        (
+            format!("Pss per live instance after a request step, {held}"),
+            |f| f.stepped_kib.map(|m| m.1),
+            0,
+        ),
+    ];
+    for (what, value, decimals) in &figures {
+        row(what, value, *decimals);
+    }
+}
+
+/// The process's minor page faults so far (`minflt` in `/proc/self/stat`).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("Linux /proc");
+    // The fields after the command name, which is in parentheses: `minflt` is the eighth.
+    let (_, fields) = stat.rsplit_once(')').expect("the command name");
+    fields
+        .split_whitespace()
+        .nth(7)
+        .and_then(|f| f.parse().ok())
+        .expect("minflt in /proc/self/stat")
 }
 
 /// The process's `Rss` and `Pss` in KiB.
@@ -260,10 +302,4 @@ fn memory_kib() -> (u64, u64) {
             .unwrap_or_else(|| panic!("{name} in /proc/self/smaps_rollup"))
     };
     (field("Rss:"), field("Pss:"))
-}
-
-/// The growth from `before` to `after` per instance, in KiB.
-fn per_instance(before: (u64, u64), after: (u64, u64), live: usize) -> (f64, f64) {
-    let per = |b: u64, a: u64| a.saturating_sub(b) as f64 / live as f64;
-    (per(before.0, after.0), per(before.1, after.1))
 }
