@@ -629,7 +629,7 @@ struct Admitted {
 #[cfg(feature = "bench")]
 pub mod bench {
     use super::*;
-    pub use step::ReusedInstance;
+    pub use step::{DescribedInstance, ReusedInstance};
 
     /// Builds the host without epoch interruption, to measure what it costs
     /// (goal G7). **For measurement only:** epochs are what let the step
@@ -648,6 +648,15 @@ pub mod bench {
     pub async fn reused_instance(host: &Host, plugin: &str) -> Result<ReusedInstance, String> {
         let plugin = host.plugin(plugin).ok_or("no such plugin")?;
         ReusedInstance::new(plugin, &host.inner.engine, host.inner.policy.limits()).await
+    }
+
+    /// A fresh instance of `plugin` that has answered `describe`.
+    pub async fn described_instance(
+        host: &Host,
+        plugin: &str,
+    ) -> Result<DescribedInstance, String> {
+        let plugin = host.plugin(plugin).ok_or("no such plugin")?;
+        DescribedInstance::new(&plugin, &host.inner.engine, host.inner.policy.limits()).await
     }
 
     /// The scrubber for a set of secrets, to time scrubbing alone.

@@ -181,6 +181,12 @@ impl Plugin {
         self.pre.instantiate_invoke(store).await
     }
 
+    /// A fresh instance in `store` that has answered `describe`.
+    #[cfg(feature = "bench")]
+    pub(crate) async fn describe(&self, store: &mut Store<StepState>) -> wasmtime::Result<()> {
+        self.pre.describe(store).await.map(drop)
+    }
+
     /// Checks a call's input against its declared schema; `Err` lists what is wrong.
     pub(crate) fn validate_input(
         &self,

@@ -433,6 +433,30 @@ async fn within_deadline<T>(
     }
 }
 
+/// A fresh instance that has answered `describe`, the one call every plugin
+/// has, kept alive until dropped: for benchmarks of a plugin's trivial call
+/// and of the memory a live instance holds.
+#[cfg(feature = "bench")]
+pub struct DescribedInstance {
+    _store: Store<StepState>,
+}
+
+#[cfg(feature = "bench")]
+impl DescribedInstance {
+    pub(crate) async fn new(
+        plugin: &Plugin,
+        engine: &wasmtime::Engine,
+        limits: &Arc<Limits>,
+    ) -> Result<Self, String> {
+        let mut store = new_store(engine, StepState::for_describe(limits));
+        plugin
+            .describe(&mut store)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(Self { _store: store })
+    }
+}
+
 /// An instance kept across steps: the opposite of Courier's isolation, for
 /// benchmarks that measure what a fresh instance per step costs. Each step
 /// on it does everything a step does (admission, input validation, binding,

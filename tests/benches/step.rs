@@ -25,6 +25,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
+#[path = "step/plugins.rs"]
+mod plugins;
+
 /// How much work each part does.
 struct Scale {
     full: bool,
@@ -33,6 +36,8 @@ struct Scale {
     payload_sizes: &'static [usize],
     payload_iterations: usize,
     parked_steps: usize,
+    plugin_iterations: usize,
+    live_instances: usize,
 }
 
 const FULL: Scale = Scale {
@@ -42,6 +47,8 @@ const FULL: Scale = Scale {
     payload_sizes: &[1 << 10, 64 << 10, 1 << 20, 8 << 20],
     payload_iterations: 40,
     parked_steps: 1_000,
+    plugin_iterations: 1_000,
+    live_instances: 50,
 };
 
 const SMOKE: Scale = Scale {
@@ -51,6 +58,8 @@ const SMOKE: Scale = Scale {
     payload_sizes: &[1 << 10, 64 << 10],
     payload_iterations: 3,
     parked_steps: 20,
+    plugin_iterations: 5,
+    live_instances: 3,
 };
 
 fn main() {
@@ -99,6 +108,11 @@ fn main() {
     let report = runtime.block_on(async {
         tokio::spawn(async {
             let mut report = Report::default();
+            // Part 8 alone, the plugins side by side (it takes a minute or two).
+            if std::env::var_os("COURIER_BENCH_PLUGINS_ONLY").is_some() {
+                plugins::plugins(scale, &mut report).await;
+                return report;
+            }
             latency(scale, &mut report).await;
             vendor(scale, &mut report).await;
             https(scale, &mut report).await;
@@ -107,6 +121,7 @@ fn main() {
             scrubbing(scale, &mut report);
             memory(scale, &mut report).await;
             cold_start(&mut report).await;
+            plugins::plugins(scale, &mut report).await;
             report
         })
         .await
