@@ -26,8 +26,8 @@ mod tokens;
 pub(crate) use caches::Caches;
 pub use config::{
     ApiKey, Auth, Basic, Bearer, ClientSecrets, ConnectionAuth, ConnectionConfig, ConnectionError,
-    Custom, Jwt, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2, PasswordSecrets,
-    RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
+    Custom, Jwt, JwtExchange, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2,
+    PasswordSecrets, RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
 };
 pub(crate) use connection::{BoundConnection, ConnectionRate};
 pub(crate) use inject::Additions;
