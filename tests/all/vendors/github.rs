@@ -302,6 +302,9 @@ async fn prism_refuses_a_request_that_departs_from_githubs_document() {
 /// PKCS#1, the form GitHub hands an app's private key out in).
 const APP_CLIENT_ID: &str = "Iv23liCourierTest01";
 const INSTALLATION: u64 = 4242;
+/// The app's installations: one per test that counts its exchanges (the
+/// Prism upstream is shared by tests running in parallel).
+const INSTALLATIONS: [u64; 4] = [INSTALLATION, 4243, 4244, 4245];
 const APP_KEY: &str = include_str!("../../fixtures/github-app-test-key.pem");
 const APP_PUBLIC_KEY: &str = include_str!("../../fixtures/github-app-test-key.pub.pem");
 
@@ -382,7 +385,7 @@ impl GitHubApp {
                 "'Expiration time' claim ('exp') is too far in the future or past",
             );
         }
-        if installation != INSTALLATION.to_string() {
+        if !INSTALLATIONS.iter().any(|i| i.to_string() == installation) {
             return refuse(404, "Not Found");
         }
         let mut issued = self.issued.lock().unwrap();
@@ -542,7 +545,7 @@ async fn the_installation_token_is_scrubbed_from_what_github_answers() {
         "github",
         "list_issues",
         input,
-        &[&app_connection(INSTALLATION)],
+        &[&app_connection(4243)],
     )
     .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
@@ -601,18 +604,14 @@ async fn a_refused_exchange_is_a_credential_failure_and_needs_reauthorization() 
 async fn an_expired_app_jwt_is_refused() {
     let clock = ManualClock::starting_at(SystemTime::now() - Duration::from_secs(7200));
     let host = host_with(vendor_builder(BASE, prism().addr).clock(clock), &["github"]).await;
-    let mut conn = app_connection(INSTALLATION);
-    conn = conn.replace("id = 'app-4242'", "id = 'app-expired'");
+    let conn = app_connection(4245);
     let input = json!({"owner": "octo-org", "repo": "expired", "max_pages": 1});
     let r = step(&host, "github", "list_issues", input, &[&conn]).await;
     assert_eq!(r.outcome, Outcome::Error, "{r:?}");
     let e = r.error.as_ref().unwrap();
     assert_eq!(e.kind, "credential", "{e:?}");
     assert!(e.message.contains("answered 401"), "{e:?}");
-    assert_eq!(
-        host.needs_reauthorization("test", "app-expired"),
-        Some(true)
-    );
+    assert_eq!(host.needs_reauthorization("test", "app-4245"), Some(true));
 }
 
 /// The installation token expires an hour after it is issued: the host
@@ -641,7 +640,7 @@ async fn the_installation_token_is_renewed_before_it_expires() {
         &["github"],
     )
     .await;
-    let conn = app_connection(INSTALLATION);
+    let conn = app_connection(4244);
     let input = json!({"owner": "octo-org", "repo": "renewed", "max_pages": 1});
     for advance in [0, 3000, 560, 20, 60] {
         clock.advance(Duration::from_secs(advance));
@@ -649,7 +648,7 @@ async fn the_installation_token_is_renewed_before_it_expires() {
         assert_eq!(r.outcome, Outcome::Success, "after {advance} s: {r:?}");
     }
     let received = server.received();
-    let exchanges = exchanges(received.clone(), INSTALLATION);
+    let exchanges = exchanges(received.clone(), 4244);
     // Issued at 0 until 3600: kept at 3000 and 3560, renewed at 3580
     // (within 30 s of its expiry), the new one kept at 3640.
     assert_eq!(exchanges.len(), 2, "{received:?}");
