@@ -1,10 +1,11 @@
 """An MCP client session against `courier serve`, with the `mcp` package (PyPI).
 
-    mcp_client.py URL TOKEN [TOOL ARGUMENTS_JSON]...
+    mcp_client.py URL TOKEN [CALL_JSON]...
 
 Connects over Streamable HTTP with `Authorization: Bearer TOKEN`, initializes,
-lists the tools and calls each TOOL with its ARGUMENTS_JSON, in order, in one
-session. Prints one JSON document: the server's name, the tools and the
+lists the tools and makes each call, in order, in one session: CALL_JSON is
+`{"tool": NAME, "arguments": {...}}`, with `"meta": {...}` for the request's
+`_meta` if any. Prints one JSON document: the server's name, the tools and the
 calls' results as the client parsed them, and `raw`, every response body the
 client received, byte for byte (so a test can search them for secrets). A
 failure prints `{"error": …, "statuses": […]}` (the HTTP statuses received)
@@ -70,14 +71,17 @@ async def session(recording, url, token, calls):
             init = await s.initialize()
             report["server"] = init.server_info.name
             report["tools"] = [dump(t) for t in (await s.list_tools()).tools]
-            report["calls"] = [dump(await s.call_tool(tool, args)) for tool, args in calls]
+            report["calls"] = [
+                dump(await s.call_tool(c["tool"], c["arguments"], meta=c.get("meta")))
+                for c in calls
+            ]
     report["raw"] = b"\n".join(bytes(b) for b in recording.bodies).decode("utf-8", "replace")
     return report
 
 
 def main():
     url, token, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
-    calls = [(rest[i], json.loads(rest[i + 1])) for i in range(0, len(rest) - 1, 2)]
+    calls = [json.loads(c) for c in rest]
     recording = Recording()
     try:
         report = asyncio.run(session(recording, url, token, calls))

@@ -11,7 +11,9 @@
 // runs; the handler gets the parsed JSON and returns a JSON value or throws a
 // StepError. Types of the WIT values: `guest-sdk/js/types/` (jco types).
 
-import { send, boundConnections } from 'courier:plugin/outbound@0.1.0';
+import {
+  send, sendAll as hostSendAll, boundConnections, newIdempotencyKey as hostKey,
+} from 'courier:plugin/outbound@0.1.0';
 import { log as hostLog } from 'courier:plugin/log@0.1.0';
 
 /** A step's failure, as the host reports it. */
@@ -38,12 +40,23 @@ export class HttpError extends StepError {
   }
 }
 
+// How the Rust SDK writes each send-error case and timeout phase.
+const SEND_KINDS = {
+  dns: 'DNS', tls: 'TLS', 'too-large': 'too large', 'invalid-request': 'invalid request',
+  'circuit-open': 'circuit open',
+};
+const PHASES = { 'tls-handshake': 'TLS handshake', 'first-byte': 'first byte', 'step-deadline': 'step deadline' };
+
 /** The host could not send a request; `reason` is the WIT send-error
- * (`reason.tag` names it: denied, timeout, connect, ...). */
+ * (`kind`, its `tag`, names it: denied, timeout, invalid-request, ...). The
+ * message reads as the Rust SDK's (`denied: ...`, `timed out (total)`). */
 export class SendFailed extends StepError {
   constructor(reason) {
-    super(`${reason.tag}: ${reason.val ?? ''}`);
+    super(reason.tag === 'timeout'
+      ? `timed out (${PHASES[reason.val] ?? reason.val})`
+      : `${SEND_KINDS[reason.tag] ?? reason.tag}: ${reason.val ?? ''}`);
     this.reason = reason;
+    this.kind = reason.tag;
   }
   toWit() { return { tag: 'send', val: this.reason }; }
 }
@@ -71,6 +84,77 @@ export class Response {
   json() {
     try { return JSON.parse(this.text()); } catch (e) { throw new Failed(`the response body is not JSON: ${e}`); }
   }
+  /** The response itself if its status is 2xx, else throws HttpError without output. */
+  errorForStatus() {
+    if (!this.isSuccess()) throw new HttpError(this.status, `upstream answered ${this.status}`);
+    return this;
+  }
+}
+
+/** Seconds as the WIT's u32 milliseconds (capped). */
+const millis = (seconds) => Math.min(Math.floor(seconds * 1000), 2 ** 32 - 1);
+
+/** One part of a `multipart/form-data` body: a text field, or a file when
+ * it has a file name. */
+export class FormPart {
+  constructor(name, data) {
+    this.wit = { name, filename: undefined, contentType: undefined, data: Uint8Array.from(data) };
+  }
+  /** A text field. */
+  static text(name, value) { return new FormPart(name, new TextEncoder().encode(value)); }
+  /** A file part (`application/octet-stream` unless `contentType` says otherwise). */
+  static file(name, filename, data) { return new FormPart(name, data).filename(filename); }
+  /** Sends the part as a file named `filename`. */
+  filename(filename) { this.wit.filename = filename; return this; }
+  /** Sets the part's content type. */
+  contentType(contentType) { this.wit.contentType = contentType; return this; }
+}
+
+/** How the host retries a request that failed in a retryable way (the WIT
+ * retry-policy: a listed status, or a failed exchange; after the bytes may
+ * have reached the server only a safe method or a request with an
+ * idempotency key). */
+export class RetryPolicy {
+  /** Up to `maxAttempts` attempts in all (the first included), with a
+   * backoff from 0.2 s up to 5 s, retrying statuses 429, 502, 503 and 504. */
+  static attempts(maxAttempts) {
+    const policy = new RetryPolicy();
+    policy.wit = { maxAttempts, initialBackoffMs: 200, maxBackoffMs: 5000, retryOnStatus: [429, 502, 503, 504] };
+    return policy;
+  }
+  /** The first delay in seconds (doubled each time, with jitter) and the longest one. */
+  backoff(initial, max) {
+    this.wit.initialBackoffMs = millis(initial);
+    this.wit.maxBackoffMs = millis(max);
+    return this;
+  }
+  /** The response statuses that are retried. */
+  onStatus(statuses) { this.wit.retryOnStatus = [...statuses]; return this; }
+}
+
+/** How the host follows an API's pages (the WIT pagination): it sends page
+ * after page and answers with one response whose body is the JSON array of
+ * every page's items; its `courier-pagination` header says why paging ended. */
+export class Pagination {
+  constructor(style) {
+    this.wit = { style, itemsPath: '', limitParam: undefined, pageSize: undefined, maxPages: undefined };
+  }
+  /** The next cursor at `path` in each page's JSON, sent in the query parameter `param`. */
+  static cursor(path, param) { return new Pagination({ tag: 'cursor', val: { path, param } }); }
+  /** Numbered pages from 1, sent in the query parameter `param`. */
+  static page(param) { return new Pagination({ tag: 'page', val: param }); }
+  /** Item offsets from 0, sent in the query parameter `param`. */
+  static offset(param) { return new Pagination({ tag: 'offset', val: param }); }
+  /** The `Link` response header's `rel="next"` URL. */
+  static link() { return new Pagination({ tag: 'link' }); }
+  /** The path to the items array in each page's JSON (`data`, `result.items`). */
+  items(path) { this.wit.itemsPath = path; return this; }
+  /** Sends `size` in the query parameter `param` (`limit`, `per_page`); with
+   * numbered pages and offsets a shorter page is the last (`param`
+   * undefined: the size only ends paging, it is not sent). */
+  pageSize(param, size) { this.wit.limitParam = param; this.wit.pageSize = size; return this; }
+  /** At most `pages` pages (the host's own cap applies as well). */
+  maxPages(pages) { this.wit.maxPages = pages; return this; }
 }
 
 /** An outbound request, sent by the host, which adds credentials, checks
@@ -85,6 +169,11 @@ export class Request {
       pagination: undefined, cacheTtlMs: undefined,
     };
   }
+  static get(url) { return new Request('GET', url); }
+  static post(url) { return new Request('POST', url); }
+  static put(url) { return new Request('PUT', url); }
+  static patch(url) { return new Request('PATCH', url); }
+  static delete(url) { return new Request('DELETE', url); }
   query(name, value) { this.wit.query.push([name, String(value)]); return this; }
   header(name, value) { this.wit.headers.push([name, value]); return this; }
   /** A JSON body (any JSON value). */
@@ -97,6 +186,14 @@ export class Request {
     this.wit.body = { tag: 'bytes', val: { contentType, data: Uint8Array.from(data) } };
     return this;
   }
+  /** A `multipart/form-data` body of FormParts. */
+  multipart(parts) { this.wit.body = { tag: 'multipart', val: parts.map((p) => p.wit) }; return this; }
+  /** A GraphQL operation, sent as a JSON POST body; `variables` must be an object. */
+  graphql(query, variables, operationName) {
+    const vars = variables === undefined || variables === null ? undefined : JSON.stringify(variables);
+    this.wit.body = { tag: 'graphql', val: { query, variables: vars, operationName: operationName ?? undefined } };
+    return this;
+  }
   /** Send on the plugin's connection `name` (base URL, credentials). */
   connection(name) { this.wit.connection = name; return this; }
   timeout(seconds) {
@@ -105,6 +202,19 @@ export class Request {
     return this;
   }
   followRedirects(follow) { this.wit.followRedirects = Boolean(follow); return this; }
+  /** Retries on failure as the RetryPolicy says; the host waits as the
+   * upstream's `Retry-After` or rate-limit headers say, else with jittered
+   * exponential backoff, never past the step deadline. */
+  retry(policy) { this.wit.retry = policy.wit; return this; }
+  /** Sent as `Idempotency-Key`, the same on every attempt; makes a POST or
+   * PATCH retryable after its bytes may have reached the server. */
+  idempotencyKey(key) { this.wit.idempotencyKey = key; return this; }
+  /** Sends a fresh key from the host (`newIdempotencyKey`). */
+  generatedIdempotencyKey() { return this.idempotencyKey(newIdempotencyKey()); }
+  /** Follows the API's pages as the Pagination says. */
+  paginate(pagination) { this.wit.pagination = pagination.wit; return this; }
+  /** Lets the host answer this GET or HEAD from its response cache for up to `seconds`. */
+  cache(seconds) { this.wit.cacheTtlMs = millis(seconds); return this; }
   /** Sends through the host; throws SendFailed when it cannot. A non-2xx
    * status is a Response, not an error. */
   send() {
@@ -115,6 +225,18 @@ export class Request {
     }
   }
 }
+
+/** Sends the Requests concurrently (within the step's limit) and returns one
+ * result per request, in order: a Response, or the SendFailed (not thrown)
+ * for a request the host could not send. One failure does not cancel the
+ * others. */
+export function sendAll(requests) {
+  return hostSendAll(requests.map((r) => r.wit))
+    .map((r) => (r.tag === 'ok' ? new Response(r.val) : new SendFailed(r.val)));
+}
+
+/** A fresh idempotency key from the host: a random version 4 UUID. */
+export function newIdempotencyKey() { return hostKey(); }
 
 /** Names of the plugin's connections the running step has bound. */
 export function bound() { return boundConnections(); }
@@ -142,6 +264,8 @@ export class Connection {
   description(text) { this.wit.description = text; return this; }
   baseUrl(url) { this.wit.baseUrl = url; return this; }
   auth(scheme) { this.wit.auth = scheme; return this; }
+  /** The data call that checks the connection works. */
+  verifyCall(call) { this.wit.verifyCall = call; return this; }
 }
 
 /** A call: a handler taking the parsed input and returning a JSON value,
@@ -154,9 +278,9 @@ export class Call {
       inputSchema: JSON.stringify(inputSchema), outputSchema: JSON.stringify(outputSchema),
     };
   }
-  /** A call that reads. */
+  /** A call that reads (idempotent unless said otherwise). */
   static data(name, handler, inputSchema, outputSchema) {
-    return new Call(name, handler, 'data', inputSchema, outputSchema);
+    return new Call(name, handler, 'data', inputSchema, outputSchema).idempotent();
   }
   /** A call that changes something upstream. */
   static action(name, handler, inputSchema, outputSchema) {

@@ -33,6 +33,79 @@ const MEMORY_KEEP_RESIDENT_MEMSET: usize = 64 << 10;
 /// Bytes of a table kept mapped when its slot is freed (as for memories).
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
+/// The instance pool's size per kind of slot: room for `max_steps` steps
+/// at once plus [`LOAD_SLOTS`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pool {
+    component_instances: u32,
+    core_instances: u32,
+    memories: u32,
+    tables: u32,
+    stacks: u32,
+}
+
+impl Pool {
+    /// The pool for `max_steps` steps running at once.
+    pub(crate) fn for_steps(max_steps: usize) -> Self {
+        let instances = u32::try_from(max_steps)
+            .unwrap_or(u32::MAX / 8)
+            .saturating_add(LOAD_SLOTS);
+        Self {
+            component_instances: instances,
+            core_instances: instances * 4,
+            memories: instances * 2,
+            tables: instances * 4,
+            stacks: instances,
+        }
+    }
+
+    /// The slots in use now in `engine`'s pool (built from this `Pool`).
+    pub(crate) fn usage(&self, engine: &Engine) -> PoolUsage {
+        let live = engine.pooling_allocator_metrics();
+        let slots =
+            |capacity: u32, in_use: &dyn Fn(&wasmtime::PoolingAllocatorMetrics) -> u64| PoolSlots {
+                in_use: live.as_ref().map_or(0, in_use),
+                capacity: u64::from(capacity),
+            };
+        PoolUsage {
+            component_instances: slots(self.component_instances, &|m| m.component_instances()),
+            core_instances: slots(self.core_instances, &|m| m.core_instances()),
+            memories: slots(self.memories, &|m| m.memories() as u64),
+            tables: slots(self.tables, &|m| m.tables() as u64),
+            stacks: slots(self.stacks, &|m| m.stacks() as u64),
+        }
+    }
+}
+
+/// Slots of one kind in the instance pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSlots {
+    /// Allocated now.
+    pub in_use: u64,
+    /// How many there are.
+    pub capacity: u64,
+}
+
+/// The instance pool's slots by kind ([`Host::pool_usage`]). A step holds
+/// one component instance and one stack while it runs, and as many core
+/// instances, memories and tables as its component has; loading a plugin
+/// holds them briefly too.
+///
+/// [`Host::pool_usage`]: crate::Host::pool_usage
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Component instances.
+    pub component_instances: PoolSlots,
+    /// Core module instances.
+    pub core_instances: PoolSlots,
+    /// Linear memories.
+    pub memories: PoolSlots,
+    /// Tables.
+    pub tables: PoolSlots,
+    /// Stacks for async calls into plugins.
+    pub stacks: PoolSlots,
+}
+
 /// Builds the engine for these limits, with a pool slot for each step that
 /// may run at once. `epochs`: compile epoch checks into plugins (always, but
 /// for the benchmark that measures what they cost).
@@ -41,15 +114,13 @@ pub(crate) fn build_engine(
     max_steps: usize,
     epochs: bool,
 ) -> wasmtime::Result<Engine> {
-    let instances = u32::try_from(max_steps)
-        .unwrap_or(u32::MAX / 8)
-        .saturating_add(LOAD_SLOTS);
+    let sizes = Pool::for_steps(max_steps);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(instances)
-        .total_core_instances(instances * 4)
-        .total_memories(instances * 2)
-        .total_tables(instances * 4)
-        .total_stacks(instances)
+    pool.total_component_instances(sizes.component_instances)
+        .total_core_instances(sizes.core_instances)
+        .total_memories(sizes.memories)
+        .total_tables(sizes.tables)
+        .total_stacks(sizes.stacks)
         .max_memory_size(limits.memory_bytes)
         .max_core_instances_per_component(16)
         .max_memories_per_component(4)

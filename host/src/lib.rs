@@ -36,6 +36,7 @@ mod secret;
 mod shared;
 mod state;
 mod step;
+mod stop;
 mod store;
 mod tls;
 mod wasi;
@@ -53,7 +54,7 @@ pub use credentials::{
     Custom, Jwt, JwtExchange, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2,
     PasswordSecrets, RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
 };
-pub use engine::CompileSource;
+pub use engine::{CompileSource, PoolSlots, PoolUsage};
 pub use ipnet::IpNet;
 pub use limits::{ClientSettings, Limits, RateSettings};
 pub use manifest::{
@@ -340,6 +341,7 @@ impl HostBuilder {
                 sender: Arc::new(sender),
                 caches: Caches::default(),
                 policy,
+                pool: engine::Pool::for_steps(self.concurrency.max_steps),
                 admission: admission::Admission::new(self.concurrency),
                 plugins: RwLock::new(HashMap::new()),
                 _ticker: ticker,
@@ -365,6 +367,8 @@ pub(crate) struct HostInner {
     caches: Caches,
     policy: OperatorPolicy,
     admission: admission::Admission,
+    /// The instance pool's size, as the engine was built with.
+    pool: engine::Pool,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     _ticker: Option<EpochTicker>,
 }
@@ -439,6 +443,12 @@ impl Host {
     /// not yet ended (at most [`ConcurrencyLimits::max_steps`]).
     pub fn steps_running(&self) -> usize {
         self.inner.admission.running()
+    }
+
+    /// The instance pool's slots in use now, and how many there are, by
+    /// kind (wasmtime's own count of what it has allocated).
+    pub fn pool_usage(&self) -> PoolUsage {
+        self.inner.pool.usage(&self.inner.engine)
     }
 
     /// The manifest of a loaded plugin.
@@ -517,20 +527,47 @@ impl Host {
     /// Runs one step in a fresh instance, once the concurrency limits admit
     /// it. Never fails: every ending is a classified [`StepResult`].
     pub async fn run_step(&self, request: StepRequest) -> StepResult {
+        self.run_step_until(request, std::future::pending()).await
+    }
+
+    /// Runs a step as [`Host::run_step`] does, but ends it early if `stop`
+    /// completes first (a service's shutdown grace running out): outcome
+    /// `timeout`, kind `deadline`, what `stop` returned as the message. The
+    /// records of the requests it made are kept; a request in flight ends
+    /// as at the step deadline and is recorded too.
+    pub async fn run_step_until(
+        &self,
+        request: StepRequest,
+        stop: impl Future<Output = String>,
+    ) -> StepResult {
         let started = Instant::now();
-        let step = match self.admit(&request, started).await {
-            Ok(admitted) => admitted,
-            Err(rejected) => return *rejected,
+        let (stopper, stopped) = stop::channel();
+        let run = async {
+            let step = tokio::select! {
+                admitted = self.admit(&request, started) => match admitted {
+                    Ok(admitted) => admitted,
+                    Err(rejected) => return *rejected,
+                },
+                () = stopped.stopped() => {
+                    return StepResult::stopped(stopped.why().unwrap_or_default(), started);
+                }
+            };
+            step::run(
+                step.plugin,
+                &self.inner,
+                step.policy,
+                request,
+                &step.permit.compute,
+                (started, stopped.clone()),
+            )
+            .await
         };
-        step::run(
-            step.plugin,
-            &self.inner,
-            step.policy,
-            request,
-            &step.permit.compute,
-            started,
-        )
-        .await
+        let mut run = std::pin::pin!(run);
+        tokio::select! {
+            result = &mut run => return result,
+            why = stop => stopper.stop(why),
+        }
+        run.await
     }
 
     /// Finds the step's plugin, waits for the concurrency limits to admit

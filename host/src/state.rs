@@ -21,6 +21,7 @@ use crate::exchange::{Request, Response, SendError};
 use crate::limits::Limits;
 use crate::manifest::Manifest;
 use crate::outbound::{RequestRecord, Sender, StepOutbound, StepTraffic};
+use crate::stop::Stop;
 use crate::wasi::NoGrantWasi;
 use courier_egress::AllowedHost;
 
@@ -89,6 +90,8 @@ pub(crate) struct OutboundCtx {
     pub(crate) connections: HashMap<String, Arc<BoundConnection>>,
     pub(crate) scrubber: Scrubber,
     pub(crate) deadline: tokio::time::Instant,
+    /// The embedder's stop (`Host::run_step_until`).
+    pub(crate) stop: Stop,
     pub(crate) traffic: StepTraffic,
     /// Whether the step's call is declared idempotent (retries of PUT and
     /// DELETE after their bytes may have reached the server).
@@ -192,8 +195,8 @@ impl StepState {
     }
 
     /// The step's deadline; `None` for the `describe` call.
-    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
-        self.outbound.as_ref().map(|o| o.deadline)
+    pub(crate) fn deadline(&self) -> Option<(tokio::time::Instant, Stop)> {
+        self.outbound.as_ref().map(|o| (o.deadline, o.stop.clone()))
     }
 
     /// Takes the step's requests and log lines, after adding what the plugin
@@ -231,6 +234,7 @@ impl StepState {
                 scrubber: &ctx.scrubber,
                 limits: &self.limits,
                 deadline: ctx.deadline,
+                stop: &ctx.stop,
                 traffic: &ctx.traffic,
                 call_idempotent: ctx.call_idempotent,
             },

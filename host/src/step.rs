@@ -21,6 +21,7 @@ use crate::outbound::{RequestRecord, StepTraffic};
 use crate::outcome::{FailureKind, Outcome};
 use crate::plugin::Plugin;
 use crate::state::{LogLine, OutboundCtx, StepOutput, StepState};
+use crate::stop::Stop;
 
 /// A step to run: which plugin, which call, what input, which connections.
 #[derive(Debug)]
@@ -219,6 +220,11 @@ impl StepResult {
         Self::failed(Outcome::Error, kind, message, started)
     }
 
+    /// A step stopped by its embedder before it started.
+    pub(crate) fn stopped(message: String, started: Instant) -> Self {
+        Self::failed(Outcome::Timeout, FailureKind::Deadline, message, started)
+    }
+
     /// A step the concurrency limits did not admit.
     pub(crate) fn refused(message: String, started: Instant) -> Self {
         Self::failed(Outcome::MaxConnection, FailureKind::Limit, message, started)
@@ -266,10 +272,10 @@ pub(crate) async fn run(
     policy: Effective,
     req: StepRequest,
     compute: &ComputeShare,
-    started: Instant,
+    (started, stop): (Instant, Stop),
 ) -> StepResult {
     let (limits, drift) = (policy.limits.clone(), policy.drift);
-    let (state, call, input) = match prepare(&plugin, host, policy, req, compute, started) {
+    let (state, call, input) = match prepare(&plugin, host, policy, req, compute, (started, stop)) {
         Ok(prepared) => prepared,
         Err(rejected) => return *rejected,
     };
@@ -314,7 +320,7 @@ fn prepare(
     policy: Effective,
     req: StepRequest,
     compute: &ComputeShare,
-    started: Instant,
+    (started, stop): (Instant, Stop),
 ) -> Result<(StepState, String, String), Box<StepResult>> {
     let reject =
         |kind: FailureKind, message: String| Box::new(StepResult::rejected(kind, message, started));
@@ -371,6 +377,7 @@ fn prepare(
         connections,
         scrubber,
         deadline,
+        stop,
         traffic: StepTraffic::default(),
         call_idempotent: plugin
             .manifest
@@ -389,13 +396,24 @@ fn new_store(engine: &wasmtime::Engine, state: StepState) -> Store<StepState> {
     store
 }
 
-/// Runs `call` on the store under the step's deadline, holding the step's
-/// compute slot whenever guest code runs.
+/// How a step ended before its call returned.
+enum Ended {
+    /// Its deadline ran out.
+    Deadline,
+    /// Its embedder stopped it, saying why.
+    Stopped(String),
+}
+
+/// Runs `call` on the store under the step's deadline and stop signal,
+/// holding the step's compute slot whenever guest code runs. When stopped,
+/// the call is polled first, so that its request in flight ends (and is
+/// recorded) before the call is dropped; a stopped step is stopped even if
+/// its call returned meanwhile.
 async fn within_deadline<T>(
     store: &mut Store<StepState>,
     call: impl AsyncFnOnce(&mut Store<StepState>) -> wasmtime::Result<T>,
-) -> Result<wasmtime::Result<T>, tokio::time::error::Elapsed> {
-    let deadline = store
+) -> Result<wasmtime::Result<T>, Ended> {
+    let (deadline, stop) = store
         .data()
         .deadline()
         .expect("a step has an outbound context");
@@ -404,7 +422,15 @@ async fn within_deadline<T>(
         slot.take().await;
         call(store).await
     };
-    tokio::time::timeout_at(deadline, run).await
+    let ended = tokio::select! {
+        biased;
+        result = tokio::time::timeout_at(deadline, run) => result.map_err(|_| Ended::Deadline),
+        () = stop.stopped() => Err(Ended::Deadline),
+    };
+    match stop.why() {
+        Some(why) => Err(Ended::Stopped(why)),
+        None => ended,
+    }
 }
 
 /// An instance kept across steps: the opposite of Courier's isolation, for
@@ -455,10 +481,11 @@ impl ReusedInstance {
             );
         }
         let (limits, drift) = (policy.limits.clone(), policy.drift);
-        let (state, call, input) = match prepare(plugin, host, policy, req, compute, started) {
-            Ok(prepared) => prepared,
-            Err(rejected) => return *rejected,
-        };
+        let (state, call, input) =
+            match prepare(plugin, host, policy, req, compute, (started, Stop::never())) {
+                Ok(prepared) => prepared,
+                Err(rejected) => return *rejected,
+            };
         *self.store.data_mut() = state;
         self.store.data().compute().clone().install(&mut self.store);
         let invoke = self.invoke;
@@ -475,12 +502,18 @@ impl ReusedInstance {
 /// Turns what the call returned into a step result.
 fn finish(
     state: &mut StepState,
-    result: Result<wasmtime::Result<Result<String, PluginError>>, tokio::time::error::Elapsed>,
+    result: Result<wasmtime::Result<Result<String, PluginError>>, Ended>,
     limits: &Limits,
     started: Instant,
 ) -> StepResult {
     let (outcome, output, error, status) = match result {
-        Err(_) => (
+        Err(Ended::Stopped(why)) => (
+            Outcome::Timeout,
+            None,
+            Some(failure(FailureKind::Deadline, why)),
+            None,
+        ),
+        Err(Ended::Deadline) => (
             Outcome::Timeout,
             None,
             Some(failure(

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{CANARY, encodings};
 
+mod coverage;
 mod plugins;
 
 const ADMIN: &str = "test-admin-token-0123456789";
@@ -1114,6 +1115,73 @@ async fn metrics_count_steps_by_tenant_plugin_call_and_outcome() {
     assert!(!m.text.contains("made-up"));
 }
 
+/// The value of the metric line that starts with `prefix`.
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` in {text}"))
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_show_the_pool_slots_steps_hold() {
+    let stalling = stalling_server(Stall::AfterRequest).await;
+    let s = Service::start("step_deadline_secs = 3\n");
+    let t = s.tenant("acme").await;
+    s.connection("acme", &t, "slow", &format!("http://{}", stalling.addr))
+        .await;
+    let slots = |text: &str, kind: &str| {
+        (
+            metric(
+                text,
+                &format!("courier_pool_slots_in_use{{kind=\"{kind}\"}} "),
+            ),
+            metric(text, &format!("courier_pool_slots{{kind=\"{kind}\"}} ")),
+        )
+    };
+    let idle = s.get("/metrics", ADMIN).await.text;
+    let (in_use, capacity) = slots(&idle, "component_instance");
+    assert_eq!(in_use, 0.0, "{idle}");
+    assert!(capacity >= 3.0, "{idle}");
+    // Three steps held on the upstream hold three instances and stacks.
+    let held = async {
+        for _ in 0..3 {
+            stalling.request_arrived().await;
+        }
+        s.get("/metrics", ADMIN).await.text
+    };
+    let (a, b, c, busy) = tokio::join!(
+        s.step("acme", &t, "slow", "/1"),
+        s.step("acme", &t, "slow", "/2"),
+        s.step("acme", &t, "slow", "/3"),
+        held
+    );
+    assert_eq!(slots(&busy, "component_instance").0, 3.0, "{busy}");
+    assert_eq!(slots(&busy, "stack").0, 3.0, "{busy}");
+    assert!(slots(&busy, "memory").0 >= 3.0, "{busy}");
+    assert_eq!(metric(&busy, "courier_steps_running "), 3.0, "{busy}");
+    for answer in [a, b, c] {
+        assert_eq!(answer.body["outcome"], "timeout", "{}", answer.text);
+    }
+    // Ended steps give their slots back.
+    let after = s.get("/metrics", ADMIN).await.text;
+    for kind in [
+        "component_instance",
+        "core_instance",
+        "memory",
+        "table",
+        "stack",
+    ] {
+        let (in_use, capacity) = slots(&after, kind);
+        assert_eq!(in_use, 0.0, "{kind}: {after}");
+        assert!(capacity >= 3.0, "{kind}: {after}");
+    }
+}
+
 #[tokio::test]
 async fn a_step_whose_caller_goes_away_still_finishes_and_is_recorded() {
     let stalling = stalling_server(Stall::AfterRequest).await;
@@ -1170,19 +1238,46 @@ async fn a_step_still_running_when_the_grace_ends_is_ended_classified_and_record
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.body["outcome"], "timeout", "{}", answer.text);
     assert_eq!(answer.body["error"]["kind"], "deadline", "{}", answer.text);
+    assert_eq!(
+        answer.body["error"]["message"], "the service shut down before the step finished",
+        "{}",
+        answer.text
+    );
+    // The request in flight is ended with the step and kept in its record,
+    // after waiting out the grace (1 s) at the stalling upstream.
+    let requests = answer.body["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{}", answer.text);
+    let record = &requests[0];
+    assert_eq!(
+        record["url"],
+        format!("http://{}/wait", stalling.addr),
+        "{}",
+        answer.text
+    );
+    assert!(
+        record["status"].is_null() && record["error"].is_string(),
+        "{record}"
+    );
+    assert!(record["duration_ms"].as_u64().unwrap() >= 900, "{record}");
     let id = answer.headers["courier-step-id"]
         .to_str()
         .unwrap()
         .to_owned();
     let mut s = s;
-    let code = tokio::task::spawn_blocking(move || {
+    let (code, logs) = tokio::task::spawn_blocking(move || {
         let code = s.child.wait().unwrap();
-        drop(s);
-        code
+        (code, s.logs())
     })
     .await
     .unwrap();
     assert!(code.success(), "{code:?}");
+    // Its log line (which the metrics are counted beside) has the request.
+    let finished: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "step finished")
+        .unwrap_or_else(|| panic!("no `step finished` line: {logs}"));
+    assert_eq!(finished["fields"]["requests"], 1, "{finished}");
     // Started again on the same data: the ending is in the history.
     let again = Service::start_in(dir, extra, Some(ADMIN));
     let stored = again.get(&format!("/v1/tenants/acme/steps/{id}"), &t).await;

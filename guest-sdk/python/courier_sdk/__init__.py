@@ -18,15 +18,21 @@ or raises a `StepError`.
 
 import json
 
-from componentize_py_types import Err
+from componentize_py_types import Err, Ok
 from wit_world.imports import log as _log
 from wit_world.imports import outbound as _outbound
 from wit_world.imports import types as _t
 
 __all__ = [
-    "Auth", "Call", "Connection", "Failed", "HttpError", "InvalidInput", "Plugin",
-    "Request", "Response", "SendFailed", "StepError", "bound_connections", "export", "log",
+    "Auth", "Call", "Connection", "Failed", "FormPart", "HttpError", "InvalidInput",
+    "Pagination", "Plugin", "Request", "Response", "RetryPolicy", "SendFailed", "StepError",
+    "bound_connections", "export", "log", "new_idempotency_key", "send_all",
 ]
+
+
+def _millis(seconds):
+    """Seconds as the WIT's u32 milliseconds (capped)."""
+    return min(int(seconds * 1000), 2**32 - 1)
 
 
 def _compact(value):
@@ -63,14 +69,28 @@ class HttpError(StepError):
         return _t.StepError_Http(_t.HttpFailure(self.status, self.message, output))
 
 
+# How the Rust SDK writes each `send-error` case, by WIT name.
+_SEND_KINDS = {"dns": "DNS", "tls": "TLS", "too-large": "too large",
+               "invalid-request": "invalid request", "circuit-open": "circuit open"}
+_PHASES = {"TLS_HANDSHAKE": "TLS handshake", "FIRST_BYTE": "first byte",
+           "STEP_DEADLINE": "step deadline"}
+
+
 class SendFailed(StepError):
-    """The host could not send a request; `reason` is the WIT `send-error`
-    (`kind` names it: denied, timeout, connect, ...)."""
+    """The host could not send a request; `reason` is the WIT `send-error`,
+    `kind` its case's WIT name (denied, timeout, invalid-request, ...). The
+    message reads as the Rust SDK's (`denied: ...`, `timed out (total)`)."""
 
     def __init__(self, reason):
         self.reason = reason
-        self.kind = type(reason).__name__.removeprefix("SendError_").lower()
-        super().__init__(f"{self.kind}: {getattr(reason, 'value', '')}")
+        name = type(reason).__name__.removeprefix("SendError_")
+        self.kind = "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+        if self.kind == "timeout":
+            phase = reason.value.name
+            message = f"timed out ({_PHASES.get(phase, phase.lower())})"
+        else:
+            message = f"{_SEND_KINDS.get(self.kind, self.kind)}: {reason.value}"
+        super().__init__(message)
 
     def to_wit(self):
         return _t.StepError_Send(self.reason)
@@ -114,6 +134,117 @@ class Response:
         except ValueError as e:
             raise Failed(f"the response body is not JSON: {e}") from None
 
+    def error_for_status(self):
+        """The response itself if its status is 2xx, else raises `HttpError`
+        without output."""
+        if not self.is_success():
+            raise HttpError(self.status, f"upstream answered {self.status}")
+        return self
+
+
+class FormPart:
+    """One part of a `multipart/form-data` body: a text field, or a file
+    when it has a file name."""
+
+    def __init__(self, name, data):
+        self._wit = _t.FormPart(name=name, filename=None, content_type=None, data=bytes(data))
+
+    @classmethod
+    def text(cls, name, value):
+        """A text field."""
+        return cls(name, value.encode("utf-8"))
+
+    @classmethod
+    def file(cls, name, filename, data):
+        """A file part (`application/octet-stream` unless `content_type` says otherwise)."""
+        return cls(name, data).filename(filename)
+
+    def filename(self, filename):
+        """Sends the part as a file named `filename`."""
+        self._wit.filename = filename
+        return self
+
+    def content_type(self, content_type):
+        """Sets the part's content type."""
+        self._wit.content_type = content_type
+        return self
+
+
+class RetryPolicy:
+    """How the host retries a request that failed in a retryable way (the
+    WIT `retry-policy`: a listed status, or a failed exchange; after the
+    bytes may have reached the server only a safe method or a request with
+    an idempotency key)."""
+
+    def __init__(self, max_attempts):
+        self._wit = _t.RetryPolicy(max_attempts=max_attempts, initial_backoff_ms=200,
+                                   max_backoff_ms=5_000, retry_on_status=[429, 502, 503, 504])
+
+    @classmethod
+    def attempts(cls, max_attempts):
+        """Up to `max_attempts` attempts in all (the first included), with a
+        backoff from 0.2 s up to 5 s, retrying statuses 429, 502, 503 and 504."""
+        return cls(max_attempts)
+
+    def backoff(self, initial, max):
+        """The first delay in seconds (doubled each time, with jitter) and the longest one."""
+        self._wit.initial_backoff_ms, self._wit.max_backoff_ms = _millis(initial), _millis(max)
+        return self
+
+    def on_status(self, statuses):
+        """The response statuses that are retried."""
+        self._wit.retry_on_status = list(statuses)
+        return self
+
+
+class Pagination:
+    """How the host follows an API's pages (the WIT `pagination`): it sends
+    page after page and answers with one response whose body is the JSON
+    array of every page's items; its `courier-pagination` header says why
+    paging ended."""
+
+    def __init__(self, style):
+        self._wit = _t.Pagination(style=style, items_path="", limit_param=None,
+                                  page_size=None, max_pages=None)
+
+    @classmethod
+    def cursor(cls, path, param):
+        """The next cursor at `path` in each page's JSON, sent in the query
+        parameter `param`."""
+        return cls(_t.PageStyle_Cursor(_t.CursorPages(path=path, param=param)))
+
+    @classmethod
+    def page(cls, param):
+        """Numbered pages from 1, sent in the query parameter `param`."""
+        return cls(_t.PageStyle_Page(param))
+
+    @classmethod
+    def offset(cls, param):
+        """Item offsets from 0, sent in the query parameter `param`."""
+        return cls(_t.PageStyle_Offset(param))
+
+    @classmethod
+    def link(cls):
+        """The `Link` response header's `rel="next"` URL."""
+        return cls(_t.PageStyle_Link())
+
+    def items(self, path):
+        """The path to the items array in each page's JSON (`data`, `result.items`)."""
+        self._wit.items_path = path
+        return self
+
+    def page_size(self, param, size):
+        """Sends `size` in the query parameter `param` (`limit`, `per_page`);
+        with numbered pages and offsets a shorter page is the last (`param`
+        None: the size only ends paging, it is not sent)."""
+        self._wit.limit_param, self._wit.page_size = param, size
+        return self
+
+    def max_pages(self, pages):
+        """At most `pages` pages (the host's own cap applies as well)."""
+        self._wit.max_pages = pages
+        return self
+
 
 class Request:
     """An outbound request, built step by step and sent by the host, which
@@ -136,6 +267,18 @@ class Request:
     @classmethod
     def post(cls, url):
         return cls("POST", url)
+
+    @classmethod
+    def put(cls, url):
+        return cls("PUT", url)
+
+    @classmethod
+    def patch(cls, url):
+        return cls("PATCH", url)
+
+    @classmethod
+    def delete(cls, url):
+        return cls("DELETE", url)
 
     def query(self, name, value):
         self._wit.query.append((name, str(value)))
@@ -167,6 +310,18 @@ class Request:
         self._wit.body = _t.Body_Bytes(_t.RawBody(content_type, bytes(data)))
         return self
 
+    def multipart(self, parts):
+        """A `multipart/form-data` body of `FormPart`s."""
+        self._wit.body = _t.Body_Multipart([p._wit for p in parts])
+        return self
+
+    def graphql(self, query, variables=None, operation_name=None):
+        """A GraphQL operation, sent as a JSON POST body; `variables` must be
+        a JSON object (a dict)."""
+        variables = None if variables is None else _compact(variables)
+        self._wit.body = _t.Body_Graphql(_t.GraphqlRequest(query, variables, operation_name))
+        return self
+
     def connection(self, name):
         """Send on the plugin's connection `name` (base URL, credentials)."""
         self._wit.connection = name
@@ -182,6 +337,34 @@ class Request:
         self._wit.follow_redirects = bool(follow)
         return self
 
+    def retry(self, policy):
+        """Retries on failure as the `RetryPolicy` says; the host waits as the
+        upstream's `Retry-After` or rate-limit headers say, else with
+        jittered exponential backoff, never past the step deadline."""
+        self._wit.retry = policy._wit
+        return self
+
+    def idempotency_key(self, key):
+        """Sent as `Idempotency-Key`, the same on every attempt; makes a POST
+        or PATCH retryable after its bytes may have reached the server."""
+        self._wit.idempotency_key = key
+        return self
+
+    def generated_idempotency_key(self):
+        """Sends a fresh key from the host (`new_idempotency_key`)."""
+        return self.idempotency_key(new_idempotency_key())
+
+    def paginate(self, pagination):
+        """Follows the API's pages as the `Pagination` says."""
+        self._wit.pagination = pagination._wit
+        return self
+
+    def cache(self, seconds):
+        """Lets the host answer this GET or HEAD from its response cache for
+        up to `seconds`."""
+        self._wit.cache_ttl_ms = _millis(seconds)
+        return self
+
     def send(self):
         """Sends through the host; raises `SendFailed` when it cannot. A
         non-2xx status is a `Response`, not an error."""
@@ -189,6 +372,20 @@ class Request:
             return Response(_outbound.send(self._wit))
         except Err as e:
             raise SendFailed(e.value) from None
+
+
+def send_all(requests):
+    """Sends the `Request`s concurrently (within the step's limit) and returns
+    one result per request, in order: a `Response`, or the `SendFailed` (not
+    raised) for a request the host could not send. One failure does not
+    cancel the others."""
+    return [Response(r.value) if isinstance(r, Ok) else SendFailed(r.value)
+            for r in _outbound.send_all([r._wit for r in requests])]
+
+
+def new_idempotency_key():
+    """A fresh idempotency key from the host: a random version 4 UUID."""
+    return _outbound.new_idempotency_key()
 
 
 def bound_connections():
@@ -235,6 +432,11 @@ class Connection:
         self._wit.auth = scheme
         return self
 
+    def verify_call(self, call):
+        """The data call that checks the connection works."""
+        self._wit.verify_call = call
+        return self
+
 
 class Call:
     """A call the plugin offers: a handler taking the parsed input and
@@ -250,8 +452,8 @@ class Call:
 
     @classmethod
     def data(cls, name, handler, input_schema=True, output_schema=True):
-        """A call that reads (retried freely)."""
-        return cls(name, handler, _t.CallKind.DATA, input_schema, output_schema)
+        """A call that reads (idempotent unless said otherwise)."""
+        return cls(name, handler, _t.CallKind.DATA, input_schema, output_schema).idempotent()
 
     @classmethod
     def action(cls, name, handler, input_schema=True, output_schema=True):

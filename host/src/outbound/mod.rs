@@ -56,6 +56,7 @@ use crate::exchange::{Method, Request, Response, SendError, TimeoutPhase};
 use crate::limits::{ClientSettings, Limits};
 use crate::manifest::Manifest;
 use crate::secret::Secret;
+use crate::stop::Stop;
 use courier_egress::head::{self, HostLists, Refusal};
 use courier_egress::{AllowedHost, NetworkPolicy};
 
@@ -106,6 +107,8 @@ pub(crate) struct StepOutbound<'a> {
     pub(crate) scrubber: &'a Scrubber,
     pub(crate) limits: &'a Limits,
     pub(crate) deadline: tokio::time::Instant,
+    /// The embedder's stop: a request in flight ends as at the deadline.
+    pub(crate) stop: &'a Stop,
     pub(crate) traffic: &'a StepTraffic,
     /// Whether the step's call is declared idempotent: then a PUT or DELETE
     /// may be replayed after its bytes may have reached the server.
@@ -140,7 +143,7 @@ impl StepTraffic {
 }
 
 /// One outbound request as the step result reports it (secrets scrubbed).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RequestRecord {
     /// The method sent.
     pub method: String,
@@ -206,14 +209,7 @@ impl RequestRecord {
                 .map(|e| step.scrubber.text(e.to_string())),
             insecure,
             attempt: 1,
-            retry_reason: None,
-            idempotency_key: None,
-            retry_after_ms: None,
-            page: None,
-            pagination: None,
-            cache: None,
-            rate_wait_ms: None,
-            token_request: false,
+            ..Self::default()
         }
     }
 
@@ -573,9 +569,10 @@ impl Sender {
                     redactor: step.scrubber.redactor(),
                 };
                 let exchange = self.exchange(outgoing, p.connection, step.limits);
-                let outcome = match timeout_at(deadline, exchange).await {
-                    Ok(r) => r,
-                    Err(_) => Err(SendError::Timeout(phase)),
+                let outcome = tokio::select! {
+                    biased;
+                    r = timeout_at(deadline, exchange) => r.unwrap_or(Err(SendError::Timeout(phase))),
+                    () = step.stop.stopped() => Err(SendError::Timeout(TimeoutPhase::StepDeadline)),
                 };
                 records.push(RequestRecord::of(
                     step, p.method, &p.url, started, &outcome, insecure,

@@ -239,6 +239,7 @@ impl World {
         request: Request,
     ) -> (Result<Response, SendError>, Vec<RequestRecord>) {
         let traffic = StepTraffic::default();
+        let stop = crate::stop::Stop::never();
         let step = StepOutbound {
             tenant: "t",
             manifest: &self.manifest,
@@ -249,6 +250,7 @@ impl World {
             scrubber: &self.scrubber,
             limits: &self.limits,
             deadline: tokio::time::Instant::now() + self.limits.step_deadline,
+            stop: &stop,
             traffic: &traffic,
             call_idempotent: self.call_idempotent,
         };

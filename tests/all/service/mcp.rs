@@ -15,6 +15,16 @@ struct Session {
 /// Runs the MCP client against `tenant`'s endpoint with `token`, calling
 /// each `(tool, arguments)` in one session.
 async fn mcp(s: &Service, tenant: &str, token: &str, calls: &[(&str, Value)]) -> Session {
+    let calls: Vec<Value> = calls
+        .iter()
+        .map(|(tool, arguments)| json!({"tool": tool, "arguments": arguments}))
+        .collect();
+    mcp_calls(s, tenant, token, &calls).await
+}
+
+/// Runs the MCP client with these calls (`scripts/mcp_client.py`'s
+/// `CALL_JSON`: tool, arguments, meta).
+async fn mcp_calls(s: &Service, tenant: &str, token: &str, calls: &[Value]) -> Session {
     let python = target_dir().join("mcp-venv/bin/python");
     assert!(
         python.exists(),
@@ -26,8 +36,8 @@ async fn mcp(s: &Service, tenant: &str, token: &str, calls: &[(&str, Value)]) ->
     cmd.arg(script)
         .arg(format!("{}/v1/tenants/{tenant}/mcp", s.base))
         .arg(token);
-    for (tool, arguments) in calls {
-        cmd.arg(tool).arg(arguments.to_string());
+    for call in calls {
+        cmd.arg(call.to_string());
     }
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -300,4 +310,102 @@ async fn mcp_refuses_wrong_tokens_and_offers_only_the_tenants_plugins_and_connec
     assert_eq!(history.body["steps"].as_array().unwrap().len(), 1);
     let history = s.get("/v1/tenants/acme/steps", &acme).await;
     assert_eq!(history.body["steps"], json!([]));
+}
+
+#[tokio::test]
+async fn an_mcp_call_with_an_idempotency_key_runs_once() {
+    let (upstream, count) = counting_upstream().await;
+    let s = Service::start("");
+    let t = s.tenant("acme").await;
+    s.connection("acme", &t, "crm", &upstream.url("")).await;
+    let call = |url: &str, key: Option<&str>| {
+        let mut call = json!({"tool": "http-request__request", "arguments": {"url": url}});
+        if let Some(key) = key {
+            call["meta"] = json!({"courier/idempotency-key": key});
+        }
+        call
+    };
+    let session = mcp_calls(
+        &s,
+        "acme",
+        &t,
+        &[
+            call("/once", Some("k-1")),
+            call("/once", Some("k-1")),
+            call("/other", Some("k-1")),
+            call("/once", None),
+        ],
+    )
+    .await;
+    assert!(session.ok, "{}", session.report);
+    let calls = session.report["calls"].as_array().unwrap();
+    let (first, repeat, changed, unkeyed) = (&calls[0], &calls[1], &calls[2], &calls[3]);
+    assert_eq!(
+        first["structuredContent"]["output"]["body"]["n"], 1,
+        "{first}"
+    );
+    assert!(
+        first["_meta"].get("courier/idempotent-replayed").is_none(),
+        "{first}"
+    );
+    // The repeat gets the first result, marked, and runs nothing.
+    assert_eq!(repeat["structuredContent"], first["structuredContent"]);
+    assert_eq!(
+        repeat["_meta"]["courier/step-id"],
+        first["_meta"]["courier/step-id"]
+    );
+    assert_eq!(
+        repeat["_meta"]["courier/idempotent-replayed"], true,
+        "{repeat}"
+    );
+    // The key with other arguments is refused; without a key it runs again.
+    assert_eq!(changed["isError"], true, "{changed}");
+    assert!(
+        changed["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("different request"),
+        "{changed}"
+    );
+    assert_eq!(
+        unkeyed["structuredContent"]["output"]["body"]["n"], 2,
+        "{unkeyed}"
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    let history = s.get("/v1/tenants/acme/steps", &t).await;
+    assert_eq!(
+        history.body["steps"].as_array().unwrap().len(),
+        2,
+        "{}",
+        history.text
+    );
+
+    // The key is the API's too: POST …/steps with it replays the MCP call.
+    let api = s
+        .send(
+            Method::POST,
+            "/v1/tenants/acme/steps",
+            Some(&t),
+            Some(&json!({"plugin": "http-request", "call": "request",
+                         "input": {"url": "/once"}, "connections": ["crm"]})),
+            &[("idempotency-key", "k-1")],
+        )
+        .await;
+    assert_eq!(api.status, StatusCode::OK, "{}", api.text);
+    assert_eq!(api.headers["idempotent-replayed"], "true");
+    assert_eq!(api.body, first["structuredContent"]);
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+
+    // A key that is none is refused before anything runs.
+    let bad = mcp_calls(&s, "acme", &t, &[call("/once", Some(""))]).await;
+    assert!(!bad.ok, "{}", bad.report);
+    assert!(
+        bad.report["error"]
+            .as_str()
+            .unwrap()
+            .contains("idempotency-key"),
+        "{}",
+        bad.report
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 2);
 }

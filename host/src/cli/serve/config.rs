@@ -38,6 +38,10 @@ pub(crate) struct Config {
     pub(crate) max_plugin_bytes: Option<usize>,
     /// How long steps in flight may take to finish after SIGTERM [default: 30].
     pub(crate) shutdown_grace_secs: Option<u64>,
+    /// How long the service keeps accepting requests after SIGTERM, with
+    /// `/readyz` answering 503, so that a load balancer stops sending to it
+    /// first [default: 0].
+    pub(crate) shutdown_drain_secs: Option<u64>,
     /// Hosts steps may call (patterns as `courier run --allow-host`)
     /// [default: `https://*:*`, narrowed by each plugin's declaration].
     pub(crate) allow_hosts: Option<Vec<String>>,
@@ -70,6 +74,7 @@ pub(crate) struct Settings {
     pub(crate) max_body_bytes: usize,
     pub(crate) max_plugin_bytes: usize,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) shutdown_drain: Duration,
     pub(crate) allow_hosts: Vec<AllowedHost>,
     pub(crate) allow_networks: Vec<IpNet>,
     pub(crate) step_deadline: Duration,
@@ -152,6 +157,7 @@ impl Config {
             max_body_bytes: self.max_body_bytes.unwrap_or(1 << 20),
             max_plugin_bytes: self.max_plugin_bytes.unwrap_or(64 << 20),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.unwrap_or(30)),
+            shutdown_drain: Duration::from_secs(self.shutdown_drain_secs.unwrap_or(0)),
             allow_hosts,
             allow_networks,
             step_deadline: Duration::from_secs_f64(deadline),

@@ -20,6 +20,12 @@
 //!   `structuredContent` and, as JSON, the text content, its step id in
 //!   `_meta["courier/step-id"]`; `isError` unless the outcome is `success`.
 //!   The result is the scrubbed one: no secret reaches the client.
+//! - A call may carry an idempotency key in `_meta["courier/idempotency-key"]`
+//!   (1 to 255 visible ASCII characters): the key of `POST …/steps`'s
+//!   `Idempotency-Key`, in the same space of the tenant's keys, with the same
+//!   meaning. A repeat gets the first call's result (marked
+//!   `_meta["courier/idempotent-replayed"]: true`) and runs nothing; a
+//!   repeat with other arguments is refused as an error result.
 //!
 //! Stateless (no MCP session, JSON answers): every request is authenticated
 //! on its own, and any instance can answer it. Not in the OpenAPI document:
@@ -41,12 +47,15 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value};
 
-use super::api::{Checked, NewStepBody, Shared, tenant_step};
+use super::api::{Checked, NewStepBody, Shared, checked_idempotency_key, tenant_step};
 use super::auth::Caller;
 use super::problem::Problem;
 
 /// The longest tool name MCP allows.
 const MAX_TOOL_NAME: usize = 128;
+
+/// The `_meta` key of a call's idempotency key.
+const IDEMPOTENCY_KEY_META: &str = "courier/idempotency-key";
 
 /// The MCP route, behind the API's bearer check; bodies capped at `max_body_bytes`.
 pub(super) fn router(app: &Shared, max_body_bytes: usize) -> Router<Shared> {
@@ -252,6 +261,21 @@ impl ServerHandler for Tools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let tenant = tenant_of(&context)?;
+        // rmcp hands the request's `_meta` over in the context.
+        let key = context
+            .meta
+            .get(IDEMPOTENCY_KEY_META)
+            .map(|key| {
+                key.as_str()
+                    .and_then(checked_idempotency_key)
+                    .ok_or_else(|| {
+                        let why = format!(
+                            "`{IDEMPOTENCY_KEY_META}` must be 1 to 255 visible ASCII characters"
+                        );
+                        ErrorData::invalid_params(why, None)
+                    })
+            })
+            .transpose()?;
         let offered = self
             .offered(&tenant)
             .into_iter()
@@ -275,8 +299,8 @@ impl ServerHandler for Tools {
             input: Value::Object(request.arguments.unwrap_or_default()),
             connections,
         };
-        let step = match tenant_step(self.app.clone(), tenant, None, body).await {
-            Ok((step, _)) => step,
+        let (step, replayed) = match tenant_step(self.app.clone(), tenant, key, body).await {
+            Ok(answered) => answered,
             Err(problem) => {
                 let text = problem.detail().to_owned();
                 return Ok(CallToolResult::error(vec![ContentBlock::text(text)]).into());
@@ -289,6 +313,9 @@ impl ServerHandler for Tools {
         };
         let mut meta = MetaObject::new();
         meta.insert("courier/step-id".into(), Value::String(step.id));
+        if replayed {
+            meta.insert("courier/idempotent-replayed".into(), Value::Bool(true));
+        }
         result.meta = Some(meta);
         Ok(result.into())
     }

@@ -201,6 +201,33 @@ impl Metrics {
         out.push_str("# HELP courier_steps_running Steps holding a slot of the instance pool.\n");
         out.push_str("# TYPE courier_steps_running gauge\n");
         let _ = writeln!(out, "courier_steps_running {}", host.steps_running());
+        let pool = host.pool_usage();
+        let kinds = [
+            ("component_instance", pool.component_instances),
+            ("core_instance", pool.core_instances),
+            ("memory", pool.memories),
+            ("table", pool.tables),
+            ("stack", pool.stacks),
+        ];
+        let gauges = [
+            (
+                "courier_pool_slots_in_use",
+                "Slots of the instance pool allocated now, by kind.",
+                true,
+            ),
+            (
+                "courier_pool_slots",
+                "Slots of the instance pool, by kind.",
+                false,
+            ),
+        ];
+        for (name, help, in_use) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (kind, slots) in kinds {
+                let value = if in_use { slots.in_use } else { slots.capacity };
+                let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {value}");
+            }
+        }
         out
     }
 }
@@ -240,17 +267,9 @@ mod tests {
                     url: url.into(),
                     status: Some(200),
                     duration_ms: took,
-                    error: None,
-                    insecure: false,
                     attempt: 1,
-                    retry_reason: None,
-                    idempotency_key: None,
-                    retry_after_ms: None,
-                    page: None,
-                    pagination: None,
-                    cache: None,
-                    rate_wait_ms: None,
                     token_request,
+                    ..RequestRecord::default()
                 })
                 .collect(),
             logs: vec![],

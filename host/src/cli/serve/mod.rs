@@ -131,11 +131,19 @@ async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
 
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let drain = settings.shutdown_drain;
     let signalled = {
         let app = app.clone();
         async move {
             shutdown_signal().await;
             app.shutting_down.store(true, Ordering::SeqCst);
+            if !drain.is_zero() {
+                tracing::info!(
+                    drain_secs = drain.as_secs(),
+                    "shutting down: not ready, still accepting"
+                );
+                tokio::time::sleep(drain).await;
+            }
             tracing::info!("shutting down: no new connections, steps in flight may finish");
             let _ = stop_tx.send(true);
         }

@@ -36,7 +36,7 @@ use utoipa::ToSchema;
 use super::api::{ApiResult, Body, Checked, Shared, admin_only};
 use super::auth::Caller;
 use super::db::{Db, now_ms};
-use super::problem::Problem;
+use super::problem::{Forbidden, Problem};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS plugin_versions (
@@ -646,7 +646,8 @@ pub(crate) fn routes(max_upload: usize) -> Router<Shared> {
 /// of its name is `pending` until approved.
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins",
     request_body(content = inline(Component), content_type = "application/wasm", description = "The component's bytes"),
-    responses((status = 201, body = PluginVersion), (status = 200, body = PluginVersion)))]
+    responses((status = 201, body = PluginVersion), (status = 200, body = PluginVersion),
+        (status = 403, response = Forbidden)))]
 pub(crate) async fn upload_plugin(
     State(app): State<Shared>,
     caller: Caller,
@@ -680,7 +681,7 @@ pub(crate) async fn upload_plugin(
 
 /// Lists every installed version (admin).
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
-    responses((status = 200, body = PluginVersionList)))]
+    responses((status = 200, body = PluginVersionList), (status = 403, response = Forbidden)))]
 pub(crate) async fn list_versions(State(app): State<Shared>, caller: Caller) -> ApiResult {
     admin_only(&caller)?;
     let versions = app
@@ -700,7 +701,7 @@ pub(crate) async fn list_versions(State(app): State<Shared>, caller: Caller) -> 
 
 /// A version and its manifest (admin).
 #[utoipa::path(get, path = "/v1/plugins/{digest}", tag = "plugins",
-    responses((status = 200, body = PluginDescription)))]
+    responses((status = 200, body = PluginDescription), (status = 403, response = Forbidden)))]
 pub(crate) async fn describe_version(
     State(app): State<Shared>,
     caller: Caller,
@@ -718,7 +719,7 @@ pub(crate) async fn describe_version(
 
 /// What a version asks for beyond the current version of its name (admin).
 #[utoipa::path(get, path = "/v1/plugins/{digest}/diff", tag = "plugins",
-    responses((status = 200, body = PermissionDiff)))]
+    responses((status = 200, body = PermissionDiff), (status = 403, response = Forbidden)))]
 pub(crate) async fn version_diff(
     State(app): State<Shared>,
     caller: Caller,
@@ -741,7 +742,7 @@ pub(crate) async fn version_diff(
 /// Makes a version current (admin): steps that start from now on run it,
 /// steps already running finish on theirs.
 #[utoipa::path(post, path = "/v1/plugins/{digest}/approve", tag = "plugins",
-    responses((status = 200, body = PluginVersion)))]
+    responses((status = 200, body = PluginVersion), (status = 403, response = Forbidden)))]
 pub(crate) async fn approve_version(
     State(app): State<Shared>,
     caller: Caller,
@@ -797,7 +798,8 @@ pub(crate) async fn get_plugin(
 
 /// Enables or disables a plugin for the tenant (admin).
 #[utoipa::path(put, path = "/v1/tenants/{tenant}/plugins/{plugin}", tag = "plugins",
-    request_body = Access, responses((status = 200, body = Access)))]
+    request_body = Access,
+    responses((status = 200, body = Access), (status = 403, response = Forbidden)))]
 pub(crate) async fn set_access(
     State(app): State<Shared>,
     caller: Caller,

@@ -71,6 +71,31 @@ impl IntoResponse for Problem {
     }
 }
 
+/// 403: a tenant token on an admin endpoint. Its own type so that the
+/// operations that can answer it document it (`response = Forbidden`).
+#[derive(Debug, utoipa::ToResponse)]
+#[response(
+    description = "A tenant token on an admin endpoint",
+    content_type = "application/problem+json"
+)]
+pub(crate) struct Forbidden(Problem);
+
+impl Forbidden {
+    /// The admin's token is needed.
+    pub(crate) fn admin_only() -> Self {
+        Self(Problem::new(
+            StatusCode::FORBIDDEN,
+            "this endpoint needs the admin token",
+        ))
+    }
+}
+
+impl From<Forbidden> for Problem {
+    fn from(f: Forbidden) -> Self {
+        f.0
+    }
+}
+
 impl From<anyhow::Error> for Problem {
     fn from(e: anyhow::Error) -> Self {
         Self::internal(&e)
