@@ -51,8 +51,8 @@ pub use clock::{Clock, SystemClock};
 pub use courier_egress::{AllowedHost, PatternError};
 pub use credentials::{
     ApiKey, Auth, Basic, Bearer, ClientSecrets, ConnectionAuth, ConnectionConfig, ConnectionError,
-    Custom, Jwt, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2, PasswordSecrets,
-    RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
+    Custom, Jwt, JwtExchange, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2,
+    PasswordSecrets, RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
 };
 pub use engine::{CompileSource, PoolSlots, PoolUsage};
 pub use ipnet::IpNet;

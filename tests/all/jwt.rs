@@ -217,6 +217,16 @@ async fn a_wrong_key_is_refused_when_binding() {
             "private_key = 'not a pem'".to_owned(),
             "PKCS#8",
         ),
+        (
+            "algorithm = 'RS256'\nexchange = { kind = 'bearer' }",
+            format!("private_key = '''{RSA_KEY}'''"),
+            "`exchange` needs a `token_url`",
+        ),
+        (
+            "algorithm = 'RS256'\ntoken_url = 'https://a.test/t'\nscopes = ['x']\nexchange = { kind = 'bearer' }",
+            format!("private_key = '''{RSA_KEY}'''"),
+            "`scopes` are for the `assertion` exchange",
+        ),
     ] {
         let r = step(
             &host,

@@ -6,13 +6,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use courier_host::{
-    Clock, Host, HostBuilder, Outcome, Transport, TransportBody, TransportError, TransportRequest,
+    Host, HostBuilder, Outcome, Transport, TransportBody, TransportError, TransportRequest,
     TransportResponse,
 };
-use courier_tests::{host_with, target_dir};
+use courier_tests::{ManualClock, host_with, target_dir};
 use serde_json::json;
 
 use crate::auth::{CANARY, assert_no_leak};
@@ -85,42 +85,6 @@ impl Transport for FakeTransport {
                 .map(|v| v.to_str().unwrap().to_owned()),
         });
         Box::pin(async move { Ok(response) })
-    }
-}
-
-/// A clock that moves only when told to.
-struct ManualClock {
-    start: Instant,
-    wall_start: SystemTime,
-    elapsed: Mutex<Duration>,
-}
-
-impl ManualClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            start: Instant::now(),
-            wall_start: SystemTime::now(),
-            elapsed: Mutex::new(Duration::ZERO),
-        })
-    }
-
-    fn advance(&self, by: Duration) {
-        *self.elapsed.lock().unwrap() += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + *self.elapsed.lock().unwrap()
-    }
-
-    fn wall(&self) -> SystemTime {
-        self.wall_start + *self.elapsed.lock().unwrap()
-    }
-
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        self.advance(duration);
-        Box::pin(std::future::ready(()))
     }
 }
 

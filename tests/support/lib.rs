@@ -838,3 +838,49 @@ pub fn component_importing(name: &str) -> Vec<u8> {
     component.section(&types).section(&imports);
     component.finish()
 }
+
+/// A [`courier_host::Clock`] that moves only when told to (its `sleep` moves it).
+pub struct ManualClock {
+    start: std::time::Instant,
+    wall_start: std::time::SystemTime,
+    elapsed: Mutex<std::time::Duration>,
+}
+
+impl ManualClock {
+    /// A clock at the machine's time.
+    pub fn new() -> Arc<Self> {
+        Self::starting_at(std::time::SystemTime::now())
+    }
+
+    /// A clock whose wall time starts at `wall`.
+    pub fn starting_at(wall: std::time::SystemTime) -> Arc<Self> {
+        Arc::new(Self {
+            start: std::time::Instant::now(),
+            wall_start: wall,
+            elapsed: Mutex::new(std::time::Duration::ZERO),
+        })
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        *self.elapsed.lock().unwrap() += by;
+    }
+}
+
+impl courier_host::Clock for ManualClock {
+    fn now(&self) -> std::time::Instant {
+        self.start + *self.elapsed.lock().unwrap()
+    }
+
+    fn wall(&self) -> std::time::SystemTime {
+        self.wall_start + *self.elapsed.lock().unwrap()
+    }
+
+    fn sleep(
+        &self,
+        duration: std::time::Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        self.advance(duration);
+        Box::pin(std::future::ready(()))
+    }
+}

@@ -426,15 +426,52 @@ pub struct Jwt {
     pub algorithm: Option<JwtAlgorithm>,
     /// The claims template (a table).
     pub claims: Option<toml::Table>,
-    /// Lifetime of each signed token in seconds.
+    /// Lifetime of each signed token in seconds, counted from its `iat`.
     pub lifetime_secs: Option<u32>,
+    /// Seconds `iat` is set before the host clock's time, for an issuer
+    /// whose clock may lag (GitHub asks for 60); 0 by default.
+    pub backdate_secs: Option<u32>,
     /// Where the JWT is exchanged for an access token.
     pub token_url: Option<String>,
-    /// Scopes requested at the exchange.
+    /// How the JWT is exchanged at `token_url`: `assertion` (default) or `bearer`.
+    pub exchange: Option<JwtExchange>,
+    /// Scopes requested at an `assertion` exchange.
     pub scopes: Option<Vec<String>>,
     /// `[secrets]`.
     #[serde(default)]
     pub secrets: JwtSecrets,
+}
+
+/// How a host-signed JWT is exchanged for an access token at `token_url`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum JwtExchange {
+    /// The OAuth 2 JWT bearer grant (RFC 7523): a form POST with
+    /// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` and
+    /// `assertion=<JWT>`, answered by an OAuth 2 token response.
+    Assertion,
+    /// An empty POST authenticated with `Authorization: Bearer <JWT>`,
+    /// answered (any 2xx) by a JSON object holding the token under
+    /// `token_field` and its expiry, an RFC 3339 time, under
+    /// `expires_at_field` (GitHub's installation access tokens:
+    /// `POST /app/installations/{id}/access_tokens`). The connection's
+    /// shared headers go with it when `token_url` is one of its origins.
+    Bearer {
+        /// The answer's field holding the token (default `token`).
+        #[serde(default = "default_token_field")]
+        token_field: String,
+        /// The answer's field holding the expiry (default `expires_at`).
+        #[serde(default = "default_expires_at_field")]
+        expires_at_field: String,
+    },
+}
+
+fn default_token_field() -> String {
+    "token".into()
+}
+
+fn default_expires_at_field() -> String {
+    "expires_at".into()
 }
 
 /// `claims` (a TOML table, which may hold floats) compares equal to itself
@@ -448,11 +485,14 @@ impl Hash for Jwt {
             algorithm,
             claims: _,
             lifetime_secs,
+            backdate_secs,
             token_url,
+            exchange,
             scopes,
             secrets,
         } = self;
-        (algorithm, lifetime_secs, token_url, scopes, secrets).hash(state);
+        (algorithm, lifetime_secs, backdate_secs, token_url).hash(state);
+        (exchange, scopes, secrets).hash(state);
     }
 }
 
@@ -558,7 +598,9 @@ impl Auth {
             algorithm: Some(JwtAlgorithm::Hs256),
             claims: Some(claims),
             lifetime_secs: None,
+            backdate_secs: None,
             token_url: None,
+            exchange: None,
             scopes: None,
             secrets: JwtSecrets {
                 private_key: None,

@@ -7,12 +7,15 @@ use crate::tls::ConnectionTls;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use courier_egress::head::parse_base_url;
+use http::HeaderMap;
 use url::Url;
 
-use super::config::{Auth, Custom, Jwt, OAuth2, Secrets};
+use super::config::{Auth, Custom, Jwt, JwtExchange, OAuth2, Secrets};
 use super::jwt::JwtSigner;
 use super::scrub::{MIN_SECRET_LEN, Matcher};
-use super::tokens::{Endpoint, Grant, TokenManager, TokenSource, client_basic_pair, fingerprint};
+use super::tokens::{
+    Endpoint, Exchange, Grant, TokenManager, TokenSource, client_basic_pair, fingerprint,
+};
 use super::{Caches, ConnectionConfig, ConnectionError};
 use crate::limits::RateSettings;
 use crate::manifest::{
@@ -149,6 +152,12 @@ impl BoundConnection {
         let tls = ConnectionTls::load(&config.tls, &caches.tls).map_err(|e| fail(e.to_string()))?;
         let http2 = config.tls.http2;
         let auth = config.auth.resolve(spec.auth.kind()).map_err(fail)?;
+        let mut shared_headers = spec.shared_headers.clone();
+        for (k, v) in &config.shared_headers {
+            http::HeaderName::try_from(k.as_str())
+                .map_err(|_| fail(format!("shared header name `{k}` is invalid")))?;
+            shared_headers.push((k.clone(), v.clone()));
+        }
         let mut scrub = Vec::new();
         let declared = &spec.auth;
         let token_grant = match &auth {
@@ -188,7 +197,12 @@ impl BoundConnection {
                     &s.client_secret,
                 ))
             }
-            Auth::Jwt(jwt) => Some(jwt_grant(declared, jwt, caches)),
+            Auth::Jwt(jwt) => Some(jwt_grant(
+                declared,
+                jwt,
+                caches,
+                (&origins, &shared_headers),
+            )),
             _ => None,
         };
         let credential = match token_grant.transpose().map_err(fail)? {
@@ -223,12 +237,6 @@ impl BoundConnection {
             return Err(fail(
                 "credentials need a `base_url` whose origin may receive them".into(),
             ));
-        }
-        let mut shared_headers = spec.shared_headers.clone();
-        for (k, v) in config.shared_headers {
-            http::HeaderName::try_from(k.as_str())
-                .map_err(|_| fail(format!("shared header name `{k}` is invalid")))?;
-            shared_headers.push((k, v));
         }
         let mut shared_query = spec.shared_query.clone();
         shared_query.extend(config.shared_query);
@@ -452,6 +460,7 @@ fn oauth2_grant<S>(
     }
     let endpoint = Endpoint {
         token_url: parse_token_url(&token_url)?,
+        exchange: Exchange::OAuth2,
         scopes: operator.scopes.clone().unwrap_or(plugin.scopes),
         audience: operator.audience.clone().or(plugin.audience),
         client_auth: operator.client_auth.unwrap_or(plugin.client_auth),
@@ -462,12 +471,15 @@ fn oauth2_grant<S>(
 }
 
 /// The host-signed JWT: algorithm, claims and lifetime from the operator or
-/// the plugin; exchanged at `token_url` when there is one. The signing key
-/// comes from the host's `caches`.
+/// the plugin; exchanged at `token_url` when there is one, as the operator's
+/// `exchange` says. The signing key comes from the host's `caches`. A bearer
+/// exchange carries the connection's shared headers when `token_url` is one
+/// of its `origins`.
 fn jwt_grant(
     declared: &AuthScheme,
     operator: &Jwt,
     caches: &Caches,
+    (origins, shared_headers): (&[url::Origin], &[(String, String)]),
 ) -> Result<(Grant, Option<Endpoint>), String> {
     let plugin = match declared {
         AuthScheme::Jwt(j) => Some(j),
@@ -498,21 +510,45 @@ fn jwt_grant(
         operator.secrets.private_key.as_ref(),
         claims,
         lifetime,
+        operator.backdate_secs.unwrap_or(0),
     )?;
-    let endpoint = match operator
+    let token_url = operator
         .token_url
         .clone()
-        .or(plugin.and_then(|j| j.token_url.clone()))
-    {
-        Some(url) => Some(Endpoint {
-            token_url: parse_token_url(&url)?,
-            scopes: operator.scopes.clone().unwrap_or_default(),
-            audience: None,
-            client_auth: ClientAuth::Body,
-            client_id: None,
-            client_secret: None,
-        }),
-        None => {
+        .or(plugin.and_then(|j| j.token_url.clone()));
+    let endpoint = match (token_url, &operator.exchange) {
+        (Some(url), exchange) => {
+            let token_url = parse_token_url(&url)?;
+            let exchange = match exchange {
+                None | Some(JwtExchange::Assertion) => Exchange::OAuth2,
+                Some(JwtExchange::Bearer { .. }) if operator.scopes.is_some() => {
+                    return Err("`scopes` are for the `assertion` exchange".into());
+                }
+                Some(JwtExchange::Bearer {
+                    token_field,
+                    expires_at_field,
+                }) => Exchange::JwtBearer {
+                    token_field: token_field.clone(),
+                    expires_at_field: expires_at_field.clone(),
+                    headers: if origins.contains(&token_url.origin()) {
+                        header_map(shared_headers)?
+                    } else {
+                        HeaderMap::new()
+                    },
+                },
+            };
+            Some(Endpoint {
+                token_url,
+                exchange,
+                scopes: operator.scopes.clone().unwrap_or_default(),
+                audience: None,
+                client_auth: ClientAuth::Body,
+                client_id: None,
+                client_secret: None,
+            })
+        }
+        (None, Some(_)) => return Err("`exchange` needs a `token_url`".into()),
+        (None, None) => {
             if operator.scopes.is_some() {
                 return Err("`scopes` needs a `token_url` to exchange the JWT at".into());
             }
@@ -520,6 +556,20 @@ fn jwt_grant(
         }
     };
     Ok((Grant::Jwt(Box::new(signer)), endpoint))
+}
+
+/// Headers as a request carries them.
+fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let name = http::HeaderName::try_from(name.as_str())
+                .map_err(|_| format!("shared header name `{name}` is invalid"))?;
+            let value = http::HeaderValue::try_from(value.as_str())
+                .map_err(|_| format!("shared header `{name}` has an invalid value"))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 /// Lifetime of a host-signed JWT when neither the plugin nor the operator sets one.

@@ -29,21 +29,24 @@ pub(crate) enum SigningKey {
 
 impl SigningKey {
     /// Parses the key `secret` holds for `algorithm`: the HMAC key itself, or
-    /// a PKCS#8 PEM private key.
+    /// a PKCS#8 PEM private key (for RS256 also a PKCS#1 one, `BEGIN RSA
+    /// PRIVATE KEY`, the form GitHub hands out an app's key in).
     fn new(algorithm: JwtAlgorithm, secret: &Secret) -> Result<Self, String> {
         Ok(match algorithm {
             JwtAlgorithm::Hs256 => Self::Hmac(ring::hmac::Key::new(
                 ring::hmac::HMAC_SHA256,
                 secret.expose().as_bytes(),
             )),
-            JwtAlgorithm::Rs256 => Self::Rsa(
-                RsaKeyPair::from_pkcs8(&pkcs8_der(secret)?)
+            JwtAlgorithm::Rs256 => Self::Rsa(match pem_der(secret, PKCS1_LABEL) {
+                Ok(der) => RsaKeyPair::from_der(&der)
+                    .map_err(|e| format!("`private_key` is not an RSA PKCS#1 key: {e}"))?,
+                Err(_) => RsaKeyPair::from_pkcs8(&pem_der(secret, PKCS8_LABEL)?)
                     .map_err(|e| format!("`private_key` is not an RSA PKCS#8 key: {e}"))?,
-            ),
+            }),
             JwtAlgorithm::Es256 => Self::Ecdsa(
                 EcdsaKeyPair::from_pkcs8(
                     &ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &pkcs8_der(secret)?,
+                    &pem_der(secret, PKCS8_LABEL)?,
                     &SystemRandom::new(),
                 )
                 .map_err(|e| format!("`private_key` is not a P-256 PKCS#8 key: {e}"))?,
@@ -58,6 +61,7 @@ pub(crate) struct JwtSigner {
     key: Arc<SigningKey>,
     claims: Map<String, Value>,
     lifetime: Duration,
+    backdate: Duration,
 }
 
 impl std::fmt::Debug for JwtSigner {
@@ -73,7 +77,8 @@ impl JwtSigner {
     /// A signer for `algorithm` with its key (`hmac_key` for HS256, a PKCS#8
     /// PEM `private_key` for RS256/ES256; parsed once per host and key,
     /// kept in `keys` by the fingerprint of algorithm and key), the claims
-    /// template (a JSON object) and the lifetime of each token.
+    /// template (a JSON object), the lifetime of each token and how far its
+    /// `iat` is set back from the clock's time.
     pub(crate) fn new(
         keys: &BoundedCache<[u8; 32], Arc<SigningKey>>,
         algorithm: JwtAlgorithm,
@@ -81,6 +86,7 @@ impl JwtSigner {
         private_key: Option<&Secret>,
         claims: Map<String, Value>,
         lifetime_secs: u32,
+        backdate_secs: u32,
     ) -> Result<Self, String> {
         let secret = match (algorithm, hmac_key, private_key) {
             (JwtAlgorithm::Hs256, Some(k), None) => k,
@@ -105,12 +111,15 @@ impl JwtSigner {
             key,
             claims,
             lifetime: Duration::from_secs(lifetime_secs.into()),
+            backdate: Duration::from_secs(backdate_secs.into()),
         })
     }
 
-    /// A token signed now (`now`: the host clock's wall time, its `iat`)
-    /// and its expiry.
+    /// A token signed now (`now`: the host clock's wall time; its `iat`,
+    /// which `{now}` in the claims stands for, is set back by the backdate)
+    /// and its expiry, the lifetime after `iat`.
     pub(crate) fn sign(&self, now: SystemTime) -> Result<(Secret, SystemTime), String> {
+        let now = now.checked_sub(self.backdate).unwrap_or(UNIX_EPOCH);
         let exp = now + self.lifetime;
         let secs = |t: SystemTime| {
             t.duration_since(UNIX_EPOCH)
@@ -178,12 +187,18 @@ fn alg_name(algorithm: JwtAlgorithm) -> &'static str {
     }
 }
 
-/// The DER bytes of a `-----BEGIN PRIVATE KEY-----` (PKCS#8) PEM block.
-fn pkcs8_der(pem: &Secret) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+/// The PEM label of a PKCS#8 private key.
+const PKCS8_LABEL: &str = "PRIVATE KEY";
+
+/// The PEM label of a PKCS#1 RSA private key.
+const PKCS1_LABEL: &str = "RSA PRIVATE KEY";
+
+/// The DER bytes of a `-----BEGIN {label}-----` PEM block.
+fn pem_der(pem: &Secret, label: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
     let text = pem.expose().trim();
     let body = text
-        .strip_prefix("-----BEGIN PRIVATE KEY-----")
-        .and_then(|rest| rest.strip_suffix("-----END PRIVATE KEY-----"))
+        .strip_prefix(&format!("-----BEGIN {label}-----"))
+        .and_then(|rest| rest.strip_suffix(&format!("-----END {label}-----")))
         .ok_or("`private_key` must be a PKCS#8 PEM block (`-----BEGIN PRIVATE KEY-----`)")?;
     let b64: zeroize::Zeroizing<String> = body
         .chars()

@@ -26,8 +26,8 @@ mod tokens;
 pub(crate) use caches::Caches;
 pub use config::{
     ApiKey, Auth, Basic, Bearer, ClientSecrets, ConnectionAuth, ConnectionConfig, ConnectionError,
-    Custom, Jwt, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2, PasswordSecrets,
-    RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
+    Custom, Jwt, JwtExchange, JwtSecrets, KeySecret, NoCredential, NoSecrets, OAuth2,
+    PasswordSecrets, RefreshTokenSecrets, Secrets, TokenSecret, UntypedAuth, UserPassword,
 };
 pub(crate) use connection::{BoundConnection, ConnectionRate};
 pub(crate) use inject::Additions;
@@ -88,6 +88,57 @@ mod tests {
         let debug = format!("{bound:?}");
         assert!(!debug.contains("s3cr3t-value"), "{debug}");
         assert!(debug.contains("redacted"));
+    }
+
+    /// `exchange` is a table typed by its `kind`; a bearer exchange takes the
+    /// connection's shared headers only to one of the connection's origins.
+    #[test]
+    fn a_jwt_exchange_is_typed_and_gets_shared_headers_on_its_origins_only() {
+        let file = |token_url: &str, exchange: &str| {
+            format!(
+                "connection='default'\nauth='jwt'\nalgorithm='HS256'\nbase_url='https://a.test'\n\
+                 token_url='{token_url}'\nexchange={exchange}\n[shared_headers]\nX-Api-Version='7'\n\
+                 [secrets]\nhmac_key='hmac-key-value'"
+            )
+        };
+        let exchange_of = |token_url: &str, exchange: &str| {
+            let bound = bind(AuthScheme::OperatorDefined, &file(token_url, exchange))?;
+            let connection::Credential::Token(source) = bound.credential else {
+                panic!("a JWT is a token credential")
+            };
+            Ok::<_, ConnectionError>(source.endpoint.expect("a token endpoint").exchange)
+        };
+        let same = "https://a.test/app/installations/1/access_tokens";
+        match exchange_of(same, "{ kind = 'bearer', token_field = 'access' }").unwrap() {
+            tokens::Exchange::JwtBearer {
+                token_field,
+                expires_at_field,
+                headers,
+            } => {
+                assert_eq!(
+                    (token_field.as_str(), expires_at_field.as_str()),
+                    ("access", "expires_at")
+                );
+                assert_eq!(headers.get("x-api-version").unwrap(), "7");
+            }
+            other => panic!("{other:?}"),
+        }
+        match exchange_of("https://auth.test/token", "{ kind = 'bearer' }").unwrap() {
+            tokens::Exchange::JwtBearer { headers, .. } => assert!(headers.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            exchange_of(same, "{ kind = 'assertion' }").unwrap(),
+            tokens::Exchange::OAuth2
+        ));
+        for (exchange, named) in [
+            ("'bearer'", "invalid type: string \"bearer\""),
+            ("{ kind = 'bearer', field = 'x' }", "`field` does not apply"),
+            ("{ kind = 'form' }", "unknown variant `form`"),
+        ] {
+            let err = exchange_of(same, exchange).unwrap_err().to_string();
+            assert!(err.contains(named), "{exchange}: {err}");
+        }
     }
 
     #[test]

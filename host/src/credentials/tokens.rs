@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -20,6 +20,8 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use url::Url;
 
 use super::Scrubber;
@@ -90,11 +92,29 @@ pub(crate) enum Grant {
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     pub(super) token_url: Url,
+    pub(super) exchange: Exchange,
     pub(super) scopes: Vec<String>,
     pub(super) audience: Option<String>,
     pub(super) client_auth: ClientAuth,
     pub(super) client_id: Option<Secret>,
     pub(super) client_secret: Option<Secret>,
+}
+
+/// How a token endpoint is asked for a token and answers.
+#[derive(Debug)]
+pub(crate) enum Exchange {
+    /// An OAuth 2 token request: a form POST of the grant, answered by an
+    /// OAuth 2 token response (RFC 6749 §5).
+    OAuth2,
+    /// A host-signed JWT as the bearer of an empty POST, answered by a JSON
+    /// object with the token and its RFC 3339 expiry under these fields
+    /// (`config::JwtExchange::Bearer`); `headers` are the connection's
+    /// shared headers when the endpoint is one of its origins.
+    JwtBearer {
+        token_field: String,
+        expires_at_field: String,
+        headers: HeaderMap,
+    },
 }
 
 /// How a connection obtains its access tokens: the grant, the token endpoint
@@ -308,22 +328,25 @@ struct TokenResponse {
     refresh_token: Option<Secret>,
 }
 
-/// A token endpoint's error answer (RFC 6749 §5.2); only the code is kept.
+/// A token endpoint's error answer: the OAuth 2 code (RFC 6749 §5.2) or,
+/// from other endpoints such as GitHub's, the `message`; only it is kept.
 #[derive(Deserialize)]
 struct TokenErrorResponse {
+    #[serde(alias = "message")]
     error: String,
 }
 
-/// A token request for the outbound pipeline to make: a form POST to the
-/// token endpoint. The form and the headers carry the client's secrets
-/// (hence no `Debug`).
+/// A token request for the outbound pipeline to make: a POST to the token
+/// endpoint. The body and the headers carry the client's secrets (hence no
+/// `Debug`).
 pub(crate) struct TokenRequest {
     /// The token endpoint.
     pub(crate) url: Url,
-    /// The client's authentication (HTTP Basic), if it is not in the form.
+    /// The body's content type and the client's authentication (HTTP Basic,
+    /// or the JWT as a bearer), if it is not in the body.
     pub(crate) headers: HeaderMap,
-    /// The form-encoded body: the grant and its parameters.
-    pub(crate) form: Bytes,
+    /// The body: the form-encoded grant and its parameters, or nothing.
+    pub(crate) body: Bytes,
 }
 
 /// What a connection needs before a request can carry its access token.
@@ -394,22 +417,20 @@ impl TokenSource {
                     })
                     .map_err(|m| (fail(m), false))
             }
-            (_, Some(endpoint)) => match self.token_form(endpoint, state.refresh_token.as_ref()) {
-                Ok((headers, form)) => {
-                    let request = Box::new(TokenRequest {
-                        url: endpoint.token_url.clone(),
-                        headers,
-                        form,
-                    });
-                    let pending = PendingToken {
-                        source: self,
-                        connection,
-                        state,
-                    };
-                    return Ok(TokenTurn::Request(request, pending));
+            (_, Some(endpoint)) => {
+                match self.token_request(endpoint, state.refresh_token.as_ref(), scrubber) {
+                    Ok(request) => {
+                        let request = Box::new(request);
+                        let pending = PendingToken {
+                            source: self,
+                            connection,
+                            state,
+                        };
+                        return Ok(TokenTurn::Request(request, pending));
+                    }
+                    Err(m) => Err((fail(m), true)),
                 }
-                Err(m) => Err((fail(m), true)),
-            },
+            }
             (_, None) => Err((
                 SendError::Credential(format!("connection `{connection}` has no token endpoint")),
                 false,
@@ -433,11 +454,42 @@ impl TokenSource {
         }
     }
 
-    /// The token request's client authentication header and form body.
+    /// The token request: a form POST of the grant for an OAuth 2
+    /// endpoint, or the JWT as the bearer of an empty POST. A JWT is taught
+    /// to `scrubber`.
+    fn token_request(
+        &self,
+        endpoint: &Endpoint,
+        refresh_token: Option<&Secret>,
+        scrubber: &Scrubber,
+    ) -> Result<TokenRequest, String> {
+        let url = endpoint.token_url.clone();
+        match (&endpoint.exchange, &self.grant) {
+            (Exchange::OAuth2, _) => {
+                let (headers, body) = self.token_form(endpoint, refresh_token, scrubber)?;
+                Ok(TokenRequest { url, headers, body })
+            }
+            (Exchange::JwtBearer { headers, .. }, Grant::Jwt(signer)) => {
+                let (jwt, _) = signer.sign(self.cell.clock.wall())?;
+                scrubber.learn(&jwt);
+                let mut headers = headers.clone();
+                headers.insert(
+                    header::AUTHORIZATION,
+                    sensitive(&format!("Bearer {}", jwt.expose())),
+                );
+                let body = Bytes::new();
+                Ok(TokenRequest { url, headers, body })
+            }
+            (Exchange::JwtBearer { .. }, _) => Err("only a JWT is exchanged as a bearer".into()),
+        }
+    }
+
+    /// The OAuth 2 token request's client authentication header and form body.
     fn token_form(
         &self,
         endpoint: &Endpoint,
         refresh_token: Option<&Secret>,
+        scrubber: &Scrubber,
     ) -> Result<(HeaderMap, Bytes), String> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         match &self.grant {
@@ -449,6 +501,7 @@ impl TokenSource {
             }
             Grant::Jwt(signer) => {
                 let (assertion, _) = signer.sign(self.cell.clock.wall())?;
+                scrubber.learn(&assertion);
                 form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
                     .append_pair("assertion", assertion.expose())
             }
@@ -464,6 +517,10 @@ impl TokenSource {
             form.append_pair("audience", audience);
         }
         let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
         match (
             &endpoint.client_id,
             &endpoint.client_secret,
@@ -472,13 +529,8 @@ impl TokenSource {
             (None, _, _) => {}
             (Some(id), Some(secret), ClientAuth::Basic) => {
                 let pair = client_basic_pair(id, secret);
-                let mut value = HeaderValue::try_from(format!(
-                    "Basic {}",
-                    STANDARD.encode(pair.expose().as_bytes())
-                ))
-                .expect("base64 is a valid header value");
-                value.set_sensitive(true);
-                headers.insert(header::AUTHORIZATION, value);
+                let basic = format!("Basic {}", STANDARD.encode(pair.expose().as_bytes()));
+                headers.insert(header::AUTHORIZATION, sensitive(&basic));
             }
             (Some(id), secret, _) => {
                 form.append_pair("client_id", id.expose());
@@ -503,7 +555,20 @@ impl PendingToken<'_> {
         outcome: Result<Response, SendError>,
         scrubber: &Scrubber,
     ) -> Result<Secret, SendError> {
-        let obtained = read_token_response(self.connection, outcome);
+        let source = self.source;
+        let obtained = match source.endpoint.as_ref().map(|e| &e.exchange) {
+            Some(Exchange::JwtBearer {
+                token_field,
+                expires_at_field,
+                ..
+            }) => read_bearer_answer(
+                self.connection,
+                outcome,
+                (token_field, expires_at_field),
+                source.cell.clock.wall(),
+            ),
+            _ => read_token_response(self.connection, outcome),
+        };
         settle(&self.source.cell, &mut self.state, obtained, scrubber).await
     }
 }
@@ -549,56 +614,132 @@ async fn settle(
     }
 }
 
-/// The token endpoint's answer read as an OAuth 2 token response. The error
-/// says whether the endpoint refused the client or grant (re-authorization
-/// needed).
+/// Why a token could not be obtained, and whether the endpoint refused the
+/// client or grant (re-authorization needed).
+type Failure = (SendError, bool);
+
+/// The token endpoint's answer read as an OAuth 2 token response.
 fn read_token_response(
     connection: &str,
     outcome: Result<Response, SendError>,
-) -> Result<TokenResponse, (SendError, bool)> {
-    let fail = |m: String| SendError::Credential(format!("connection `{connection}`: {m}"));
-    let response = outcome.map_err(|e| match e {
-        // The step's own limit, not a credential problem.
-        SendError::Limit(_) => (e, false),
-        e => (fail(format!("token request failed: {e}")), false),
-    })?;
-    if !(200..300).contains(&response.status) {
-        let code = serde_json::from_slice::<TokenErrorResponse>(&response.body)
-            .map(|e| e.error.chars().take(64).collect::<String>())
-            .unwrap_or_else(|_| "no OAuth error code".into());
-        let refused = matches!(response.status, 400 | 401);
-        return Err((
-            fail(format!(
-                "the token endpoint answered {} ({code})",
-                response.status
-            )),
-            refused,
-        ));
-    }
-    let answer: TokenResponse = serde_json::from_slice(&response.body).map_err(|_| {
-        (
-            fail("the token endpoint's answer is not an OAuth 2 token response".into()),
-            false,
-        )
-    })?;
+) -> Result<TokenResponse, Failure> {
+    let fail = |m: String| (credential_error(connection, m), false);
+    let response = successful(connection, outcome, &[400, 401])?;
+    let answer: TokenResponse = serde_json::from_slice(&response.body)
+        .map_err(|_| fail("the token endpoint's answer is not an OAuth 2 token response".into()))?;
     if answer
         .token_type
         .as_deref()
         .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
     {
-        return Err((
-            fail("the token endpoint issued a token type other than bearer".into()),
-            false,
+        return Err(fail(
+            "the token endpoint issued a token type other than bearer".into(),
         ));
     }
+    long_enough(connection, answer)
+}
+
+/// The answer to a JWT bearer exchange: a JSON object with the token under
+/// `fields.0` and its RFC 3339 expiry under `fields.1` (without one, the
+/// token is kept until a 401), measured against `now`, the clock's wall
+/// time. 400, 401, 403 and 404 refuse the key or the installation.
+fn read_bearer_answer(
+    connection: &str,
+    outcome: Result<Response, SendError>,
+    (token_field, expires_at_field): (&str, &str),
+    now: SystemTime,
+) -> Result<TokenResponse, Failure> {
+    let fail = |m: String| (credential_error(connection, m), false);
+    let response = successful(connection, outcome, &[400, 401, 403, 404])?;
+    let answer: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&response.body)
+        .map_err(|_| fail("the token endpoint's answer is not a JSON object".into()))?;
+    let token = answer
+        .get(token_field)
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| {
+            fail(format!(
+                "the token endpoint's answer has no `{token_field}`"
+            ))
+        })?;
+    let expires_in = match answer.get(expires_at_field) {
+        None => None,
+        Some(at) => {
+            let at = at
+                .as_str()
+                .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+                .ok_or_else(|| {
+                    fail(format!(
+                        "the token endpoint's `{expires_at_field}` is not an RFC 3339 time"
+                    ))
+                })?;
+            let at = SystemTime::from(at);
+            Some(at.duration_since(now).unwrap_or_default().as_secs())
+        }
+    };
+    long_enough(
+        connection,
+        TokenResponse {
+            access_token: Secret::new(token),
+            token_type: None,
+            expires_in,
+            refresh_token: None,
+        },
+    )
+}
+
+/// The token endpoint's successful (2xx) answer. Another status is a
+/// failure, a refusal (re-authorization needed) if it is one of `refusals`.
+fn successful(
+    connection: &str,
+    outcome: Result<Response, SendError>,
+    refusals: &[u16],
+) -> Result<Response, Failure> {
+    let response = outcome.map_err(|e| match e {
+        // The step's own limit, not a credential problem.
+        SendError::Limit(_) => (e, false),
+        e => (
+            credential_error(connection, format!("token request failed: {e}")),
+            false,
+        ),
+    })?;
+    if (200..300).contains(&response.status) {
+        return Ok(response);
+    }
+    let code = serde_json::from_slice::<TokenErrorResponse>(&response.body)
+        .map(|e| e.error.chars().take(64).collect::<String>())
+        .unwrap_or_else(|_| "no error code".into());
+    let message = format!("the token endpoint answered {} ({code})", response.status);
+    Err((
+        credential_error(connection, message),
+        refusals.contains(&response.status),
+    ))
+}
+
+/// `answer`, unless a token in it is too short to scrub.
+fn long_enough(connection: &str, answer: TokenResponse) -> Result<TokenResponse, Failure> {
     let short = |t: &Secret| t.expose().chars().count() < MIN_SECRET_LEN;
     if short(&answer.access_token) || answer.refresh_token.as_ref().is_some_and(short) {
         return Err((
-            fail(format!(
-                "the token endpoint issued a token shorter than {MIN_SECRET_LEN} characters, too short to scrub safely"
-            )),
+            credential_error(
+                connection,
+                format!(
+                    "the token endpoint issued a token shorter than {MIN_SECRET_LEN} characters, too short to scrub safely"
+                ),
+            ),
             false,
         ));
     }
     Ok(answer)
+}
+
+/// A credential failure of `connection`.
+fn credential_error(connection: &str, message: String) -> SendError {
+    SendError::Credential(format!("connection `{connection}`: {message}"))
+}
+
+/// A header value that carries a secret.
+fn sensitive(value: &str) -> HeaderValue {
+    let mut value = HeaderValue::try_from(value).expect("a token is a valid header value");
+    value.set_sensitive(true);
+    value
 }

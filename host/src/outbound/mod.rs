@@ -364,7 +364,7 @@ impl Sender {
         }
     }
 
-    /// A token request (OAuth 2 token endpoint) for a connection of this
+    /// A token request (an OAuth 2 token endpoint, or a JWT exchange) for a connection of this
     /// step: the same policy checks and vetted client as every request, no
     /// redirects, bounded by the request timeout and the step deadline. Its
     /// record goes to `records`, before the request that caused it. The
@@ -378,16 +378,14 @@ impl Sender {
         let TokenRequest {
             url,
             mut headers,
-            form,
+            body,
         } = request;
         let url = &url;
         self.check_url(step, url)?;
         step.traffic.count(step.limits)?;
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers
+            .entry(header::ACCEPT)
+            .or_insert(HeaderValue::from_static("application/json"));
         let deadline = step
             .deadline
             .min(tokio::time::Instant::now() + step.limits.request_timeout);
@@ -396,7 +394,7 @@ impl Sender {
             method: Method::Post,
             url: url.clone(),
             headers,
-            body: form,
+            body,
             first_byte_timeout: step.limits.first_byte_timeout,
             route: Route::default(),
             redactor: step.scrubber.redactor(),

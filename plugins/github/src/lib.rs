@@ -1,14 +1,17 @@
 //! GitHub issues: list a repository's issues (every page through the
 //! `Link` header, <https://docs.github.com/en/rest/using-the-rest-api/using-pagination-in-the-rest-api>)
-//! and create one. The operator's connection holds a personal access token
-//! or an installation token, sent as a bearer token
-//! (<https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api>).
+//! and create one. The operator's connection chooses how the host
+//! authenticates (<https://docs.github.com/en/rest/authentication/authenticating-to-the-rest-api>):
+//! a personal access token (`auth = "bearer"`), or a GitHub App, whose
+//! RS256 JWT the host signs and exchanges for an installation access token
+//! (`auth = "jwt"` with a bearer `exchange`; the README's "GitHub App"
+//! connection file). The plugin sees neither.
 //! GitHub's `x-ratelimit-*` headers are read by the host, which holds the
 //! connection when they announce none remaining; the calls report them too.
 
 use courier_sdk::prelude::*;
 
-/// The connection the operator binds: one GitHub token.
+/// The connection the operator binds: a GitHub token or a GitHub App installation.
 const CONNECTION: &str = "github";
 
 fn plugin() -> Plugin {
@@ -16,10 +19,15 @@ fn plugin() -> Plugin {
         .description("GitHub issues")
         .connection(
             Connection::new(CONNECTION)
-                .description("A GitHub account or app installation: its token as `token`")
+                .description(
+                    "A GitHub account (`auth = \"bearer\"`, its token as `token`) or a GitHub App \
+                     installation (`auth = \"jwt\"`, the app's key as `private_key`, exchanged \
+                     for an installation token)",
+                )
                 // Its origin is allowed: `Link` headers also point at `/repositories/{id}/…`.
                 .base_url("https://api.github.com")
-                .auth(Auth::Bearer)
+                // A token or an app: the operator's connection file says which.
+                .auth(Auth::OperatorDefined)
                 // https://docs.github.com/en/rest/about-the-rest-api/api-versions
                 .shared_header("Accept", "application/vnd.github+json")
                 .shared_header("X-GitHub-Api-Version", "2022-11-28")

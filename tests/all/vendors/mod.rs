@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use courier_host::Host;
+use courier_host::{Host, HostBuilder};
 use courier_tests::{LocalTransport, Received, Reply, TestServer, host_with, target_dir};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -250,9 +250,13 @@ fn serve_in_background(handler: impl Fn(&Received) -> Reply + Send + Sync + 'sta
 
 /// A host with `plugin` loaded whose requests under `base` reach `local`.
 pub(crate) async fn host_for(plugin: &str, base: &'static str, local: SocketAddr) -> Host {
-    let builder = Host::builder()
+    host_with(vendor_builder(base, local), &[plugin]).await
+}
+
+/// A host builder whose requests under `base` reach `local`.
+pub(crate) fn vendor_builder(base: &'static str, local: SocketAddr) -> HostBuilder {
+    Host::builder()
         .cache_dir(target_dir().join("courier-test-cache"))
         .allow_host(format!("{base}/*").parse().unwrap())
-        .transport(Arc::new(LocalTransport::new(base, local)));
-    host_with(builder, &[plugin]).await
+        .transport(Arc::new(LocalTransport::new(base, local)))
 }
