@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use courier_host::Outcome;
+use courier_host::{Outcome, StepResult};
 use courier_tests::{Received, Reply, form_pairs};
 use serde_json::{Value, json};
 
@@ -166,11 +166,16 @@ fn slack(r: &Received) -> Reply {
     }
 }
 
-async fn post_message_sends_the_documented_form_and_returns_the_message_ts(plugin: &str) {
+/// Runs `call` of `plugin` once through Prism on the plugin's own connection.
+async fn on_prism(plugin: &str, call: &str, input: Value) -> StepResult {
     let host = host_for(plugin, BASE, prism().addr).await;
+    step(&host, plugin, call, input, &[&connection(plugin)]).await
+}
+
+async fn post_message_sends_the_documented_form_and_returns_the_message_ts(plugin: &str) {
     let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": "*Deployed*"}}]);
     let input = json!({"channel": "C1", "text": "Deployed v1.2", "blocks": blocks, "thread_ts": "1503435956.000001"});
-    let r = step(&host, plugin, "post_message", input, &[&connection(plugin)]).await;
+    let r = on_prism(plugin, "post_message", input).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert_eq!(
         r.output.clone().unwrap(),
@@ -194,9 +199,8 @@ async fn post_message_sends_the_documented_form_and_returns_the_message_ts(plugi
 }
 
 async fn ok_false_with_http_200_fails_the_step_naming_slacks_error(plugin: &str) {
-    let host = host_for(plugin, BASE, prism().addr).await;
     let input = json!({"channel": "C404", "text": "nobody hears this"});
-    let r = step(&host, plugin, "post_message", input, &[&connection(plugin)]).await;
+    let r = on_prism(plugin, "post_message", input).await;
     assert_eq!(r.outcome, Outcome::Error, "{r:?}");
     assert_eq!(r.requests[0].status, Some(200));
     let message = &r.error.as_ref().unwrap().message;
@@ -205,6 +209,7 @@ async fn ok_false_with_http_200_fails_the_step_naming_slacks_error(plugin: &str)
     // A token Slack refuses: the same path, Slack's `invalid_auth`.
     let wrong =
         "connection = 'slack'\nauth = 'bearer'\n[secrets]\ntoken = 'xoxb-revoked-token-000000'";
+    let host = host_for(plugin, BASE, prism().addr).await;
     let r = step(&host, plugin, "list_conversations", json!({}), &[wrong]).await;
     assert_eq!(r.outcome, Outcome::Error, "{r:?}");
     assert!(
@@ -215,16 +220,8 @@ async fn ok_false_with_http_200_fails_the_step_naming_slacks_error(plugin: &str)
 }
 
 async fn list_conversations_follows_next_cursor_through_every_page(plugin: &str) {
-    let host = host_for(plugin, BASE, prism().addr).await;
     let input = json!({"page_size": 3, "types": "public_channel,private_channel"});
-    let r = step(
-        &host,
-        plugin,
-        "list_conversations",
-        input,
-        &[&connection(plugin)],
-    )
-    .await;
+    let r = on_prism(plugin, "list_conversations", input).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     assert!(r.contract_drift.is_empty(), "{:?}", r.contract_drift);
     let output = r.output.clone().unwrap();
@@ -258,16 +255,8 @@ async fn list_conversations_follows_next_cursor_through_every_page(plugin: &str)
 }
 
 async fn list_conversations_stops_at_max_pages(plugin: &str) {
-    let host = host_for(plugin, BASE, prism().addr).await;
     let input = json!({"page_size": 2, "max_pages": 2});
-    let r = step(
-        &host,
-        plugin,
-        "list_conversations",
-        input,
-        &[&connection(plugin)],
-    )
-    .await;
+    let r = on_prism(plugin, "list_conversations", input).await;
     assert_eq!(r.outcome, Outcome::Success, "{r:?}");
     let output = r.output.unwrap();
     assert_eq!(output["conversations"].as_array().unwrap().len(), 4);
