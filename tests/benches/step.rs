@@ -88,6 +88,9 @@ fn main() {
         // `https` and `https1` run the `request` step against a local HTTPS
         // server offering HTTP/2 first, or HTTP/1.1 only.
         // `raw-post` sends the `post` kind's request with hyper alone.
+        // `COURIER_BENCH_PROFILE_PLUGIN` names the generic request plugin of
+        // the `request` and `reused` kinds: `http-request` (the default),
+        // `http-request-py` or `http-request-js`.
         // `COURIER_BENCH_PROFILE_EPOCHS=off` runs them on a host without
         // epoch interruption (G7); `COURIER_BENCH_UPSTREAM=thread` runs the
         // local server on a runtime and thread of its own instead of the
@@ -143,13 +146,15 @@ async fn profile(steps: usize, kind: &str) {
         Ok("on") | Err(_) => host_builder(),
         Ok(other) => panic!("COURIER_BENCH_PROFILE_EPOCHS: `on` or `off`, not `{other}`"),
     };
-    let host = host_with(builder, &["http-request", "misbehave"]).await;
+    let plugin = std::env::var("COURIER_BENCH_PROFILE_PLUGIN");
+    let plugin = plugin.as_deref().unwrap_or("http-request");
+    let host = host_with(builder, &[plugin, "misbehave"]).await;
     let server = profiled_upstream(TestServer::start(|_| padded_reply())).await;
     let connection = bearer_connection(&server);
     let jwt = jwt_connection(&server);
     let plain = || {
         request(
-            "http-request",
+            plugin,
             "request",
             json!({"url": server.url("/profile")}),
         )
@@ -174,7 +179,7 @@ async fn profile(steps: usize, kind: &str) {
         return;
     }
     if kind == "reused" {
-        let mut reused = bench::reused_instance(&host, "http-request").await.unwrap();
+        let mut reused = bench::reused_instance(&host, plugin).await.unwrap();
         for _ in 0..steps {
             assert_eq!(
                 bench::run_reused(&host, &mut reused, plain()).await.outcome,
