@@ -32,6 +32,7 @@ mod operator;
 mod outbound;
 mod outcome;
 mod plugin;
+mod prewarm;
 mod secret;
 mod shared;
 mod state;
@@ -70,6 +71,7 @@ pub use outbound::{
 };
 pub use outcome::{FailureKind, Outcome};
 pub use plugin::{LoadLimits, LoadReport};
+pub use prewarm::{PrewarmError, prewarm};
 pub use secret::Secret;
 pub use state::LogLine;
 pub use step::{Connection, StepConnection, StepFailure, StepRequest, StepResult};
@@ -657,6 +659,12 @@ pub mod bench {
     ) -> Result<DescribedInstance, String> {
         let plugin = host.plugin(plugin).ok_or("no such plugin")?;
         DescribedInstance::new(&plugin, &host.inner.engine, host.inner.policy.limits()).await
+    }
+
+    /// The guest instructions the SDK's warm-up call costs on a fresh
+    /// instance of a Python or JS `component` (warmed up or not).
+    pub async fn warm_up_fuel(component: &[u8]) -> Result<u64, PrewarmError> {
+        prewarm::warm_up_fuel(component).await
     }
 
     /// The scrubber for a set of secrets, to time scrubbing alone.

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use courier_host::bench;
 use courier_tests::{host_builder, plugin, target_dir};
 use serde_json::json;
 
@@ -178,4 +179,56 @@ fn a_missing_tool_or_package_index_is_named() {
         ),
         "{error}"
     );
+}
+
+/// `courier build` warms a Python or JS component up (the SDK's request and
+/// response paths run once, then the instance is snapshotted): a fresh
+/// instance of the warmed component does less on that first call than one
+/// of the same plugin built without the warm-up. Counted in guest
+/// instructions (fuel), which do not drift as time does.
+#[tokio::test]
+async fn a_warmed_up_component_does_less_on_its_first_call() {
+    let scratch = Scratch::new("cold");
+    let out = scratch.0.join("out");
+    for (source, file) in [("http-request-py", "app.py"), ("http-request-js", "app.js")] {
+        let dir = scratch.0.join(source);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(repo_plugin(source).join(file), dir.join(file)).unwrap();
+        let output = tokio::task::spawn_blocking({
+            let (dir, out) = (dir.clone(), out.clone());
+            let no = std::ffi::OsStr::new("1");
+            move || {
+                build(
+                    &target_dir().join("courier-cache"),
+                    &dir,
+                    &out,
+                    &[("COURIER_NO_WARM_UP", no)],
+                )
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "{source}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let cold = std::fs::read(out.join(format!("{source}.wasm"))).unwrap();
+        // `./dev build-plugins` built the repository's copy, warmed up.
+        let warm = std::fs::read(plugin(source)).unwrap();
+        let cold = bench::warm_up_fuel(&cold).await.unwrap();
+        let warm = bench::warm_up_fuel(&warm).await.unwrap();
+        eprintln!("{source}: first-call fuel cold {cold}, warm {warm}");
+        assert!(warm < cold, "{source}: warmed up {warm}, cold {cold}");
+    }
+}
+
+/// The warm-up is the Python and JS SDKs' call: a component that does not
+/// answer it (a Rust plugin) is refused with the reason, not snapshotted.
+#[tokio::test]
+async fn a_component_without_the_warm_up_call_is_refused() {
+    let rust = std::fs::read(plugin("http-request")).unwrap();
+    let error = courier_host::prewarm(&rust).await.unwrap_err().to_string();
+    assert!(error.contains("the warm-up call failed"), "{error}");
+    assert!(error.contains("courier:warm-up"), "{error}");
 }

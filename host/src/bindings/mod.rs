@@ -11,10 +11,16 @@
 //! - [`Invoke`]: the `invoke` export of one instance, called with host types
 //!   and answering with output text or a [`PluginError`].
 //!
+//! - [`link_warm_up`] and [`warm_up`]: the same imports answered without a
+//!   network, and the SDKs' warm-up call, for the build-time warm-up.
+//!
 //! Every conversion between WIT and host types is in `convert.rs`.
 
 mod convert;
 mod imports;
+mod warm_up;
+
+pub(crate) use warm_up::WarmUpState;
 
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, HasSelf, InstancePre, Linker, TypedFunc};
@@ -42,6 +48,35 @@ const INTEGRATION: &str = "courier:plugin/integration@0.1.0";
 /// Adds the host side of the `courier:plugin` imports (outbound, log) to `linker`.
 pub(crate) fn link(linker: &mut Linker<StepState>) -> wasmtime::Result<()> {
     generated::Plugin::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+}
+
+/// Adds the build-time imports of [`WarmUpState`] to `linker`, and WASI
+/// granting nothing.
+pub(crate) fn link_warm_up(linker: &mut Linker<WarmUpState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    generated::Plugin::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+}
+
+/// The call name the SDKs answer by exercising their request and response
+/// paths against the host (a name no manifest may declare: the host refuses
+/// a step on a call its plugin does not declare).
+pub(crate) const WARM_UP_CALL: &str = "courier:warm-up";
+
+/// Runs `describe` and the SDKs' warm-up call on `instance`: what a step
+/// runs, minus the plugin's own handler. Fails when the plugin does not
+/// answer the warm-up call (a plugin built without the Python or JS SDK).
+pub(crate) async fn warm_up(
+    store: &mut Store<WarmUpState>,
+    instance: &wasmtime::component::Instance,
+) -> wasmtime::Result<()> {
+    let plugin = generated::Plugin::new(&mut *store, instance)?;
+    let integration = plugin.courier_plugin_integration();
+    integration.call_describe(&mut *store).await?;
+    integration
+        .call_invoke(&mut *store, WARM_UP_CALL, "{}")
+        .await?
+        .map_err(|e| wasmtime::format_err!("the warm-up call failed: {e:?}"))?;
+    Ok(())
 }
 
 /// A plugin component linked and type-checked against the world (every

@@ -189,6 +189,9 @@ pub(crate) enum BuildError {
         /// The marker files found.
         markers: Vec<&'static str>,
     },
+    /// The built component failed its build-time warm-up.
+    #[error("warming up the component: {0}")]
+    Prewarm(#[source] courier_host::PrewarmError),
     /// A tool the Python or JavaScript build needs is missing or broken.
     #[error("{what} is needed to build this plugin and is missing or broken")]
     Missing {

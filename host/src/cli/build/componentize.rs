@@ -216,6 +216,9 @@ impl Job {
             let _ = fs::remove_file(&partial);
             return Err(BuildError::Componentize { tool, status });
         }
+        if std::env::var_os(NO_WARM_UP).is_none() {
+            prewarm_file(&partial)?;
+        }
         fs::rename(&partial, &component).map_err(io_error(&component))?;
         let size = fs::metadata(&component)
             .map_err(io_error(&component))?
@@ -226,6 +229,26 @@ impl Job {
             size,
         })
     }
+}
+
+/// Set (to anything), the build skips the warm-up: to compare, or to look
+/// at a component as its toolchain made it.
+const NO_WARM_UP: &str = "COURIER_NO_WARM_UP";
+
+/// Replaces the component at `path` by its warmed-up snapshot
+/// ([`courier_host::prewarm`]); removes it when that fails.
+fn prewarm_file(path: &Path) -> Result<(), BuildError> {
+    let component = fs::read(path).map_err(io_error(path))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(io_error(path))?;
+    let warmed = runtime
+        .block_on(courier_host::prewarm(&component))
+        .map_err(|e| {
+            let _ = fs::remove_file(path);
+            BuildError::Prewarm(e)
+        })?;
+    fs::write(path, warmed).map_err(io_error(path))
 }
 
 /// The newest modification time among the plugin's files (hidden entries
