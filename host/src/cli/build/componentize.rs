@@ -4,7 +4,8 @@
 //! in the `courier` binary, so an author needs nothing from the repository.
 //!
 //! A Python plugin is a directory with `app.py`, whose module-level
-//! `Integration` exports the world `plugin`; it imports `courier_sdk`. A
+//! `Integration` exports the world `plugin`; it imports `courier_sdk`. The
+//! build reads a copy of the plugin's files ([`source_files`]). A
 //! JavaScript plugin is a directory with `app.js` exporting `integration`;
 //! the build sees the plugin directory as `/`, with the SDK at
 //! `/guest-sdk/js/courier-sdk.js` (so `../../guest-sdk/js/courier-sdk.js`,
@@ -99,13 +100,16 @@ pub(super) fn build_python(
 ) -> Result<BuiltPlugin, BuildError> {
     let install = || install_componentize_py(toolchains);
     build_with(dir, out_dir, &PYTHON, install, |job, stage, python| {
+        // A copy, without `__pycache__`: componentize-py's Python trusts a
+        // cached module whose source kept its size and modification time.
+        copy_sources(&job.dir, &stage.join("app"))?;
         write_files(&stage.join("sdk"), PYTHON_SDK)?;
         let mut command = Command::new(python);
         command
             .args(["-c", RUN_COMPONENTIZE_PY, "-d"])
             .arg(stage.join("wit"))
             .args(["-w", "plugin", "componentize", "-p"])
-            .arg(&job.dir)
+            .arg(stage.join("app"))
             .arg("-p")
             .arg(stage.join("sdk"))
             .arg("app")
@@ -330,6 +334,7 @@ fn skipped(name: &str) -> bool {
 
 /// Copies the plugin's files ([`source_files`]) to `to`.
 fn copy_sources(from: &Path, to: &Path) -> Result<(), BuildError> {
+    fs::create_dir_all(to).map_err(io_error(to))?;
     for relative in source_files(from)? {
         let target = to.join(&relative);
         if let Some(parent) = target.parent() {
