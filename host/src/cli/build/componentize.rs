@@ -64,6 +64,10 @@ const JS_SDK: &[(&str, &str)] = &[(
 /// The Node script that calls componentize-js with the sandbox's settings.
 const COMPONENTIZE_JS_SCRIPT: &str = include_str!("componentize_js.mjs");
 
+/// This file, which says how the tools run (their arguments): an input of
+/// every build, so a `courier` that builds otherwise rebuilds.
+const RECIPE: &str = include_str!("componentize.rs");
+
 /// A componentizer and what `courier` gives its builds.
 struct Tool {
     /// Its package (PyPI or npm).
@@ -205,7 +209,7 @@ impl Job {
     }
 
     /// The SHA-256 (hex) of everything a build with `tool` reads: the tool
-    /// and its version (so the language), `courier`'s version, the files it
+    /// and its version (so the language), [`RECIPE`], the files `courier`
     /// embeds for the tool (WIT, SDK, script), and the plugin's files, by
     /// name and content.
     fn inputs(&self, tool: &Tool) -> Result<String, BuildError> {
@@ -216,7 +220,7 @@ impl Job {
         };
         field(tool.package.as_bytes());
         field(tool.version.as_bytes());
-        field(env!("CARGO_PKG_VERSION").as_bytes());
+        field(RECIPE.as_bytes());
         for (path, contents) in tool.embedded.iter().copied().flatten() {
             field(path.as_bytes());
             field(contents.as_bytes());
