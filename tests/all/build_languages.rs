@@ -4,10 +4,14 @@
 //! toolchains are the ones `./dev build-plugins` installed under
 //! `target/courier-cache`) and answers as the Rust `http-request` does; and
 //! a missing `python3`, `node` or `npm`, or an unreachable package index,
-//! fails the build with an error that names it.
+//! fails the build with an error that names it. Two first builds at once
+//! on an empty toolchain directory install componentize-py once; a build
+//! whose inputs are unchanged keeps the component, and one whose inputs
+//! changed (even with the old modification times) rebuilds it.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 
 use courier_host::bench;
 use courier_tests::{host_builder, plugin, target_dir};
@@ -43,18 +47,31 @@ fn repo_plugin(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `courier --cache-dir CACHE build DIR --out OUT` with extra environment.
-fn build(cache: &Path, dir: &Path, out: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Output {
-    courier()
+/// `courier --cache-dir CACHE build DIR --out OUT ARGS…` with extra
+/// environment.
+fn build_command(
+    cache: &Path,
+    dir: &Path,
+    out: &Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Command {
+    let mut command = courier();
+    command
         .arg("--cache-dir")
         .arg(cache)
         .arg("build")
         .arg(dir)
         .arg("--out")
         .arg(out)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
+        .args(args)
+        .envs(env.iter().copied());
+    command
+}
+
+/// `courier --cache-dir CACHE build DIR --out OUT` with extra environment.
+fn build(cache: &Path, dir: &Path, out: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Output {
+    build_command(cache, dir, out, &[], env).output().unwrap()
 }
 
 #[tokio::test]
@@ -231,4 +248,162 @@ async fn a_component_without_the_warm_up_call_is_refused() {
     let error = courier_host::prewarm(&rust).await.unwrap_err().to_string();
     assert!(error.contains("the warm-up call failed"), "{error}");
     assert!(error.contains("courier:warm-up"), "{error}");
+}
+
+/// Whether `haystack` holds `needle`.
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[test]
+fn concurrent_first_builds_install_the_toolchain_once() {
+    let scratch = Scratch::new("concurrent");
+    let toolchains = scratch.0.join("cache/toolchains");
+    // What an older Courier killed halfway left (no `installed` file), and
+    // what a killed install of this one leaves.
+    let older = toolchains.join("componentize-py-0.25.1");
+    let killed = toolchains.join(".componentize-py-0.25.1.partial");
+    for dir in [&older, &killed] {
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("bin/leftover"), "").unwrap();
+    }
+
+    // `python3` on PATH counts its runs (creating the venv is one of them),
+    // then runs the real one.
+    let shims = scratch.0.join("shims");
+    let runs = scratch.0.join("python3-runs");
+    std::fs::create_dir_all(&shims).unwrap();
+    let shim = shims.join("python3");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            runs.display(),
+            on_path("python3").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(shims).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+
+    let children: Vec<_> = ["one", "two"]
+        .into_iter()
+        .map(|name| {
+            let dir = scratch.0.join(name).join("http-request-py");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(
+                repo_plugin("http-request-py").join("app.py"),
+                dir.join("app.py"),
+            )
+            .unwrap();
+            let out = scratch.0.join(name).join("out");
+            let mut command = build_command(
+                &scratch.0.join("cache"),
+                &dir,
+                &out,
+                &[],
+                &[("PATH", path.as_os_str())],
+            );
+            let child = command
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, out.join("http-request-py.wasm"))
+        })
+        .collect();
+    let mut stderrs = Vec::new();
+    for (child, component) in children {
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        assert!(component.is_file(), "{stderr}");
+        stderrs.push(stderr);
+    }
+
+    let runs = std::fs::read_to_string(&runs).unwrap();
+    let venvs = runs
+        .lines()
+        .filter(|run| run.starts_with("-m venv"))
+        .count();
+    assert_eq!(venvs, 1, "python3 ran: {runs}\n{stderrs:#?}");
+    let count = |text: &str| {
+        stderrs
+            .iter()
+            .map(|stderr| stderr.matches(text).count())
+            .collect::<Vec<_>>()
+    };
+    // One installed; the other said once that it waited for it.
+    let installing = count("installing componentize-py 0.25.1");
+    let waiting = count("waiting for another courier to install componentize-py 0.25.1");
+    assert!(
+        [[1, 0], [0, 1]].contains(&[installing[0], waiting[0]])
+            && [installing[1], waiting[1]] == [installing[0], waiting[0]].map(|n| 1 - n),
+        "{stderrs:#?}"
+    );
+    assert!(older.join("bin/python3").exists());
+    assert!(!older.join("bin/leftover").exists());
+    assert!(!killed.exists());
+}
+
+#[test]
+fn a_component_is_rebuilt_exactly_when_its_inputs_change() {
+    let scratch = Scratch::new("up-to-date");
+    let cache = target_dir().join("courier-cache");
+    let dir = scratch.0.join("plugin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (source, file) in [("http-request-py", "app.py"), ("http-request-js", "app.js")] {
+        std::fs::copy(repo_plugin(source).join(file), dir.join(file)).unwrap();
+    }
+    let out = scratch.0.join("out");
+    let component = out.join("plugin.wasm");
+    let build = |lang: &str| {
+        let output = build_command(&cache, &dir, &out, &["--lang", lang], &[])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        let metadata = std::fs::metadata(&component).unwrap();
+        (stderr, metadata.ino(), std::fs::read(&component).unwrap())
+    };
+
+    let (_, first, built) = build("python");
+    assert!(holds(&built, "External API Request (Python): sends"));
+    let (stderr, kept, _) = build("python");
+    assert!(stderr.contains("plugin: up to date"), "{stderr}");
+    assert_eq!(kept, first, "the component was written again");
+
+    // An edit that keeps the file's size and modification time, as `touch
+    // -r` or a checkout can: older than the component.
+    let app = dir.join("app.py");
+    let modified = std::fs::metadata(&app).unwrap().modified().unwrap();
+    let source = std::fs::read_to_string(&app).unwrap();
+    let edited = source.replace("(Python): sends", "(PYTHON): sends");
+    assert_ne!(edited, source);
+    std::fs::write(&app, edited).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&app)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    let (stderr, rebuilt, built) = build("python");
+    assert!(
+        stderr.contains("plugin: building with componentize-py"),
+        "{stderr}"
+    );
+    assert_ne!(rebuilt, first);
+    assert!(holds(&built, "External API Request (PYTHON): sends"));
+
+    let (stderr, _, built) = build("js");
+    assert!(
+        stderr.contains("plugin: building with componentize-js"),
+        "{stderr}"
+    );
+    assert!(holds(&built, "External API Request (JavaScript): sends"));
 }

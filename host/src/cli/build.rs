@@ -31,6 +31,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use wit_component::ComponentEncoder;
 
 mod componentize;
+mod install;
 
 /// The target guests are built for: no WASI, so nothing to grant by accident.
 const TARGET: &str = "wasm32-unknown-unknown";
@@ -571,6 +572,14 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
     move |source| BuildError::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+/// Removes `dir` and what it holds, if it is there.
+fn remove_dir(dir: &Path) -> Result<(), BuildError> {
+    match fs::remove_dir_all(dir) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(io_error(dir)(error)),
+        _ => Ok(()),
     }
 }
 

@@ -116,7 +116,8 @@ enum Command {
     /// Builds a plugin into a component: a Rust crate (or a workspace of
     /// them), a Python or a JavaScript plugin directory. The Python and
     /// JavaScript toolchains are installed on first use under
-    /// `<cache dir>/toolchains`.
+    /// `<cache dir>/toolchains`; their components are kept while the
+    /// digest of their inputs is unchanged.
     Build {
         /// The plugin directory: a Rust crate or workspace (Cargo.toml), a
         /// Python plugin (app.py) or a JavaScript plugin (app.js).

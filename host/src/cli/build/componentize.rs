@@ -4,20 +4,26 @@
 //! in the `courier` binary, so an author needs nothing from the repository.
 //!
 //! A Python plugin is a directory with `app.py`, whose module-level
-//! `Integration` exports the world `plugin`; it imports `courier_sdk`. A
+//! `Integration` exports the world `plugin`; it imports `courier_sdk`. The
+//! build reads a copy of the plugin's files ([`source_files`]). A
 //! JavaScript plugin is a directory with `app.js` exporting `integration`;
 //! the build sees the plugin directory as `/`, with the SDK at
 //! `/guest-sdk/js/courier-sdk.js` (so `../../guest-sdk/js/courier-sdk.js`,
 //! the import the repository's plugins use, resolves inside and outside the
 //! repository alike).
+//!
+//! A component is kept when the digest of its inputs (see [`Job::inputs`]),
+//! stored beside it as `.<name>.wasm.inputs`, is the one its next build
+//! computes: content decides, not modification times.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::SystemTime;
 
-use super::{BuildError, BuiltPlugin, io_error};
+use sha2::{Digest, Sha256};
+
+use super::{BuildError, BuiltPlugin, install, io_error, remove_dir};
 
 /// The pinned componentize-py (PyPI).
 const COMPONENTIZE_PY: &str = "0.25.1";
@@ -25,8 +31,11 @@ const COMPONENTIZE_PY: &str = "0.25.1";
 const COMPONENTIZE_JS: &str = "0.23.0";
 /// The oldest Node.js componentize-js runs on.
 const NODE_MAJOR: u32 = 18;
-/// The file written into a toolchain's directory once it is installed.
-const INSTALLED: &str = "installed";
+/// componentize-py's entry point, run by its venv's `python3`: the venv is
+/// moved into place once installed, so the scripts pip wrote into it name a
+/// path that is gone.
+const RUN_COMPONENTIZE_PY: &str = "import sys; from componentize_py import script; \
+     sys.argv[0] = 'componentize-py'; sys.exit(script())";
 
 /// The WIT package, as the guests see it.
 const WIT: &[(&str, &str)] = &[
@@ -55,6 +64,38 @@ const JS_SDK: &[(&str, &str)] = &[(
 /// The Node script that calls componentize-js with the sandbox's settings.
 const COMPONENTIZE_JS_SCRIPT: &str = include_str!("componentize_js.mjs");
 
+/// This file, which says how the tools run (their arguments): an input of
+/// every build, so a `courier` that builds otherwise rebuilds.
+const RECIPE: &str = include_str!("componentize.rs");
+
+/// A componentizer and what `courier` gives its builds.
+struct Tool {
+    /// Its package (PyPI or npm).
+    package: &'static str,
+    /// Its pinned version.
+    version: &'static str,
+    /// The embedded files its builds read: WIT, SDK, scripts.
+    embedded: &'static [&'static [(&'static str, &'static str)]],
+}
+
+/// componentize-py, building Python plugins.
+const PYTHON: Tool = Tool {
+    package: "componentize-py",
+    version: COMPONENTIZE_PY,
+    embedded: &[WIT, PYTHON_SDK],
+};
+
+/// componentize-js, building JavaScript plugins.
+const JS: Tool = Tool {
+    package: "componentize-js",
+    version: COMPONENTIZE_JS,
+    embedded: &[
+        WIT,
+        JS_SDK,
+        &[("componentize_js.mjs", COMPONENTIZE_JS_SCRIPT)],
+    ],
+};
+
 /// Builds the Python plugin in `dir` into `<out_dir>/<dir name>.wasm`.
 pub(super) fn build_python(
     dir: &Path,
@@ -62,27 +103,24 @@ pub(super) fn build_python(
     toolchains: &Path,
 ) -> Result<BuiltPlugin, BuildError> {
     let install = || install_componentize_py(toolchains);
-    build_with(
-        dir,
-        out_dir,
-        "componentize-py",
-        install,
-        |job, stage, program| {
-            write_files(&stage.join("sdk"), PYTHON_SDK)?;
-            let mut command = Command::new(program);
-            command
-                .arg("-d")
-                .arg(stage.join("wit"))
-                .args(["-w", "plugin", "componentize", "-p"])
-                .arg(&job.dir)
-                .arg("-p")
-                .arg(stage.join("sdk"))
-                .arg("app")
-                .arg("-o")
-                .arg(job.partial());
-            Ok(command)
-        },
-    )
+    build_with(dir, out_dir, &PYTHON, install, |job, stage, python| {
+        // A copy, without `__pycache__`: componentize-py's Python trusts a
+        // cached module whose source kept its size and modification time.
+        copy_sources(&job.dir, &stage.join("app"))?;
+        write_files(&stage.join("sdk"), PYTHON_SDK)?;
+        let mut command = Command::new(python);
+        command
+            .args(["-c", RUN_COMPONENTIZE_PY, "-d"])
+            .arg(stage.join("wit"))
+            .args(["-w", "plugin", "componentize", "-p"])
+            .arg(stage.join("app"))
+            .arg("-p")
+            .arg(stage.join("sdk"))
+            .arg("app")
+            .arg("-o")
+            .arg(job.partial());
+        Ok(command)
+    })
 }
 
 /// Builds the JavaScript plugin in `dir` into `<out_dir>/<dir name>.wasm`.
@@ -92,46 +130,46 @@ pub(super) fn build_js(
     toolchains: &Path,
 ) -> Result<BuiltPlugin, BuildError> {
     let install = || install_componentize_js(toolchains);
-    build_with(
-        dir,
-        out_dir,
-        "componentize-js",
-        install,
-        |job, stage, script| {
-            copy_sources(&job.dir, stage)?;
-            write_files(stage, JS_SDK)?;
-            let mut command = Command::new("node");
-            command
-                .arg(script)
-                .arg("app.js")
-                .arg(job.partial())
-                .arg("wit")
-                .current_dir(stage);
-            Ok(command)
-        },
-    )
+    build_with(dir, out_dir, &JS, install, |job, stage, script| {
+        copy_sources(&job.dir, stage)?;
+        write_files(stage, JS_SDK)?;
+        let mut command = Command::new("node");
+        command
+            .arg(script)
+            .arg("app.js")
+            .arg(job.partial())
+            .arg("wit")
+            .current_dir(stage);
+        Ok(command)
+    })
 }
 
-/// Unless the component is up to date: installs the toolchain (`install`
-/// returns what `command` runs), writes the WIT into a scratch directory,
-/// and runs the `tool` command that `command` makes for the job and the
-/// scratch directory.
+/// Unless the component is up to date (says which on stderr): installs
+/// the toolchain (`install` returns what `command` runs), writes the WIT
+/// into a scratch directory, and runs the `tool` command that `command`
+/// makes for the job and the scratch directory.
 fn build_with<T>(
     dir: &Path,
     out_dir: &Path,
-    tool: &'static str,
+    tool: &Tool,
     install: impl FnOnce() -> Result<T, BuildError>,
     command: impl FnOnce(&Job, &Path, T) -> Result<Command, BuildError>,
 ) -> Result<BuiltPlugin, BuildError> {
     let job = Job::new(dir, out_dir)?;
-    if let Some(built) = job.up_to_date()? {
+    let inputs = job.inputs(tool)?;
+    if let Some(built) = job.up_to_date(&inputs)? {
+        eprintln!("{}: up to date (its inputs are unchanged)", job.name);
         return Ok(built);
     }
+    eprintln!(
+        "{}: building with {} {}",
+        job.name, tool.package, tool.version
+    );
     let installed = install()?;
     let stage = job.stage()?;
     write_files(&stage.join("wit"), WIT)?;
     let command = command(&job, &stage, installed)?;
-    job.finish(command, tool)
+    job.finish(command, tool.package, &inputs)
 }
 
 /// One plugin directory being built.
@@ -165,28 +203,51 @@ impl Job {
         self.out_dir.join(format!(".{}.wasm.partial", self.name))
     }
 
-    /// The component, when it is newer than every file of the plugin and
-    /// than `courier` itself (which embeds the SDK and the WIT).
-    fn up_to_date(&self) -> Result<Option<BuiltPlugin>, BuildError> {
-        let component = self.component();
-        let Ok(built) = fs::metadata(&component).and_then(|m| m.modified()) else {
-            return Ok(None);
+    /// Beside the component: the digest of the inputs it was built from.
+    fn stamp(&self) -> PathBuf {
+        self.out_dir.join(format!(".{}.wasm.inputs", self.name))
+    }
+
+    /// The SHA-256 (hex) of everything a build with `tool` reads: the tool
+    /// and its version (so the language), [`RECIPE`], whether it warms up, the files `courier`
+    /// embeds for the tool (WIT, SDK, script), and the plugin's files, by
+    /// name and content.
+    fn inputs(&self, tool: &Tool) -> Result<String, BuildError> {
+        let mut hasher = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(bytes);
         };
-        let exe = std::env::current_exe()
-            .and_then(fs::metadata)
-            .and_then(|m| m.modified())
-            .unwrap_or(SystemTime::now());
-        let newest = newest_source(&self.dir).map_err(io_error(&self.dir))?;
-        if built <= exe || newest.is_some_and(|newest| built <= newest) {
+        field(tool.package.as_bytes());
+        field(tool.version.as_bytes());
+        field(RECIPE.as_bytes());
+        field(if warms_up() { b"warm-up" } else { b"cold" });
+        for (path, contents) in tool.embedded.iter().copied().flatten() {
+            field(path.as_bytes());
+            field(contents.as_bytes());
+        }
+        for relative in source_files(&self.dir)? {
+            let path = self.dir.join(&relative);
+            field(relative.as_bytes());
+            field(&fs::read(&path).map_err(io_error(&path))?);
+        }
+        Ok(format!("{:x}", hasher.finalize()))
+    }
+
+    /// The component, when the stamp beside it says it was built from
+    /// `inputs`.
+    fn up_to_date(&self, inputs: &str) -> Result<Option<BuiltPlugin>, BuildError> {
+        if fs::read_to_string(self.stamp()).ok().as_deref() != Some(inputs) {
             return Ok(None);
         }
-        let size = fs::metadata(&component)
-            .map_err(io_error(&component))?
-            .len();
+        let component = self.component();
+        let Ok(metadata) = fs::metadata(&component) else {
+            return Ok(None);
+        };
         Ok(Some(BuiltPlugin {
             name: self.name.clone(),
             component,
-            size,
+            size: metadata.len(),
         }))
     }
 
@@ -198,9 +259,23 @@ impl Job {
         Ok(stage)
     }
 
-    /// Runs the componentizer, then moves its output into place and removes
-    /// the scratch directory.
-    fn finish(&self, mut command: Command, tool: &'static str) -> Result<BuiltPlugin, BuildError> {
+    /// Runs the componentizer, then moves its output into place, stamps it
+    /// with `inputs` and removes the scratch directory. The old stamp goes
+    /// first, so a build stopped halfway leaves no component that looks up
+    /// to date.
+    fn finish(
+        &self,
+        mut command: Command,
+        tool: &'static str,
+        inputs: &str,
+    ) -> Result<BuiltPlugin, BuildError> {
+        let stamp = self.stamp();
+        match fs::remove_file(&stamp) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => {
+                return Err(io_error(&stamp)(error));
+            }
+            _ => {}
+        }
         let status = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -216,10 +291,11 @@ impl Job {
             let _ = fs::remove_file(&partial);
             return Err(BuildError::Componentize { tool, status });
         }
-        if std::env::var_os(NO_WARM_UP).is_none() {
+        if warms_up() {
             prewarm_file(&partial)?;
         }
         fs::rename(&partial, &component).map_err(io_error(&component))?;
+        fs::write(&stamp, inputs).map_err(io_error(&stamp))?;
         let size = fs::metadata(&component)
             .map_err(io_error(&component))?
             .len();
@@ -234,6 +310,11 @@ impl Job {
 /// Set (to anything), the build skips the warm-up: to compare, or to look
 /// at a component as its toolchain made it.
 const NO_WARM_UP: &str = "COURIER_NO_WARM_UP";
+
+/// Whether this build warms its component up (part of its inputs).
+fn warms_up() -> bool {
+    std::env::var_os(NO_WARM_UP).is_none()
+}
 
 /// Replaces the component at `path` by its warmed-up snapshot
 /// ([`courier_host::prewarm`]); removes it when that fails.
@@ -251,46 +332,48 @@ fn prewarm_file(path: &Path) -> Result<(), BuildError> {
     fs::write(path, warmed).map_err(io_error(path))
 }
 
-/// The newest modification time among the plugin's files (hidden entries
-/// and `node_modules` skipped).
-fn newest_source(dir: &Path) -> io::Result<Option<SystemTime>> {
-    let mut newest = None;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if skipped(&entry.file_name()) {
-            continue;
+/// The plugin's files under `dir` as sorted relative paths (`/`-separated),
+/// without hidden entries, `node_modules` and `__pycache__`.
+fn source_files(dir: &Path) -> Result<Vec<String>, BuildError> {
+    let mut files = Vec::new();
+    let mut pending = vec![String::new()];
+    while let Some(relative) = pending.pop() {
+        let from = dir.join(&relative);
+        for entry in fs::read_dir(&from).map_err(io_error(&from))? {
+            let entry = entry.map_err(io_error(&from))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str().filter(|name| !skipped(name)) else {
+                continue;
+            };
+            let path = match relative.as_str() {
+                "" => name.to_owned(),
+                parent => format!("{parent}/{name}"),
+            };
+            if entry.path().is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
         }
-        let kind = entry.file_type()?;
-        let time = if kind.is_dir() {
-            newest_source(&entry.path())?
-        } else {
-            Some(entry.metadata()?.modified()?)
-        };
-        newest = newest.max(time);
     }
-    Ok(newest)
+    files.sort();
+    Ok(files)
 }
 
 /// Whether a plugin directory's entry stays out of the build.
-fn skipped(name: &std::ffi::OsStr) -> bool {
-    name.to_str()
-        .is_none_or(|name| name.starts_with('.') || name == "node_modules")
+fn skipped(name: &str) -> bool {
+    name.starts_with('.') || name == "node_modules" || name == "__pycache__"
 }
 
-/// Copies the plugin's files (not hidden ones, not `node_modules`) to `to`.
+/// Copies the plugin's files ([`source_files`]) to `to`.
 fn copy_sources(from: &Path, to: &Path) -> Result<(), BuildError> {
-    for entry in fs::read_dir(from).map_err(io_error(from))? {
-        let entry = entry.map_err(io_error(from))?;
-        if skipped(&entry.file_name()) {
-            continue;
+    fs::create_dir_all(to).map_err(io_error(to))?;
+    for relative in source_files(from)? {
+        let target = to.join(&relative);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(io_error(parent))?;
         }
-        let (source, target) = (entry.path(), to.join(entry.file_name()));
-        if entry.file_type().map_err(io_error(&source))?.is_dir() {
-            fs::create_dir_all(&target).map_err(io_error(&target))?;
-            copy_sources(&source, &target)?;
-        } else {
-            fs::copy(&source, &target).map_err(io_error(&target))?;
-        }
+        fs::copy(from.join(&relative), &target).map_err(io_error(&target))?;
     }
     Ok(())
 }
@@ -307,36 +390,22 @@ fn write_files(dir: &Path, files: &[(&str, &str)]) -> Result<(), BuildError> {
     Ok(())
 }
 
-fn remove_dir(dir: &Path) -> Result<(), BuildError> {
-    match fs::remove_dir_all(dir) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(io_error(dir)(error)),
-        _ => Ok(()),
-    }
-}
-
 /// componentize-py in a venv under `toolchains`, installed on first use;
-/// returns its program.
+/// returns the venv's `python3`, which runs it ([`RUN_COMPONENTIZE_PY`]).
 fn install_componentize_py(toolchains: &Path) -> Result<PathBuf, BuildError> {
-    let dir = toolchains.join(format!("componentize-py-{COMPONENTIZE_PY}"));
-    let program = dir.join("bin/componentize-py");
-    if dir.join(INSTALLED).is_file() {
-        return Ok(program);
-    }
-    remove_dir(&dir)?;
-    eprintln!(
-        "installing componentize-py {COMPONENTIZE_PY} into {}",
-        dir.display()
-    );
-    let mut venv = Command::new("python3");
-    venv.args(["-m", "venv"]).arg(&dir);
-    run(venv)
-        .map_err(|error| error.missing("python3 (3.10 or newer, with the venv module and pip)"))?;
-    let mut pip = Command::new(dir.join("bin/pip"));
-    pip.args(["install", "-q", "--disable-pip-version-check"])
-        .arg(format!("componentize-py=={COMPONENTIZE_PY}"));
-    run(pip).map_err(|error| error.install_failed("componentize-py", COMPONENTIZE_PY, "pip"))?;
-    mark_installed(&dir)?;
-    Ok(program)
+    let dir = install::installed(toolchains, PYTHON.package, COMPONENTIZE_PY, |dir| {
+        let mut venv = Command::new("python3");
+        venv.args(["-m", "venv"]).arg(dir);
+        run(venv).map_err(|error| {
+            error.missing("python3 (3.10 or newer, with the venv module and pip)")
+        })?;
+        let mut pip = Command::new(dir.join("bin/python3"));
+        pip.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .arg(format!("componentize-py=={COMPONENTIZE_PY}"));
+        run(pip).map_err(|error| error.install_failed(PYTHON.package, COMPONENTIZE_PY, "pip"))?;
+        Ok(())
+    })?;
+    Ok(dir.join("bin/python3"))
 }
 
 /// componentize-js under `toolchains`, installed with npm on first use,
@@ -344,14 +413,8 @@ fn install_componentize_py(toolchains: &Path) -> Result<PathBuf, BuildError> {
 /// is recent enough on every build.
 fn install_componentize_js(toolchains: &Path) -> Result<PathBuf, BuildError> {
     check_node()?;
-    let dir = toolchains.join(format!("componentize-js-{COMPONENTIZE_JS}"));
-    if !dir.join(INSTALLED).is_file() {
-        remove_dir(&dir)?;
-        eprintln!(
-            "installing componentize-js {COMPONENTIZE_JS} into {}",
-            dir.display()
-        );
-        write_files(&dir, &[("package.json", "{\"private\": true}\n")])?;
+    let dir = install::installed(toolchains, JS.package, COMPONENTIZE_JS, |dir| {
+        write_files(dir, &[("package.json", "{\"private\": true}\n")])?;
         let mut npm = Command::new("npm");
         npm.args([
             "install",
@@ -360,16 +423,21 @@ fn install_componentize_js(toolchains: &Path) -> Result<PathBuf, BuildError> {
             "--loglevel=error",
             "--prefix",
         ])
-        .arg(&dir)
+        .arg(dir)
         .arg(format!(
             "@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"
         ));
-        run(npm)
-            .map_err(|error| error.install_failed("componentize-js", COMPONENTIZE_JS, "npm"))?;
-        mark_installed(&dir)?;
-    }
+        run(npm).map_err(|error| error.install_failed(JS.package, COMPONENTIZE_JS, "npm"))?;
+        Ok(())
+    })?;
+    // This `courier`'s script, written through a rename: builds running at
+    // the same time read a whole script, theirs or this one.
     let script = dir.join("componentize_js.mjs");
-    write_files(&dir, &[("componentize_js.mjs", COMPONENTIZE_JS_SCRIPT)])?;
+    if fs::read_to_string(&script).ok().as_deref() != Some(COMPONENTIZE_JS_SCRIPT) {
+        let partial = dir.join(format!(".componentize_js.mjs.{}", std::process::id()));
+        fs::write(&partial, COMPONENTIZE_JS_SCRIPT).map_err(io_error(&partial))?;
+        fs::rename(&partial, &script).map_err(io_error(&script))?;
+    }
     Ok(script)
 }
 
@@ -390,10 +458,6 @@ fn check_node() -> Result<(), BuildError> {
             what: format!("{} (found {version})", wanted()),
         }),
     }
-}
-
-fn mark_installed(dir: &Path) -> Result<(), BuildError> {
-    write_files(dir, &[(INSTALLED, "")])
 }
 
 /// Why a helper program did not succeed.
