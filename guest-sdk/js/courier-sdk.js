@@ -231,7 +231,9 @@ export class Request {
     try {
       return new Response(send(this.wit));
     } catch (e) {
-      throw new SendFailed(e.payload ?? { tag: 'other', val: String(e) });
+      // componentize-js throws the result's `err` as an error with `payload`.
+      if (e?.payload === undefined) throw e;
+      throw new SendFailed(e.payload);
     }
   }
 }

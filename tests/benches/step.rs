@@ -152,13 +152,7 @@ async fn profile(steps: usize, kind: &str) {
     let server = profiled_upstream(TestServer::start(|_| padded_reply())).await;
     let connection = bearer_connection(&server);
     let jwt = jwt_connection(&server);
-    let plain = || {
-        request(
-            plugin,
-            "request",
-            json!({"url": server.url("/profile")}),
-        )
-    };
+    let plain = || request(plugin, "request", json!({"url": server.url("/profile")}));
     if kind == "raw" || kind == "raw-h2c" {
         let client = if kind == "raw" {
             raw_client()

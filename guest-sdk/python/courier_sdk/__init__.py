@@ -14,14 +14,23 @@ A plugin module builds a `Plugin` and exports it::
 The host validates each call's input against its schema before the handler
 runs; the handler gets the parsed JSON and returns a JSON-serialisable value
 or raises a `StepError`.
+
+Outside a component (under `python3 -m unittest`) the SDK imports without
+the bindings, and `courier_sdk.testing.MockHost` stands in for the host.
 """
 
 import json
 
-from componentize_py_types import Err, Ok
-from wit_world.imports import log as _log
-from wit_world.imports import outbound as _outbound
-from wit_world.imports import types as _t
+try:
+    from componentize_py_types import Err, Ok
+    from wit_world.imports import log as _log
+    from wit_world.imports import outbound as _outbound
+    from wit_world.imports import types as _t
+except ImportError:  # natively, outside a component: `courier_sdk.testing` is the host
+    from courier_sdk._standin import Err, Ok
+    from courier_sdk._standin import log as _log
+    from courier_sdk._standin import outbound as _outbound
+    from courier_sdk._standin import types as _t
 
 __all__ = [
     "Auth", "Call", "Connection", "Failed", "FormPart", "HttpError", "InvalidInput", "Jwt",
@@ -67,7 +76,7 @@ class HttpError(StepError):
 
     def to_wit(self):
         output = None if self.output is None else _compact(self.output)
-        return _t.StepError_Http(_t.HttpFailure(self.status, self.message, output))
+        return _t.StepError_Http(_t.HttpFailure(status=self.status, message=self.message, output=output))
 
 
 # How the Rust SDK writes each `send-error` case, by WIT name.
@@ -308,7 +317,7 @@ class Request:
         return self
 
     def bytes(self, content_type, data):
-        self._wit.body = _t.Body_Bytes(_t.RawBody(content_type, bytes(data)))
+        self._wit.body = _t.Body_Bytes(_t.RawBody(content_type=content_type, data=bytes(data)))
         return self
 
     def multipart(self, parts):
@@ -320,7 +329,8 @@ class Request:
         """A GraphQL operation, sent as a JSON POST body; `variables` must be
         a JSON object (a dict)."""
         variables = None if variables is None else _compact(variables)
-        self._wit.body = _t.Body_Graphql(_t.GraphqlRequest(query, variables, operation_name))
+        self._wit.body = _t.Body_Graphql(_t.GraphqlRequest(
+            query=query, variables=variables, operation_name=operation_name))
         return self
 
     def connection(self, name):
