@@ -231,7 +231,9 @@ export class Request {
     try {
       return new Response(send(this.wit));
     } catch (e) {
-      throw new SendFailed(e.payload ?? { tag: 'other', val: String(e) });
+      // componentize-js throws the result's `err` as an error with `payload`.
+      if (e?.payload === undefined) throw e;
+      throw new SendFailed(e.payload);
     }
   }
 }
@@ -254,28 +256,125 @@ export function bound() { return boundConnections(); }
 /** Writes to the step's log (trace, debug, info, warn or error). */
 export function log(level, message) { hostLog(level, message); }
 
-/** Connection authentication schemes (the operator holds the secrets). */
+/** @typedef {import('courier:plugin/types@0.1.0').AuthScheme} WitAuthScheme */
+/** @typedef {import('courier:plugin/types@0.1.0').PlacementTarget} WitPlacementTarget */
+
+/** Connection authentication schemes (the operator holds the secrets, the
+ * plugin never sees them): the constants, or a scheme from a function. */
 export const Auth = Object.freeze({
-  none: { tag: 'none' },
-  operatorDefined: { tag: 'operator-defined' },
-  bearer: { tag: 'bearer' },
-  basic: { tag: 'basic' },
+  /** @type {WitAuthScheme} */ none: { tag: 'none' },
+  /** @type {WitAuthScheme} */ operatorDefined: { tag: 'operator-defined' },
+  /** @type {WitAuthScheme} */ bearer: { tag: 'bearer' },
+  /** @type {WitAuthScheme} */ basic: { tag: 'basic' },
+  /** @type {WitAuthScheme} */ clientCertificate: { tag: 'client-certificate' },
+  /** An API key (secret `key`) in the header `name`.
+   * @param {string} name @returns {WitAuthScheme} */
+  apiKeyHeader: (name) => ({ tag: 'api-key', val: { location: 'header', name } }),
+  /** An API key (secret `key`) in the query parameter `name`.
+   * @param {string} name @returns {WitAuthScheme} */
+  apiKeyQuery: (name) => ({ tag: 'api-key', val: { location: 'query', name } }),
+  /** The operator's secrets placed by the SecretPlacements.
+   * @param {SecretPlacement[]} placements @returns {WitAuthScheme} */
+  custom: (placements) => ({ tag: 'custom', val: placements.map((p) => p.wit) }),
+  /** The OAuth 2 client credentials grant (defaults without `oauth2`).
+   * @param {OAuth2} [oauth2] @returns {WitAuthScheme} */
+  oauth2ClientCredentials: (oauth2 = new OAuth2()) => ({ tag: 'oauth2-client-credentials', val: oauth2.wit }),
+  /** The OAuth 2 refresh token grant; a rotated refresh token is stored.
+   * @param {OAuth2} [oauth2] @returns {WitAuthScheme} */
+  oauth2RefreshToken: (oauth2 = new OAuth2()) => ({ tag: 'oauth2-refresh-token', val: oauth2.wit }),
+  /** The OAuth 2 resource owner password grant.
+   * @param {OAuth2} [oauth2] @returns {WitAuthScheme} */
+  oauth2Password: (oauth2 = new OAuth2()) => ({ tag: 'oauth2-password', val: oauth2.wit }),
+  /** A JWT the host signs.
+   * @param {Jwt} jwt @returns {WitAuthScheme} */
+  jwt: (jwt) => ({ tag: 'jwt', val: jwt.wit }),
 });
+
+/** One secret the host puts into a request after the plugin built it: the
+ * operator's secret `secret` at `name`, written as `template` where
+ * `{secret}` stands for the secret (`'Token {secret}'`). */
+export class SecretPlacement {
+  /** @param {WitPlacementTarget} target @param {string} name @param {string} template @param {string} secret */
+  constructor(target, name, template, secret) { this.wit = { target, name, template, secret }; }
+  /** In the request header `name`. */
+  static header(name, template, secret) { return new SecretPlacement('header', name, template, secret); }
+  /** In the query parameter `name`. */
+  static query(name, template, secret) { return new SecretPlacement('query', name, template, secret); }
+  /** In the field `name` of a form body. */
+  static formField(name, template, secret) { return new SecretPlacement('form-field', name, template, secret); }
+  /** In the top-level field `name` of a JSON object body. */
+  static jsonField(name, template, secret) { return new SecretPlacement('json-field', name, template, secret); }
+}
+
+/** OAuth 2 settings for the API: no token URL, scopes or audience (the
+ * operator provides what is needed), client authentication with HTTP Basic
+ * until said otherwise. The operator may override each of them. */
+export class OAuth2 {
+  constructor() {
+    /** @type {import('courier:plugin/types@0.1.0').Oauth2Scheme} */
+    this.wit = { tokenUrl: undefined, scopes: [], audience: undefined, clientAuth: 'basic' };
+  }
+  /** The token endpoint. */
+  tokenUrl(url) { this.wit.tokenUrl = url; return this; }
+  /** Requests `scope` too. */
+  scope(scope) { this.wit.scopes.push(scope); return this; }
+  /** The `audience` parameter. */
+  audience(audience) { this.wit.audience = audience; return this; }
+  /** How the client authenticates at the token endpoint: `'basic'` or
+   * `'body'` (`client_id` and `client_secret` in the form).
+   * @param {import('courier:plugin/types@0.1.0').ClientAuth} how */
+  clientAuth(how) { this.wit.clientAuth = how; return this; }
+}
+
+/** A JWT the host signs with `algorithm` (`'hs256'`, `'rs256'`, `'es256'`),
+ * carrying `claims` (an object where `{now}` and `{exp}` are filled in),
+ * valid for `lifetime` seconds; sent as a bearer token unless `tokenUrl` is set. */
+export class Jwt {
+  /** @param {import('courier:plugin/types@0.1.0').JwtAlgorithm} algorithm
+   * @param {object} claims @param {number} lifetime */
+  constructor(algorithm, claims, lifetime) {
+    /** @type {import('courier:plugin/types@0.1.0').JwtScheme} */
+    this.wit = {
+      algorithm, claims: JSON.stringify(claims),
+      lifetimeSecs: Math.min(Math.floor(lifetime), 2 ** 32 - 1), tokenUrl: undefined,
+    };
+  }
+  /** Exchanges the JWT at `url` for an access token. */
+  tokenUrl(url) { this.wit.tokenUrl = url; return this; }
+}
 
 /** A connection the plugin declares; the plugin sees only its name. */
 export class Connection {
   constructor(name) {
+    /** @type {import('courier:plugin/types@0.1.0').ConnectionSpec} */
     this.wit = {
       name, description: '', baseUrl: undefined, auth: Auth.none, authOrigins: [],
       sharedHeaders: [], sharedQuery: [], verifyCall: undefined,
       rate: { requests: undefined, perSecs: undefined, concurrent: undefined },
     };
   }
+  /** What it connects to, for the people setting it up. */
   description(text) { this.wit.description = text; return this; }
+  /** The default base URL of relative request URLs; the operator may
+   * override it. Its origin is allowed as if given to `allowHost`. */
   baseUrl(url) { this.wit.baseUrl = url; return this; }
+  /** The authentication scheme (Auth). @param {WitAuthScheme} scheme */
   auth(scheme) { this.wit.auth = scheme; return this; }
+  /** A further origin (`https://host[:port]`) that may receive the credentials. */
+  authOrigin(origin) { this.wit.authOrigins.push(origin); return this; }
+  /** A non-secret header sent with every request on this connection. */
+  sharedHeader(name, value) { this.wit.sharedHeaders.push([name, value]); return this; }
+  /** A non-secret query pair sent with every request on this connection. */
+  sharedQuery(name, value) { this.wit.sharedQuery.push([name, value]); return this; }
   /** The data call that checks the connection works. */
   verifyCall(call) { this.wit.verifyCall = call; return this; }
+  /** At most `requests` requests in any window of `perSecs` seconds on one
+   * credential, shared by every step of the host; the operator may narrow
+   * it. Both at least 1, or the host refuses the manifest. */
+  rate(requests, perSecs) { this.wit.rate.requests = requests; this.wit.rate.perSecs = perSecs; return this; }
+  /** At most `requests` requests in flight at once on one credential; at
+   * least 1, or the host refuses the manifest. */
+  concurrent(requests) { this.wit.rate.concurrent = requests; return this; }
 }
 
 /** A call: a handler taking the parsed input and returning a JSON value,

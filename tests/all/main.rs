@@ -20,6 +20,7 @@ mod languages;
 mod limits;
 mod oauth;
 mod pagination;
+mod parity;
 mod policy;
 mod pool;
 mod rate;

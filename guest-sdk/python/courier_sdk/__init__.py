@@ -14,18 +14,28 @@ A plugin module builds a `Plugin` and exports it::
 The host validates each call's input against its schema before the handler
 runs; the handler gets the parsed JSON and returns a JSON-serialisable value
 or raises a `StepError`.
+
+Outside a component (under `python3 -m unittest`) the SDK imports without
+the bindings, and `courier_sdk.testing.MockHost` stands in for the host.
 """
 
 import json
 
-from componentize_py_types import Err, Ok
-from wit_world.imports import log as _log
-from wit_world.imports import outbound as _outbound
-from wit_world.imports import types as _t
+try:
+    from componentize_py_types import Err, Ok
+    from wit_world.imports import log as _log
+    from wit_world.imports import outbound as _outbound
+    from wit_world.imports import types as _t
+except ImportError:  # natively, outside a component: `courier_sdk.testing` is the host
+    from courier_sdk._standin import Err, Ok
+    from courier_sdk._standin import log as _log
+    from courier_sdk._standin import outbound as _outbound
+    from courier_sdk._standin import types as _t
 
 __all__ = [
-    "Auth", "Call", "Connection", "Failed", "FormPart", "HttpError", "InvalidInput",
-    "Pagination", "Plugin", "Request", "Response", "RetryPolicy", "SendFailed", "StepError",
+    "Auth", "Call", "Connection", "Failed", "FormPart", "HttpError", "InvalidInput", "Jwt",
+    "OAuth2", "Pagination", "Plugin", "Request", "Response", "RetryPolicy", "SecretPlacement",
+    "SendFailed", "StepError",
     "bound_connections", "export", "log", "new_idempotency_key", "send_all",
 ]
 
@@ -66,7 +76,7 @@ class HttpError(StepError):
 
     def to_wit(self):
         output = None if self.output is None else _compact(self.output)
-        return _t.StepError_Http(_t.HttpFailure(self.status, self.message, output))
+        return _t.StepError_Http(_t.HttpFailure(status=self.status, message=self.message, output=output))
 
 
 # How the Rust SDK writes each `send-error` case, by WIT name.
@@ -307,7 +317,7 @@ class Request:
         return self
 
     def bytes(self, content_type, data):
-        self._wit.body = _t.Body_Bytes(_t.RawBody(content_type, bytes(data)))
+        self._wit.body = _t.Body_Bytes(_t.RawBody(content_type=content_type, data=bytes(data)))
         return self
 
     def multipart(self, parts):
@@ -319,7 +329,8 @@ class Request:
         """A GraphQL operation, sent as a JSON POST body; `variables` must be
         a JSON object (a dict)."""
         variables = None if variables is None else _compact(variables)
-        self._wit.body = _t.Body_Graphql(_t.GraphqlRequest(query, variables, operation_name))
+        self._wit.body = _t.Body_Graphql(_t.GraphqlRequest(
+            query=query, variables=variables, operation_name=operation_name))
         return self
 
     def connection(self, name):
@@ -401,12 +412,126 @@ def log(level, message):
 # --- the manifest -----------------------------------------------------------
 
 class Auth:
-    """How a connection authenticates (the operator holds the secrets)."""
+    """How a connection authenticates (the operator holds the secrets, the
+    plugin never sees them): the constants, or a scheme from a classmethod."""
 
     NONE = _t.AuthScheme_None_()
     OPERATOR_DEFINED = _t.AuthScheme_OperatorDefined()
     BEARER = _t.AuthScheme_Bearer()
     BASIC = _t.AuthScheme_Basic()
+    CLIENT_CERTIFICATE = _t.AuthScheme_ClientCertificate()
+
+    @staticmethod
+    def api_key_header(name):
+        """An API key (secret `key`) in the header `name`."""
+        return _t.AuthScheme_ApiKey(_t.ApiKeyScheme(location=_t.KeyLocation.HEADER, name=name))
+
+    @staticmethod
+    def api_key_query(name):
+        """An API key (secret `key`) in the query parameter `name`."""
+        return _t.AuthScheme_ApiKey(_t.ApiKeyScheme(location=_t.KeyLocation.QUERY, name=name))
+
+    @staticmethod
+    def custom(placements):
+        """The operator's secrets placed by the `SecretPlacement`s."""
+        return _t.AuthScheme_Custom([p._wit for p in placements])
+
+    @staticmethod
+    def oauth2_client_credentials(oauth2=None):
+        """The OAuth 2 client credentials grant (`OAuth2`, defaults when None)."""
+        return _t.AuthScheme_Oauth2ClientCredentials((oauth2 or OAuth2())._wit)
+
+    @staticmethod
+    def oauth2_refresh_token(oauth2=None):
+        """The OAuth 2 refresh token grant; a rotated refresh token is stored."""
+        return _t.AuthScheme_Oauth2RefreshToken((oauth2 or OAuth2())._wit)
+
+    @staticmethod
+    def oauth2_password(oauth2=None):
+        """The OAuth 2 resource owner password grant."""
+        return _t.AuthScheme_Oauth2Password((oauth2 or OAuth2())._wit)
+
+    @staticmethod
+    def jwt(jwt):
+        """A JWT the host signs (`Jwt`)."""
+        return _t.AuthScheme_Jwt(jwt._wit)
+
+
+class SecretPlacement:
+    """One secret the host puts into a request after the plugin built it:
+    the operator's secret `secret` at `name`, written as `template` where
+    `{secret}` stands for the secret (`"Token {secret}"`)."""
+
+    def __init__(self, target, name, template, secret):
+        self._wit = _t.SecretPlacement(target=target, name=name, template=template, secret=secret)
+
+    @classmethod
+    def header(cls, name, template, secret):
+        """In the request header `name`."""
+        return cls(_t.PlacementTarget.HEADER, name, template, secret)
+
+    @classmethod
+    def query(cls, name, template, secret):
+        """In the query parameter `name`."""
+        return cls(_t.PlacementTarget.QUERY, name, template, secret)
+
+    @classmethod
+    def form_field(cls, name, template, secret):
+        """In the field `name` of a form body."""
+        return cls(_t.PlacementTarget.FORM_FIELD, name, template, secret)
+
+    @classmethod
+    def json_field(cls, name, template, secret):
+        """In the top-level field `name` of a JSON object body."""
+        return cls(_t.PlacementTarget.JSON_FIELD, name, template, secret)
+
+
+class OAuth2:
+    """OAuth 2 settings for the API: no token URL, scopes or audience (the
+    operator provides what is needed), client authentication with HTTP Basic
+    until said otherwise. The operator may override each of them."""
+
+    def __init__(self):
+        self._wit = _t.Oauth2Scheme(token_url=None, scopes=[], audience=None,
+                                    client_auth=_t.ClientAuth.BASIC)
+
+    def token_url(self, url):
+        """The token endpoint."""
+        self._wit.token_url = url
+        return self
+
+    def scope(self, scope):
+        """Requests `scope` too."""
+        self._wit.scopes.append(scope)
+        return self
+
+    def audience(self, audience):
+        """The `audience` parameter."""
+        self._wit.audience = audience
+        return self
+
+    def client_auth(self, how):
+        """How the client authenticates at the token endpoint: `"basic"` or
+        `"body"` (`client_id` and `client_secret` in the form)."""
+        self._wit.client_auth = _t.ClientAuth[how.upper()]
+        return self
+
+
+class Jwt:
+    """A JWT the host signs with `algorithm` (`"HS256"`, `"RS256"`,
+    `"ES256"`), carrying `claims` (a dict where `{now}` and `{exp}` are
+    filled in), valid for `lifetime` seconds; sent as a bearer token unless
+    `token_url` is set."""
+
+    def __init__(self, algorithm, claims, lifetime):
+        self._wit = _t.JwtScheme(algorithm=_t.JwtAlgorithm[algorithm.upper()],
+                                 claims=_compact(claims),
+                                 lifetime_secs=min(int(lifetime), 2**32 - 1), token_url=None)
+
+    def token_url(self, url):
+        """Exchanges the JWT at `url` for an access token."""
+        self._wit.token_url = url
+        return self
 
 
 class Connection:
@@ -417,24 +542,56 @@ class Connection:
         self._wit = _t.ConnectionSpec(
             name=name, description="", base_url=None, auth=Auth.NONE, auth_origins=[],
             shared_headers=[], shared_query=[], verify_call=None,
-            rate=_t.RateBudget(None, None, None),
+            rate=_t.RateBudget(requests=None, per_secs=None, concurrent=None),
         )
 
     def description(self, text):
+        """What it connects to, for the people setting it up."""
         self._wit.description = text
         return self
 
     def base_url(self, url):
+        """The default base URL of relative request URLs; the operator may
+        override it. Its origin is allowed as if given to `allow_host`."""
         self._wit.base_url = url
         return self
 
     def auth(self, scheme):
+        """The authentication scheme (`Auth`)."""
         self._wit.auth = scheme
+        return self
+
+    def auth_origin(self, origin):
+        """A further origin (`https://host[:port]`) that may receive the credentials."""
+        self._wit.auth_origins.append(origin)
+        return self
+
+    def shared_header(self, name, value):
+        """A non-secret header sent with every request on this connection."""
+        self._wit.shared_headers.append((name, value))
+        return self
+
+    def shared_query(self, name, value):
+        """A non-secret query pair sent with every request on this connection."""
+        self._wit.shared_query.append((name, value))
         return self
 
     def verify_call(self, call):
         """The data call that checks the connection works."""
         self._wit.verify_call = call
+        return self
+
+    def rate(self, requests, per_secs):
+        """At most `requests` requests in any window of `per_secs` seconds on
+        one credential, shared by every step of the host; the operator may
+        narrow it. Both at least 1, or the host refuses the manifest."""
+        self._wit.rate.requests, self._wit.rate.per_secs = requests, per_secs
+        return self
+
+    def concurrent(self, requests):
+        """At most `requests` requests in flight at once on one credential; at
+        least 1, or the host refuses the manifest."""
+        self._wit.rate.concurrent = requests
         return self
 
 

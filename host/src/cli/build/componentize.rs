@@ -49,17 +49,36 @@ const WIT: &[(&str, &str)] = &[
     ("world.wit", include_str!("../../../../wit/world.wit")),
 ];
 
-/// `guest-sdk/python`: the package `courier_sdk`.
-const PYTHON_SDK: &[(&str, &str)] = &[(
-    "courier_sdk/__init__.py",
-    include_str!("../../../../guest-sdk/python/courier_sdk/__init__.py"),
-)];
+/// `guest-sdk/python`: the package `courier_sdk` (with its test double,
+/// `testing.py` and the bindings' stand-in `_standin.py`, which a component
+/// never imports).
+const PYTHON_SDK: &[(&str, &str)] = &[
+    (
+        "courier_sdk/__init__.py",
+        include_str!("../../../../guest-sdk/python/courier_sdk/__init__.py"),
+    ),
+    (
+        "courier_sdk/_standin.py",
+        include_str!("../../../../guest-sdk/python/courier_sdk/_standin.py"),
+    ),
+    (
+        "courier_sdk/testing.py",
+        include_str!("../../../../guest-sdk/python/courier_sdk/testing.py"),
+    ),
+];
 
-/// `guest-sdk/js`, placed at `/guest-sdk/js/` in the build's view.
-const JS_SDK: &[(&str, &str)] = &[(
-    "guest-sdk/js/courier-sdk.js",
-    include_str!("../../../../guest-sdk/js/courier-sdk.js"),
-)];
+/// `guest-sdk/js`, placed at `/guest-sdk/js/` in the build's view (with the
+/// test double `testing.js`, which a component never imports).
+const JS_SDK: &[(&str, &str)] = &[
+    (
+        "guest-sdk/js/courier-sdk.js",
+        include_str!("../../../../guest-sdk/js/courier-sdk.js"),
+    ),
+    (
+        "guest-sdk/js/testing.js",
+        include_str!("../../../../guest-sdk/js/testing.js"),
+    ),
+];
 
 /// The Node script that calls componentize-js with the sandbox's settings.
 const COMPONENTIZE_JS_SCRIPT: &str = include_str!("componentize_js.mjs");
