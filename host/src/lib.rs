@@ -35,6 +35,7 @@ mod plugin;
 mod prewarm;
 mod secret;
 mod shared;
+mod spare;
 mod state;
 mod step;
 mod stop;
@@ -308,12 +309,10 @@ impl HostBuilder {
             self.tenant_hosts,
         )
         .map_err(HostError::Config)?;
-        let engine = engine::build_engine(
-            policy.limits(),
-            self.concurrency.max_steps,
-            self.epoch_interruption,
-        )
-        .map_err(|e| HostError::Engine(format!("{e:#}")))?;
+        // Spares hold pool slots as steps do.
+        let slots = self.concurrency.max_steps + self.concurrency.spare_instances;
+        let engine = engine::build_engine(policy.limits(), slots, self.epoch_interruption)
+            .map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let linker = plugin::linker(&engine).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         let sender = Sender::new(
             self.transport,
@@ -343,7 +342,8 @@ impl HostBuilder {
                 sender: Arc::new(sender),
                 caches: Caches::default(),
                 policy,
-                pool: engine::Pool::for_steps(self.concurrency.max_steps),
+                pool: engine::Pool::for_steps(slots),
+                spares: spare::SpareBudget::new(self.concurrency.spare_instances),
                 admission: admission::Admission::new(self.concurrency),
                 plugins: RwLock::new(HashMap::new()),
                 _ticker: ticker,
@@ -371,6 +371,8 @@ pub(crate) struct HostInner {
     admission: admission::Admission,
     /// The instance pool's size, as the engine was built with.
     pool: engine::Pool,
+    /// How many spare instances the host may hold.
+    spares: Arc<spare::SpareBudget>,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     _ticker: Option<EpochTicker>,
 }
@@ -432,12 +434,14 @@ impl Host {
     /// steps already running finish on the instance they started with.
     pub fn install_plugin(&self, prepared: PreparedPlugin) -> LoadReport {
         let PreparedPlugin { plugin, report } = prepared;
+        let plugin = Arc::new(plugin);
         let name = plugin.manifest.name.clone();
         self.inner
             .plugins
             .write()
             .expect("plugin registry poisoned")
-            .insert(name, Arc::new(plugin));
+            .insert(name, plugin.clone());
+        step::refill_spare(&plugin, &self.inner);
         report
     }
 

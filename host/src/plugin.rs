@@ -12,6 +12,7 @@ use crate::bindings::{Invoke, Prepared};
 use crate::credentials::KeptBindings;
 use crate::engine::CompileSource;
 use crate::manifest::Manifest;
+use crate::spare::SpareSlot;
 use crate::state::StepState;
 use crate::{HostError, HostInner};
 use courier_egress::AllowedHost;
@@ -26,6 +27,8 @@ pub(crate) struct Plugin {
     validators: HashMap<String, CallSchemas>,
     /// Connection bindings kept for this plugin's steps.
     pub(crate) bindings: KeptBindings,
+    /// A fresh instance made ahead of the next step, if the host keeps spares.
+    pub(crate) spare: SpareSlot,
 }
 
 /// Bounds on loading a plugin.
@@ -168,6 +171,7 @@ impl Plugin {
                 pre,
                 validators,
                 bindings: KeptBindings::default(),
+                spare: SpareSlot::default(),
             },
             report,
         ))

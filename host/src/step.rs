@@ -20,6 +20,7 @@ use crate::operator::{ContractDrift, Effective};
 use crate::outbound::{RequestRecord, StepTraffic};
 use crate::outcome::{FailureKind, Outcome};
 use crate::plugin::Plugin;
+use crate::spare::Spare;
 use crate::state::{LogLine, OutboundCtx, StepOutput, StepState};
 use crate::stop::Stop;
 
@@ -279,13 +280,58 @@ pub(crate) async fn run(
         Ok(prepared) => prepared,
         Err(rejected) => return *rejected,
     };
-    let mut store = new_store(&host.engine, state);
+    let spare = plugin
+        .spare
+        .take(limits.memory_bytes)
+        .map(Spare::into_parts);
+    let (mut store, spare) = match spare {
+        Some((mut store, invoke)) => {
+            *store.data_mut() = state;
+            store.data().compute().clone().install(&mut store);
+            (store, Some(invoke))
+        }
+        None => (new_store(&host.engine, state), None),
+    };
     let result = within_deadline(&mut store, async |store| {
-        let invoke = plugin.instantiate_invoke(store).await?;
+        let invoke = match spare {
+            Some(invoke) => invoke,
+            None => plugin.instantiate_invoke(store).await?,
+        };
         invoke.call(store, call.clone(), input).await
     })
     .await;
-    finish(store.data_mut(), result, &limits, started).check_contract(&plugin, &call, drift)
+    let result =
+        finish(store.data_mut(), result, &limits, started).check_contract(&plugin, &call, drift);
+    // Once the step is done, not while it runs: the next spare costs this
+    // step nothing (with idle cores between steps, nothing at all).
+    drop(store);
+    refill_spare(&plugin, host);
+    result
+}
+
+/// Makes a spare instance of `plugin` in the background, unless it has one
+/// or the host holds as many as it may ([`crate::ConcurrencyLimits::spare_instances`]).
+pub(crate) fn refill_spare(plugin: &Arc<Plugin>, host: &HostInner) {
+    if !plugin.spare.is_empty() {
+        return;
+    }
+    let Some(ticket) = host.spares.reserve() else {
+        return;
+    };
+    let (plugin, engine) = (plugin.clone(), host.engine.clone());
+    let limits = host.policy.limits().clone();
+    // On a thread of its own, not as a task: a task spawned from a step
+    // runs next on that step's worker, ahead of the step itself.
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut store = new_store(&engine, StepState::for_describe(&limits));
+        // A failed instantiation (the pool full) leaves the next step to
+        // instantiate its own, as without spares.
+        if let Ok(invoke) = runtime.block_on(plugin.instantiate_invoke(&mut store)) {
+            let spare = Spare::new(store, invoke, limits.memory_bytes, ticket);
+            plugin.spare.put(spare);
+        }
+    });
 }
 
 /// The plugin's allowed hosts for one step: with the origin of each bound

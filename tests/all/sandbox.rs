@@ -357,3 +357,56 @@ async fn invalid_strings_and_lists_from_the_guest_cost_one_step() {
         assert_eq!(ok.outcome, Outcome::Success, "after {call}: {ok:?}");
     }
 }
+
+/// Waits until `host` holds `n` component instances while no step runs
+/// (its spares), and returns how many it holds then.
+async fn idle_instances(host: &courier_host::Host, n: u64) -> u64 {
+    for _ in 0..200 {
+        let held = host.pool_usage().component_instances.in_use;
+        if held == n {
+            return held;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    host.pool_usage().component_instances.in_use
+}
+
+/// With spare instances on, steps start on instances made ahead of them:
+/// one is ready after the load and again after each step, none holds a
+/// previous step's state (each spare has run no call), and the host holds
+/// no more spares than it may, whatever the number of plugins.
+#[tokio::test]
+async fn spare_instances_are_made_ahead_and_leak_nothing() {
+    let concurrency = courier_host::ConcurrencyLimits {
+        spare_instances: 1,
+        ..courier_host::ConcurrencyLimits::default()
+    };
+    let host = host_with(
+        host_builder().concurrency(concurrency),
+        &["misbehave", "http-request"],
+    )
+    .await;
+    // One spare in all: for whichever plugin was loaded first.
+    assert_eq!(idle_instances(&host, 1).await, 1, "a spare after the load");
+    for i in 0..20 {
+        let r = step(
+            &host,
+            "misbehave",
+            "canary",
+            json!({"value": format!("tenant-secret-{i}")}),
+            &[],
+        )
+        .await;
+        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+        assert_eq!(
+            r.output.unwrap()["found"],
+            "",
+            "step {i} found a previous step's canary"
+        );
+        assert_eq!(idle_instances(&host, 1).await, 1, "a spare after step {i}");
+    }
+    // Without spares nothing is held between steps.
+    let host = host_with(host_builder(), &["misbehave"]).await;
+    step(&host, "misbehave", "canary", json!({"value": "x"}), &[]).await;
+    assert_eq!(idle_instances(&host, 0).await, 0);
+}

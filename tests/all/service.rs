@@ -1327,3 +1327,36 @@ async fn installed_plugins_are_listed_and_described() {
 }
 
 mod mcp;
+
+/// `spare_instances` in the configuration reaches the host: the service
+/// holds one instance per plugin while idle, within that number, and a step
+/// runs as without it.
+#[tokio::test]
+async fn spare_instances_in_the_configuration_are_held_while_idle() {
+    let upstream = TestServer::echo().await;
+    let s = Service::start("spare_instances = 1\n");
+    let t = s.tenant("acme").await;
+    s.connection("acme", &t, "echo", &upstream.url("")).await;
+    let held = async || {
+        let text = s.get("/metrics", ADMIN).await.text;
+        metric(
+            &text,
+            "courier_pool_slots_in_use{kind=\"component_instance\"} ",
+        )
+    };
+    // Made in the background after the bundled plugins load.
+    let mut idle = held().await;
+    for _ in 0..100 {
+        if idle == 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        idle = held().await;
+    }
+    assert_eq!(
+        idle, 1.0,
+        "one spare in all, whatever the number of plugins"
+    );
+    let answer = s.step("acme", &t, "echo", "/spare").await;
+    assert_eq!(answer.body["outcome"], "success", "{}", answer.text);
+}

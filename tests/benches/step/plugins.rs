@@ -16,12 +16,13 @@
 use std::path::Path;
 use std::time::Instant;
 
-use courier_host::{CompileSource, Host, Limits, LoadReport, bench};
+use courier_host::{CompileSource, ConcurrencyLimits, Host, Limits, LoadReport, bench};
 use courier_tests::{TestServer, plugin};
 use serde_json::json;
 
 use super::{
-    Report, Scale, bench_host, padded_reply, percentiles, request, run_ok, run_reused_ok, summarize,
+    Report, Scale, bench_builder, bench_host, host_with, padded_reply, percentiles, request,
+    run_ok, run_reused_ok, summarize,
 };
 
 /// The generic request plugin in each language, Rust first (the reference).
@@ -43,6 +44,10 @@ struct Figures {
     instantiate_us: f64,
     describe_us: f64,
     fresh_step_us: Option<(f64, f64)>,
+    /// The same, steps 2 ms apart.
+    apart_step_us: Option<(f64, f64)>,
+    /// The same on a host keeping a spare instance per plugin.
+    spare_step_us: Option<(f64, f64)>,
     reused_step_us: Option<f64>,
     /// Page faults of the process per fresh and per reused request step.
     faults: Option<(f64, f64)>,
@@ -57,6 +62,13 @@ pub(super) async fn plugins(scale: &Scale, report: &mut Report) {
     let url = server.url("/bench");
     let names: Vec<&str> = LANGUAGES.iter().map(|(_, p)| *p).chain(VENDORS).collect();
     let host = bench_host(&names).await;
+    // A spare instance per language plugin, made ahead of each step.
+    let spares = ConcurrencyLimits {
+        spare_instances: LANGUAGES.len(),
+        ..ConcurrencyLimits::default()
+    };
+    let languages_only: Vec<&str> = LANGUAGES.iter().map(|(_, p)| *p).collect();
+    let spare_host = host_with(bench_builder().concurrency(spares), &languages_only).await;
     let n = scale.plugin_iterations;
     let live = scale.live_instances;
     let mut languages = Vec::new();
@@ -70,6 +82,24 @@ pub(super) async fn plugins(scale: &Scale, report: &mut Report) {
         let faults = minor_faults();
         figures.fresh_step_us = Some(percentiles(n, step).await);
         let fresh_faults = (minor_faults() - faults) as f64 / runs;
+        // Steps 2 ms apart (as they arrive at a host that is not saturated),
+        // timed apart from the pauses, on the plain host and with spares.
+        let apart = async |host: &Host| {
+            let mut samples = Vec::with_capacity(n);
+            for i in 0..n + n / 10 + 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                let step = request(name, "request", json!({"url": url}));
+                let started = Instant::now();
+                run_ok(host, step).await;
+                if i > n / 10 {
+                    samples.push(started.elapsed());
+                }
+            }
+            summarize(samples)
+        };
+        figures.apart_step_us = Some(apart(&host).await);
+        let samples = apart(&spare_host).await;
+        figures.spare_step_us = Some(samples);
         let mut reused = bench::reused_instance(&host, name).await.unwrap();
         let mut samples = Vec::with_capacity(n);
         let faults = minor_faults();
@@ -210,7 +240,7 @@ fn language_rows(languages: &[(&str, Figures)], live: usize, report: &mut Report
     };
     type Value = fn(&Figures) -> Option<f64>;
     let held = format!("KiB ({live} held)");
-    let figures: [(String, Value, usize); 14] = [
+    let figures: [(String, Value, usize); 16] = [
         ("component size, KiB".into(), |f| Some(f.kib), 0),
         ("load, compiling (no cache), ms".into(), |f| f.compile_ms, 0),
         (
@@ -236,6 +266,16 @@ fn language_rows(languages: &[(&str, Figures)], live: usize, report: &mut Report
         (
             "request step, fresh instance, p99 µs".into(),
             |f| f.fresh_step_us.map(|s| s.1),
+            1,
+        ),
+        (
+            "request step, fresh instance, steps 2 ms apart, p50 µs".into(),
+            |f| f.apart_step_us.map(|s| s.0),
+            1,
+        ),
+        (
+            "request step, a spare instance (made ahead), steps 2 ms apart, p50 µs".into(),
+            |f| f.spare_step_us.map(|s| s.0),
             1,
         ),
         (

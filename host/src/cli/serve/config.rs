@@ -42,6 +42,9 @@ pub(crate) struct Config {
     /// `/readyz` answering 503, so that a load balancer stops sending to it
     /// first [default: 0].
     pub(crate) shutdown_drain_secs: Option<u64>,
+    /// Fresh instances kept ready ahead of steps, at most one per plugin
+    /// (`ConcurrencyLimits::spare_instances`) [default: 0].
+    pub(crate) spare_instances: Option<usize>,
     /// Hosts steps may call (patterns as `courier run --allow-host`)
     /// [default: `https://*:*`, narrowed by each plugin's declaration].
     pub(crate) allow_hosts: Option<Vec<String>>,
@@ -75,6 +78,7 @@ pub(crate) struct Settings {
     pub(crate) max_plugin_bytes: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) shutdown_drain: Duration,
+    pub(crate) spare_instances: usize,
     pub(crate) allow_hosts: Vec<AllowedHost>,
     pub(crate) allow_networks: Vec<IpNet>,
     pub(crate) step_deadline: Duration,
@@ -158,6 +162,7 @@ impl Config {
             max_plugin_bytes: self.max_plugin_bytes.unwrap_or(64 << 20),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs.unwrap_or(30)),
             shutdown_drain: Duration::from_secs(self.shutdown_drain_secs.unwrap_or(0)),
+            spare_instances: self.spare_instances.unwrap_or(0),
             allow_hosts,
             allow_networks,
             step_deadline: Duration::from_secs_f64(deadline),

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context;
-use courier_host::{HostBuilder, Limits, LoadLimits, SqliteStore};
+use courier_host::{ConcurrencyLimits, HostBuilder, Limits, LoadLimits, SqliteStore};
 
 use config::{Config, Overrides, Settings};
 
@@ -80,6 +80,10 @@ async fn run(settings: Settings, builder: HostBuilder) -> anyhow::Result<()> {
     let db = db::Db::open(&settings.data_dir)?;
     let mut builder = builder
         .connection_store(store.clone())
+        .concurrency(ConcurrencyLimits {
+            spare_instances: settings.spare_instances,
+            ..ConcurrencyLimits::default()
+        })
         .limits(Limits {
             step_deadline: settings.step_deadline,
             ..Limits::default()
