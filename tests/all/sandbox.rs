@@ -218,21 +218,27 @@ async fn an_oversized_request_body_is_refused_before_sending() {
 async fn a_reused_pool_slot_leaks_nothing_to_the_next_step() {
     let host = host_with(host_builder(), &["misbehave"]).await;
     for i in 0..20 {
-        let r = step(
-            &host,
-            "misbehave",
-            "canary",
-            json!({"value": format!("tenant-secret-{i}")}),
-            &[],
-        )
-        .await;
-        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-        assert_eq!(
-            r.output.unwrap()["found"],
-            "",
-            "step {i} found a previous step's canary"
-        );
+        canary_step(&host, i).await;
     }
+}
+
+/// Step `i` of `misbehave`'s `canary`: it leaves a secret in its instance's
+/// memory and must find none left by an earlier step.
+async fn canary_step(host: &Host, i: usize) {
+    let r = step(
+        host,
+        "misbehave",
+        "canary",
+        json!({"value": format!("tenant-secret-{i}")}),
+        &[],
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Success, "{r:?}");
+    assert_eq!(
+        r.output.unwrap()["found"],
+        "",
+        "step {i} found a previous step's canary"
+    );
 }
 
 #[tokio::test]
@@ -360,7 +366,7 @@ async fn invalid_strings_and_lists_from_the_guest_cost_one_step() {
 
 /// Waits until `host` holds `n` component instances while no step runs
 /// (its spares), and returns how many it holds then.
-async fn idle_instances(host: &courier_host::Host, n: u64) -> u64 {
+async fn idle_instances(host: &Host, n: u64) -> u64 {
     for _ in 0..200 {
         let held = host.pool_usage().component_instances.in_use;
         if held == n {
@@ -389,20 +395,7 @@ async fn spare_instances_are_made_ahead_and_leak_nothing() {
     // One spare in all: for whichever plugin was loaded first.
     assert_eq!(idle_instances(&host, 1).await, 1, "a spare after the load");
     for i in 0..20 {
-        let r = step(
-            &host,
-            "misbehave",
-            "canary",
-            json!({"value": format!("tenant-secret-{i}")}),
-            &[],
-        )
-        .await;
-        assert_eq!(r.outcome, Outcome::Success, "{r:?}");
-        assert_eq!(
-            r.output.unwrap()["found"],
-            "",
-            "step {i} found a previous step's canary"
-        );
+        canary_step(&host, i).await;
         assert_eq!(idle_instances(&host, 1).await, 1, "a spare after step {i}");
     }
     // Without spares nothing is held between steps.
