@@ -30,6 +30,11 @@ impl SpareBudget {
         })
     }
 
+    /// Whether the host keeps spares at all.
+    pub(crate) fn enabled(&self) -> bool {
+        self.cap > 0
+    }
+
     /// A place for one more spare, unless the host holds its cap already.
     pub(crate) fn reserve(self: &Arc<Self>) -> Option<Ticket> {
         self.alive

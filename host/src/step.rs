@@ -280,9 +280,12 @@ pub(crate) async fn run(
         Ok(prepared) => prepared,
         Err(rejected) => return *rejected,
     };
-    let spare = plugin
-        .spare
-        .take(limits.memory_bytes)
+    // Without spares (the default) a step takes no lock for them.
+    let spare = host
+        .spares
+        .enabled()
+        .then(|| plugin.spare.take(limits.memory_bytes))
+        .flatten()
         .map(Spare::into_parts);
     let (mut store, spare) = match spare {
         Some((mut store, invoke)) => {
@@ -312,7 +315,7 @@ pub(crate) async fn run(
 /// Makes a spare instance of `plugin` in the background, unless it has one
 /// or the host holds as many as it may ([`crate::ConcurrencyLimits::spare_instances`]).
 pub(crate) fn refill_spare(plugin: &Arc<Plugin>, host: &HostInner) {
-    if !plugin.spare.is_empty() {
+    if !host.spares.enabled() || !plugin.spare.is_empty() {
         return;
     }
     let Some(ticket) = host.spares.reserve() else {
